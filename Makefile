@@ -1,0 +1,40 @@
+# Two commands matter: `make dev` (run it locally) and `make test` (the whole suite).
+# Both set themselves up from a fresh clone: virtualenv, Python packages, Azurite from npm.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: dev test setup tools bench clean
+
+setup: $(PY_STAMP) $(NODE_STAMP)
+
+tools:
+	@scripts/ensure-tools.sh
+
+$(PY_STAMP): requirements.txt requirements-dev.txt | tools
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json | tools
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+local.settings.json:
+	cp local.settings.sample.json $@
+
+dev: setup local.settings.json
+	scripts/dev.sh
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) bench/collect_bench.py
+
+clean:
+	rm -rf $(VENV) node_modules .azurite .pytest_cache .hypothesis

@@ -1,0 +1,52 @@
+"""GET /api/health: the app is up and can reach the queues and tables it depends on."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from dci import storage
+from dci.problems import Problem
+from dci.replies import Reply, json_reply, problem_reply
+
+logger = logging.getLogger(__name__)
+
+# Health answers fast or not at all: no SDK retries, short socket timeouts.
+_FAST = {"retry_total": 0, "connection_timeout": 3, "read_timeout": 3}
+
+
+def check(connection: str) -> Reply:
+    """200 with each check's result, or 503 problem+json naming what is unreachable."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        queue = pool.submit(_check_queue, connection)
+        table = pool.submit(_check_table, connection)
+        checks = {"queue": queue.result(), "table": table.result()}
+    if all(result == "ok" for result in checks.values()):
+        return json_reply(200, {"status": "ok", "checks": checks}, {"Cache-Control": "no-store"})
+    failed = ", ".join(name for name, result in checks.items() if result != "ok")
+    logger.warning("health: storage unreachable (%s)", failed, extra={"checks": checks})
+    problem = Problem(503, f"Storage is unreachable: {failed}.", "storage-unavailable", extensions={"checks": checks})
+    return problem_reply(problem, {"Cache-Control": "no-store", "Retry-After": "30"})
+
+
+def _check_queue(connection: str) -> str:
+    try:
+        service = storage.queue_service(connection, **_FAST)
+        next(iter(service.list_queues(results_per_page=1).by_page()), None)
+        return "ok"
+    except Exception as error:  # noqa: BLE001 - any failure means unreachable; the reason is reported
+        return _reason(error)
+
+
+def _check_table(connection: str) -> str:
+    try:
+        service = storage.table_service(connection, **_FAST)
+        next(iter(service.list_tables(results_per_page=1).by_page()), None)
+        return "ok"
+    except Exception as error:  # noqa: BLE001
+        return _reason(error)
+
+
+def _reason(error: Exception) -> str:
+    return f"unreachable: {type(error).__name__}"
+

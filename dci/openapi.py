@@ -1,0 +1,122 @@
+"""GET /api/openapi.json: the OpenAPI 3.1 document of every route the app serves."""
+
+from __future__ import annotations
+
+import functools
+
+from dci import __version__
+from dci.events import CollectBatch
+
+REF = "#/components/schemas/{model}"
+
+
+def _problem(description: str) -> dict[str, object]:
+    return {"description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}}
+
+
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "pointer", "detail"],
+                "properties": {"field": {"type": "string"}, "pointer": {"type": "string"}, "detail": {"type": "string"}},
+            },
+        },
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+
+_HEALTH_SCHEMA = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"const": "ok"},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+
+
+@functools.cache
+def document() -> dict[str, object]:
+    """The OpenAPI document (built once per process)."""
+    batch = CollectBatch.model_json_schema(ref_template=REF)
+    schemas = batch.pop("$defs", {})
+    schemas.update({"CollectBatch": batch, "Problem": _PROBLEM_SCHEMA, "Health": _HEALTH_SCHEMA})
+    collect_body = {"schema": {"$ref": REF.format(model="CollectBatch")}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Portal Insights for Dataverse",
+            "version": __version__,
+            "description": "Portal activity before each support case. See docs/API.md.",
+        },
+        "servers": [{"url": "/api"}],
+        "paths": {
+            "/collect": {
+                "post": {
+                    "operationId": "collect",
+                    "summary": "Accept a batch of beacon events",
+                    "security": [],
+                    "requestBody": {"required": True,
+                                    "content": {"application/json": collect_body, "text/plain": collect_body}},
+                    "responses": {
+                        "202": {"description": "Accepted for processing",
+                                "content": {"application/json": {"schema": {
+                                    "type": "object", "required": ["accepted"],
+                                    "properties": {"accepted": {"type": "integer"}}}}}},
+                        "400": _problem("The body is not a valid collect batch; `errors` names each field"),
+                        "403": _problem("The Origin is not an allowed portal"),
+                        "405": _problem("Method not allowed"),
+                        "413": _problem("Body over 32 KiB or more than 50 events"),
+                        "415": _problem("Content type other than application/json or text/plain"),
+                        "429": _problem("Too many batches from this visitor; see Retry-After"),
+                    },
+                },
+                "options": {
+                    "operationId": "collectPreflight",
+                    "summary": "CORS preflight",
+                    "security": [],
+                    "responses": {"204": {"description": "Allowed origin"},
+                                  "403": _problem("The Origin is not an allowed portal")},
+                },
+            },
+            "/health": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Liveness and storage reachability",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "Up",
+                                "content": {"application/json": {"schema": {"$ref": REF.format(model="Health")}}}},
+                        "503": _problem("Storage is unreachable; `checks` says which service"),
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {"200": {"description": "OpenAPI 3.1 document",
+                                          "content": {"application/json": {"schema": {"type": "object"}}}}},
+                }
+            },
+        },
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
+            },
+        },
+        "security": [{"functionKey": []}],
+    }

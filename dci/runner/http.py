@@ -1,0 +1,155 @@
+"""The runner's HTTP front end: every httpTrigger route under the host's route prefix."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+
+from dci.runner.index import IndexedFunction
+from dci.runner.invoke import Invoker
+
+logger = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 100 * 1024 * 1024  # the Functions host's own request size limit
+_PARAMETER = re.compile(r"^\{(\*)?([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(\?)?\}$")
+
+
+@dataclass(frozen=True)
+class Route:
+    """An httpTrigger route template compiled to a pattern."""
+
+    function: IndexedFunction
+    pattern: re.Pattern[str]
+    methods: frozenset[str]
+
+
+def compile_route(template: str, prefix: str) -> re.Pattern[str]:
+    """`cases/{case_id}/timeline` -> a case-insensitive pattern with named groups.
+
+    Supports `{name}`, `{name:constraint}` (constraint not enforced), `{name?}` and `{*rest}`.
+    """
+    parts = [p for p in f"{prefix}/{template}".split("/") if p]
+    regex = ""
+    for part in parts:
+        match = _PARAMETER.match(part)
+        if not match:
+            regex += "/" + re.escape(part)
+        elif match.group(1):
+            regex += f"(?:/(?P<{match.group(2)}>.*))?"
+        elif match.group(3):
+            regex += f"(?:/(?P<{match.group(2)}>[^/]+))?"
+        else:
+            regex += f"/(?P<{match.group(2)}>[^/]+)"
+    return re.compile(f"^{regex or '/'}/?$", re.IGNORECASE)
+
+
+def build_routes(functions: list[IndexedFunction], prefix: str) -> list[Route]:
+    """Routes for every HTTP-triggered function; literal routes are tried before templated ones."""
+    routes = []
+    for function in functions:
+        if function.trigger.type != "httpTrigger":
+            continue
+        template = function.trigger.props.get("route") or function.name
+        methods = function.trigger.props.get("methods") or ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+        names = frozenset(getattr(m, "value", str(m)).upper() for m in methods)
+        routes.append(Route(function, compile_route(template, prefix), names))
+    return sorted(routes, key=lambda r: r.pattern.pattern.count("(?P<"))
+
+
+class HttpFrontEnd(ThreadingHTTPServer):
+    """A threading HTTP server that hands requests to the app's HTTP functions."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], routes: list[Route], invoker: Invoker) -> None:
+        self.routes = routes
+        self.invoker = invoker
+        super().__init__(address, _Handler)
+
+    def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes, base: str) -> tuple[int, dict[str, str], bytes]:
+        """Answer one request: status, headers, body."""
+        path = urlsplit(target).path
+        allowed: set[str] = set()
+        for route in self.routes:
+            match = route.pattern.match(path)
+            if not match:
+                continue
+            if method not in route.methods:
+                allowed |= route.methods
+                continue
+            return self._invoke(route, match, method, target, headers, body, base)
+        if allowed:
+            return _problem(405, f"{method} is not allowed on {path}.", {"Allow": ", ".join(sorted(allowed))})
+        return _problem(404, f"No function serves {path}.")
+
+    def _invoke(self, route: Route, match: re.Match[str], method: str, target: str,
+                headers: dict[str, str], body: bytes, base: str) -> tuple[int, dict[str, str], bytes]:
+        query = urlsplit(target).query
+        request = func.HttpRequest(
+            method=method,
+            url=base + target,
+            headers=headers,
+            params=dict(parse_qsl(query, keep_blank_values=True)),
+            route_params={k: v for k, v in match.groupdict().items() if v is not None},
+            body=body,
+        )
+        started = time.perf_counter()
+        try:
+            response = self.invoker.call(route.function, request)
+        except Exception:
+            logger.exception("%s raised on %s %s", route.function.name, method, target)
+            return _problem(500, f"Function {route.function.name!r} failed; see the runner log.")
+        elapsed = (time.perf_counter() - started) * 1000
+        if not isinstance(response, func.HttpResponse):
+            logger.error("%s returned %r, not an HttpResponse", route.function.name, type(response).__name__)
+            return _problem(500, f"Function {route.function.name!r} returned no HttpResponse.")
+        logger.info("%s %s -> %d in %.1f ms [%s]", method, urlsplit(target).path, response.status_code, elapsed,
+                    route.function.name)
+        out_headers = dict(response.headers.items())
+        if "content-type" not in {k.lower() for k in out_headers}:
+            out_headers["Content-Type"] = f"{response.mimetype}; charset={response.charset}"
+        return response.status_code, out_headers, response.get_body() or b""
+
+
+def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    from http import HTTPStatus
+
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
+    return status, {"Content-Type": "application/problem+json", **(headers or {})}, json.dumps(body).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: HttpFrontEnd
+    protocol_version = "HTTP/1.1"
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            status, headers, body = _problem(413, "Request body too large.")
+            self.close_connection = True
+        else:
+            raw = self.rfile.read(length) if length else b""
+            host = self.headers.get("Host") or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
+            status, headers, body = self.server.dispatch(
+                self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, raw, f"http://{host}"
+            )
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+        logger.debug("%s - %s", self.address_string(), format % args)

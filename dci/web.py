@@ -1,0 +1,30 @@
+"""The bridge between the Functions HTTP types and the domain's plain replies."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from dci.problems import Problem
+from dci.replies import Reply, json_reply, problem_reply
+
+logger = logging.getLogger(__name__)
+
+
+def respond(reply: Reply) -> func.HttpResponse:
+    """A Functions HttpResponse for a Reply."""
+    headers = dict(reply.headers)
+    if reply.content_type:
+        headers["Content-Type"] = reply.content_type
+    return func.HttpResponse(reply.body or None, status_code=reply.status, headers=headers)
+
+
+def problem(status: int, detail: str, kind: str = "") -> func.HttpResponse:
+    """A problem+json HttpResponse."""
+    return respond(problem_reply(Problem(status, detail, kind)))
+
+
+def json_response(document: object, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    """A JSON HttpResponse."""
+    return respond(json_reply(status, document, headers))

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# make dev: Azurite on its default ports (data in .azurite/) and the local runner on :7071.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+if port_open 10001; then
+  echo "Azurite (or another storage emulator) is already listening on 10000-10002; using it."
+else
+  mkdir -p .azurite
+  node_modules/.bin/azurite --silent --skipApiVersionCheck --location .azurite \
+    >.azurite/azurite.log 2>&1 &
+  azurite_pid=$!
+  trap 'kill "$azurite_pid" 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do port_open 10002 && break; sleep 0.1; done
+  port_open 10002 || { echo "Azurite did not start; see .azurite/azurite.log" >&2; exit 1; }
+  echo "Azurite: blob :10000, queue :10001, table :10002 (data in .azurite/)"
+fi
+
+cat <<MSG
+
+  Collect endpoint  http://127.0.0.1:7071/api/collect
+  Health            http://127.0.0.1:7071/api/health
+  OpenAPI           http://127.0.0.1:7071/api/openapi.json
+
+  Ctrl-C stops everything.
+MSG
+.venv/bin/python -m dci serve --host 127.0.0.1 --port 7071

@@ -1,0 +1,163 @@
+"""Shared fixtures: one Azurite for the session on its own ports and data folder, and an empty
+store for each test that asks for one."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+AZURITE = ROOT / "node_modules" / ".bin" / "azurite"
+# Azurite's well-known development account (public, documented; not a secret).
+ACCOUNT = "devstoreaccount1"
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+PORTAL = "portal.example.com"
+PORTAL_ORIGIN = f"https://{PORTAL}"
+BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/131.0.0.0 Safari/537.36")
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nobody listens on right now."""
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def connection_string(blob: int, queue: int, table: int) -> str:
+    """A connection string for an Azurite listening on these ports."""
+    base = "http://127.0.0.1:{}/" + ACCOUNT
+    return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint={base.format(blob)};QueueEndpoint={base.format(queue)};"
+            f"TableEndpoint={base.format(table)};")
+
+
+BLOB_PORT, QUEUE_PORT, TABLE_PORT = free_ports(3)
+STORAGE = os.environ.get("DCI_TEST_STORAGE") or connection_string(BLOB_PORT, QUEUE_PORT, TABLE_PORT)
+
+# The app reads its settings once, at import: set them before anything imports function_app.
+TEST_SETTINGS = {
+    "AzureWebJobsStorage": STORAGE,
+    "PORTAL_ISSUERS": PORTAL,
+    "ALLOWED_ORIGINS": PORTAL_ORIGIN,
+}
+os.environ.update(TEST_SETTINGS)
+for _name in ("PORTAL_PUBLIC_KEY", "PORTAL_CLIENT_ID", "DATAVERSE_URL", "DATAVERSE_TOKEN", "CASE_SCHEDULE"):
+    os.environ.pop(_name, None)
+
+
+def _wait_for_port(port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"Azurite did not listen on {port}")
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running Azurite (started here unless DCI_TEST_STORAGE names one); its connection string."""
+    if os.environ.get("DCI_TEST_STORAGE"):
+        yield STORAGE
+        return
+    if not AZURITE.exists():
+        pytest.fail("Azurite is not installed: run `make test` (it runs `npm ci` first)")
+    data = tmp_path_factory.mktemp("azurite")
+    log = (data / "azurite.log").open("w")
+    process = subprocess.Popen(
+        [str(AZURITE), "--silent", "--skipApiVersionCheck", "--location", str(data),
+         "--blobPort", str(BLOB_PORT), "--queuePort", str(QUEUE_PORT), "--tablePort", str(TABLE_PORT)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        for port in (BLOB_PORT, QUEUE_PORT, TABLE_PORT):
+            _wait_for_port(port, deadline)
+        yield STORAGE
+    finally:
+        process.kill()  # its data folder is thrown away: no need for a graceful stop
+        process.wait(10)
+        log.close()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+class Store:
+    """Test-side access to the Azurite account: queues read the way the Functions host reads them."""
+
+    def __init__(self, connection: str) -> None:
+        from azure.data.tables import TableServiceClient
+        from azure.storage.queue import QueueServiceClient
+
+        self.connection = connection
+        self.queues = QueueServiceClient.from_connection_string(connection)
+        self.tables = TableServiceClient.from_connection_string(connection)
+
+    def wipe(self) -> None:
+        """Delete every queue and table: each test starts from an empty store."""
+        for queue in list(self.queues.list_queues()):
+            self.queues.delete_queue(queue.name)
+        for table in list(self.tables.list_tables()):
+            self.tables.delete_table(table.name)
+
+    def send_raw(self, queue: str, text: str) -> None:
+        """Put `text` on `queue` exactly as given (no encoding)."""
+        client = self.queues.get_queue_client(queue)
+        try:
+            client.create_queue()
+        except Exception:  # noqa: BLE001 - already there
+            pass
+        client.send_message(text)
+
+    def send(self, queue: str, body: str) -> None:
+        """Put a message on `queue` base64-encoded, as producers outside the host must."""
+        self.send_raw(queue, base64.b64encode(body.encode()).decode())
+
+    def raw_messages(self, queue: str) -> list[str]:
+        """Every message on `queue`, undecoded, removed from the queue."""
+        client = self.queues.get_queue_client(queue)
+        out = []
+        try:
+            while batch := list(client.receive_messages(max_messages=32, messages_per_page=32)):
+                for message in batch:
+                    out.append(message.content)
+                    client.delete_message(message)
+        except Exception as error:  # noqa: BLE001
+            if "QueueNotFound" in str(error):
+                return []
+            raise
+        return out
+
+    def messages(self, queue: str) -> list[str]:
+        """Every message on `queue`, base64-decoded as the host decodes it, removed from the queue."""
+        return [base64.b64decode(text, validate=True).decode("utf-8") for text in self.raw_messages(queue)]
+
+    def wait_for(self, queue: str, count: int, timeout: float = 15.0, decode: bool = True) -> list[str]:
+        """Collect messages from `queue` until `count` arrived or `timeout` passed."""
+        deadline = time.monotonic() + timeout
+        got: list[str] = []
+        while time.monotonic() < deadline and len(got) < count:
+            got += self.messages(queue) if decode else self.raw_messages(queue)
+            if len(got) < count:
+                time.sleep(0.1)
+        return got
+
+
+@pytest.fixture
+def store(azurite: str) -> Store:
+    """An empty Azurite account for this test."""
+    s = Store(azurite)
+    s.wipe()
+    return s

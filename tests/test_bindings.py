@@ -1,0 +1,75 @@
+"""The binding contract: what the Functions host indexes from function_app.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import azure.functions as func
+import pytest
+
+import function_app
+from dci.runner.index import host_functions
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EXPECTED_HTTP = {
+    # name: (route, methods, auth level)
+    "collect": ("collect", {"POST", "OPTIONS"}, "anonymous"),
+    "health": ("health", {"GET"}, "anonymous"),
+    "openapi_document": ("openapi.json", {"GET"}, "anonymous"),
+}
+
+
+def _functions() -> dict[str, func.Function]:
+    return {f.get_function_name(): f for f in host_functions(function_app.app)}
+
+
+def _value(x: object) -> str:
+    return str(getattr(x, "value", x))
+
+
+def test_app_indexes_exactly_the_expected_functions() -> None:
+    assert set(_functions()) == set(EXPECTED_HTTP)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_HTTP))
+def test_http_trigger_route_methods_and_auth(name: str) -> None:
+    route, methods, auth = EXPECTED_HTTP[name]
+    trigger = _functions()[name].get_trigger().get_dict_repr()
+    assert trigger["type"] == "httpTrigger"
+    assert trigger["route"] == route
+    assert {_value(m) for m in trigger["methods"]} == methods
+    assert _value(trigger["authLevel"]) == auth
+
+
+def test_collect_writes_to_the_portal_events_queue_on_the_host_storage() -> None:
+    outputs = [b.get_dict_repr() for b in _functions()["collect"].get_bindings() if b.type == "queue"]
+    assert outputs == [{"direction": func.decorators.core.BindingDirection.OUT, "type": "queue",
+                        "name": "batches", "queueName": "portal-events", "connection": "AzureWebJobsStorage"}]
+
+
+def test_function_json_is_what_the_host_would_read() -> None:
+    # get_function_json is the document the Python worker hands the host at indexing.
+    for function in _functions().values():
+        document = json.loads(function.get_function_json())
+        assert document["scriptFile"] == "function_app.py"
+        assert sum(1 for b in document["bindings"] if b["type"].endswith("Trigger")) == 1
+
+
+def test_host_json_pins_the_extension_bundle_and_never_samples_requests() -> None:
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"] == {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.*, 5.0.0)"}
+    sampling = host["logging"]["applicationInsights"]["samplingSettings"]
+    assert "Request" in sampling["excludedTypes"].split(";")
+    assert host["extensions"]["queues"]["messageEncoding"] == "base64"
+
+
+def test_local_settings_sample_names_every_setting_the_app_reads() -> None:
+    from dci.settings import Settings
+
+    values = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+    assert values["FUNCTIONS_WORKER_RUNTIME"] == "python"
+    aliases = {field.alias for field in Settings.model_fields.values()}
+    assert aliases <= set(values), aliases - set(values)
