@@ -7,7 +7,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-from azure.functions import TimerRequest
+from azure.functions.timer import TimerRequest
 from croniter import croniter
 
 from dci.runner.index import IndexedFunction

@@ -1,0 +1,202 @@
+"""The local runner in-process: routes, queue triggers with retry and poison, timers, outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dci.runner import Runner
+from dci.runner.config import ConfigError, HostConfig, QueueOptions, load_host_config, timespan_seconds
+from dci.runner.http import compile_route
+from dci.runner.index import UnsupportedFunction, index
+from dci.runner.timers import next_occurrence
+from tests.conftest import ROOT, Store, free_ports
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def runner(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runner]:
+    from tests.apps.runner_app import app
+
+    monkeypatch.setenv("TICK_SCHEDULE", "* * * * * *")
+    (port,) = free_ports(1)
+    r = Runner(app, load_host_config(HERE / "apps" / "host.json"), dict(os.environ), ("127.0.0.1", port))
+    r.start()
+    yield r
+    r.stop(timeout=10)
+
+
+def get(url: str) -> tuple[int, dict, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("00:00:30", 30), ("00:10:00", 600), ("1.02:00:00", 93600), ("00:00:00.5", 0.5), (2000, 2.0)],
+)
+def test_timespan_seconds(value: object, seconds: float) -> None:
+    assert timespan_seconds(value, "x") == seconds
+
+
+def test_timespan_rejects_garbage() -> None:
+    with pytest.raises(ConfigError, match="visibilityTimeout"):
+        timespan_seconds("thirty seconds", "queues.visibilityTimeout")
+
+
+def test_project_host_json_queue_settings_are_the_chosen_ones() -> None:
+    host = load_host_config(ROOT / "host.json")
+    assert host.route_prefix == "api"
+    assert host.queues == QueueOptions(batch_size=16, new_batch_threshold=8, max_dequeue_count=5,
+                                       visibility_timeout=30.0, max_polling_interval=2.0, message_encoding="base64")
+    assert host.function_timeout == 600
+
+
+def test_missing_host_json_gives_host_defaults(tmp_path: Path) -> None:
+    assert load_host_config(tmp_path / "host.json") == HostConfig()
+
+
+@pytest.mark.parametrize(
+    ("template", "path", "params"),
+    [
+        ("collect", "/api/collect", {}),
+        ("collect", "/api/COLLECT/", {}),
+        ("cases/{case_id}/timeline", "/api/cases/abc-1/timeline", {"case_id": "abc-1"}),
+        ("items/{id:int}", "/api/items/42", {"id": "42"}),
+        ("items/{id}/parts/{part?}", "/api/items/7/parts", {"id": "7", "part": None}),
+        ("files/{*rest}", "/api/files/a/b/c", {"rest": "a/b/c"}),
+    ],
+)
+def test_route_templates_match(template: str, path: str, params: dict) -> None:
+    match = compile_route(template, "api").match(path)
+    assert match is not None
+    assert match.groupdict() == params
+
+
+@pytest.mark.parametrize(("template", "path"), [("collect", "/api/collect/x"), ("cases/{id}/timeline", "/api/cases//timeline"),
+                                                ("collect", "/collect")])
+def test_route_templates_reject(template: str, path: str) -> None:
+    assert compile_route(template, "api").match(path) is None
+
+
+def test_index_resolves_setting_references_and_refuses_unknown_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.apps.runner_app import app
+
+    monkeypatch.setenv("TICK_SCHEDULE", "*/5 * * * * *")
+    tick = next(f for f in index(app) if f.name == "tick")
+    assert tick.trigger.props["schedule"] == "*/5 * * * * *"
+    monkeypatch.delenv("TICK_SCHEDULE")
+    with pytest.raises(UnsupportedFunction, match="TICK_SCHEDULE"):
+        index(app)
+
+
+def test_index_refuses_bindings_it_cannot_serve() -> None:
+    import azure.functions as func
+
+    app = func.FunctionApp()
+
+    @app.blob_trigger(arg_name="blob", path="uploads/{name}", connection="AzureWebJobsStorage")
+    def on_blob(blob: func.InputStream) -> None: ...
+
+    with pytest.raises(UnsupportedFunction, match="on_blob"):
+        index(app)
+
+
+@pytest.mark.parametrize("schedule", ["*/5 * * * *", "every minute", "0 */5 * * * * *"])
+def test_timer_schedule_must_be_six_field_ncrontab(schedule: str) -> None:
+    from datetime import datetime, timezone
+
+    with pytest.raises(ValueError, match="NCRONTAB"):
+        next_occurrence(schedule, datetime.now(timezone.utc))
+
+
+def test_timer_next_occurrence_counts_seconds_first() -> None:
+    from datetime import datetime, timezone
+
+    after = datetime(2026, 11, 28, 15, 3, 7, tzinfo=timezone.utc)
+    assert next_occurrence("0 */5 * * * *", after) == datetime(2026, 11, 28, 15, 5, 0, tzinfo=timezone.utc)
+    assert next_occurrence("30 0 9 * * 1-5", after) == datetime(2026, 11, 30, 9, 0, 30, tzinfo=timezone.utc)
+
+
+# --- running ------------------------------------------------------------------------------------
+
+def test_runner_http_route_params_and_query(runner: Runner) -> None:
+    status, headers, body = get(f"{runner.url}/items/42/parts/wheel?colour=red")
+    assert status == 200
+    assert json.loads(body) == {"route": {"item_id": "42", "part": "wheel"}, "params": {"colour": "red"}}
+    assert headers["Content-Type"].startswith("application/json")
+
+
+def test_runner_unknown_route_is_404_and_wrong_method_405(runner: Runner) -> None:
+    assert get(f"{runner.url}/nothing-here")[0] == 404
+    request = urllib.request.Request(f"{runner.url}/items/1/parts", method="DELETE")
+    try:
+        urllib.request.urlopen(request, timeout=10)
+    except urllib.error.HTTPError as error:
+        assert error.code == 405
+        assert error.headers["Allow"] == "GET"
+        assert error.headers["Content-Type"] == "application/problem+json"
+    else:
+        pytest.fail("DELETE was accepted")
+
+
+def test_runner_function_exception_is_500_problem_without_stack_trace(runner: Runner) -> None:
+    status, headers, body = get(f"{runner.url}/boom")
+    assert status == 500
+    assert headers["Content-Type"] == "application/problem+json"
+    assert b"Traceback" not in body and b"unexpected failure" not in body
+
+
+def test_runner_queue_trigger_decodes_base64_and_output_binding_encodes(runner: Runner, store: Store) -> None:
+    store.send("runner-in", "héllo wörld")
+    (message,) = store.wait_for("runner-out", 1)
+    assert json.loads(message) == {"body": "héllo wörld", "dequeue_count": 1}
+    assert store.raw_messages("runner-in") == []
+
+
+def test_runner_failing_function_lands_in_poison_after_max_dequeue_count(runner: Runner, store: Store) -> None:
+    store.send("runner-fail", '{"v": 1}')
+    poisoned = store.wait_for("runner-fail-poison", 1, decode=False)
+    assert [poisoned[0]] == [store_encoded('{"v": 1}')]  # copied unchanged
+    assert store.raw_messages("runner-fail") == []
+
+
+def test_runner_message_that_is_not_base64_is_poisoned_not_dropped(runner: Runner, store: Store) -> None:
+    store.send_raw("runner-fail", "this is {not} base64!")
+    assert store.wait_for("runner-fail-poison", 1, decode=False) == ["this is {not} base64!"]
+
+
+def test_runner_retries_and_outputs_are_sent_only_for_the_successful_attempt(runner: Runner, store: Store) -> None:
+    store.send("runner-flaky", "x")
+    assert store.wait_for("runner-out", 1) == ["attempt 2"]
+    assert store.wait_for("runner-out", 1, timeout=1.0) == []
+    assert store.raw_messages("runner-flaky-poison") == []
+
+
+def test_runner_timer_fires_on_schedule_with_output_binding(runner: Runner, store: Store) -> None:
+    ticks = store.wait_for("runner-ticks", 2, timeout=10)
+    assert len(ticks) >= 2
+    assert all(json.loads(t) == {"past_due": False} for t in ticks)
+
+
+def test_runner_creates_trigger_output_and_poison_queues(runner: Runner, store: Store) -> None:
+    names = {q.name for q in store.queues.list_queues()}
+    assert {"runner-fail", "runner-fail-poison", "runner-in", "runner-out", "runner-ticks"} <= names
+
+
+def store_encoded(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()

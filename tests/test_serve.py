@@ -1,0 +1,102 @@
+"""`python -m dci serve` as a user runs it: a real process, real sockets, Azurite, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BROWSER_UA, PORTAL_ORIGIN, ROOT, Store, free_ports
+from tests.factories import batch, body, event
+
+
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "dci", "serve", *args], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"runner exited early:\n{process.stdout.read() if process.stdout else ''}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    raise AssertionError("runner did not answer in time")
+
+
+@pytest.fixture
+def served(store: Store, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    (port,) = free_ports(1)
+    process = _start(["--port", str(port), "--settings", str(tmp_path / "none.json")], dict(os.environ))
+    base = f"http://127.0.0.1:{port}/api"
+    try:
+        _wait_ready(f"{base}/health", process)
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_serve_collect_puts_the_batch_on_azurite(served, store: Store) -> None:
+    base, _ = served
+    document = batch([event("search"), event("page_view")])
+    request = urllib.request.Request(f"{base}/collect", data=body(document), method="POST", headers={
+        "Content-Type": "text/plain;charset=UTF-8", "Origin": PORTAL_ORIGIN, "User-Agent": BROWSER_UA})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+        assert response.headers["Access-Control-Allow-Origin"] == PORTAL_ORIGIN
+    (message,) = store.wait_for("portal-events", 1)
+    assert [e["id"] for e in json.loads(message)["events"]] == [e["id"] for e in document["events"]]
+
+
+def test_serve_health_and_openapi(served) -> None:
+    base, _ = served
+    with urllib.request.urlopen(f"{base}/health", timeout=10) as response:
+        assert json.loads(response.read()) == {"status": "ok", "checks": {"queue": "ok", "table": "ok"}}
+    with urllib.request.urlopen(f"{base}/openapi.json", timeout=10) as response:
+        assert json.loads(response.read())["openapi"] == "3.1.0"
+
+
+def test_serve_ctrl_c_stops_cleanly_and_logs_each_invocation(served) -> None:
+    base, process = served
+    urllib.request.urlopen(f"{base}/openapi.json", timeout=10).read()
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=20)
+    assert process.returncode == 0, output
+    assert "GET /api/openapi.json -> 200" in output
+    assert "stopped" in output
+
+
+def test_serve_bad_settings_exit_with_the_setting_named(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PORTAL_ISSUERS"}
+    process = _start(["--port", str(free_ports(1)[0]), "--settings", str(tmp_path / "none.json")], env)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert "PORTAL_ISSUERS" in output
+    assert "Traceback" not in output
+
+
+def test_serve_reads_local_settings_but_the_environment_wins(tmp_path: Path, store: Store) -> None:
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"IsEncrypted": False, "Values": {
+        "PORTAL_ISSUERS": "from-file.example", "CASE_SETTLE_SECONDS": "not-a-number"}}))
+    env = {k: v for k, v in os.environ.items() if k != "CASE_SETTLE_SECONDS"}
+    process = _start(["--port", str(free_ports(1)[0]), "--settings", str(settings)], env)
+    output, _ = process.communicate(timeout=30)
+    # The file's bad CASE_SETTLE_SECONDS was applied (so it was read) and is reported by name.
+    assert process.returncode == 2 and "CASE_SETTLE_SECONDS" in output
+    assert "PORTAL_ISSUERS" not in output  # the environment's value won over the file's
