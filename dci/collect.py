@@ -1,25 +1,28 @@
 """POST /api/collect: check, validate and enrich a beacon batch into one queue message.
 
 Pure: no I/O. The adapter hands in the method, headers and body, and puts the returned message
-on the `portal-events` queue.
+on the `portal-events` queue. This is the ingest hot path: per-event work stays in one loop.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from dci import cors
-from dci.events import EVENT_TYPES, MAX_EVENTS, CollectBatch, host_of, iso_ms
+from dci.events import EVENT_TYPES, MAX_EVENTS, PATTERN_MESSAGES, CollectBatch, host_of, iso_ms, portal_url_pattern
 from dci.problems import FieldError, Problem
 from dci.ratelimit import RateLimiter
-from dci.replies import Reply, json_reply, problem_reply
+from dci.replies import JSON, Reply, problem_reply
 from dci.settings import Settings
 from dci.useragent import classify
 
@@ -28,12 +31,15 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 32 * 1024
 # A queue message holds 64 KiB after base64: 48 KiB of text.
 MAX_MESSAGE_BYTES = 48 * 1024
-MAX_CLOCK_SKEW = timedelta(days=7)
-MAX_EVENT_AGE = timedelta(days=7)  # the beacon's retry queue drops older events
-EVENT_AFTER_SEND_TOLERANCE = timedelta(seconds=60)
+MAX_CLOCK_SKEW_MS = 7 * 86_400_000
+MAX_EVENT_AGE_MS = 7 * 86_400_000  # the beacon's retry queue drops older events
+EVENT_AFTER_SEND_TOLERANCE_MS = 60_000
 ALLOWED_METHODS = "POST, OPTIONS"
 CONTENT_TYPES = ("application/json", "text/plain")
+NOT_PORTAL = "host {!r} is not one of the configured portals (PORTAL_ISSUERS)"
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
 _default_limiter = RateLimiter(limit=120, window=60)
 
 
@@ -43,6 +49,16 @@ class Outcome:
 
     reply: Reply
     message: str | None = None
+
+
+@dataclass
+class Checked:
+    """A batch after the policy checks: what is wrong with it, and its events ready to enqueue."""
+
+    errors: list[FieldError]
+    events: list[dict[str, Any]]
+    skew_ms: int
+    batch: CollectBatch | None = field(default=None)
 
 
 def handle(
@@ -63,28 +79,33 @@ def handle(
     except Problem as problem:
         logger.info("collect refused: %s", problem.detail, extra={"origin": origin})
         return Outcome(problem_reply(problem))
+    cors_headers["Cache-Control"] = "no-store"
     try:
         if method != "POST":
             raise Problem(405, f"{method} is not supported here; use POST.", headers={"Allow": ALLOWED_METHODS})
         received = received_at or datetime.now(timezone.utc)
-        batch = parse(headers, body, settings, received)
-        message = enrich(batch, received, headers.get("user-agent"))
+        checked = parse(headers, body, settings, received)
+        batch = checked.batch
+        assert batch is not None
         wait = limiter.retry_after(batch.visitor)
         if wait:
             raise Problem(429, "Too many batches from this visitor; retry later.", "rate-limited",
                           headers={"Retry-After": str(wait)})
+        message = enrich(checked, received, headers.get("user-agent"))
     except Problem as problem:
         logger.info("collect rejected (%s): %s", problem.status, problem.detail,
                     extra={"status": problem.status, "fields": [e.field for e in problem.errors]})
-        return Outcome(problem_reply(problem, {**cors_headers, "Cache-Control": "no-store"}))
-    reply = json_reply(202, {"accepted": len(batch.events)}, {**cors_headers, "Cache-Control": "no-store"})
-    if message is None:
-        return Outcome(reply)
-    return Outcome(reply, message)
+        return Outcome(problem_reply(problem, cors_headers))
+    return Outcome(Reply(202, _accepted(len(batch.events)), JSON, cors_headers), message)
 
 
-def parse(headers: Mapping[str, str], body: bytes, settings: Settings, received: datetime) -> CollectBatch:
-    """Content type, size and schema checks; Problem naming the field on any failure."""
+@functools.lru_cache(maxsize=MAX_EVENTS + 1)
+def _accepted(count: int) -> bytes:
+    return b'{"accepted":%d}' % count
+
+
+def parse(headers: Mapping[str, str], body: bytes, settings: Settings, received: datetime) -> Checked:
+    """Content type, size, schema and policy checks; Problem naming every bad field."""
     media_type = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
     if media_type not in CONTENT_TYPES:
         raise Problem(415, f"Send the batch as application/json or text/plain, not {media_type or 'nothing'!r}.",
@@ -94,16 +115,92 @@ def parse(headers: Mapping[str, str], body: bytes, settings: Settings, received:
         raise Problem(413, f"The body is larger than {MAX_BODY_BYTES} bytes; send fewer events per batch.",
                       "body-too-large", [FieldError("body", f"at most {MAX_BODY_BYTES} bytes")])
     try:
-        batch = CollectBatch.model_validate_json(body, context={"portal_hosts": settings.portal_issuers})
+        batch = CollectBatch.model_validate_json(body)
     except ValidationError as error:
         errors = field_errors(error)
         if any(e.field == "events" and e.detail.startswith("at most") for e in errors):
             raise Problem(413, f"A batch holds at most {MAX_EVENTS} events.", "too-many-events", errors) from None
+        errors += _policy_errors_of_invalid(body, received, settings.portal_issuers, {e.field for e in errors})
         raise Problem(400, "The batch is not a valid version-1 collect body.", "invalid-body", errors) from None
-    errors = _check_consistency(batch, received)
-    if errors:
-        raise Problem(400, "The batch is not a valid version-1 collect body.", "invalid-body", errors)
-    return batch
+    checked = check_policy(batch.site, batch.sent_at, batch.events, received, settings.portal_issuers)
+    if checked.errors:
+        raise Problem(400, "The batch is not a valid version-1 collect body.", "invalid-body", checked.errors)
+    checked.batch = batch
+    return checked
+
+
+def check_policy(site: object, sent_at: object, events: list[Any], received: datetime,
+                 portal_hosts: tuple[str, ...]) -> Checked:
+    """What the schema cannot say (portal hosts from settings, time sanity, unique event ids).
+
+    Rewrites each event in place as it will be enqueued: its time in epoch ms corrected for the
+    client's clock skew, an off-portal referrer cut to its origin.
+
+    Takes plain values so that it also runs on a body that failed the schema.
+    """
+    errors = []
+    on_portal = portal_url_pattern(portal_hosts).match
+    if isinstance(site, str) and site.lower() not in portal_hosts:
+        errors.append(FieldError("site", f"{site!r} is not one of the configured portals (PORTAL_ISSUERS)"))
+    received_ms = (received - _EPOCH) // _MS
+    sent_ms = _epoch_ms(sent_at)
+    if sent_ms is None:
+        errors.append(FieldError("sent_at", "is not a real date and time"))
+        sent_ms = received_ms
+    elif abs(received_ms - sent_ms) > MAX_CLOCK_SKEW_MS:
+        errors.append(FieldError("sent_at", "more than 7 days from the server clock"))
+    skew_ms = received_ms - sent_ms
+    seen: set[object] = set()
+    out = []
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            continue
+        url, target, referrer = event.get("url"), event.get("target"), event.get("referrer")
+        if isinstance(url, str) and not on_portal(url):
+            errors.append(FieldError(f"events[{index}].url", NOT_PORTAL.format(host_of(url))))
+        if isinstance(target, str) and not on_portal(target):
+            errors.append(FieldError(f"events[{index}].target", NOT_PORTAL.format(host_of(target))))
+        event_id = event.get("id")
+        if event_id in seen:
+            errors.append(FieldError(f"events[{index}].id", f"duplicate event id {event_id!r} in this batch"))
+        seen.add(event_id)
+        ts = _epoch_ms(event.get("ts"))
+        if ts is None:
+            errors.append(FieldError(f"events[{index}].ts", "is not a real date and time"))
+            continue
+        if sent_ms - ts > MAX_EVENT_AGE_MS:
+            errors.append(FieldError(f"events[{index}].ts", "more than 7 days before sent_at"))
+        elif ts - sent_ms > EVENT_AFTER_SEND_TOLERANCE_MS:
+            errors.append(FieldError(f"events[{index}].ts", "later than sent_at"))
+        event["ts"] = ts + skew_ms  # in place: the dicts are fresh from validation, and copies cost
+        if isinstance(referrer, str) and not on_portal(referrer):
+            parts = urlsplit(referrer)
+            event["referrer"] = f"{parts.scheme}://{parts.netloc}/"  # off-portal: the origin only
+        out.append(event)
+    return Checked(errors, out, skew_ms)
+
+
+def _epoch_ms(timestamp: object) -> int | None:
+    if not isinstance(timestamp, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(timestamp)
+    except ValueError:  # matches the pattern but is no real instant (month 13, hour 25, …)
+        return None
+    return None if moment.tzinfo is None else (moment - _EPOCH) // _MS
+
+
+def _policy_errors_of_invalid(body: bytes, received: datetime, hosts: tuple[str, ...],
+                              reported: set[str]) -> list[FieldError]:
+    """Policy errors of a batch that also failed the schema, so one answer names every bad field."""
+    try:
+        document = json.loads(body)
+        events = document.get("events")
+        checked = check_policy(document.get("site"), document.get("sent_at"),
+                               events if isinstance(events, list) else [], received, hosts)
+    except Exception:  # noqa: BLE001 - best effort on a body already known to be bad
+        return []
+    return [error for error in checked.errors if error.field not in reported]
 
 
 def field_errors(error: ValidationError) -> list[FieldError]:
@@ -116,7 +213,7 @@ def field_errors(error: ValidationError) -> list[FieldError]:
         kind, message = item["type"], item["msg"]
         if kind == "json_invalid":
             loc, message = ["body"], f"not valid JSON ({item['ctx'].get('error', 'parse error')})"
-        elif kind == "model_type" and not loc:
+        elif kind in ("model_type", "model_attributes_type") and not loc:
             loc, message = ["body"], "must be a JSON object"
         elif kind == "union_tag_invalid":
             loc.append("type")
@@ -128,6 +225,8 @@ def field_errors(error: ValidationError) -> list[FieldError]:
             message = f"unknown field {loc[-1]!r}"
         elif kind == "too_long" and loc == ["events"]:
             message = f"at most {MAX_EVENTS} events per batch"
+        elif kind == "string_pattern_mismatch":
+            message = PATTERN_MESSAGES.get(item["ctx"]["pattern"], message)
         elif kind == "missing":
             message = "required"
         elif kind == "literal_error" and loc == ["v"]:
@@ -143,55 +242,29 @@ def _path(loc: list[object]) -> str:
     return path or "body"
 
 
-def _check_consistency(batch: CollectBatch, received: datetime) -> list[FieldError]:
-    errors = []
-    if abs(received - batch.sent_at) > MAX_CLOCK_SKEW:
-        errors.append(FieldError("sent_at", "more than 7 days from the server clock"))
-    seen: set[str] = set()
-    for index, event in enumerate(batch.events):
-        if event.id in seen:
-            errors.append(FieldError(f"events[{index}].id", f"duplicate event id {event.id!r} in this batch"))
-        seen.add(event.id)
-        age = batch.sent_at - event.ts
-        if age > MAX_EVENT_AGE:
-            errors.append(FieldError(f"events[{index}].ts", "more than 7 days before sent_at"))
-        elif age < -EVENT_AFTER_SEND_TOLERANCE:
-            errors.append(FieldError(f"events[{index}].ts", "later than sent_at"))
-    return errors
+def enrich(checked: Checked, received: datetime, user_agent: str | None) -> str | None:
+    """The `portal-events` queue message for a checked batch; None for bots (accepted, then dropped).
 
-
-def enrich(batch: CollectBatch, received: datetime, user_agent: str | None) -> str | None:
-    """The `portal-events` queue message for a batch; None for bots (accepted, then dropped)."""
-    skew = received - batch.sent_at
+    Event times in the message are epoch milliseconds, already corrected for the client's clock
+    skew (`received_at - sent_at`, also given as `skew_ms`).
+    """
+    batch = checked.batch
+    assert batch is not None, "enrich takes a batch that passed parse()"
     client = classify(user_agent)
     if client.bot:
         logger.info("collect dropped a bot batch of %d events", len(batch.events),
                     extra={"bot_events": len(batch.events), "site": batch.site})
         return None
-    events = []
-    for event in batch.events:
-        item = event.model_dump(mode="json", exclude_none=True)
-        item["client_ts"] = iso_ms(event.ts)
-        item["ts"] = iso_ms(event.ts + skew)
-        referrer = item.get("referrer")
-        if referrer and host_of(referrer) != batch.site:
-            parts = urlsplit(referrer)
-            item["referrer"] = f"{parts.scheme}://{parts.netloc}/"  # off-portal: the origin only
-        events.append(item)
-    message = json.dumps(
-        {
-            "v": 1,
-            "received_at": iso_ms(received),
-            "site": batch.site,
-            "visitor": batch.visitor,
-            "session": batch.session,
-            "client": {"family": client.family, "device": client.device},
-            "skew_ms": round(skew.total_seconds() * 1000),
-            "events": events,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    message = to_json({
+        "v": 1,
+        "received_at": iso_ms(received),
+        "site": batch.site.lower(),
+        "visitor": batch.visitor,
+        "session": batch.session,
+        "client": {"family": client.family, "device": client.device},
+        "skew_ms": checked.skew_ms,
+        "events": checked.events,
+    }, exclude_none=True).decode()
     if len(message.encode()) > MAX_MESSAGE_BYTES:  # cannot happen within MAX_BODY_BYTES; guard the queue anyway
         raise Problem(413, "The enriched batch would not fit in one queue message; send fewer events.",
                       "body-too-large")
