@@ -9,10 +9,17 @@ if port_open 10001; then
   echo "Azurite (or another storage emulator) is already listening on 10000-10002; using it."
 else
   mkdir -p .azurite
-  node_modules/.bin/azurite --silent --skipApiVersionCheck --location .azurite \
+  # Its own session: Ctrl-C reaches the runner only, and Azurite gets one clean SIGTERM on exit
+  # (a second signal while it closes leaves it hanging).
+  setsid node_modules/.bin/azurite --silent --skipApiVersionCheck --location .azurite \
     >.azurite/azurite.log 2>&1 &
   azurite_pid=$!
-  trap 'kill "$azurite_pid" 2>/dev/null || true' EXIT
+  stop_azurite() {
+    kill -TERM "$azurite_pid" 2>/dev/null || return 0
+    for _ in $(seq 50); do kill -0 "$azurite_pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL "$azurite_pid" 2>/dev/null || true
+  }
+  trap stop_azurite EXIT
   for _ in $(seq 100); do port_open 10002 && break; sleep 0.1; done
   port_open 10002 || { echo "Azurite did not start; see .azurite/azurite.log" >&2; exit 1; }
   echo "Azurite: blob :10000, queue :10001, table :10002 (data in .azurite/)"
