@@ -9,10 +9,10 @@ import azure.functions as func
 
 from dci import collect as collect_events
 from dci import openapi, web
-from dci.settings import get_settings
+from dci.settings import settings_or_none
 from dci.storage import CONNECTION_SETTING, PORTAL_EVENTS_QUEUE
 
-settings = get_settings()  # a bad or missing setting stops the app here, naming the setting
+settings_or_none()  # at start-up, a bad or missing setting is logged by name (and health says so)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -23,6 +23,9 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 @app.queue_output(arg_name="batches", queue_name=PORTAL_EVENTS_QUEUE, connection=CONNECTION_SETTING)
 def collect(req: func.HttpRequest, batches: func.Out[str]) -> func.HttpResponse:
     """Beacon batches: validate, enrich, enqueue one message per accepted batch."""
+    settings = settings_or_none()
+    if settings is None:
+        return web.misconfigured()
     outcome = collect_events.handle(req.method, req.headers, req.get_body(), settings)
     if outcome.message is not None:
         batches.set(outcome.message)
@@ -36,7 +39,7 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     """Liveness plus queue and table reachability (503 when storage is down)."""
     from dci import health as checks  # the storage SDKs load here, not on the ingest path
 
-    return web.respond(checks.check(settings.storage))
+    return web.respond(checks.check())
 
 
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -35,9 +35,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     from dci.runner import Runner
     from dci.runner.config import ConfigError, load_host_config, load_local_settings
+    from dci.settings import load_settings
 
     try:
         applied = load_local_settings(args.settings)
+        load_settings()  # locally, bad settings stop the runner at once (SettingsError names them)
         host = load_host_config(args.host_json)
         sys.path.insert(0, os.getcwd())
         module_name, _, attribute = args.app.partition(":")

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dci import storage
 from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
+from dci.settings import SettingsError, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -15,8 +16,19 @@ logger = logging.getLogger(__name__)
 _FAST = {"retry_total": 0, "connection_timeout": 3, "read_timeout": 3}
 
 
-def check(connection: str) -> Reply:
-    """200 with each check's result, or 503 problem+json naming what is unreachable."""
+def check(connection: str | None = None) -> Reply:
+    """200 with each check's result, or 503 problem+json naming what is wrong.
+
+    Without `connection`, the settings are checked first and give the storage connection.
+    """
+    if connection is None:
+        try:
+            connection = get_settings().storage
+        except SettingsError as error:
+            checks = {"settings": "invalid: " + ", ".join(error.names)}
+            problem = Problem(503, "App settings are missing or invalid: " + ", ".join(error.names) + ".",
+                              "misconfigured", extensions={"checks": checks})
+            return problem_reply(problem, {"Cache-Control": "no-store", "Retry-After": "60"})
     with ThreadPoolExecutor(max_workers=2) as pool:
         queue = pool.submit(_check_queue, connection)
         table = pool.submit(_check_table, connection)

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_CASE_SCHEDULE = "0 */5 * * * *"
 
 
 class SettingsError(RuntimeError):
     """The app settings are missing or wrong; the message names each bad setting."""
+
+    def __init__(self, message: str, names: list[str]) -> None:
+        super().__init__(message)
+        self.names = names
 
 
 def _split(value: object) -> object:
@@ -100,25 +107,33 @@ class Settings(BaseSettings):
         return self.write_case_notes and self.dataverse_configured
 
 
-def describe(error: ValidationError) -> str:
-    """One line per bad setting, named as the operator wrote it."""
-    lines = []
-    for problem in error.errors(include_url=False):
-        name = str(problem["loc"][0]) if problem["loc"] else "settings"
-        message = problem["msg"].removeprefix("Value error, ")
-        lines.append(f"{name}: {message}")
-    return "Invalid app settings: " + "; ".join(lines)
-
-
 def load_settings() -> Settings:
     """Read the settings from the environment, or raise SettingsError naming each bad one."""
     try:
         return Settings()  # type: ignore[call-arg]  # values come from the environment
     except ValidationError as error:
-        raise SettingsError(describe(error)) from None
+        names, lines = [], []
+        for problem in error.errors(include_url=False):
+            name = str(problem["loc"][0]) if problem["loc"] else "settings"
+            names.append(name)
+            lines.append(f"{name}: {problem['msg'].removeprefix('Value error, ')}")
+        raise SettingsError("Invalid app settings: " + "; ".join(lines), names) from None
 
 
 @functools.cache
 def get_settings() -> Settings:
-    """The process-wide settings, read on first use."""
+    """The process-wide settings, read on first use (raises SettingsError while they are bad)."""
     return load_settings()
+
+
+def settings_or_none() -> Settings | None:
+    """The settings, or None after logging what is wrong with them, naming each bad setting.
+
+    Function adapters use this: a misconfigured app still indexes every function (so the portal
+    and the logs show them), and each answers 503 until the settings are fixed.
+    """
+    try:
+        return get_settings()
+    except SettingsError as error:
+        logger.critical("%s", error, extra={"bad_settings": error.names})
+        return None

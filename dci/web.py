@@ -25,6 +25,12 @@ def problem(status: int, detail: str, kind: str = "") -> func.HttpResponse:
     return respond(problem_reply(Problem(status, detail, kind)))
 
 
+def misconfigured() -> func.HttpResponse:
+    """503 while the app settings are bad; the log and /api/health name the settings."""
+    return respond(problem_reply(Problem(503, "The service is not configured yet; see /api/health.", "misconfigured"),
+                                 {"Retry-After": "60"}))
+
+
 def json_response(document: object, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
     """A JSON HttpResponse."""
     return respond(json_reply(status, document, headers))

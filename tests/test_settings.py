@@ -81,3 +81,51 @@ def test_settings_case_notes_default_on_only_with_dataverse(env, dataverse, writ
 def test_settings_secret_token_is_not_printed(env) -> None:
     env(DATAVERSE_TOKEN="eyJsecret")
     assert "eyJsecret" not in repr(load_settings())
+
+
+# --- a misconfigured app still indexes, says what is wrong, and answers 503 ----------------------
+
+@pytest.fixture
+def misconfigured(monkeypatch: pytest.MonkeyPatch):
+    from dci.settings import get_settings
+
+    monkeypatch.delenv("PORTAL_ISSUERS")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_app_indexes_every_function_without_any_settings() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ALL_NAMES}
+    code = "import function_app; print(len(function_app.app.get_functions()))"
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert int(run.stdout) >= 3
+    assert "PORTAL_ISSUERS" in run.stderr and "AzureWebJobsStorage" in run.stderr  # logged at start-up
+
+
+def test_misconfigured_collect_answers_503_and_health_names_the_setting(misconfigured, caplog) -> None:
+    import json
+
+    import azure.functions as func
+
+    import function_app
+    from dci.runner.invoke import Out
+
+    request = func.HttpRequest("POST", "http://localhost/api/collect", body=b"{}",
+                               headers={"content-type": "application/json"})
+    out: Out[str] = Out()
+    response = function_app.collect(request, out)
+    assert response.status_code == 503 and out.get() is None
+    assert "PORTAL_ISSUERS" not in response.get_body().decode()  # the public endpoint says nothing specific
+    assert "PORTAL_ISSUERS" in caplog.text  # the log does
+
+    health = function_app.health(func.HttpRequest("GET", "http://localhost/api/health", body=b""))
+    assert health.status_code == 503
+    assert json.loads(health.get_body())["checks"] == {"settings": "invalid: PORTAL_ISSUERS"}
