@@ -31,6 +31,7 @@ dev: setup local.settings.json
 	scripts/dev.sh
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 bench: setup

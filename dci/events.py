@@ -9,12 +9,11 @@ from __future__ import annotations
 import functools
 import re
 from datetime import datetime, timezone
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, NotRequired
 from urllib.parse import urlsplit
 
-from typing_extensions import NotRequired, TypedDict
-
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from typing_extensions import TypedDict
 
 MAX_EVENTS = 50
 MAX_URL = 2048
@@ -59,7 +58,9 @@ Query = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Token = Annotated[str, StringConstraints(max_length=8192, pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$")]
 Url = Annotated[str, StringConstraints(max_length=MAX_URL, pattern=URL_PATTERN)]
 Timestamp = Annotated[
-    str, StringConstraints(pattern=TIMESTAMP_PATTERN), WithJsonSchema({"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN})
+    str,
+    StringConstraints(pattern=TIMESTAMP_PATTERN),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN}),
 ]
 Site = Annotated[str, StringConstraints(pattern=HOST_PATTERN)]
 PORTAL_URL_FIELDS = ("url", "target")  # must be on a configured portal; `referrer` may be anywhere
@@ -147,7 +148,7 @@ class CaseSubmitted(TypedDict):
 
 
 Event = Annotated[
-    Union[PageView, Search, SearchClick, Engagement, CaseForm, CaseSubmitted],
+    PageView | Search | SearchClick | Engagement | CaseForm | CaseSubmitted,
     Field(discriminator="type"),
 ]
 EVENT_TYPES = ("page_view", "search", "search_click", "engagement", "case_form", "case_submitted")

@@ -29,7 +29,7 @@ _PROBLEM_SCHEMA = {
             "items": {
                 "type": "object",
                 "required": ["field", "pointer", "detail"],
-                "properties": {"field": {"type": "string"}, "pointer": {"type": "string"}, "detail": {"type": "string"}},
+                "properties": {name: {"type": "string"} for name in ("field", "pointer", "detail")},
             },
         },
         "checks": {"type": "object", "additionalProperties": {"type": "string"}},

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import azure.functions as func
 
 from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
-
-logger = logging.getLogger(__name__)
 
 
 def respond(reply: Reply) -> func.HttpResponse:
@@ -18,11 +14,6 @@ def respond(reply: Reply) -> func.HttpResponse:
     if reply.content_type:
         headers["Content-Type"] = reply.content_type
     return func.HttpResponse(reply.body or None, status_code=reply.status, headers=headers)
-
-
-def problem(status: int, detail: str, kind: str = "") -> func.HttpResponse:
-    """A problem+json HttpResponse."""
-    return respond(problem_reply(Problem(status, detail, kind)))
 
 
 def misconfigured() -> func.HttpResponse:

@@ -4,6 +4,7 @@ store for each test that asks for one."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import socket
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from azure.core.exceptions import ResourceExistsError
 
 ROOT = Path(__file__).resolve().parents[1]
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite"
@@ -115,10 +117,8 @@ class Store:
     def send_raw(self, queue: str, text: str) -> None:
         """Put `text` on `queue` exactly as given (no encoding)."""
         client = self.queues.get_queue_client(queue)
-        try:
+        with contextlib.suppress(ResourceExistsError):
             client.create_queue()
-        except Exception:  # noqa: BLE001 - already there
-            pass
         client.send_message(text)
 
     def send(self, queue: str, body: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import azure.functions as func
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,8 +13,6 @@ import function_app
 from dci.runner.invoke import Out
 from tests.conftest import BROWSER_UA, PORTAL_ORIGIN
 from tests.factories import batch, event
-
-import azure.functions as func
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),

@@ -23,6 +23,7 @@ def test_health_503_problem_naming_what_is_down() -> None:
     assert reply.status == 503
     assert reply.content_type == "application/problem+json"
     document = json.loads(reply.body)
-    assert document["checks"]["queue"].startswith("unreachable") and document["checks"]["table"].startswith("unreachable")
+    assert document["checks"]["queue"].startswith("unreachable")
+    assert document["checks"]["table"].startswith("unreachable")
     assert "queue" in document["detail"] and "table" in document["detail"]
     assert reply.headers["Retry-After"] == "30"

@@ -85,8 +85,10 @@ def test_route_templates_match(template: str, path: str, params: dict) -> None:
     assert match.groupdict() == params
 
 
-@pytest.mark.parametrize(("template", "path"), [("collect", "/api/collect/x"), ("cases/{id}/timeline", "/api/cases//timeline"),
-                                                ("collect", "/collect")])
+@pytest.mark.parametrize(
+    ("template", "path"),
+    [("collect", "/api/collect/x"), ("cases/{id}/timeline", "/api/cases//timeline"), ("collect", "/collect")],
+)
 def test_route_templates_reject(template: str, path: str) -> None:
     assert compile_route(template, "api").match(path) is None
 

@@ -73,7 +73,9 @@ class HttpFrontEnd(ThreadingHTTPServer):
         self.invoker = invoker
         super().__init__(address, _Handler)
 
-    def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes, base: str) -> tuple[int, dict[str, str], bytes]:
+    def dispatch(
+        self, method: str, target: str, headers: dict[str, str], body: bytes, base: str
+    ) -> tuple[int, dict[str, str], bytes]:
         """Answer one request: status, headers, body."""
         path = urlsplit(target).path
         allowed: set[str] = set()

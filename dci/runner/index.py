@@ -70,7 +70,8 @@ def index(app: func.FunctionApp, environ: Mapping[str, str] = os.environ) -> lis
         others = [b for b in bindings if b is not triggers[0]]
         for binding in others:
             if binding.direction != "OUT" or binding.type not in SUPPORTED_OUTPUTS:
-                raise UnsupportedFunction(f"function {name!r}: {binding.direction} binding {binding.type!r} is not served locally")
+                raise UnsupportedFunction(
+                    f"function {name!r}: {binding.direction} binding {binding.type!r} is not served locally")
         functions.append(IndexedFunction(name, function.get_user_function(), triggers[0], tuple(others)))
     return functions
 

@@ -68,7 +68,8 @@ class QueueSender:
         client = self.client(connection_setting, queue)
         for item in items:
             if not isinstance(item, (str, bytes)):
-                raise TypeError(f"queue output to {queue!r} must be str, bytes or a list of them, not {type(item).__name__}")
+                raise TypeError(
+                    f"queue output to {queue!r} must be str, bytes or a list of them, not {type(item).__name__}")
             text = self.encode(item)
             try:
                 client.send_message(text)
