@@ -10,7 +10,7 @@ import functools
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,7 +58,6 @@ class Checked:
     errors: list[FieldError]
     events: list[dict[str, Any]]
     skew_ms: int
-    batch: CollectBatch | None = field(default=None)
 
 
 def handle(
@@ -84,14 +83,12 @@ def handle(
         if method != "POST":
             raise Problem(405, f"{method} is not supported here; use POST.", headers={"Allow": ALLOWED_METHODS})
         received = received_at or datetime.now(timezone.utc)
-        checked = parse(headers, body, settings, received)
-        batch = checked.batch
-        assert batch is not None
+        batch, checked = parse(headers, body, settings, received)
         wait = limiter.retry_after(batch.visitor)
         if wait:
             raise Problem(429, "Too many batches from this visitor; retry later.", "rate-limited",
                           headers={"Retry-After": str(wait)})
-        message = enrich(checked, received, headers.get("user-agent"))
+        message = enrich(batch, checked, received, headers.get("user-agent"))
     except Problem as problem:
         logger.info("collect rejected (%s): %s", problem.status, problem.detail,
                     extra={"status": problem.status, "fields": [e.field for e in problem.errors]})
@@ -104,7 +101,9 @@ def _accepted(count: int) -> bytes:
     return b'{"accepted":%d}' % count
 
 
-def parse(headers: Mapping[str, str], body: bytes, settings: Settings, received: datetime) -> Checked:
+def parse(
+    headers: Mapping[str, str], body: bytes, settings: Settings, received: datetime
+) -> tuple[CollectBatch, Checked]:
     """Content type, size, schema and policy checks; Problem naming every bad field."""
     media_type = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
     if media_type not in CONTENT_TYPES:
@@ -125,8 +124,7 @@ def parse(headers: Mapping[str, str], body: bytes, settings: Settings, received:
     checked = check_policy(batch.site, batch.sent_at, batch.events, received, settings.portal_issuers)
     if checked.errors:
         raise Problem(400, "The batch is not a valid version-1 collect body.", "invalid-body", checked.errors)
-    checked.batch = batch
-    return checked
+    return batch, checked
 
 
 def check_policy(site: object, sent_at: object, events: list[Any], received: datetime,
@@ -242,14 +240,12 @@ def _path(loc: list[object]) -> str:
     return path or "body"
 
 
-def enrich(checked: Checked, received: datetime, user_agent: str | None) -> str | None:
+def enrich(batch: CollectBatch, checked: Checked, received: datetime, user_agent: str | None) -> str | None:
     """The `portal-events` queue message for a checked batch; None for bots (accepted, then dropped).
 
     Event times in the message are epoch milliseconds, already corrected for the client's clock
     skew (`received_at - sent_at`, also given as `skew_ms`).
     """
-    batch = checked.batch
-    assert batch is not None, "enrich takes a batch that passed parse()"
     client = classify(user_agent)
     if client.bot:
         logger.info("collect dropped a bot batch of %d events", len(batch.events),
