@@ -20,9 +20,11 @@ from pydantic_core import to_json
 
 from dci import cors
 from dci.events import EVENT_TYPES, MAX_EVENTS, PATTERN_MESSAGES, CollectBatch, host_of, iso_ms, portal_url_pattern
+from dci.identity import TokenRejected, verifier_for
 from dci.problems import FieldError, Problem
 from dci.ratelimit import RateLimiter
 from dci.replies import JSON, Reply, problem_reply
+from dci.scrub import scrub, scrub_url
 from dci.settings import Settings
 from dci.useragent import classify
 
@@ -88,7 +90,8 @@ def handle(
         if wait:
             raise Problem(429, "Too many batches from this visitor; retry later.", "rate-limited",
                           headers={"Retry-After": str(wait)})
-        message = enrich(batch, checked, received, headers.get("user-agent"))
+        contact = identify(batch.token, settings) if batch.token else None
+        message = enrich(batch, checked, received, headers.get("user-agent"), contact)
     except Problem as problem:
         logger.info("collect rejected (%s): %s", problem.status, problem.detail,
                     extra={"status": problem.status, "fields": [e.field for e in problem.errors]})
@@ -132,7 +135,8 @@ def check_policy(site: object, sent_at: object, events: list[Any], received: dat
     """What the schema cannot say (portal hosts from settings, time sanity, unique event ids).
 
     Rewrites each event in place as it will be enqueued: its time in epoch ms corrected for the
-    client's clock skew, an off-portal referrer cut to its origin.
+    client's clock skew, an off-portal referrer cut to its origin, personal data typed into
+    searches (and carried in URL query strings) scrubbed.
 
     Takes plain values so that it also runs on a body that failed the schema.
     """
@@ -171,9 +175,19 @@ def check_policy(site: object, sent_at: object, events: list[Any], received: dat
         elif ts - sent_ms > EVENT_AFTER_SEND_TOLERANCE_MS:
             errors.append(FieldError(f"events[{index}].ts", "later than sent_at"))
         event["ts"] = ts + skew_ms  # in place: the dicts are fresh from validation, and copies cost
-        if isinstance(referrer, str) and not on_portal(referrer):
-            parts = urlsplit(referrer)
-            event["referrer"] = f"{parts.scheme}://{parts.netloc}/"  # off-portal: the origin only
+        if isinstance(referrer, str):
+            if on_portal(referrer):
+                event["referrer"] = scrub_url(referrer)
+            else:
+                parts = urlsplit(referrer)
+                event["referrer"] = f"{parts.scheme}://{parts.netloc}/"  # off-portal: the origin only
+        if isinstance(url, str):
+            event["url"] = scrub_url(url)
+        if isinstance(target, str):
+            event["target"] = scrub_url(target)
+        query = event.get("query")
+        if isinstance(query, str):
+            event["query"] = scrub(query)
         out.append(event)
     return Checked(errors, out, skew_ms)
 
@@ -240,7 +254,18 @@ def _path(loc: list[object]) -> str:
     return path or "body"
 
 
-def enrich(batch: CollectBatch, checked: Checked, received: datetime, user_agent: str | None) -> str | None:
+def identify(token: str, settings: Settings) -> str | None:
+    """The contact id a portal ID token proves, or None (the batch stays anonymous; reason logged)."""
+    verifier = verifier_for(settings.portal_issuers, settings.portal_public_key, settings.portal_client_id)
+    try:
+        return verifier.verify(token).contact
+    except TokenRejected as rejected:
+        logger.info("collect kept a batch anonymous: token rejected (%s)", rejected, extra={"reason": str(rejected)})
+        return None
+
+
+def enrich(batch: CollectBatch, checked: Checked, received: datetime, user_agent: str | None,
+           contact: str | None = None) -> str | None:
     """The `portal-events` queue message for a checked batch; None for bots (accepted, then dropped).
 
     Event times in the message are epoch milliseconds, already corrected for the client's clock
@@ -251,7 +276,7 @@ def enrich(batch: CollectBatch, checked: Checked, received: datetime, user_agent
         logger.info("collect dropped a bot batch of %d events", len(batch.events),
                     extra={"bot_events": len(batch.events), "site": batch.site})
         return None
-    message = to_json({
+    document: dict[str, Any] = {
         "v": 1,
         "received_at": iso_ms(received),
         "site": batch.site.lower(),
@@ -260,7 +285,10 @@ def enrich(batch: CollectBatch, checked: Checked, received: datetime, user_agent
         "client": {"family": client.family, "device": client.device},
         "skew_ms": checked.skew_ms,
         "events": checked.events,
-    }, exclude_none=True).decode()
+    }
+    if contact:
+        document["contact"] = contact
+    message = to_json(document).decode()
     if len(message.encode()) > MAX_MESSAGE_BYTES:  # cannot happen within MAX_BODY_BYTES; guard the queue anyway
         raise Problem(413, "The enriched batch would not fit in one queue message; send fewer events.",
                       "body-too-large")

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from azure.core.exceptions import ResourceExistsError
 
+from tests.tokens import Portal
+
 ROOT = Path(__file__).resolve().parents[1]
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite"
 # Azurite's well-known development account (public, documented; not a secret).
@@ -49,14 +51,18 @@ def connection_string(blob: int, queue: int, table: int) -> str:
 BLOB_PORT, QUEUE_PORT, TABLE_PORT = free_ports(3)
 STORAGE = os.environ.get("DCI_TEST_STORAGE") or connection_string(BLOB_PORT, QUEUE_PORT, TABLE_PORT)
 
+# The portal whose ID tokens the tests present (its key is the configured PORTAL_PUBLIC_KEY).
+TEST_PORTAL = Portal(PORTAL)
+
 # The app reads its settings once, at import: set them before anything imports function_app.
 TEST_SETTINGS = {
     "AzureWebJobsStorage": STORAGE,
     "PORTAL_ISSUERS": PORTAL,
     "ALLOWED_ORIGINS": PORTAL_ORIGIN,
+    "PORTAL_PUBLIC_KEY": TEST_PORTAL.public_pem,
 }
 os.environ.update(TEST_SETTINGS)
-for _name in ("PORTAL_PUBLIC_KEY", "PORTAL_CLIENT_ID", "DATAVERSE_URL", "DATAVERSE_TOKEN", "CASE_SCHEDULE"):
+for _name in ("PORTAL_CLIENT_ID", "DATAVERSE_URL", "DATAVERSE_TOKEN", "CASE_SCHEDULE"):
     os.environ.pop(_name, None)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -18,7 +19,7 @@ from dci.runner.config import load_host_config
 from dci.runner.index import index
 from dci.runner.invoke import Invoker, QueueSender
 from dci.settings import load_settings
-from tests.conftest import BROWSER_UA, PORTAL, PORTAL_ORIGIN, ROOT, Store
+from tests.conftest import BROWSER_UA, PORTAL, PORTAL_ORIGIN, ROOT, TEST_PORTAL, Store
 from tests.factories import BASE, batch, body, event, iso, new_id
 
 QUEUE = "portal-events"
@@ -304,3 +305,45 @@ def test_collect_rate_limit_is_429_with_retry_after() -> None:
     assert statuses[2].message is None
     other_visitor = collect.handle("POST", headers, body(batch(visitor=new_id())), load_settings(), limiter=limiter)
     assert other_visitor.reply.status == 202
+
+
+# --- identity and scrubbing ---------------------------------------------------------------------
+
+def test_collect_verified_token_links_the_batch_to_its_contact(post: Post, store: Store) -> None:
+    contact = new_id()[:8] + "-0000-4000-8000-000000000000"
+    response = post(batch([event()], token=TEST_PORTAL.token(contact)))
+    assert response.status_code == 202
+    message = json.loads(store.messages(QUEUE)[0])
+    assert message["contact"] == contact
+    assert "token" not in message
+
+
+@pytest.mark.parametrize("kind", ["forged", "expired", "other portal"])
+def test_collect_bad_token_keeps_the_events_as_anonymous(post: Post, store: Store, kind: str, caplog) -> None:
+    from tests.tokens import Portal
+
+    token = {
+        "forged": Portal(PORTAL).token(),  # right issuer, wrong key
+        "expired": TEST_PORTAL.token(issued=time.time() - 7200),
+        "other portal": Portal("evil.example").token(),
+    }[kind]
+    document = batch([event("search"), event()], token=token)
+    assert post(document).status_code == 202
+    message = json.loads(store.messages(QUEUE)[0])
+    assert "contact" not in message
+    assert [e["id"] for e in message["events"]] == [e["id"] for e in document["events"]]
+    assert "token rejected" in caplog.text
+
+
+def test_collect_scrubs_personal_data_from_searches_and_urls(post: Post, store: Store) -> None:
+    typed = "refund jane.doe@example.com card 4111 1111 1111 1111 call +44 20 7946 0958"
+    search = event("search", query=typed, url=f"{BASE}/search/?q=jane.doe%40example.com+refund")
+    click = event("search_click", query=typed)
+    view = event("page_view", referrer=f"{BASE}/search/?q=call+%2B44+20+7946+0958")
+    post(batch([search, click, view]))
+    raw = store.messages(QUEUE)[0]
+    events = json.loads(raw)["events"]
+    assert events[0]["query"] == "refund [email] card [card] call [phone]"
+    assert events[1]["query"] == events[0]["query"]
+    assert "jane" not in raw and "4111" not in raw and "7946" not in raw
+    assert events[0]["url"].startswith(f"{BASE}/search/?q=")
