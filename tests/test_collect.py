@@ -322,6 +322,7 @@ def test_collect_verified_token_links_the_batch_to_its_contact(post: Post, store
 def test_collect_bad_token_keeps_the_events_as_anonymous(post: Post, store: Store, kind: str, caplog) -> None:
     from tests.tokens import Portal
 
+    caplog.set_level("INFO", logger="dci")
     token = {
         "forged": Portal(PORTAL).token(),  # right issuer, wrong key
         "expired": TEST_PORTAL.token(issued=time.time() - 7200),
