@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # A run of digits with the separators people type inside numbers; counted, then judged.
-_DIGIT_RUN = re.compile(r"\+?\d(?:[\d\s().-]*\d)?")
+_DIGIT_RUN = re.compile(r"\+?\(?\d(?:[\d\s().-]*\d)?")
 # Nothing to scrub without an @, four digits in a row, or digits broken by a separator: most
 # text is let through after this one search. The URL form also knows %40 and + / %20 for spaces.
 _QUICK = re.compile(r"@|\d{4}|\d[\s().-]\d")
