@@ -36,6 +36,32 @@ _PROBLEM_SCHEMA = {
     },
 }
 
+_CONTACT_PARAMETER = {"name": "contact_id", "in": "path", "required": True,
+                      "schema": {"type": "string", "format": "uuid"}, "description": "Dataverse contact id"}
+_EXPORT_SCHEMA = {
+    "type": "object",
+    "required": ["contact", "visitors", "interactions"],
+    "properties": {
+        "contact": {"type": "string"},
+        "visitors": {"type": "array", "items": {
+            "type": "object", "required": ["visitor", "signins"],
+            "properties": {"visitor": {"type": "string"}, "signins": {"type": "array", "items": {
+                "type": "object", "properties": {"from": {"type": "string"}, "to": {"type": "string"}}}}}}},
+        "interactions": {"type": "array", "items": {
+            "type": "object", "required": ["id", "type", "ts", "visitor", "attribution"],
+            "properties": {"id": {"type": "string"}, "type": {"type": "string"},
+                           "ts": {"type": "string", "format": "date-time"}, "visitor": {"type": "string"},
+                           "attribution": {"enum": ["verified", "stitched"]}},
+            "additionalProperties": True}},
+    },
+}
+_ERASE_SCHEMA = {
+    "type": "object",
+    "required": ["contact", "removed"],
+    "properties": {"contact": {"type": "string"}, "removed": {
+        "type": "object", "properties": {"interactions": {"type": "integer"}, "visitors": {"type": "integer"}}}},
+}
+
 _HEALTH_SCHEMA = {
     "type": "object",
     "required": ["status", "checks"],
@@ -51,7 +77,8 @@ def document() -> dict[str, object]:
     """The OpenAPI document (built once per process)."""
     batch = CollectBatch.model_json_schema(ref_template=REF)
     schemas = batch.pop("$defs", {})
-    schemas.update({"CollectBatch": batch, "Problem": _PROBLEM_SCHEMA, "Health": _HEALTH_SCHEMA})
+    schemas.update({"CollectBatch": batch, "Problem": _PROBLEM_SCHEMA, "Health": _HEALTH_SCHEMA,
+                    "Export": _EXPORT_SCHEMA, "Erased": _ERASE_SCHEMA})
     collect_body = {"schema": {"$ref": REF.format(model="CollectBatch")}}
     return {
         "openapi": "3.1.0",
@@ -89,6 +116,30 @@ def document() -> dict[str, object]:
                     "responses": {"204": {"description": "Allowed origin"},
                                   "403": _problem("The Origin is not an allowed portal")},
                 },
+            },
+            "/contacts/{contact_id}/export": {
+                "get": {
+                    "operationId": "exportContact",
+                    "summary": "Everything stored about a contact (right of access)",
+                    "parameters": [_CONTACT_PARAMETER],
+                    "responses": {
+                        "200": {"description": "The contact's interactions and visitors (empty when unknown)",
+                                "content": {"application/json": {"schema": {"$ref": REF.format(model="Export")}}}},
+                        "400": _problem("The contact id is not a GUID"),
+                    },
+                }
+            },
+            "/contacts/{contact_id}": {
+                "delete": {
+                    "operationId": "eraseContact",
+                    "summary": "Erase a contact's activity (right to erasure); idempotent",
+                    "parameters": [_CONTACT_PARAMETER],
+                    "responses": {
+                        "200": {"description": "What was removed",
+                                "content": {"application/json": {"schema": {"$ref": REF.format(model="Erased")}}}},
+                        "400": _problem("The contact id is not a GUID"),
+                    },
+                }
             },
             "/health": {
                 "get": {

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
     from azure.storage.queue import QueueServiceClient
+
+    from dci.store import InteractionStore
 
 PORTAL_EVENTS_QUEUE = "portal-events"
 CONNECTION_SETTING = "AzureWebJobsStorage"
@@ -24,3 +27,11 @@ def table_service(connection: str, **options: object) -> TableServiceClient:
     from azure.data.tables import TableServiceClient
 
     return TableServiceClient.from_connection_string(connection, **options)
+
+
+@functools.cache
+def interaction_store(connection: str) -> InteractionStore:
+    """The process's InteractionStore (one HTTP connection pool per storage account)."""
+    from dci.store import InteractionStore
+
+    return InteractionStore(table_service(connection))

@@ -16,9 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_HTTP = {
     # name: (route, methods, auth level)
     "collect": ("collect", {"POST", "OPTIONS"}, "anonymous"),
+    "export_contact": ("contacts/{contact_id}/export", {"GET"}, "function"),
+    "erase_contact": ("contacts/{contact_id}", {"DELETE"}, "function"),
     "health": ("health", {"GET"}, "anonymous"),
     "openapi_document": ("openapi.json", {"GET"}, "anonymous"),
 }
+EXPECTED_QUEUE = {"link": "portal-events"}
+EXPECTED_TIMERS = {"retention": ("0 30 3 * * *", True)}
 
 
 def _functions() -> dict[str, func.Function]:
@@ -30,7 +34,21 @@ def _value(x: object) -> str:
 
 
 def test_app_indexes_exactly_the_expected_functions() -> None:
-    assert set(_functions()) == set(EXPECTED_HTTP)
+    assert set(_functions()) == set(EXPECTED_HTTP) | set(EXPECTED_QUEUE) | set(EXPECTED_TIMERS)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_QUEUE))
+def test_queue_triggers_read_the_host_storage(name: str) -> None:
+    trigger = _functions()[name].get_trigger().get_dict_repr()
+    assert (trigger["type"], trigger["queueName"], trigger["connection"]) == (
+        "queueTrigger", EXPECTED_QUEUE[name], "AzureWebJobsStorage")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_TIMERS))
+def test_timers_schedule_and_monitor(name: str) -> None:
+    trigger = _functions()[name].get_trigger().get_dict_repr()
+    assert (trigger["schedule"], trigger["useMonitor"]) == EXPECTED_TIMERS[name]
+    assert not trigger.get("runOnStartup")
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_HTTP))

@@ -33,7 +33,7 @@ def test_openapi_covers_every_http_route_and_method() -> None:
 def test_openapi_anonymous_routes_need_no_key() -> None:
     for function in host_functions(function_app.app):
         trigger = function.get_trigger().get_dict_repr()
-        if str(getattr(trigger["authLevel"], "value", "")) == "anonymous":
+        if trigger["type"] == "httpTrigger" and str(getattr(trigger["authLevel"], "value", "")) == "anonymous":
             for operation in document()["paths"]["/" + trigger["route"]].values():
                 assert operation["security"] == []
 
@@ -51,3 +51,12 @@ def test_openapi_collect_schema_accepts_a_real_batch_and_rejects_unknown_fields(
     assert list(validator.iter_errors(good)) == []
     assert list(validator.iter_errors({**good, "ip": "203.0.113.7"})) != []
     assert list(validator.iter_errors({**good, "events": [{**event(), "type": "hover"}]})) != []
+
+
+def test_openapi_key_protected_routes_require_the_function_key() -> None:
+    for function in host_functions(function_app.app):
+        trigger = function.get_trigger().get_dict_repr()
+        if trigger["type"] == "httpTrigger" and str(getattr(trigger["authLevel"], "value", "")) == "function":
+            for operation in document()["paths"]["/" + trigger["route"]].values():
+                assert "security" not in operation  # the document-wide functionKey requirement applies
+    assert document()["security"] == [{"functionKey": []}]

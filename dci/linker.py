@@ -1,0 +1,72 @@
+"""The `portal-events` queue consumer: store a batch's events and its contact link.
+
+A message that is not a version-1 batch raises BadMessage: the host retries it and then moves it
+to `portal-events-poison`, where an operator can read it; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from dci.events import ID_PATTERN
+from dci.identity import CONTACT_ID
+from dci.store import InteractionStore
+
+logger = logging.getLogger(__name__)
+
+MAX_EVENTS_PER_MESSAGE = 1000
+
+
+class BadMessage(ValueError):
+    """The queue message is not a version-1 batch; the message says what is wrong."""
+
+
+class _QueuedEvent(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+    type: str
+    ts: Annotated[int, Field(ge=0)]
+
+
+class _QueuedBatch(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    v: Literal[1]
+    received_at: str
+    site: str
+    visitor: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+    session: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+    contact: Annotated[str, StringConstraints(pattern=CONTACT_ID.pattern)] | None = None
+    events: Annotated[list[_QueuedEvent], Field(max_length=MAX_EVENTS_PER_MESSAGE)]
+
+
+def parse_message(body: bytes) -> dict[str, Any]:
+    """The message as a dict, or BadMessage saying why it cannot be processed."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadMessage(f"not JSON: {error}") from None
+    try:
+        _QueuedBatch.model_validate(document)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(step) for step in first["loc"]) or "message"
+        raise BadMessage(f"not a version-1 batch: {where}: {first['msg']}") from None
+    return document
+
+
+def link(store: InteractionStore, body: bytes) -> int:
+    """Process one queue message; returns the rows written. Raises BadMessage or storage errors."""
+    message = parse_message(body)
+    contact = message.get("contact")
+    if contact:
+        # The link first: if the events then fail, the retry rewrites both; a link without events
+        # is harmless, events that the contact's export and erasure cannot find are not.
+        store.link(contact, message["visitor"], message["site"], message["received_at"])
+    written = store.write_events(message)
+    logger.info("linked %d events of visitor %s%s", written, message["visitor"], " (signed in)" if contact else "",
+                extra={"visitor": message["visitor"], "events": written, "signed_in": bool(contact)})
+    return written

@@ -1,0 +1,108 @@
+"""Everything stored about a contact: export it, or erase it (right of access, right to erasure).
+
+A contact's activity is what the attribution rules give them on every visitor (browser) they
+signed in on: their verified events and the anonymous browsing stitched to them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dci.attribution import attribute, signins
+from dci.events import iso_ms
+from dci.identity import CONTACT_ID
+from dci.keys import moment
+from dci.problems import FieldError, Problem
+from dci.replies import Reply, json_reply, problem_reply
+from dci.settings import Settings
+from dci.store import InteractionStore
+
+logger = logging.getLogger(__name__)
+
+_INTERNAL = ("PartitionKey", "RowKey", "table", "Timestamp", "etag")
+HOUR_MS, MINUTE_MS = 3_600_000, 60_000
+
+
+def contact_id(raw: str) -> str:
+    """A contact id from a route, or Problem(400) naming it."""
+    if not CONTACT_ID.match(raw or ""):
+        raise Problem(400, "A contact id is a GUID like 6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30.", "invalid-contact-id",
+                      [FieldError("contact_id", "must be a GUID")])
+    return raw.lower()
+
+
+def _owned(store: InteractionStore, contact: str, window_ms: int) -> list[tuple[str, list[dict[str, Any]], list]]:
+    """(visitor, its rows, the owner of each row) for every visitor the contact signed in on."""
+    out = []
+    for link in store.visitors_of(contact):
+        rows = store.visitor_events(link["visitor"])
+        owners = attribute([(row["ts"], row.get("contact")) for row in rows], window_ms)
+        out.append((link["visitor"], rows, owners))
+    return out
+
+
+def export(store: InteractionStore, contact: str, stitch_window_ms: int, session_gap_ms: int) -> dict[str, Any]:
+    """Every interaction attributed to the contact, and the visitors with their sign-in intervals."""
+    visitors, interactions = [], []
+    for visitor, rows, owners in _owned(store, contact, stitch_window_ms):
+        intervals = signins([(row["ts"], row.get("contact")) for row in rows], contact, session_gap_ms)
+        visitors.append({"visitor": visitor, "signins": [
+            {"from": _iso(start), "to": _iso(end)} for start, end in intervals]})
+        for row, owner in zip(rows, owners, strict=True):
+            if owner.contact == contact:
+                item = {key: value for key, value in row.items() if key not in _INTERNAL}
+                item["ts"] = _iso(row["ts"])
+                item["visitor"] = visitor
+                item["attribution"] = owner.how
+                interactions.append(item)
+    interactions.sort(key=lambda item: item["ts"])
+    return {"contact": contact, "visitors": visitors, "interactions": interactions}
+
+
+def erase(store: InteractionStore, contact: str, stitch_window_ms: int) -> dict[str, int]:
+    """Erase the contact's activity; idempotent. Returns how much was removed.
+
+    A visitor no one else signed in on is the contact's own browser: all its rows go, anonymous
+    ones included. On a shared browser only the rows attributed to the contact go.
+    """
+    removed = {"interactions": 0, "visitors": 0}
+    for visitor, rows, owners in _owned(store, contact, stitch_window_ms):
+        others = {row["contact"] for row in rows if row.get("contact") and row["contact"] != contact}
+        mine = [row for row, owner in zip(rows, owners, strict=True) if owner.contact == contact]
+        doomed = mine if others else rows
+        removed["interactions"] += store.delete_rows(doomed)
+        store.unlink(contact, visitor)
+        removed["visitors"] += 1
+    logger.info("erased contact %s: %d interactions on %d visitors", contact, removed["interactions"],
+                removed["visitors"], extra={"contact": contact, **removed})
+    return removed
+
+
+def export_reply(raw_contact: str, settings: Settings) -> Reply:
+    """GET /api/contacts/{contact_id}/export."""
+    from dci.storage import interaction_store
+
+    try:
+        contact = contact_id(raw_contact)
+    except Problem as problem:
+        return problem_reply(problem)
+    document = export(interaction_store(settings.storage), contact, settings.stitch_window_hours * HOUR_MS,
+                      settings.session_gap_minutes * MINUTE_MS)
+    return json_reply(200, document, {"Cache-Control": "no-store"})
+
+
+def erase_reply(raw_contact: str, settings: Settings) -> Reply:
+    """DELETE /api/contacts/{contact_id}."""
+    from dci.storage import interaction_store
+
+    try:
+        contact = contact_id(raw_contact)
+    except Problem as problem:
+        return problem_reply(problem)
+    removed = erase(interaction_store(settings.storage), contact, settings.stitch_window_hours * HOUR_MS)
+    return json_reply(200, {"contact": contact, "removed": removed})
+
+
+def _iso(ms: int) -> str:
+    return iso_ms(moment(ms))

@@ -1,0 +1,38 @@
+"""Retention without scanning: interactions live in one table per month, dropped whole."""
+
+from __future__ import annotations
+
+import calendar
+import logging
+from datetime import datetime, timedelta, timezone
+
+from dci.keys import month_of_table
+from dci.store import InteractionStore
+
+logger = logging.getLogger(__name__)
+
+
+def expired(tables: list[str], now: datetime, retention_days: int) -> list[str]:
+    """Monthly tables whose every possible row is older than the retention period."""
+    cutoff = now - timedelta(days=retention_days)
+    out = []
+    for name in tables:
+        month = month_of_table(name)
+        if month is None:
+            continue
+        year, number = month
+        last_day = calendar.monthrange(year, number)[1]
+        month_end = datetime(year, number, last_day, tzinfo=timezone.utc) + timedelta(days=1)
+        if month_end <= cutoff:
+            out.append(name)
+    return out
+
+
+def apply(store: InteractionStore, now: datetime, retention_days: int) -> list[str]:
+    """Drop the expired monthly tables; returns their names."""
+    dropped = expired(store.interaction_tables(), now, retention_days)
+    for name in dropped:
+        store.drop_table(name)
+        logger.info("retention dropped table %s (older than %d days)", name, retention_days,
+                    extra={"table": name, "retention_days": retention_days})
+    return dropped

@@ -1,0 +1,170 @@
+"""Interactions and identity links in Azure Table storage.
+
+Tables: `interactions{yyyymm}` (PK `v_{visitor}`, RK `{ts}_{event id}`) and `links` (PK
+`c_{contact}`, RK `v_{visitor}`). Every write is an upsert on a deterministic key, so a retried or
+re-delivered message writes the same rows again, never more. Which contacts signed in on a
+visitor is read from the visitor's own rows (verified events carry their contact), so no reverse
+index has to be kept in step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import EdmType, EntityProperty, TableTransactionError, UpdateMode
+
+from dci.keys import (
+    INTERACTIONS_PREFIX,
+    LINKS_TABLE,
+    contact_key,
+    event_row_key,
+    interactions_table,
+    visitor_key,
+)
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient, TableServiceClient
+
+logger = logging.getLogger(__name__)
+
+MAX_TRANSACTION = 100  # entity-group transaction limit (the SDK does not enforce it)
+T = TypeVar("T")
+
+# Event fields stored as columns; nested `article` is flattened.
+_EVENT_FIELDS = ("type", "url", "title", "referrer", "query", "results", "position", "target", "engaged_ms",
+                 "scroll", "ticket")
+
+
+def event_entity(message: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    """The interactions row of one event of a `portal-events` message."""
+    entity: dict[str, Any] = {
+        "PartitionKey": visitor_key(message["visitor"]),
+        "RowKey": event_row_key(event["ts"], event["id"]),
+        "id": event["id"],
+        "ts": EntityProperty(event["ts"], EdmType.INT64),
+        "session": message["session"],
+        "site": message["site"],
+        "received_at": message["received_at"],
+        "client_family": message.get("client", {}).get("family"),
+        "client_device": message.get("client", {}).get("device"),
+        "contact": message.get("contact"),
+    }
+    for name in _EVENT_FIELDS:
+        entity[name] = event.get(name)
+    article = event.get("article") or {}
+    entity["article_number"] = article.get("number")
+    entity["article_lang"] = article.get("lang")
+    return {key: value for key, value in entity.items() if value is not None}
+
+
+def plain(entity: dict[str, Any]) -> dict[str, Any]:
+    """A stored row as plain values (Int64 columns come back wrapped)."""
+    return {key: value.value if isinstance(value, EntityProperty) else value for key, value in entity.items()}
+
+
+class InteractionStore:
+    """Reads and writes interactions and links; takes its TableServiceClient in the constructor."""
+
+    def __init__(self, service: TableServiceClient) -> None:
+        self._service = service
+        self.transactions = 0  # storage round trips made by writes; for the benchmark and logs
+
+    # --- writing ----------------------------------------------------------------------------------
+
+    def write_events(self, message: dict[str, Any]) -> int:
+        """Upsert every event of a message, grouped by table and partition, ≤ 100 per transaction.
+
+        Returns the number of rows written.
+        """
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for event in message["events"]:
+            entity = event_entity(message, event)
+            groups[(interactions_table(event["ts"]), entity["PartitionKey"])].append(entity)
+        written = 0
+        for (table, _), entities in groups.items():
+            for start in range(0, len(entities), MAX_TRANSACTION):
+                chunk = entities[start:start + MAX_TRANSACTION]
+                operations = [("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in chunk]
+                self._on_table(table, lambda client, ops=operations: client.submit_transaction(ops))
+                written += len(chunk)
+        return written
+
+    def link(self, contact: str, visitor: str, site: str, seen_at: str) -> None:
+        """Record that `contact` signed in on `visitor`; idempotent (one upsert)."""
+        link = {"PartitionKey": contact_key(contact), "RowKey": visitor_key(visitor), "visitor": visitor,
+                "site": site, "seen_at": seen_at}
+        self._on_table(LINKS_TABLE, lambda client: client.upsert_entity(link, mode=UpdateMode.MERGE))
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def interaction_tables(self) -> list[str]:
+        """Every monthly interactions table, oldest first."""
+        query = f"TableName ge '{INTERACTIONS_PREFIX}' and TableName lt '{INTERACTIONS_PREFIX}~'"
+        return sorted(table.name for table in self._service.query_tables(query))
+
+    def visitor_events(self, visitor: str) -> list[dict[str, Any]]:
+        """Every stored event of a visitor, across the monthly tables, in time order."""
+        rows = []
+        for table in self.interaction_tables():
+            rows += [plain(row) | {"table": table} for row in self._query(table, visitor_key(visitor))]
+        return sorted(rows, key=lambda row: row["RowKey"])
+
+    def visitors_of(self, contact: str) -> list[dict[str, Any]]:
+        """The link rows of a contact: one per visitor (browser) the contact signed in on."""
+        return [plain(row) for row in self._query(LINKS_TABLE, contact_key(contact))]
+
+    # --- erasing ----------------------------------------------------------------------------------
+
+    def delete_rows(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Delete the given rows (each with `table`, PartitionKey, RowKey); ≤ 100 per transaction."""
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            groups[(row["table"], row["PartitionKey"])].append(row)
+        deleted = 0
+        for (table, _), members in groups.items():
+            for start in range(0, len(members), MAX_TRANSACTION):
+                chunk = members[start:start + MAX_TRANSACTION]
+                operations = [("delete", {"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]}) for r in chunk]
+                self._on_table(table, lambda client, ops=operations: client.submit_transaction(ops))
+                deleted += len(chunk)
+        return deleted
+
+    def unlink(self, contact: str, visitor: str) -> None:
+        """Remove the link row (a missing row or table is not an error)."""
+        with contextlib.suppress(ResourceNotFoundError):
+            self._service.get_table_client(LINKS_TABLE).delete_entity(contact_key(contact), visitor_key(visitor))
+
+    def drop_table(self, name: str) -> None:
+        """Delete a whole table (retention drops a month at a time)."""
+        self._service.delete_table(name)
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    def _query(self, table: str, partition: str) -> Iterator[dict[str, Any]]:
+        client = self._service.get_table_client(table)
+        try:
+            yield from client.query_entities("PartitionKey eq @pk", parameters={"pk": partition})
+        except ResourceNotFoundError:
+            return
+
+    def _on_table(self, table: str, operation: Callable[[TableClient], T]) -> T:
+        """Run a write on `table`, creating the table the first time it is missing."""
+        client = self._service.get_table_client(table)
+        self.transactions += 1
+        try:
+            return operation(client)
+        except (ResourceNotFoundError, TableTransactionError) as error:
+            if "TableNotFound" not in str(getattr(error, "error_code", "")) and "TableNotFound" not in str(error):
+                raise
+        try:
+            self._service.create_table(table)
+            logger.info("created table %s", table)
+        except ResourceExistsError:
+            pass  # created meanwhile by another invocation
+        self.transactions += 1
+        return operation(client)
