@@ -1,0 +1,189 @@
+"""The linker on Azurite: idempotent writes, transactions of ≤ 100, poison, outages."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from azure.core.exceptions import AzureError
+from azure.data.tables import TableServiceClient
+
+from dci.keys import interactions_table
+from dci.linker import BadMessage, link
+from dci.store import InteractionStore
+from tests.conftest import TABLE_PORT, Store, connection_string
+from tests.proxy import Proxy
+
+NOW_MS = int(datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc).timestamp() * 1000)
+CONTACT = "6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30"
+
+
+def queued(events: int | list[dict[str, Any]] = 3, *, visitor: str | None = None, contact: str | None = None,
+           start_ms: int = NOW_MS) -> dict[str, Any]:
+    """A `portal-events` message as collect writes it."""
+    if isinstance(events, int):
+        events = [{"id": str(uuid.uuid4()), "type": "search", "ts": start_ms + i * 1000,
+                   "url": "https://portal.example.com/search/?q=vpn", "query": "vpn", "results": i % 3}
+                  for i in range(events)]
+    message = {"v": 1, "received_at": "2026-11-28T15:00:03.480Z", "site": "portal.example.com",
+               "visitor": visitor or str(uuid.uuid4()), "session": str(uuid.uuid4()),
+               "client": {"family": "Edge", "device": "desktop"}, "skew_ms": 0, "events": events}
+    if contact:
+        message["contact"] = contact
+    return message
+
+
+def body(message: dict[str, Any]) -> bytes:
+    return json.dumps(message).encode()
+
+
+@pytest.fixture
+def tables(store: Store) -> InteractionStore:
+    return InteractionStore(store.tables)
+
+
+def rows(store: Store, visitor: str) -> list[dict[str, Any]]:
+    return InteractionStore(store.tables).visitor_events(visitor)
+
+
+def test_linker_writes_one_row_per_event_with_deterministic_keys(tables: InteractionStore, store: Store) -> None:
+    message = queued(3)
+    assert link(tables, body(message)) == 3
+    stored = rows(store, message["visitor"])
+    assert [r["id"] for r in stored] == [e["id"] for e in message["events"]]
+    first = stored[0]
+    assert first["PartitionKey"] == f"v_{message['visitor']}"
+    assert first["RowKey"] == f"2026-11-28T15:00:00.000Z_{message['events'][0]['id']}"
+    assert first["table"] == "interactions202611"
+    assert (first["ts"], first["query"], first["results"], first["client_family"]) == (NOW_MS, "vpn", 0, "Edge")
+    assert "contact" not in first
+
+
+def test_linker_one_transaction_for_an_anonymous_batch_two_when_signed_in(tables: InteractionStore) -> None:
+    before = tables.transactions
+    link(tables, body(queued(10)))  # the table is created on first use: not counted below
+    before = tables.transactions
+    link(tables, body(queued(10)))
+    assert tables.transactions - before == 1
+    before = tables.transactions
+    link(tables, body(queued(10, contact=CONTACT)))
+    assert tables.transactions - before in (2, 3)  # link + events (+1 the first time `links` is created)
+
+
+def test_linker_duplicate_delivery_writes_the_same_rows(tables: InteractionStore, store: Store) -> None:
+    message = queued(5, contact=CONTACT)
+    link(tables, body(message))
+    first = rows(store, message["visitor"])
+    link(tables, body(message))
+    again = rows(store, message["visitor"])
+    assert [r["RowKey"] for r in again] == [r["RowKey"] for r in first]
+    assert len(tables.visitors_of(CONTACT)) == 1
+
+
+def test_linker_same_event_in_two_batches_is_one_row(tables: InteractionStore, store: Store) -> None:
+    one = queued(2)
+    two = queued(one["events"][1:] + queued(1)["events"], visitor=one["visitor"])
+    link(tables, body(one))
+    link(tables, body(two))
+    assert len(rows(store, one["visitor"])) == 3
+
+
+def test_linker_250_events_for_one_visitor_take_3_transactions(tables: InteractionStore, store: Store) -> None:
+    link(tables, body(queued(1)))  # create the month's table first
+    message = queued(250)
+    before = tables.transactions
+    assert link(tables, body(message)) == 250
+    assert tables.transactions - before == 3
+    assert len(rows(store, message["visitor"])) == 250
+
+
+def test_linker_mixed_visitors_stay_in_their_own_partitions(tables: InteractionStore, store: Store) -> None:
+    messages = [queued(4) for _ in range(3)]
+    for message in messages:
+        link(tables, body(message))
+    for message in messages:
+        assert {r["id"] for r in rows(store, message["visitor"])} == {e["id"] for e in message["events"]}
+
+
+def test_linker_events_across_a_month_boundary_go_to_both_tables(tables: InteractionStore, store: Store) -> None:
+    end_of_october = int(datetime(2026, 10, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp() * 1000)
+    message = queued(3, start_ms=end_of_october)
+    link(tables, body(message))
+    assert {r["table"] for r in rows(store, message["visitor"])} == {"interactions202610", "interactions202611"}
+
+
+def test_linker_signed_in_batch_records_the_link(tables: InteractionStore) -> None:
+    message = queued(2, contact=CONTACT)
+    link(tables, body(message))
+    (record,) = tables.visitors_of(CONTACT)
+    assert (record["visitor"], record["site"]) == (message["visitor"], "portal.example.com")
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    (b"not json", "not JSON"),
+    (b'{"v": 2}', "not a version-1 batch"),
+    (json.dumps({**queued(1), "visitor": "a/b#c?d"}).encode(), "visitor"),
+    (json.dumps({**queued(1), "events": [{"id": "x"}]}).encode(), "events"),
+    (json.dumps({**queued(1), "contact": "not-a-guid"}).encode(), "contact"),
+])
+def test_linker_bad_message_raises_saying_why(tables: InteractionStore, raw: bytes, reason: str) -> None:
+    with pytest.raises(BadMessage, match=reason):
+        link(tables, raw)
+
+
+@pytest.fixture
+def proxy(azurite: str) -> Iterator[Proxy]:
+    p = Proxy(TABLE_PORT)
+    yield p
+    p.close()
+
+
+def _store_through(proxy: Proxy) -> InteractionStore:
+    blob, queue = 1, 1  # only the table endpoint is used
+    service = TableServiceClient.from_connection_string(
+        connection_string(blob, queue, proxy.port), retry_total=0, connection_timeout=2, read_timeout=5)
+    return InteractionStore(service)
+
+
+def test_linker_storage_outage_then_back_loses_nothing_and_duplicates_nothing(
+        store: Store, proxy: Proxy) -> None:
+    through = _store_through(proxy)
+    message = queued(250, contact=CONTACT)
+    # An earlier attempt wrote the first transaction, then crashed:
+    link(through, body({**message, "events": message["events"][:100]}))
+    proxy.down()
+    with pytest.raises(AzureError):
+        link(through, body(message))  # the host would retry this message later
+    proxy.restore()
+    assert link(through, body(message)) == 250
+    stored = rows(store, message["visitor"])
+    assert len(stored) == 250 and len({r["RowKey"] for r in stored}) == 250
+
+
+def test_linker_through_the_runner_bad_messages_end_in_the_poison_queue(store: Store) -> None:
+    import function_app
+    from dci.runner import Runner
+    from dci.runner.config import load_host_config
+    from tests.conftest import ROOT, free_ports
+
+    runner = Runner(function_app.app, load_host_config(ROOT / "tests" / "apps" / "host.json"), dict(os.environ),
+                    ("127.0.0.1", free_ports(1)[0]))
+    runner.start()
+    try:
+        good = queued(2)
+        store.send("portal-events", json.dumps(good))
+        store.send("portal-events", '{"v": 9, "events": []}')
+        (poisoned,) = store.wait_for("portal-events-poison", 1, timeout=20)
+        assert json.loads(poisoned)["v"] == 9
+        assert len(rows(store, good["visitor"])) == 2
+    finally:
+        runner.stop(timeout=10)
+
+
+def test_interactions_table_name_follows_the_event_month() -> None:
+    assert interactions_table(NOW_MS) == "interactions202611"

@@ -1,0 +1,139 @@
+"""Through the runner: browsing, sign-in, a shared browser, export and erasure over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from dci.runner import Runner
+from dci.runner.config import load_host_config
+from tests.conftest import BROWSER_UA, PORTAL_ORIGIN, ROOT, TEST_PORTAL, Store, free_ports
+from tests.factories import batch, body, event, iso
+
+A = "6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30"
+B = "0b9e3d51-7a2c-4f8e-8d10-3c6a2e9f4b71"
+
+
+@pytest.fixture
+def api(store: Store) -> Iterator[str]:
+    import function_app
+
+    runner = Runner(function_app.app, load_host_config(ROOT / "tests" / "apps" / "host.json"), dict(os.environ),
+                    ("127.0.0.1", free_ports(1)[0]))
+    runner.start()
+    yield runner.url
+    runner.stop(timeout=10)
+
+
+def call(method: str, url: str, data: bytes | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "Content-Type": "text/plain", "Origin": PORTAL_ORIGIN, "User-Agent": BROWSER_UA})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def send(api: str, visitor: str, minutes_ago: list[float], token: str | None = None) -> list[str]:
+    """Post one batch of page views at those times; returns their event ids."""
+    now = datetime.now(timezone.utc)
+    events = [event(at=now - timedelta(minutes=m)) for m in minutes_ago]
+    document = batch(events, visitor=visitor, sent_at=iso(now))
+    if token:
+        document["token"] = token
+    status, _ = call("POST", f"{api}/collect", body(document))
+    assert status == 202
+    return [e["id"] for e in events]
+
+
+def export(api: str, contact: str) -> dict[str, Any]:
+    status, document = call("GET", f"{api}/contacts/{contact}/export")
+    assert status == 200
+    return document
+
+
+def wait_for_export(api: str, contact: str, count: int, timeout: float = 20) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        document = export(api, contact)
+        if len(document["interactions"]) >= count or time.monotonic() > deadline:
+            return document
+        time.sleep(0.2)
+
+
+def test_privacy_browsing_before_sign_in_is_exported_under_the_contact(api: str) -> None:
+    browser = str(uuid.uuid4())
+    anonymous = send(api, browser, [30, 25, 20])
+    signed_in = send(api, browser, [10, 5], token=TEST_PORTAL.token(A))
+    document = wait_for_export(api, A, 5)
+    by_id = {item["id"]: item for item in document["interactions"]}
+    assert set(by_id) == set(anonymous + signed_in)
+    assert {by_id[i]["attribution"] for i in anonymous} == {"stitched"}
+    assert {by_id[i]["attribution"] for i in signed_in} == {"verified"}
+    assert [v["visitor"] for v in document["visitors"]] == [browser]
+    assert len(document["visitors"][0]["signins"]) == 1
+
+
+def stored(store: Store, visitor: str, count: int, timeout: float = 20) -> None:
+    """Wait until the linker has stored `count` events of the visitor."""
+    from dci.store import InteractionStore
+
+    deadline = time.monotonic() + timeout
+    while len(InteractionStore(store.tables).visitor_events(visitor)) < count:
+        assert time.monotonic() < deadline, "the linker did not store the events in time"
+        time.sleep(0.2)
+
+
+def test_privacy_second_contact_on_the_same_browser_does_not_inherit(api: str, store: Store) -> None:
+    browser = str(uuid.uuid4())
+    a_ids = send(api, browser, [60, 55], token=TEST_PORTAL.token(A))
+    between = send(api, browser, [40, 35])  # A signed out; someone browses anonymously
+    b_ids = send(api, browser, [20, 15], token=TEST_PORTAL.token(B))
+    stored(store, browser, 6)  # every batch has landed before we judge what is *not* attributed
+    a_doc, b_doc = export(api, A), export(api, B)
+    assert {i["id"] for i in a_doc["interactions"]} == set(a_ids)
+    assert {i["id"] for i in b_doc["interactions"]} == set(b_ids)
+    assert not set(between) & ({i["id"] for i in a_doc["interactions"]} | {i["id"] for i in b_doc["interactions"]})
+
+
+def test_privacy_erase_then_export_is_empty_and_others_keep_theirs(api: str, store: Store) -> None:
+    own_browser, shared = str(uuid.uuid4()), str(uuid.uuid4())
+    send(api, own_browser, [50, 45])
+    send(api, own_browser, [40], token=TEST_PORTAL.token(A))
+    send(api, shared, [30], token=TEST_PORTAL.token(A))
+    b_ids = send(api, shared, [10], token=TEST_PORTAL.token(B))
+    wait_for_export(api, A, 4)
+    wait_for_export(api, B, 1)
+
+    status, erased = call("DELETE", f"{api}/contacts/{A}")
+    assert status == 200
+    assert erased == {"contact": A, "removed": {"interactions": 4, "visitors": 2}}
+    assert export(api, A) == {"contact": A, "visitors": [], "interactions": []}
+    assert {i["id"] for i in export(api, B)["interactions"]} == set(b_ids)
+    from dci.store import InteractionStore
+
+    assert InteractionStore(store.tables).visitor_events(own_browser) == []  # A's own browser: nothing left
+
+    status, again = call("DELETE", f"{api}/contacts/{A}")
+    assert (status, again["removed"]) == (200, {"interactions": 0, "visitors": 0})  # idempotent
+
+
+@pytest.mark.parametrize("method,path", [("GET", "/contacts/not-a-guid/export"), ("DELETE", "/contacts/42")])
+def test_privacy_bad_contact_id_is_400_naming_it(api: str, method: str, path: str) -> None:
+    status, problem = call(method, api + path)
+    assert status == 400
+    assert problem["errors"][0]["field"] == "contact_id"
+
+
+def test_privacy_unknown_contact_exports_nothing(api: str) -> None:
+    assert export(api, str(uuid.uuid4())) | {"contact": None} == {"contact": None, "visitors": [], "interactions": []}
