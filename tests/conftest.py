@@ -7,45 +7,21 @@ import base64
 import contextlib
 import os
 import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from azure.core.exceptions import ResourceExistsError
 
+from tests.azurite import ROOT, connection_string, free_ports  # noqa: F401 - ROOT is shared with tests
+from tests.azurite import start as start_azurite
+from tests.azurite import stop as stop_azurite
 from tests.tokens import Portal
 
-ROOT = Path(__file__).resolve().parents[1]
-AZURITE = ROOT / "node_modules" / ".bin" / "azurite"
-# Azurite's well-known development account (public, documented; not a secret).
-ACCOUNT = "devstoreaccount1"
-ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 PORTAL = "portal.example.com"
 PORTAL_ORIGIN = f"https://{PORTAL}"
 BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/131.0.0.0 Safari/537.36")
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports nobody listens on right now."""
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def connection_string(blob: int, queue: int, table: int) -> str:
-    """A connection string for an Azurite listening on these ports."""
-    base = "http://127.0.0.1:{}/" + ACCOUNT
-    return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint={base.format(blob)};QueueEndpoint={base.format(queue)};"
-            f"TableEndpoint={base.format(table)};")
 
 
 BLOB_PORT, QUEUE_PORT, TABLE_PORT = free_ports(3)
@@ -66,39 +42,21 @@ for _name in ("PORTAL_CLIENT_ID", "DATAVERSE_URL", "DATAVERSE_TOKEN", "CASE_SCHE
     os.environ.pop(_name, None)
 
 
-def _wait_for_port(port: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"Azurite did not listen on {port}")
-
-
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running Azurite (started here unless DCI_TEST_STORAGE names one); its connection string."""
     if os.environ.get("DCI_TEST_STORAGE"):
         yield STORAGE
         return
-    if not AZURITE.exists():
-        pytest.fail("Azurite is not installed: run `make test` (it runs `npm ci` first)")
     data = tmp_path_factory.mktemp("azurite")
-    log = (data / "azurite.log").open("w")
-    process = subprocess.Popen(
-        [str(AZURITE), "--silent", "--skipApiVersionCheck", "--location", str(data),
-         "--blobPort", str(BLOB_PORT), "--queuePort", str(QUEUE_PORT), "--tablePort", str(TABLE_PORT)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
     try:
-        deadline = time.monotonic() + 30
-        for port in (BLOB_PORT, QUEUE_PORT, TABLE_PORT):
-            _wait_for_port(port, deadline)
+        process = start_azurite((BLOB_PORT, QUEUE_PORT, TABLE_PORT), data)
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    try:
         yield STORAGE
     finally:
-        process.kill()  # its data folder is thrown away: no need for a graceful stop
-        process.wait(10)
-        log.close()
+        stop_azurite(process)
         shutil.rmtree(data, ignore_errors=True)
 
 
