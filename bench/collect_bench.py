@@ -86,6 +86,26 @@ def import_profile() -> dict[str, object]:
     }
 
 
+def token_costs() -> dict[str, float]:
+    """µs to verify a portal ID token the first time, and again (remembered until it expires)."""
+    from dci.identity import PortalKeys, TokenVerifier
+    from tests.tokens import Portal
+
+    portal = Portal("portal.example.com")
+    verifier = TokenVerifier(("portal.example.com",), PortalKeys(portal.public_pem))
+    tokens = [portal.token() for _ in range(300)]
+    started = time.perf_counter()
+    for token in tokens:
+        verifier.verify(token)
+    first = (time.perf_counter() - started) / len(tokens)
+    started = time.perf_counter()
+    for _ in range(10):
+        for token in tokens:
+            verifier.verify(token)
+    again = (time.perf_counter() - started) / (10 * len(tokens))
+    return {"token_verify_first_us": round(first * 1e6, 1), "token_verify_cached_us": round(again * 1e6, 1)}
+
+
 def main() -> None:
     import function_app
 
@@ -108,6 +128,7 @@ def main() -> None:
         "baseline_us_per_event": round(base_us / EVENTS_PER_BATCH, 1),
         "ratio": round(ours_us / base_us, 2),
         "body_bytes_median": int(statistics.median(len(b) for b in bodies)),
+        **token_costs(),
         "imports": import_profile(),
     }
     out_dir = ROOT / "bench" / "results"

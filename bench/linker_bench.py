@@ -1,0 +1,91 @@
+"""Linker throughput on Azurite vs raw `submit_transaction` of the same rows, and storage
+round trips per queue message.
+
+Run: `make bench` (or `.venv/bin/python bench/linker_bench.py`). Starts its own Azurite.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from azure.data.tables import TableServiceClient, UpdateMode  # noqa: E402
+
+from dci.linker import link  # noqa: E402
+from dci.store import InteractionStore, event_entity  # noqa: E402
+from tests import azurite  # noqa: E402
+
+SIZES = {1: 300, 10: 150, 50: 60}  # events per message: messages per run
+REPEATS = 3
+CONTACT = "6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30"
+START_MS = 1_796_137_200_000  # 2026-12-01, one month table for every run
+
+
+def message(events: int, contact: str | None = None) -> dict:
+    visitor = str(uuid.uuid4())
+    doc = {"v": 1, "received_at": "2026-12-01T00:00:00.000Z", "site": "portal.example.com", "visitor": visitor,
+           "session": str(uuid.uuid4()), "client": {"family": "Edge", "device": "desktop"}, "skew_ms": 0,
+           "events": [{"id": str(uuid.uuid4()), "type": "search", "ts": START_MS + i,
+                       "url": "https://portal.example.com/search/?q=vpn", "query": "vpn", "results": 2}
+                      for i in range(events)]}
+    if contact:
+        doc["contact"] = contact
+    return doc
+
+
+def run(service: TableServiceClient) -> dict:
+    store = InteractionStore(service)
+    link(store, json.dumps(message(1)).encode())  # create the month table outside the timings
+    raw_table = service.create_table_if_not_exists("rawbench")
+    results = {}
+    for size, count in SIZES.items():
+        ours, raw = [], []
+        for _ in range(REPEATS):
+            bodies = [json.dumps(message(size)).encode() for _ in range(count)]
+            started = time.perf_counter()
+            for body in bodies:
+                link(store, body)
+            ours.append(size * count / (time.perf_counter() - started))
+            batches = [[("upsert", event_entity(m, e), {"mode": UpdateMode.REPLACE}) for e in m["events"]]
+                       for m in (message(size) for _ in range(count))]
+            started = time.perf_counter()
+            for operations in batches:
+                raw_table.submit_transaction(operations)
+            raw.append(size * count / (time.perf_counter() - started))
+        results[size] = {"linker_events_per_s": round(max(ours)), "raw_events_per_s": round(max(raw)),
+                         "ratio_raw_over_linker": round(max(raw) / max(ours), 2),
+                         "spread_linker": [round(x) for x in ours]}
+    round_trips = {}
+    for label, contact in (("anonymous", None), ("signed_in", CONTACT)):
+        link(store, json.dumps(message(10, contact)).encode())  # `links` table exists from here on
+        before = store.transactions
+        for _ in range(20):
+            link(store, json.dumps(message(10, contact)).encode())
+        round_trips[label] = (store.transactions - before) / 20
+    return {"throughput": results, "storage_round_trips_per_message_10_events": round_trips}
+
+
+def main() -> None:
+    ports = tuple(azurite.free_ports(3))
+    with tempfile.TemporaryDirectory() as data:
+        process = azurite.start(ports, Path(data))  # type: ignore[arg-type]
+        try:
+            service = TableServiceClient.from_connection_string(azurite.connection_string(*ports))
+            result = {"python": sys.version.split()[0], "repeats": REPEATS, **run(service)}
+        finally:
+            azurite.stop(process)
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "linker.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
