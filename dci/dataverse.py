@@ -1,0 +1,185 @@
+"""The Dataverse Web API (v9.2): new incidents, and the timeline note on a case.
+
+`requests.Session` with urllib3 `Retry` (429/503/504 and connection errors, honouring
+`Retry-After`), a timeout on every call, bearer tokens from azure-identity (managed identity in
+Azure) or a fixed token for local testing. Errors are parsed from the `error` body Dataverse
+returns. Service protection limits: 6,000 requests / 5 min / user, 52 concurrent.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+logger = logging.getLogger(__name__)
+
+API = "/api/data/v9.2"
+TIMEOUT = (5, 60)  # connect, read (seconds)
+PAGE_SIZE = 500
+TOKEN_REFRESH_MARGIN = 300  # seconds before expiry a cached token is renewed
+LOOKUP_TYPE = "@Microsoft.Dynamics.CRM.lookuplogicalname"
+NOTE_NAMESPACE = uuid.UUID("6b1f4a1e-8f65-4a4b-9d1e-5b8e0e7f2c10")  # note ids derive from case ids
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+class DataverseError(RuntimeError):
+    """A Dataverse call failed; says which call, the HTTP status and Dataverse's own code."""
+
+    def __init__(self, what: str, status: int, code: str = "", message: str = "") -> None:
+        super().__init__(f"{what}: HTTP {status}{f' {code}' if code else ''}{f': {message}' if message else ''}")
+        self.status, self.code = status, code
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A support case as the poller and the webhook see it."""
+
+    case_id: str
+    created_ms: int
+    ticket: str
+    title: str
+    contact: str | None
+    skipped: str = ""  # why the case cannot get a timeline ("" when it can)
+
+
+def incident_from_row(row: dict[str, Any]) -> Incident:
+    """An Incident from a Web API row; the contact is the customer, or the account's primary contact."""
+    customer, kind = row.get("_customerid_value"), row.get(f"_customerid_value{LOOKUP_TYPE}")
+    contact = customer if kind == "contact" else row.get("_primarycontactid_value")
+    skipped = "" if contact else (
+        "the customer is an account without a primary contact" if kind == "account" else "no customer contact")
+    return Incident(case_id=str(row["incidentid"]).lower(), created_ms=_ms(row["createdon"]),
+                    ticket=row.get("ticketnumber") or "", title=row.get("title") or "",
+                    contact=str(contact).lower() if contact else None, skipped=skipped)
+
+
+def note_id(case_id: str) -> str:
+    """The id of a case's timeline note: derived from the case, so writing it twice is one note."""
+    return str(uuid.uuid5(NOTE_NAMESPACE, case_id.lower()))
+
+
+def _ms(iso: str) -> int:
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+class TokenSource:
+    """Bearer tokens for Dataverse: a fixed one (local testing), or azure-identity, cached."""
+
+    def __init__(self, url: str, fixed: str | None = None, client_id: str | None = None,
+                 credential: Any = None, clock: Callable[[], float] = time.time) -> None:
+        self._scope = url.rstrip("/") + "/.default"
+        self._fixed = fixed
+        self._client_id = client_id
+        self._credential = credential
+        self._clock = clock
+        self._cached: tuple[str, float] | None = None
+        self._lock = threading.Lock()
+
+    def token(self, force: bool = False) -> str:
+        """A bearer token valid for at least a few more minutes."""
+        if self._fixed:
+            return self._fixed
+        with self._lock:
+            if force or self._cached is None or self._cached[1] - TOKEN_REFRESH_MARGIN < self._clock():
+                access = self._get_credential().get_token(self._scope)
+                self._cached = (access.token, float(access.expires_on))
+            return self._cached[0]
+
+    def _get_credential(self) -> Any:
+        if self._credential is None:
+            # Imported here: azure-identity is heavy and only the Dataverse paths need it.
+            from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+            self._credential = (ManagedIdentityCredential(client_id=self._client_id) if self._client_id
+                                else DefaultAzureCredential())
+        return self._credential
+
+
+def session(retries: int = 5, backoff: float = 1.0) -> requests.Session:
+    """A Session that retries throttling and transient failures, honouring Retry-After."""
+    retry = Retry(total=retries, connect=retries, read=2, status=retries, backoff_factor=backoff,
+                  status_forcelist=(429, 503, 504), respect_retry_after_header=True,
+                  allowed_methods=frozenset({"GET", "PATCH", "PUT", "DELETE", "POST"}),
+                  raise_on_status=False)
+    s = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+    s.mount("https://", adapter)
+    s.mount("http://", adapter)
+    return s
+
+
+class Dataverse:
+    """The few Web API calls the product makes. Takes its Session and TokenSource in the constructor."""
+
+    def __init__(self, url: str, tokens: TokenSource, http: requests.Session | None = None,
+                 page_size: int = PAGE_SIZE) -> None:
+        self._base = url.rstrip("/") + API
+        self._tokens = tokens
+        self._http = http or session()
+        self._page_size = page_size
+        self.requests = 0  # calls made, for logs and benchmarks
+
+    def incidents_since(self, since_ms: int) -> Iterator[list[Incident]]:
+        """Pages of incidents created at or after `since_ms`, oldest first (follows @odata.nextLink)."""
+        since = datetime.fromtimestamp(since_ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        url = (f"{self._base}/incidents?$select=incidentid,ticketnumber,title,createdon,_customerid_value,"
+               f"_primarycontactid_value&$filter=createdon ge {since}&$orderby=createdon asc,incidentid asc")
+        prefer = f'odata.maxpagesize={self._page_size},odata.include-annotations="{LOOKUP_TYPE[1:]}"'
+        while url:
+            document = self._call("GET", url, "list incidents", headers={"Prefer": prefer}).json()
+            yield [incident_from_row(row) for row in document.get("value", [])]
+            url = document.get("@odata.nextLink")  # verbatim: it carries the paging cookie
+
+    def write_note(self, case_id: str, subject: str, text: str) -> str:
+        """Create or update the case's timeline note (an upsert on a derived id); returns the note id."""
+        note = note_id(case_id)
+        body = {"subject": subject, "notetext": text, "isdocument": False,
+                "objectid_incident@odata.bind": f"/incidents({case_id})"}
+        self._call("PATCH", f"{self._base}/annotations({note})", "write the timeline note", json=body)
+        return note
+
+    def _call(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
+        for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {self._tokens.token(force=attempt == 2)}",
+                       "Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0",
+                       **kwargs.pop("headers", {})}
+            self.requests += 1
+            try:
+                response = self._http.request(method, url, headers=headers, timeout=TIMEOUT, **kwargs)
+            except requests.RequestException as error:
+                raise DataverseError(what, 0, type(error).__name__, str(error)) from None
+            if response.status_code == 401 and attempt == 1:
+                logger.info("Dataverse refused the token (401); renewing it once")
+                kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
+                continue
+            if response.status_code >= 400:
+                raise _error(what, response)
+            return response
+        raise AssertionError("unreachable")
+
+
+def _error(what: str, response: requests.Response) -> DataverseError:
+    try:
+        error = response.json().get("error", {})
+    except ValueError:
+        error = {}
+    return DataverseError(what, response.status_code, str(error.get("code", "")), str(error.get("message", "")))
+
+
+def is_guid(value: str) -> bool:
+    """True for a Dataverse row id."""
+    return bool(_GUID.match(value or ""))

@@ -1,0 +1,192 @@
+"""A local HTTP server speaking the documented Dataverse Web API shapes the product uses.
+
+OData JSON with `@odata.context`, `@odata.nextLink` paging that honours `Prefer:
+odata.maxpagesize`, lookup annotations when asked for, upsert by PATCH on `annotations(id)`,
+401 without a valid bearer token, scripted 429 (with `Retry-After`) / 503 / 500 failures and slow
+answers. It is a stand-in for the one thing that cannot run here, not a mock of our code.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+API = "/api/data/v9.2"
+LOOKUP = "Microsoft.Dynamics.CRM.lookuplogicalname"
+
+
+class FakeDataverse:
+    """State and behaviour; `url` is the organisation URL to configure as DATAVERSE_URL."""
+
+    def __init__(self, token: str = "test-token") -> None:
+        self.tokens = {token}
+        self.incidents: list[dict[str, Any]] = []
+        self.annotations: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.failures: list[dict[str, Any]] = []
+        self.delay = 0.0
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- test-side setup --------------------------------------------------------------------------
+
+    def add_incident(self, created: datetime, *, contact: str | None = None, account: str | None = None,
+                     primary_contact: str | None = None, ticket: str | None = None, title: str = "Cannot sign in",
+                     case_id: str | None = None) -> str:
+        """Add a case; the customer is `contact` or `account` (whose primary contact may be set)."""
+        case_id = case_id or str(uuid.uuid4())
+        with self.lock:
+            self.incidents.append({
+                "incidentid": case_id, "ticketnumber": ticket or f"CAS-{len(self.incidents) + 1:05d}-T3ST",
+                "title": title, "createdon": created.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "_customerid_value": contact or account, "customer_type": "contact" if contact else "account"
+                if account else None, "_primarycontactid_value": primary_contact})
+        return case_id
+
+    def fail(self, status: int, *, times: int = 1, retry_after: int | None = None, method: str | None = None,
+             after: int = 0) -> None:
+        """Answer `status` to the next `times` matching requests, after letting `after` of them pass."""
+        with self.lock:
+            self.failures.append({"status": status, "times": times, "retry_after": retry_after, "method": method,
+                                  "after": after})
+
+    @contextmanager
+    def slow(self, seconds: float) -> Iterator[None]:
+        self.delay = seconds
+        try:
+            yield
+        finally:
+            self.delay = 0.0
+
+    # --- behaviour --------------------------------------------------------------------------------
+
+    def _scripted_failure(self, method: str) -> dict[str, Any] | None:
+        with self.lock:
+            for failure in self.failures:
+                if failure["method"] not in (None, method):
+                    continue
+                if failure["after"] > 0:
+                    failure["after"] -= 1
+                    return None
+                failure["times"] -= 1
+                if failure["times"] <= 0:
+                    self.failures.remove(failure)
+                return failure
+        return None
+
+    def list_incidents(self, query: str, prefer: str) -> dict[str, Any]:
+        params = parse_qs(query)
+        if "$skiptoken" in params:
+            state = json.loads(base64.urlsafe_b64decode(params["$skiptoken"][0]))
+            since, offset, size = state["since"], state["offset"], state["size"]
+        else:
+            match = re.search(r"createdon ge (\S+)", params.get("$filter", [""])[0])
+            since = match.group(1) if match else "0000"
+            offset = 0
+            size_match = re.search(r"odata\.maxpagesize=(\d+)", prefer)
+            size = int(size_match.group(1)) if size_match else 5000
+        with self.lock:
+            rows = sorted((r for r in self.incidents if r["createdon"] >= since),
+                          key=lambda r: (r["createdon"], r["incidentid"]))
+        page = rows[offset:offset + size]
+        annotate = "include-annotations" in prefer
+        value = []
+        for row in page:
+            item = {k: v for k, v in row.items() if k != "customer_type"}
+            item["@odata.etag"] = 'W/"1"'
+            if annotate and row["_customerid_value"]:
+                item[f"_customerid_value@{LOOKUP}"] = row["customer_type"]
+            value.append(item)
+        document: dict[str, Any] = {"@odata.context": f"{self.url}{API}/$metadata#incidents(incidentid,ticketnumber,"
+                                                      "title,createdon,_customerid_value,_primarycontactid_value)",
+                                    "value": value}
+        if offset + size < len(rows):
+            token = base64.urlsafe_b64encode(json.dumps(
+                {"since": since, "offset": offset + size, "size": size}).encode()).decode()
+            document["@odata.nextLink"] = f"{self.url}{API}/incidents?$skiptoken={token}"
+        return document
+
+    def upsert_annotation(self, note_id: str, body: dict[str, Any]) -> int:
+        bind = body.get("objectid_incident@odata.bind", "")
+        case = re.fullmatch(r"/incidents\(([0-9a-f-]{36})\)", bind)
+        if not case or not any(r["incidentid"] == case.group(1) for r in self.incidents):
+            return 400
+        with self.lock:
+            existing = self.annotations.get(note_id)
+            self.annotations[note_id] = {**(existing or {"created": time.time()}), **body, "updates":
+                                         (existing or {}).get("updates", -1) + 1}
+        return 204
+
+    def notes_for(self, case_id: str) -> list[dict[str, Any]]:
+        return [n for n in self.annotations.values()
+                if n.get("objectid_incident@odata.bind") == f"/incidents({case_id})"]
+
+
+def _handler(dataverse: FakeDataverse) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None: ...
+
+        def _send(self, status: int, document: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
+            body = json.dumps(document).encode() if document is not None else b""
+            self.send_response(status)
+            if body:
+                self.send_header("Content-Type", "application/json; odata.metadata=minimal")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("OData-Version", "4.0")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+            self._send(status, {"error": {"code": code, "message": message}}, headers)
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            dataverse.requests.append((self.command, self.path))
+            if dataverse.delay:
+                time.sleep(dataverse.delay)
+            auth = self.headers.get("Authorization", "")
+            if not auth.startswith("Bearer ") or auth[7:] not in dataverse.tokens:
+                return self._error(401, "0x80072560", "The user is not a member of the organization.",
+                                   {"WWW-Authenticate": 'Bearer authorization_uri="https://login.example/"'})
+            failure = dataverse._scripted_failure(self.command)
+            if failure:
+                headers = {"Retry-After": str(failure["retry_after"])} if failure["retry_after"] is not None else {}
+                codes = {429: "0x80072322", 503: "0x80040216", 500: "0x80040216"}
+                return self._error(failure["status"], codes.get(failure["status"], "0x80040216"),
+                                   "Number of requests exceeded the limit of 6000 over time window of 300 seconds."
+                                   if failure["status"] == 429 else "Scripted failure.", headers)
+            parts = urlsplit(self.path)
+            if self.command == "GET" and parts.path == f"{API}/incidents":
+                return self._send(200, dataverse.list_incidents(parts.query, self.headers.get("Prefer", "")))
+            note = re.fullmatch(rf"{API}/annotations\(([0-9a-f-]{{36}})\)", parts.path)
+            if self.command == "PATCH" and note:
+                status = dataverse.upsert_annotation(note.group(1), json.loads(raw or b"{}"))
+                if status != 204:
+                    return self._error(status, "0x80040203", "objectid_incident@odata.bind does not name a case.")
+                return self._send(204, None, {"OData-EntityId": f"{dataverse.url}{API}/annotations({note.group(1)})"})
+            return self._error(404, "0x80060888", f"Resource not found for the segment '{parts.path}'.")
+
+        do_GET = do_PATCH = do_POST = do_DELETE = _handle
+
+    return Handler
