@@ -11,8 +11,8 @@ import azure.functions as func
 
 from dci import collect as collect_events
 from dci import openapi, web
-from dci.settings import get_settings, settings_or_none
-from dci.storage import CONNECTION_SETTING, PORTAL_EVENTS_QUEUE
+from dci.settings import case_schedule, get_settings, settings_or_none
+from dci.storage import CASES_QUEUE, CONNECTION_SETTING, PORTAL_EVENTS_QUEUE
 
 settings_or_none()  # at start-up, a bad or missing setting is logged by name (and health says so)
 
@@ -36,11 +36,73 @@ def collect(req: func.HttpRequest, batches: func.Out[str]) -> func.HttpResponse:
 
 @app.queue_trigger(arg_name="msg", queue_name=PORTAL_EVENTS_QUEUE, connection=CONNECTION_SETTING)
 def link(msg: func.QueueMessage) -> None:
-    """Store a batch's interactions and its contact link (bad messages end in the poison queue)."""
+    """Store a batch's interactions and contact link; note tickets, portal cases, late events."""
     from dci import linker, storage
 
     settings = get_settings()  # bad settings: the message is retried, then kept in the poison queue
-    linker.link(storage.interaction_store(settings.storage), msg.get_body())
+    follow_up = linker.CaseFollowUp(
+        cases=storage.case_store(settings.storage), enqueue=storage.cases_queue(settings.storage).send,
+        portal_cases=not settings.dataverse_configured, settle_ms=settings.case_settle_seconds * 1000,
+        lookback_ms=settings.timeline_lookback_hours * 3_600_000)
+    linker.link(storage.interaction_store(settings.storage), msg.get_body(), follow_up)
+
+
+# --- Cases and timelines ------------------------------------------------------------------------
+
+@app.timer_trigger(arg_name="timer", schedule=case_schedule(), use_monitor=True)
+def poll_cases(timer: func.TimerRequest) -> None:
+    """Every few minutes (CASE_SCHEDULE): new Dataverse cases since the watermark, queued once each."""
+    from dci import cases, dataverse, storage
+
+    settings = get_settings()
+    if settings.dataverse_url is None:
+        return  # cases come from portal events instead
+    client = dataverse.client_for(str(settings.dataverse_url), _secret(settings.dataverse_token),
+                                  settings.dataverse_client_id)
+    cases.poll(client, storage.case_store(settings.storage), storage.cases_queue(settings.storage).send,
+               int(datetime.now(timezone.utc).timestamp() * 1000))
+
+
+@app.route(route="dataverse/incidents", methods=["POST"])
+def dataverse_incident(req: func.HttpRequest) -> func.HttpResponse:
+    """Dataverse webhook for Create of incident: the case is queued at once."""
+    from dci import cases, storage
+
+    settings = settings_or_none()
+    if settings is None:
+        return web.misconfigured()
+    try:
+        case, skipped = cases.parse_webhook(req.get_body())
+    except web.Problem as problem:
+        return web.respond(web.problem_reply(problem))
+    outcome = cases.take(storage.case_store(settings.storage), case, storage.cases_queue(settings.storage).send,
+                         skipped)
+    return web.json_response({"case_id": case["case_id"], "outcome": outcome}, status=202)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=CASES_QUEUE, connection=CONNECTION_SETTING)
+def assemble_case(msg: func.QueueMessage) -> None:
+    """Once a case has settled: assemble its timeline, store it, write the note on the case."""
+    from dci import assembler, dataverse, storage
+
+    settings = get_settings()
+    client = (dataverse.client_for(str(settings.dataverse_url), _secret(settings.dataverse_token),
+                                   settings.dataverse_client_id) if settings.dataverse_url else None)
+    assembler.handle(msg.get_body(), store=storage.interaction_store(settings.storage),
+                     cases=storage.case_store(settings.storage), dataverse=client,
+                     requeue=storage.cases_queue(settings.storage).send, settings=settings,
+                     now_ms=int(datetime.now(timezone.utc).timestamp() * 1000))
+
+
+@app.route(route="cases/{case_id}/timeline", methods=["GET"])
+def case_timeline(req: func.HttpRequest) -> func.HttpResponse:
+    """The case's timeline as JSON (202 while the case settles, 404 for an unknown case)."""
+    from dci import storage, timelines
+
+    settings = settings_or_none()
+    if settings is None:
+        return web.misconfigured()
+    return web.respond(timelines.reply(storage.case_store(settings.storage), req.route_params.get("case_id", "")))
 
 
 # --- Privacy ------------------------------------------------------------------------------------
@@ -85,6 +147,10 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     from dci import health as checks  # the storage SDKs load here, not on the ingest path
 
     return web.respond(checks.check())
+
+
+def _secret(value) -> str | None:  # noqa: ANN001 - a pydantic SecretStr or None
+    return value.get_secret_value() if value is not None else None
 
 
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -183,3 +183,16 @@ def _error(what: str, response: requests.Response) -> DataverseError:
 def is_guid(value: str) -> bool:
     """True for a Dataverse row id."""
     return bool(_GUID.match(value or ""))
+
+
+_clients: dict[tuple[str, str | None, str | None], Dataverse] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(url: str, fixed_token: str | None, client_id: str | None) -> Dataverse:
+    """The process's Dataverse client for one configuration (its token cache and connection pool)."""
+    key = (url, fixed_token, client_id)
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = Dataverse(url, TokenSource(url, fixed=fixed_token, client_id=client_id))
+        return _clients[key]

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from dci.cases import case_message, portal_case, take
+from dci.casestore import CaseStore
 from dci.events import ID_PATTERN
 from dci.identity import CONTACT_ID
 from dci.store import InteractionStore
@@ -58,7 +63,18 @@ def parse_message(body: bytes) -> dict[str, Any]:
     return document
 
 
-def link(store: InteractionStore, body: bytes) -> int:
+@dataclass(frozen=True)
+class CaseFollowUp:
+    """What the linker does about cases: where they live, how to queue one, and the timing rules."""
+
+    cases: CaseStore
+    enqueue: Callable[[str], None]
+    portal_cases: bool  # no Dataverse: a `case_submitted` event is the case
+    settle_ms: int
+    lookback_ms: int
+
+
+def link(store: InteractionStore, body: bytes, follow_up: CaseFollowUp | None = None) -> int:
     """Process one queue message; returns the rows written. Raises BadMessage or storage errors."""
     message = parse_message(body)
     contact = message.get("contact")
@@ -69,4 +85,35 @@ def link(store: InteractionStore, body: bytes) -> int:
     written = store.write_events(message)
     logger.info("linked %d events of visitor %s%s", written, message["visitor"], " (signed in)" if contact else "",
                 extra={"visitor": message["visitor"], "events": written, "signed_in": bool(contact)})
+    if follow_up is not None:
+        _follow_up_cases(message, follow_up)
     return written
+
+
+def _follow_up_cases(message: dict[str, Any], follow: CaseFollowUp) -> None:
+    """Tickets submitted on the portal, portal-only cases, and re-assembly after late events."""
+    contact, visitor = message.get("contact"), message["visitor"]
+    for event in message["events"]:
+        ticket = event.get("ticket")
+        if event["type"] != "case_submitted" or not ticket:
+            continue
+        follow.cases.add_ticket(ticket, visitor)
+        if follow.portal_cases:
+            take(follow.cases, portal_case(message["site"], ticket, event["ts"], contact, visitor), follow.enqueue)
+    if not contact:
+        return
+    received_ms = int(datetime.fromisoformat(message["received_at"].replace("Z", "+00:00")).timestamp() * 1000)
+    late = [e["ts"] for e in message["events"] if received_ms - e["ts"] > follow.settle_ms]
+    if not late:
+        return
+    first, last = min(late), max(late)
+    for row in follow.cases.cases_of(contact):  # cases whose window these late events fall in
+        if not first <= row["created_ms"] <= last + follow.lookback_ms:
+            continue
+        case = follow.cases.case(row["case_id"])
+        if case and case.get("status") == "assembled":
+            follow.enqueue(case_message({"case_id": row["case_id"], "created_ms": row["created_ms"],
+                                         "ticket": case.get("ticket"), "title": case.get("title"),
+                                         "contact": contact, "source": case.get("source")}))
+            logger.info("late events for case %s: re-assembly queued", case.get("ticket") or row["case_id"],
+                        extra={"case_id": row["case_id"]})

@@ -62,6 +62,24 @@ _ERASE_SCHEMA = {
         "type": "object", "properties": {"interactions": {"type": "integer"}, "visitors": {"type": "integer"}}}},
 }
 
+_TIMELINE_SCHEMA = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {
+        "status": {"enum": ["assembled", "skipped"]},
+        "reason": {"type": "string"},
+        "version": {"type": "integer"},
+        "case": {"type": "object"},
+        "summary": {"type": "object", "properties": {
+            "sentence": {"type": "string"}, "searches": {"type": "array"},
+            "zero_result_searches": {"type": "array", "items": {"type": "string"}},
+            "articles": {"type": "array"}, "path": {"type": "array", "items": {"type": "string"}},
+            "sessions": {"type": "integer"}, "first_touch_before_case_ms": {"type": ["integer", "null"]}}},
+        "sessions": {"type": "array"},
+        "items": {"type": "array", "items": {"type": "object", "required": ["type", "ts"]}},
+    },
+}
+
 _HEALTH_SCHEMA = {
     "type": "object",
     "required": ["status", "checks"],
@@ -78,7 +96,7 @@ def document() -> dict[str, object]:
     batch = CollectBatch.model_json_schema(ref_template=REF)
     schemas = batch.pop("$defs", {})
     schemas.update({"CollectBatch": batch, "Problem": _PROBLEM_SCHEMA, "Health": _HEALTH_SCHEMA,
-                    "Export": _EXPORT_SCHEMA, "Erased": _ERASE_SCHEMA})
+                    "Export": _EXPORT_SCHEMA, "Erased": _ERASE_SCHEMA, "Timeline": _TIMELINE_SCHEMA})
     collect_body = {"schema": {"$ref": REF.format(model="CollectBatch")}}
     return {
         "openapi": "3.1.0",
@@ -138,6 +156,38 @@ def document() -> dict[str, object]:
                         "200": {"description": "What was removed",
                                 "content": {"application/json": {"schema": {"$ref": REF.format(model="Erased")}}}},
                         "400": _problem("The contact id is not a GUID"),
+                    },
+                }
+            },
+            "/dataverse/incidents": {
+                "post": {
+                    "operationId": "dataverseIncident",
+                    "summary": "Dataverse webhook (RemoteExecutionContext) for Create of incident",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "responses": {
+                        "202": {"description": "The case is queued (or was known, or is skipped)",
+                                "content": {"application/json": {"schema": {
+                                    "type": "object", "required": ["case_id", "outcome"],
+                                    "properties": {"case_id": {"type": "string"},
+                                                   "outcome": {"enum": ["queued", "known", "skipped"]}}}}}},
+                        "400": _problem("Not a webhook call for the creation of a case; `errors` says why"),
+                    },
+                }
+            },
+            "/cases/{case_id}/timeline": {
+                "get": {
+                    "operationId": "caseTimeline",
+                    "summary": "The portal activity before a case",
+                    "parameters": [{"name": "case_id", "in": "path", "required": True,
+                                    "schema": {"type": "string", "format": "uuid"}}],
+                    "responses": {
+                        "200": {"description": "The timeline (status assembled), or why there is none (skipped)",
+                                "content": {"application/json": {"schema": {"$ref": REF.format(model="Timeline")}}}},
+                        "202": {"description": "The case is settling; try again later",
+                                "content": {"application/json": {"schema": {
+                                    "type": "object", "properties": {"status": {"const": "pending"}}}}}},
+                        "400": _problem("The case id is not a GUID"),
+                        "404": _problem("No such case is known"),
                     },
                 }
             },

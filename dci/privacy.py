@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from dci.attribution import attribute, signins
+from dci.activity import owned
+from dci.attribution import signins
 from dci.events import iso_ms
 from dci.identity import CONTACT_ID
 from dci.keys import moment
@@ -32,20 +33,10 @@ def contact_id(raw: str) -> str:
     return raw.lower()
 
 
-def _owned(store: InteractionStore, contact: str, window_ms: int) -> list[tuple[str, list[dict[str, Any]], list]]:
-    """(visitor, its rows, the owner of each row) for every visitor the contact signed in on."""
-    out = []
-    for link in store.visitors_of(contact):
-        rows = store.visitor_events(link["visitor"])
-        owners = attribute([(row["ts"], row.get("contact")) for row in rows], window_ms)
-        out.append((link["visitor"], rows, owners))
-    return out
-
-
 def export(store: InteractionStore, contact: str, stitch_window_ms: int, session_gap_ms: int) -> dict[str, Any]:
     """Every interaction attributed to the contact, and the visitors with their sign-in intervals."""
     visitors, interactions = [], []
-    for visitor, rows, owners in _owned(store, contact, stitch_window_ms):
+    for visitor, rows, owners in owned(store, contact, stitch_window_ms):
         intervals = signins([(row["ts"], row.get("contact")) for row in rows], contact, session_gap_ms)
         visitors.append({"visitor": visitor, "signins": [
             {"from": _iso(start), "to": _iso(end)} for start, end in intervals]})
@@ -67,7 +58,7 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int) -> dict[
     ones included. On a shared browser only the rows attributed to the contact go.
     """
     removed = {"interactions": 0, "visitors": 0}
-    for visitor, rows, owners in _owned(store, contact, stitch_window_ms):
+    for visitor, rows, owners in owned(store, contact, stitch_window_ms):
         others = {row["contact"] for row in rows if row.get("contact") and row["contact"] != contact}
         mine = [row for row, owner in zip(rows, owners, strict=True) if owner.contact == contact]
         doomed = mine if others else rows

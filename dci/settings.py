@@ -126,6 +126,14 @@ def get_settings() -> Settings:
     return load_settings()
 
 
+def case_schedule() -> str:
+    """The case poller's NCRONTAB schedule, read when function_app is indexed (the default if unset)."""
+    import os
+
+    value = (os.environ.get("CASE_SCHEDULE") or "").strip()
+    return value if len(value.split()) == 6 else DEFAULT_CASE_SCHEDULE
+
+
 def settings_or_none() -> Settings | None:
     """The settings, or None after logging what is wrong with them, naming each bad setting.
 

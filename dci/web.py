@@ -7,6 +7,8 @@ import azure.functions as func
 from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
 
+__all__ = ["Problem", "Reply", "json_response", "misconfigured", "problem_reply", "respond"]
+
 
 def respond(reply: Reply) -> func.HttpResponse:
     """A Functions HttpResponse for a Reply."""

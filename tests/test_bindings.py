@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import azure.functions as func
@@ -18,11 +19,13 @@ EXPECTED_HTTP = {
     "collect": ("collect", {"POST", "OPTIONS"}, "anonymous"),
     "export_contact": ("contacts/{contact_id}/export", {"GET"}, "function"),
     "erase_contact": ("contacts/{contact_id}", {"DELETE"}, "function"),
+    "dataverse_incident": ("dataverse/incidents", {"POST"}, "function"),
+    "case_timeline": ("cases/{case_id}/timeline", {"GET"}, "function"),
     "health": ("health", {"GET"}, "anonymous"),
     "openapi_document": ("openapi.json", {"GET"}, "anonymous"),
 }
-EXPECTED_QUEUE = {"link": "portal-events"}
-EXPECTED_TIMERS = {"retention": ("0 30 3 * * *", True)}
+EXPECTED_QUEUE = {"link": "portal-events", "assemble_case": "cases"}
+EXPECTED_TIMERS = {"retention": ("0 30 3 * * *", True), "poll_cases": (os.environ["CASE_SCHEDULE"], True)}
 
 
 def _functions() -> dict[str, func.Function]:

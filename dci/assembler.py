@@ -1,0 +1,102 @@
+"""The `cases` queue consumer: once a case has settled, assemble its timeline, store it, note it.
+
+Idempotent: the timeline row is replaced, the note is an upsert on an id derived from the case,
+and a re-assembly that finds nothing new changes nothing (same digest, same version, no call to
+Dataverse).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from dci.activity import owned
+from dci.casestore import CaseStore
+from dci.dataverse import Dataverse
+from dci.settings import Settings
+from dci.store import InteractionStore
+from dci.timeline import assemble, note_text
+
+logger = logging.getLogger(__name__)
+
+HOUR_MS, MINUTE_MS = 3_600_000, 60_000
+NOTE_SUBJECT = "Portal activity before this case"
+
+
+class BadCaseMessage(ValueError):
+    """The `cases` message cannot be processed; the message says why."""
+
+
+def parse(body: bytes) -> dict[str, Any]:
+    """A `cases` message, checked."""
+    try:
+        case = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadCaseMessage(f"not JSON: {error}") from None
+    if not isinstance(case, dict) or case.get("v") != 1:
+        raise BadCaseMessage("not a version-1 case message")
+    if not isinstance(case.get("case_id"), str) or not isinstance(case.get("created_ms"), int):
+        raise BadCaseMessage("case_id and created_ms are required")
+    if not (case.get("contact") or case.get("visitor")):
+        raise BadCaseMessage("a case message names a contact or a visitor")
+    return case
+
+
+def case_events(store: InteractionStore, cases: CaseStore, case: dict[str, Any], settings: Settings) -> list[dict]:
+    """The events in the case's window that belong to its customer, each with its attribution."""
+    end = case["created_ms"]
+    start = end - settings.timeline_lookback_hours * HOUR_MS
+    window = settings.stitch_window_hours * HOUR_MS
+    picked = []
+    if case.get("contact"):
+        tickets = {c.get("ticket") for c in cases.cases_of(case["contact"])} | {case.get("ticket")}
+        tickets.discard(None)
+        tickets.discard("")
+        extra = [v for t in tickets for v in cases.visitors_for_ticket(t)]
+        for visitor, rows, owners in owned(store, case["contact"], window, extra, tickets):
+            picked += [{**row, "visitor": visitor, "attribution": owner.how}
+                       for row, owner in zip(rows, owners) if owner.contact == case["contact"]]
+    else:  # a portal-only case from an anonymous visitor: that browser's activity
+        picked = [{**row, "visitor": case["visitor"], "attribution": "visitor"}
+                  for row in store.visitor_events(case["visitor"])]
+    return [event for event in picked if start <= event["ts"] <= end]
+
+
+def digest(document: dict[str, Any]) -> str:
+    """What identifies a timeline's content (the case and its items)."""
+    material = json.dumps({"case": document["case"], "items": document["items"]}, sort_keys=True)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def handle(body: bytes, *, store: InteractionStore, cases: CaseStore, dataverse: Dataverse | None,
+           requeue: Callable[[str, int], None], settings: Settings, now_ms: int) -> str:
+    """Process one `cases` message; returns what happened (deferred, assembled, unchanged)."""
+    case = parse(body)
+    settle_ms = settings.case_settle_seconds * 1000
+    wait_ms = case["created_ms"] + settle_ms - now_ms
+    if wait_ms > 0:  # late events may still be on their way: come back when the case has settled
+        requeue(body.decode(), min(7 * 86_400, wait_ms // 1000 + 1))
+        logger.info("case %s settles in %d s; deferred", case.get("ticket") or case["case_id"], wait_ms // 1000,
+                    extra={"case_id": case["case_id"]})
+        return "deferred"
+    events = case_events(store, cases, case, settings)
+    document = assemble(case, events, settings.session_gap_minutes * MINUTE_MS)
+    fingerprint = digest(document)
+    stored = cases.timeline(case["case_id"])
+    if stored and stored["digest"] == fingerprint:
+        cases.mark(case["case_id"], "assembled")
+        return "unchanged"
+    version = (stored["version"] + 1) if stored else 1
+    document["version"] = version
+    note = None
+    if dataverse is not None and settings.notes_enabled and case.get("source") != "portal":
+        note = dataverse.write_note(case["case_id"], NOTE_SUBJECT, note_text(document))
+    cases.save_timeline(case["case_id"], document, version, fingerprint, note)
+    cases.mark(case["case_id"], "assembled", version=version)
+    logger.info("case %s: timeline v%d with %d events in %d visits%s", case.get("ticket") or case["case_id"], version,
+                len(document["items"]), len(document["sessions"]), ", note written" if note else "",
+                extra={"case_id": case["case_id"], "version": version, "events": len(document["items"])})
+    return "assembled"

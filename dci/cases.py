@@ -1,0 +1,169 @@
+"""Where cases come from: the Dataverse poller, the Dataverse webhook, and portal events.
+
+Each new case is stored once (status `new`), then one `cases` message is queued for it (status
+`queued`); the assembler takes it from there. The poller's watermark only moves past cases that
+were stored, so a crash or a throttled page never skips a case, and a re-run never queues one twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from dci.casestore import CaseStore
+from dci.dataverse import Dataverse, Incident, is_guid
+from dci.problems import FieldError, Problem
+
+logger = logging.getLogger(__name__)
+
+OVERLAP_MS = 5 * 60_000  # re-read this much before the watermark: Dataverse commits are not instant
+FIRST_RUN_LOOKBACK_MS = 24 * 3_600_000  # the first poll picks up the last day's cases
+PORTAL_CASE_NAMESPACE = uuid.UUID("0c9f5a52-3b7e-4d2a-8f6e-1a2b3c4d5e6f")
+
+
+@dataclass
+class PollResult:
+    """What one poll did."""
+
+    pages: int = 0
+    seen: int = 0
+    queued: int = 0
+    skipped: int = 0
+    watermark_ms: int | None = None
+
+
+def case_message(case: dict[str, Any]) -> str:
+    """The `cases` queue message for a case."""
+    return json.dumps({"v": 1, **{k: v for k, v in case.items() if v is not None}})
+
+
+def incident_case(incident: Incident, source: str) -> dict[str, Any]:
+    """The stored shape of a Dataverse case."""
+    return {"case_id": incident.case_id, "created_ms": incident.created_ms, "ticket": incident.ticket,
+            "title": incident.title, "contact": incident.contact, "source": source}
+
+
+def take(cases: CaseStore, case: dict[str, Any], enqueue: Callable[[str], None], skipped: str = "") -> str:
+    """Store a case and queue it once; returns "queued", "skipped" or "known"."""
+    if not cases.remember(case):
+        return "known"
+    if skipped:
+        cases.mark(case["case_id"], "skipped", reason=skipped)
+        logger.info("case %s skipped: %s", case.get("ticket") or case["case_id"], skipped,
+                    extra={"case_id": case["case_id"], "reason": skipped})
+        return "skipped"
+    enqueue(case_message(case))
+    cases.mark(case["case_id"], "queued")
+    return "queued"
+
+
+def poll(dataverse: Dataverse, cases: CaseStore, enqueue: Callable[[str], None], now_ms: int) -> PollResult:
+    """Read incidents created since the watermark (minus an overlap), page by page."""
+    result = PollResult()
+    watermark = cases.watermark()
+    since = (watermark if watermark is not None else now_ms - FIRST_RUN_LOOKBACK_MS) - OVERLAP_MS
+    for page in dataverse.incidents_since(since):
+        result.pages += 1
+        for incident in page:
+            result.seen += 1
+            outcome = take(cases, incident_case(incident, "poll"), enqueue, incident.skipped)
+            result.queued += outcome == "queued"
+            result.skipped += outcome == "skipped"
+        if page:
+            newest = max(incident.created_ms for incident in page)
+            if watermark is None or newest > watermark:
+                watermark = newest
+                cases.set_watermark(newest)  # this page is stored: never re-skip it
+    result.watermark_ms = watermark
+    logger.info("case poll: %d pages, %d cases seen, %d queued, %d skipped; watermark %s", result.pages,
+                result.seen, result.queued, result.skipped, _iso(watermark),
+                extra={"pages": result.pages, "queued": result.queued, "watermark_ms": watermark})
+    return result
+
+
+def portal_case(site: str, ticket: str, ts_ms: int, contact: str | None, visitor: str) -> dict[str, Any]:
+    """A case known only from the portal's confirmation page (no Dataverse configured)."""
+    case_id = str(uuid.uuid5(PORTAL_CASE_NAMESPACE, f"{site}/{ticket}"))
+    case = {"case_id": case_id, "created_ms": ts_ms, "ticket": ticket, "title": "", "source": "portal"}
+    case["contact" if contact else "visitor"] = contact or visitor
+    return case
+
+
+# --- the Dataverse webhook (RemoteExecutionContext) -------------------------------------------------
+
+_WCF_DATE = re.compile(r"^/Date\((-?\d+)(?:[+-]\d{4})?\)/$")
+
+
+def parse_webhook(body: bytes) -> tuple[dict[str, Any], str]:
+    """The case in a Dataverse webhook call for `Create` of `incident`, and why it is skipped ("" if not).
+
+    Problem(400) names what is wrong with anything else.
+    """
+    try:
+        context = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise Problem(400, "The body is not JSON; expected a Dataverse RemoteExecutionContext.", "invalid-webhook",
+                      [FieldError("body", "not JSON")]) from None
+    if not isinstance(context, dict):
+        raise Problem(400, "Expected a Dataverse RemoteExecutionContext object.", "invalid-webhook",
+                      [FieldError("body", "must be a JSON object")])
+    errors = []
+    if context.get("MessageName") != "Create":
+        errors.append(FieldError("MessageName", f"must be Create, not {context.get('MessageName')!r}"))
+    if context.get("PrimaryEntityName") != "incident":
+        errors.append(FieldError("PrimaryEntityName", f"must be incident, not {context.get('PrimaryEntityName')!r}"))
+    case_id = str(context.get("PrimaryEntityId") or "")
+    if not is_guid(case_id):
+        errors.append(FieldError("PrimaryEntityId", "must be the case's GUID"))
+    target = _pairs(context.get("InputParameters")).get("Target")
+    attributes = _pairs(target.get("Attributes")) if isinstance(target, dict) else None
+    if attributes is None:
+        errors.append(FieldError("InputParameters.Target", "must hold the created case's attributes"))
+    if errors:
+        raise Problem(400, "Not a Dataverse webhook call for the creation of a case.", "invalid-webhook", errors)
+    assert attributes is not None
+    created = _wcf_ms(attributes.get("createdon")) or _wcf_ms(context.get("OperationCreatedOn"))
+    if created is None:
+        raise Problem(400, "The case's creation time is missing.", "invalid-webhook",
+                      [FieldError("InputParameters.Target.createdon", "required (or OperationCreatedOn)")])
+    customer = attributes.get("customerid") if isinstance(attributes.get("customerid"), dict) else {}
+    primary = attributes.get("primarycontactid") if isinstance(attributes.get("primarycontactid"), dict) else {}
+    contact = customer.get("Id") if customer.get("LogicalName") == "contact" else primary.get("Id")
+    skipped = "" if contact else ("the customer is an account without a primary contact"
+                                  if customer.get("LogicalName") == "account" else "no customer contact")
+    case = {"case_id": case_id.lower(), "created_ms": created, "ticket": str(attributes.get("ticketnumber") or ""),
+            "title": str(attributes.get("title") or ""), "contact": str(contact).lower() if contact else None,
+            "source": "webhook"}
+    return case, skipped
+
+
+def _pairs(value: Any) -> dict[str, Any]:
+    """DataContract key/value lists (`[{"key": …, "value": …}]`) as a dict; dicts pass through."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, list):
+        return {item.get("key"): item.get("value") for item in value if isinstance(item, dict)}
+    return {}
+
+
+def _wcf_ms(value: Any) -> int | None:
+    if not isinstance(value, str):
+        return None
+    match = _WCF_DATE.match(value)
+    if match:
+        return int(match.group(1))
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp() * 1000)
+
+
+def _iso(ms: int | None) -> str:
+    return "none" if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat()
