@@ -1,0 +1,72 @@
+"""Timeline assembly (pure): order, sessions, the session that ended in the case, the summary."""
+
+from __future__ import annotations
+
+import pytest
+
+from dci.timeline import MAX_ITEMS, assemble, duration, note_text
+
+M = 60_000
+CREATED = 1_796_137_200_000
+GAP = 30 * M
+CASE = {"case_id": "c1", "ticket": "CAS-1", "title": "Cannot sign in", "contact": "a", "created_ms": CREATED}
+
+
+def ev(minutes_before: float, kind: str, **fields) -> dict:
+    return {"id": f"{kind}-{minutes_before}", "type": kind, "ts": CREATED - int(minutes_before * M), **fields}
+
+
+def test_timeline_orders_items_and_splits_sessions_on_the_gap() -> None:
+    events = [ev(5, "case_form"), ev(125, "search", query="vpn", results=3), ev(10, "search", query="reset", results=0),
+              ev(120, "page_view", article_number="KA-1", title="VPN setup")]
+    doc = assemble(CASE, events, GAP)
+    assert [i["type"] for i in doc["items"]] == ["search", "page_view", "search", "case_form"]
+    assert [(s["first"], s["last"]) for s in doc["sessions"]] == [(0, 1), (2, 3)]
+    assert [s["ended_in_case"] for s in doc["sessions"]] == [False, True]
+    assert doc["items"][0]["before_case_ms"] == 125 * M
+
+
+def test_timeline_summary_searches_zero_results_articles_and_first_touch() -> None:
+    events = [ev(40, "search", query="reset password", results=0), ev(38, "search", query="password", results=4),
+              ev(37, "search_click", query="password", position=2, target="https://p/kb/KA-01023"),
+              ev(36, "page_view", article_number="KA-01023", title="Reset your password"),
+              ev(34, "engagement", article_number="KA-01023", engaged_ms=90_000, scroll=80),
+              ev(2, "case_form"), ev(0, "case_submitted", ticket="CAS-1")]
+    summary = assemble(CASE, events, GAP)["summary"]
+    assert summary["zero_result_searches"] == ["reset password"]
+    assert summary["articles"] == [{"number": "KA-01023", "title": "Reset your password", "engaged_ms": 90_000,
+                                    "views": 1}]
+    assert summary["first_touch_before_case_ms"] == 40 * M
+    assert summary["path"][-4:] == ["clicked result #2", "read KA-01023", "opened the case form", "submitted the case"]
+    assert summary["sentence"] == ('First seen on the portal 40 min before this case; searched 2 times: '
+                                   '"reset password" (no results), "password"; read 1 article: KA-01023 (1 min); '
+                                   'over 2 visits.')
+
+
+def test_timeline_without_activity_says_so() -> None:
+    doc = assemble(CASE, [], GAP)
+    assert doc["items"] == [] and doc["sessions"] == []
+    assert doc["summary"]["sentence"] == "No portal activity was recorded before this case."
+
+
+def test_timeline_keeps_the_last_items_when_there_are_too_many() -> None:
+    events = [ev(i / 10, "page_view", url=f"https://p/{i}") for i in range(MAX_ITEMS + 50)]
+    doc = assemble(CASE, events, GAP)
+    assert len(doc["items"]) == MAX_ITEMS and doc["truncated"]
+    assert doc["items"][-1]["before_case_ms"] == 0
+
+
+def test_timeline_note_text_lists_every_visit_line_by_line() -> None:
+    events = [ev(125, "search", query="vpn", results=3), ev(10, "search", query="reset", results=0), ev(5, "case_form")]
+    text = note_text(assemble(CASE, events, GAP))
+    lines = text.splitlines()
+    assert lines[0].startswith("First seen on the portal 2 h 5 min before this case")
+    assert any(line.startswith("Visit 2:") and line.endswith("(ended in this case)") for line in lines)
+    assert '  10 min before: searched "reset" – 0 results' in lines
+    assert "*WEB*" not in text
+
+
+@pytest.mark.parametrize(("ms", "text"), [(0, "0 s"), (59_000, "59 s"), (60_000, "1 min"), (3_600_000, "1 h"),
+                                          (7_500_000, "2 h 5 min")])
+def test_timeline_duration(ms: int, text: str) -> None:
+    assert duration(ms) == text
