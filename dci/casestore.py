@@ -11,18 +11,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import EdmType, EntityProperty, UpdateMode
 
 from dci.keys import contact_key, event_row_key, visitor_key
-from dci.store import plain
+from dci.store import AutoTable
 
 if TYPE_CHECKING:
-    from azure.data.tables import TableClient, TableServiceClient
+    from azure.data.tables import TableServiceClient
 
 TIMELINES, CASES, TICKETS, STATE = "timelines", "cases", "tickets", "state"
 PENDING = ("new", "queued")
@@ -32,15 +31,7 @@ class CaseStore:
     """Case rows, timelines, ticket links and the poller's watermark."""
 
     def __init__(self, service: TableServiceClient) -> None:
-        self._service = service
-        self._ready: set[str] = set()
-
-    def _table(self, name: str) -> TableClient:
-        if name not in self._ready:
-            with contextlib.suppress(ResourceExistsError):
-                self._service.create_table(name)
-            self._ready.add(name)
-        return self._service.get_table_client(name)
+        self._tables = {name: AutoTable(service, name) for name in (TIMELINES, CASES, TICKETS, STATE)}
 
     # --- cases ------------------------------------------------------------------------------------
 
@@ -53,54 +44,49 @@ class CaseStore:
         row = {"PartitionKey": case["case_id"], "RowKey": "case", "status": "new",
                **{k: v for k, v in case.items() if v is not None and k not in ("case_id", "created_ms")},
                "created_ms": EntityProperty(case["created_ms"], EdmType.INT64)}
-        table = self._table(TIMELINES)
         try:
-            table.create_entity(row)
+            self._tables[TIMELINES].write(lambda client: client.create_entity(row))
         except ResourceExistsError:
             return self.case(case["case_id"])["status"] == "new"  # type: ignore[index]
         if case.get("contact"):
-            self._table(CASES).upsert_entity({
+            self._upsert(CASES, {
                 "PartitionKey": contact_key(case["contact"]),
                 "RowKey": event_row_key(case["created_ms"], case["case_id"]),
                 "case_id": case["case_id"], "ticket": case.get("ticket", ""), "title": case.get("title", ""),
                 "created_ms": EntityProperty(case["created_ms"], EdmType.INT64)})
         return True
 
+    def _upsert(self, table: str, row: dict[str, Any], mode: UpdateMode = UpdateMode.MERGE) -> None:
+        self._tables[table].write(lambda client: client.upsert_entity(row, mode=mode))
+
     def mark(self, case_id: str, status: str, **fields: Any) -> None:
         """Set a case's status (queued, assembled, skipped) and any extra fields."""
-        self._table(TIMELINES).upsert_entity({"PartitionKey": case_id, "RowKey": "case", "status": status, **fields},
-                                             mode=UpdateMode.MERGE)
+        self._upsert(TIMELINES, {"PartitionKey": case_id, "RowKey": "case", "status": status, **fields})
 
     def case(self, case_id: str) -> dict[str, Any] | None:
         """The case row, or None."""
-        try:
-            return plain(self._table(TIMELINES).get_entity(case_id, "case"))
-        except ResourceNotFoundError:
-            return None
+        return self._tables[TIMELINES].get(case_id, "case")
 
     def cases_of(self, contact: str) -> list[dict[str, Any]]:
         """A contact's cases, oldest first."""
-        rows = self._table(CASES).query_entities("PartitionKey eq @pk", parameters={"pk": contact_key(contact)})
-        return [plain(row) for row in rows]
+        return self._tables[CASES].partition(contact_key(contact))
 
     def forget_contact(self, contact: str) -> int:
         """Delete a contact's case rows and timelines (erasure); returns how many cases."""
         cases = self.cases_of(contact)
         for case in cases:
             for row_key in ("case", "timeline"):
-                self._table(TIMELINES).delete_entity(case["case_id"], row_key)
-            self._table(CASES).delete_entity(case["PartitionKey"], case["RowKey"])
+                self._tables[TIMELINES].delete(case["case_id"], row_key)
+            self._tables[CASES].delete(case["PartitionKey"], case["RowKey"])
         return len(cases)
 
     # --- timelines --------------------------------------------------------------------------------
 
     def timeline(self, case_id: str) -> dict[str, Any] | None:
         """The stored timeline row (document parsed), or None."""
-        try:
-            row = plain(self._table(TIMELINES).get_entity(case_id, "timeline"))
-        except ResourceNotFoundError:
-            return None
-        row["document"] = json.loads(row["document"])
+        row = self._tables[TIMELINES].get(case_id, "timeline")
+        if row is not None:
+            row["document"] = json.loads(row["document"])
         return row
 
     def save_timeline(self, case_id: str, document: dict[str, Any], version: int, digest: str,
@@ -110,28 +96,24 @@ class CaseStore:
                "version": version, "digest": digest}
         if note_id:
             row["note_id"] = note_id
-        self._table(TIMELINES).upsert_entity(row, mode=UpdateMode.REPLACE)
+        self._upsert(TIMELINES, row, UpdateMode.REPLACE)
 
     # --- tickets and watermark --------------------------------------------------------------------
 
     def add_ticket(self, ticket: str, visitor: str) -> None:
         """Remember that `visitor` submitted `ticket` on the portal."""
-        self._table(TICKETS).upsert_entity({"PartitionKey": f"t_{ticket}", "RowKey": visitor_key(visitor),
-                                            "visitor": visitor})
+        self._upsert(TICKETS, {"PartitionKey": f"t_{ticket}", "RowKey": visitor_key(visitor), "visitor": visitor})
 
     def visitors_for_ticket(self, ticket: str) -> list[str]:
         """The browsers that submitted a ticket (usually one)."""
-        rows = self._table(TICKETS).query_entities("PartitionKey eq @pk", parameters={"pk": f"t_{ticket}"})
-        return [row["visitor"] for row in rows]
+        return [row["visitor"] for row in self._tables[TICKETS].partition(f"t_{ticket}")]
 
     def watermark(self, name: str = "incidents") -> int | None:
         """The poller's watermark (epoch ms of the newest stored case), or None before the first run."""
-        try:
-            return plain(self._table(STATE).get_entity("poller", name))["watermark_ms"]
-        except ResourceNotFoundError:
-            return None
+        row = self._tables[STATE].get("poller", name)
+        return None if row is None else row["watermark_ms"]
 
     def set_watermark(self, ms: int, name: str = "incidents") -> None:
         """Move the watermark (only ever called after the cases up to `ms` are stored)."""
-        self._table(STATE).upsert_entity({"PartitionKey": "poller", "RowKey": name,
-                                          "watermark_ms": EntityProperty(ms, EdmType.INT64)})
+        self._upsert(STATE, {"PartitionKey": "poller", "RowKey": name,
+                             "watermark_ms": EntityProperty(ms, EdmType.INT64)})

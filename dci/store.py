@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -67,6 +67,54 @@ def plain(entity: dict[str, Any]) -> dict[str, Any]:
     return {key: value.value if isinstance(value, EntityProperty) else value for key, value in entity.items()}
 
 
+def _table_missing(error: Exception) -> bool:
+    return "TableNotFound" in f"{getattr(error, 'error_code', '')} {error}"
+
+
+class AutoTable:
+    """One table: writes create it the first time it is missing; reads of a missing table find nothing."""
+
+    def __init__(self, service: TableServiceClient, name: str) -> None:
+        self._service = service
+        self.name = name
+
+    @property
+    def client(self) -> TableClient:
+        return self._service.get_table_client(self.name)
+
+    def write(self, operation: Callable[[TableClient], T]) -> T:
+        """Run a write; on a missing table, create it and run the write once more."""
+        try:
+            return operation(self.client)
+        except (ResourceNotFoundError, TableTransactionError) as error:
+            if not _table_missing(error):
+                raise
+        with contextlib.suppress(ResourceExistsError):  # created meanwhile by another invocation
+            self._service.create_table(self.name)
+            logger.info("created table %s", self.name)
+        return operation(self.client)
+
+    def get(self, partition: str, row: str) -> dict[str, Any] | None:
+        """One row as plain values, or None."""
+        try:
+            return plain(self.client.get_entity(partition, row))
+        except ResourceNotFoundError:
+            return None
+
+    def partition(self, partition: str) -> list[dict[str, Any]]:
+        """Every row of a partition, as plain values."""
+        try:
+            rows = self.client.query_entities("PartitionKey eq @pk", parameters={"pk": partition})
+            return [plain(row) for row in rows]
+        except ResourceNotFoundError:
+            return []
+
+    def delete(self, partition: str, row: str) -> None:
+        """Delete a row; a missing row or table is not an error."""
+        with contextlib.suppress(ResourceNotFoundError):
+            self.client.delete_entity(partition, row)
+
+
 class InteractionStore:
     """Reads and writes interactions and links; takes its TableServiceClient in the constructor."""
 
@@ -90,7 +138,7 @@ class InteractionStore:
             for start in range(0, len(entities), MAX_TRANSACTION):
                 chunk = entities[start:start + MAX_TRANSACTION]
                 operations = [("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in chunk]
-                self._on_table(table, lambda client, ops=operations: client.submit_transaction(ops))
+                self._write(table, lambda client, ops=operations: client.submit_transaction(ops))
                 written += len(chunk)
         return written
 
@@ -98,7 +146,7 @@ class InteractionStore:
         """Record that `contact` signed in on `visitor`; idempotent (one upsert)."""
         link = {"PartitionKey": contact_key(contact), "RowKey": visitor_key(visitor), "visitor": visitor,
                 "site": site, "seen_at": seen_at}
-        self._on_table(LINKS_TABLE, lambda client: client.upsert_entity(link, mode=UpdateMode.MERGE))
+        self._write(LINKS_TABLE, lambda client: client.upsert_entity(link, mode=UpdateMode.MERGE))
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -111,12 +159,12 @@ class InteractionStore:
         """Every stored event of a visitor, across the monthly tables, in time order."""
         rows = []
         for table in self.interaction_tables():
-            rows += [plain(row) | {"table": table} for row in self._query(table, visitor_key(visitor))]
+            rows += [row | {"table": table} for row in AutoTable(self._service, table).partition(visitor_key(visitor))]
         return sorted(rows, key=lambda row: row["RowKey"])
 
     def visitors_of(self, contact: str) -> list[dict[str, Any]]:
         """The link rows of a contact: one per visitor (browser) the contact signed in on."""
-        return [plain(row) for row in self._query(LINKS_TABLE, contact_key(contact))]
+        return AutoTable(self._service, LINKS_TABLE).partition(contact_key(contact))
 
     # --- erasing ----------------------------------------------------------------------------------
 
@@ -130,14 +178,13 @@ class InteractionStore:
             for start in range(0, len(members), MAX_TRANSACTION):
                 chunk = members[start:start + MAX_TRANSACTION]
                 operations = [("delete", {"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]}) for r in chunk]
-                self._on_table(table, lambda client, ops=operations: client.submit_transaction(ops))
+                self._write(table, lambda client, ops=operations: client.submit_transaction(ops))
                 deleted += len(chunk)
         return deleted
 
     def unlink(self, contact: str, visitor: str) -> None:
         """Remove the link row (a missing row or table is not an error)."""
-        with contextlib.suppress(ResourceNotFoundError):
-            self._service.get_table_client(LINKS_TABLE).delete_entity(contact_key(contact), visitor_key(visitor))
+        AutoTable(self._service, LINKS_TABLE).delete(contact_key(contact), visitor_key(visitor))
 
     def drop_table(self, name: str) -> None:
         """Delete a whole table (retention drops a month at a time)."""
@@ -145,26 +192,6 @@ class InteractionStore:
 
     # --- plumbing ---------------------------------------------------------------------------------
 
-    def _query(self, table: str, partition: str) -> Iterator[dict[str, Any]]:
-        client = self._service.get_table_client(table)
-        try:
-            yield from client.query_entities("PartitionKey eq @pk", parameters={"pk": partition})
-        except ResourceNotFoundError:
-            return
-
-    def _on_table(self, table: str, operation: Callable[[TableClient], T]) -> T:
-        """Run a write on `table`, creating the table the first time it is missing."""
-        client = self._service.get_table_client(table)
+    def _write(self, table: str, operation: Callable[[TableClient], T]) -> T:
         self.transactions += 1
-        try:
-            return operation(client)
-        except (ResourceNotFoundError, TableTransactionError) as error:
-            if "TableNotFound" not in str(getattr(error, "error_code", "")) and "TableNotFound" not in str(error):
-                raise
-        try:
-            self._service.create_table(table)
-            logger.info("created table %s", table)
-        except ResourceExistsError:
-            pass  # created meanwhile by another invocation
-        self.transactions += 1
-        return operation(client)
+        return AutoTable(self._service, table).write(operation)
