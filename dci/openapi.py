@@ -40,7 +40,7 @@ _CONTACT_PARAMETER = {"name": "contact_id", "in": "path", "required": True,
                       "schema": {"type": "string", "format": "uuid"}, "description": "Dataverse contact id"}
 _EXPORT_SCHEMA = {
     "type": "object",
-    "required": ["contact", "visitors", "interactions"],
+    "required": ["contact", "visitors", "interactions", "cases"],
     "properties": {
         "contact": {"type": "string"},
         "visitors": {"type": "array", "items": {
@@ -53,13 +53,18 @@ _EXPORT_SCHEMA = {
                            "ts": {"type": "string", "format": "date-time"}, "visitor": {"type": "string"},
                            "attribution": {"enum": ["verified", "stitched"]}},
             "additionalProperties": True}},
+        "cases": {"type": "array", "items": {"type": "object", "required": ["case_id", "ticket", "created"],
+                                             "properties": {"case_id": {"type": "string"},
+                                                            "ticket": {"type": "string"},
+                                                            "created": {"type": "string"},
+                                                            "timeline": {"type": ["object", "null"]}}}},
     },
 }
 _ERASE_SCHEMA = {
     "type": "object",
     "required": ["contact", "removed"],
     "properties": {"contact": {"type": "string"}, "removed": {
-        "type": "object", "properties": {"interactions": {"type": "integer"}, "visitors": {"type": "integer"}}}},
+        "type": "object", "properties": {name: {"type": "integer"} for name in ("interactions", "visitors", "cases")}}},
 }
 
 _TIMELINE_SCHEMA = {

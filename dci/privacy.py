@@ -11,6 +11,7 @@ from typing import Any
 
 from dci.activity import owned
 from dci.attribution import signins
+from dci.casestore import CaseStore
 from dci.events import iso_ms
 from dci.identity import CONTACT_ID
 from dci.keys import moment
@@ -33,8 +34,10 @@ def contact_id(raw: str) -> str:
     return raw.lower()
 
 
-def export(store: InteractionStore, contact: str, stitch_window_ms: int, session_gap_ms: int) -> dict[str, Any]:
-    """Every interaction attributed to the contact, and the visitors with their sign-in intervals."""
+def export(store: InteractionStore, contact: str, stitch_window_ms: int, session_gap_ms: int,
+           cases: CaseStore | None = None) -> dict[str, Any]:
+    """Every interaction attributed to the contact, the visitors with their sign-in intervals, and
+    the contact's cases with their timelines."""
     visitors, interactions = [], []
     for visitor, rows, owners in owned(store, contact, stitch_window_ms):
         intervals = signins([(row["ts"], row.get("contact")) for row in rows], contact, session_gap_ms)
@@ -48,16 +51,25 @@ def export(store: InteractionStore, contact: str, stitch_window_ms: int, session
                 item["attribution"] = owner.how
                 interactions.append(item)
     interactions.sort(key=lambda item: item["ts"])
-    return {"contact": contact, "visitors": visitors, "interactions": interactions}
+    document = {"contact": contact, "visitors": visitors, "interactions": interactions}
+    if cases is not None:
+        document["cases"] = []
+        for row in cases.cases_of(contact):
+            timeline = cases.timeline(row["case_id"])
+            document["cases"].append({"case_id": row["case_id"], "ticket": row.get("ticket", ""),
+                                      "created": _iso(row["created_ms"]),
+                                      "timeline": timeline["document"] if timeline else None})
+    return document
 
 
-def erase(store: InteractionStore, contact: str, stitch_window_ms: int) -> dict[str, int]:
+def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
+          cases: CaseStore | None = None) -> dict[str, int]:
     """Erase the contact's activity; idempotent. Returns how much was removed.
 
     A visitor no one else signed in on is the contact's own browser: all its rows go, anonymous
     ones included. On a shared browser only the rows attributed to the contact go.
     """
-    removed = {"interactions": 0, "visitors": 0}
+    removed = {"interactions": 0, "visitors": 0, "cases": 0}
     for visitor, rows, owners in owned(store, contact, stitch_window_ms):
         others = {row["contact"] for row in rows if row.get("contact") and row["contact"] != contact}
         mine = [row for row, owner in zip(rows, owners, strict=True) if owner.contact == contact]
@@ -65,33 +77,36 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int) -> dict[
         removed["interactions"] += store.delete_rows(doomed)
         store.unlink(contact, visitor)
         removed["visitors"] += 1
-    logger.info("erased contact %s: %d interactions on %d visitors", contact, removed["interactions"],
-                removed["visitors"], extra={"contact": contact, **removed})
+    if cases is not None:
+        removed["cases"] = cases.forget_contact(contact)
+    logger.info("erased contact %s: %d interactions on %d visitors, %d case timelines", contact,
+                removed["interactions"], removed["visitors"], removed["cases"], extra={"contact": contact, **removed})
     return removed
 
 
 def export_reply(raw_contact: str, settings: Settings) -> Reply:
     """GET /api/contacts/{contact_id}/export."""
-    from dci.storage import interaction_store
+    from dci.storage import case_store, interaction_store
 
     try:
         contact = contact_id(raw_contact)
     except Problem as problem:
         return problem_reply(problem)
     document = export(interaction_store(settings.storage), contact, settings.stitch_window_hours * HOUR_MS,
-                      settings.session_gap_minutes * MINUTE_MS)
+                      settings.session_gap_minutes * MINUTE_MS, case_store(settings.storage))
     return json_reply(200, document, {"Cache-Control": "no-store"})
 
 
 def erase_reply(raw_contact: str, settings: Settings) -> Reply:
     """DELETE /api/contacts/{contact_id}."""
-    from dci.storage import interaction_store
+    from dci.storage import case_store, interaction_store
 
     try:
         contact = contact_id(raw_contact)
     except Problem as problem:
         return problem_reply(problem)
-    removed = erase(interaction_store(settings.storage), contact, settings.stitch_window_hours * HOUR_MS)
+    removed = erase(interaction_store(settings.storage), contact, settings.stitch_window_hours * HOUR_MS,
+                    case_store(settings.storage))
     return json_reply(200, {"contact": contact, "removed": removed})
 
 

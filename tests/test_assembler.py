@@ -204,3 +204,18 @@ def test_assembler_bad_messages_raise_for_the_poison_queue(world: World, body: b
     with pytest.raises(assembler.BadCaseMessage):
         assembler.handle(body, store=world.interactions, cases=world.cases, dataverse=None, requeue=print,
                          settings=world.settings, now_ms=CREATED_MS)
+
+
+def test_assembler_export_includes_cases_and_erasure_removes_their_timelines(world: World) -> None:
+    from dci import privacy
+
+    world.browse(str(uuid.uuid4()), [15], contact=A)
+    case = world.open_case(A)
+    world.assemble()
+    document = privacy.export(world.interactions, A, 24 * H, 30 * M, world.cases)
+    (exported,) = document["cases"]
+    assert exported["case_id"] == case and exported["timeline"]["case"]["case_id"] == case
+    removed = privacy.erase(world.interactions, A, 24 * H, world.cases)
+    assert removed == {"interactions": 1, "visitors": 1, "cases": 1}
+    assert world.cases.timeline(case) is None and world.cases.case(case) is None
+    assert privacy.export(world.interactions, A, 24 * H, 30 * M, world.cases)["cases"] == []

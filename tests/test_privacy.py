@@ -117,15 +117,15 @@ def test_privacy_erase_then_export_is_empty_and_others_keep_theirs(api: str, sto
 
     status, erased = call("DELETE", f"{api}/contacts/{A}")
     assert status == 200
-    assert erased == {"contact": A, "removed": {"interactions": 4, "visitors": 2}}
-    assert export(api, A) == {"contact": A, "visitors": [], "interactions": []}
+    assert erased == {"contact": A, "removed": {"interactions": 4, "visitors": 2, "cases": 0}}
+    assert export(api, A) == {"contact": A, "visitors": [], "interactions": [], "cases": []}
     assert {i["id"] for i in export(api, B)["interactions"]} == set(b_ids)
     from dci.store import InteractionStore
 
     assert InteractionStore(store.tables).visitor_events(own_browser) == []  # A's own browser: nothing left
 
     status, again = call("DELETE", f"{api}/contacts/{A}")
-    assert (status, again["removed"]) == (200, {"interactions": 0, "visitors": 0})  # idempotent
+    assert (status, again["removed"]) == (200, {"interactions": 0, "visitors": 0, "cases": 0})  # idempotent
 
 
 @pytest.mark.parametrize("method,path", [("GET", "/contacts/not-a-guid/export"), ("DELETE", "/contacts/42")])
@@ -136,4 +136,5 @@ def test_privacy_bad_contact_id_is_400_naming_it(api: str, method: str, path: st
 
 
 def test_privacy_unknown_contact_exports_nothing(api: str) -> None:
-    assert export(api, str(uuid.uuid4())) | {"contact": None} == {"contact": None, "visitors": [], "interactions": []}
+    assert export(api, str(uuid.uuid4())) | {"contact": None} == {"contact": None, "visitors": [], "interactions": [],
+                                                                   "cases": []}
