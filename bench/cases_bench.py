@@ -1,0 +1,136 @@
+"""Case timelines at scale, on Azurite with the local Dataverse server:
+
+* assembly per case, and storage requests per case, with 10k and with 100k *other* interactions
+  in the store: the cost must follow the contact's own activity, not the store's size;
+* poller throughput for 5,000 cases over paged Web API responses.
+
+Run: `make bench` (or `.venv/bin/python bench/cases_bench.py`). Takes a few minutes: filling
+Azurite with 100k rows is most of it.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from azure.data.tables import TableServiceClient  # noqa: E402
+
+from dci.assembler import case_events  # noqa: E402
+from dci.cases import poll  # noqa: E402
+from dci.casestore import CaseStore  # noqa: E402
+from dci.dataverse import Dataverse, TokenSource, session  # noqa: E402
+from dci.linker import link  # noqa: E402
+from dci.settings import Settings  # noqa: E402
+from dci.store import InteractionStore  # noqa: E402
+from dci.timeline import assemble  # noqa: E402
+from tests import azurite  # noqa: E402
+from tests.dataverse_server import FakeDataverse  # noqa: E402
+
+CREATED = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+CREATED_MS = int(CREATED.timestamp() * 1000)
+CONTACTS = 20  # measured cases, one per contact
+OWN_EVENTS = 40  # each contact's events before the case, over two browsers
+POLLED_CASES = 5000
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def __call__(self, request) -> None:  # azure-core raw_request_hook
+        self.requests += 1
+
+
+def message(visitor: str, events: int, start_ms: int, contact: str | None = None) -> bytes:
+    doc = {"v": 1, "received_at": "2026-11-28T12:00:00.000Z", "site": "portal.example.com", "visitor": visitor,
+           "session": str(uuid.uuid4()), "events": [
+               {"id": str(uuid.uuid4()), "type": "page_view", "ts": start_ms + i * 60_000,
+                "url": "https://portal.example.com/kb/KA-01023", "article_number": "KA-01023"}
+               for i in range(events)]}
+    if contact:
+        doc["contact"] = contact
+    return json.dumps(doc).encode()
+
+
+def fill_others(store: InteractionStore, total: int) -> None:
+    """`total` interactions of other visitors, 50 per message, spread over the case's month."""
+    for index in range(total // 50):
+        link(store, message(str(uuid.uuid4()), 50, CREATED_MS - (index % 500) * 3_600_000))
+
+
+def measure_assembly(service: TableServiceClient, counter: Counter, settings: Settings,
+                     cases_: list[dict]) -> dict[str, float]:
+    store, cases = InteractionStore(service), CaseStore(service)
+    times, requests = [], []
+    for case in cases_:
+        before = counter.requests
+        started = time.perf_counter()
+        events = case_events(store, cases, case, settings)
+        assemble(case, events, settings.session_gap_minutes * 60_000)
+        times.append(time.perf_counter() - started)
+        requests.append(counter.requests - before)
+        assert len(events) == OWN_EVENTS, len(events)
+    return {"ms_per_case_median": round(statistics.median(times) * 1000, 1),
+            "storage_requests_per_case": statistics.median(requests)}
+
+
+def main() -> None:
+    ports = tuple(azurite.free_ports(3))
+    result: dict = {"python": sys.version.split()[0]}
+    with tempfile.TemporaryDirectory() as data:
+        process = azurite.start(ports, Path(data))  # type: ignore[arg-type]
+        try:
+            connection = azurite.connection_string(*ports)
+            counter = Counter()
+            service = TableServiceClient.from_connection_string(connection, raw_request_hook=counter)
+            store, cases = InteractionStore(service), CaseStore(service)
+            settings = Settings(AzureWebJobsStorage=connection, PORTAL_ISSUERS="portal.example.com")
+            measured = []
+            for _ in range(CONTACTS):
+                contact = str(uuid.uuid4())
+                for browser in range(2):
+                    link(store, message(str(uuid.uuid4()), OWN_EVENTS // 2,
+                                        CREATED_MS - (browser + 1) * 30 * 60_000, contact))
+                measured.append({"case_id": str(uuid.uuid4()), "created_ms": CREATED_MS, "contact": contact,
+                                 "ticket": f"CAS-{uuid.uuid4().hex[:6]}"})
+            assembly = {}
+            for others in (10_000, 100_000):
+                fill_others(store, others - (assembly and 10_000 or 0))
+                assembly[f"{others}_other_interactions"] = measure_assembly(service, counter, settings, measured)
+            small, large = (assembly[k]["ms_per_case_median"] for k in assembly)
+            result["assembly"] = assembly | {"ratio_100k_over_10k": round(large / small, 2)}
+
+            fake = FakeDataverse()
+            try:
+                for i in range(POLLED_CASES):
+                    fake.add_incident(CREATED + timedelta(seconds=i), contact=str(uuid.uuid4()))
+                dataverse = Dataverse(fake.url, TokenSource(fake.url, fixed="test-token"), session(), page_size=500)
+                queue: list[str] = []
+                poll_cases = CaseStore(TableServiceClient.from_connection_string(connection))
+                started = time.perf_counter()
+                outcome = poll(dataverse, poll_cases, queue.append, CREATED_MS + 86_400_000 - 1)
+                elapsed = time.perf_counter() - started
+                result["poller"] = {"cases": outcome.queued, "pages": outcome.pages, "seconds": round(elapsed, 1),
+                                    "cases_per_s": round(outcome.queued / elapsed, 1),
+                                    "dataverse_requests": dataverse.requests}
+            finally:
+                fake.close()
+        finally:
+            azurite.stop(process)
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "cases.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
