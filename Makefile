@@ -37,6 +37,7 @@ test: setup
 bench: setup
 	$(PY) bench/collect_bench.py
 	$(PY) bench/linker_bench.py
+	$(PY) bench/cases_bench.py
 
 clean:
 	rm -rf $(VENV) node_modules .azurite .pytest_cache .hypothesis
