@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from azure.data.tables import TableServiceClient  # noqa: E402
+from results import save  # noqa: E402  (bench/ is the script's own folder)
 
 from dci.assembler import case_events  # noqa: E402
 from dci.cases import poll  # noqa: E402
@@ -48,6 +49,7 @@ class Counter:
 
     def __call__(self, request) -> None:  # azure-core raw_request_hook
         self.requests += 1
+
 
 
 def message(visitor: str, events: int, start_ms: int, contact: str | None = None) -> bytes:
@@ -137,10 +139,7 @@ def main() -> None:
                 fake.close()
         finally:
             azurite.stop(process)
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "cases.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    save("cases", result)
 
 
 if __name__ == "__main__":

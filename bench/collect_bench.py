@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from results import save  # noqa: E402  (bench/ is the script's own folder)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("AzureWebJobsStorage", "UseDevelopmentStorage=true")
@@ -24,6 +26,7 @@ EVENTS_PER_BATCH = 10
 REQUESTS = 1000
 REPEATS = 21
 HEAVY = ("azure.identity", "jinja2", "requests", "azure.storage.queue", "azure.data.tables", "croniter")
+
 
 
 def _bodies() -> list[bytes]:
@@ -131,10 +134,7 @@ def main() -> None:
         **token_costs(),
         "imports": import_profile(),
     }
-    out_dir = ROOT / "bench" / "results"
-    out_dir.mkdir(exist_ok=True)
-    (out_dir / "collect.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    save("collect", result)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from azure.data.tables import TableServiceClient, UpdateMode  # noqa: E402
+from results import save  # noqa: E402  (bench/ is the script's own folder)
 
 from dci.linker import link  # noqa: E402
 from dci.store import InteractionStore, event_entity  # noqa: E402
@@ -26,6 +27,7 @@ SIZES = {1: 300, 10: 150, 50: 60}  # events per message: messages per run
 REPEATS = 3
 CONTACT = "6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30"
 START_MS = 1_796_137_200_000  # 2026-12-01, one month table for every run
+
 
 
 def message(events: int, contact: str | None = None) -> dict:
@@ -81,10 +83,7 @@ def main() -> None:
             result = {"python": sys.version.split()[0], "repeats": REPEATS, **run(service)}
         finally:
             azurite.stop(process)
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "linker.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    save("linker", result)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ signed in on: their verified events and the anonymous browsing stitched to them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from dci.activity import owned
@@ -86,28 +87,26 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
 
 def export_reply(raw_contact: str, settings: Settings) -> Reply:
     """GET /api/contacts/{contact_id}/export."""
-    from dci.storage import case_store, interaction_store
-
-    try:
-        contact = contact_id(raw_contact)
-    except Problem as problem:
-        return problem_reply(problem)
-    document = export(interaction_store(settings.storage), contact, settings.stitch_window_hours * HOUR_MS,
-                      settings.session_gap_minutes * MINUTE_MS, case_store(settings.storage))
-    return json_reply(200, document, {"Cache-Control": "no-store"})
+    return _for_contact(raw_contact, settings, lambda store, contact, cases: json_reply(
+        200, export(store, contact, settings.stitch_window_hours * HOUR_MS, settings.session_gap_minutes * MINUTE_MS,
+                    cases), {"Cache-Control": "no-store"}))
 
 
 def erase_reply(raw_contact: str, settings: Settings) -> Reply:
     """DELETE /api/contacts/{contact_id}."""
+    return _for_contact(raw_contact, settings, lambda store, contact, cases: json_reply(
+        200, {"contact": contact, "removed": erase(store, contact, settings.stitch_window_hours * HOUR_MS, cases)}))
+
+
+def _for_contact(raw_contact: str, settings: Settings,
+                 action: Callable[[InteractionStore, str, CaseStore], Reply]) -> Reply:
     from dci.storage import case_store, interaction_store
 
     try:
         contact = contact_id(raw_contact)
     except Problem as problem:
         return problem_reply(problem)
-    removed = erase(interaction_store(settings.storage), contact, settings.stitch_window_hours * HOUR_MS,
-                    case_store(settings.storage))
-    return json_reply(200, {"contact": contact, "removed": removed})
+    return action(interaction_store(settings.storage), contact, case_store(settings.storage))
 
 
 def _iso(ms: int) -> str:

@@ -7,21 +7,19 @@ import json
 import os
 import re
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 import pytest
 
 from dci.runner import Runner
 from dci.runner.config import load_host_config
 from dci.settings import get_settings
-from tests.conftest import BROWSER_UA, PORTAL_ORIGIN, ROOT, TEST_PORTAL, Store, free_ports
+from tests.conftest import ROOT, TEST_PORTAL, Store, free_ports
 from tests.dataverse_server import FakeDataverse
 from tests.factories import batch, body, event, iso
+from tests.http import call
 
 CONTACT = "6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30"
 
@@ -45,16 +43,6 @@ def system(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str,
         fake.close()
         monkeypatch.undo()
         get_settings.cache_clear()
-
-
-def call(method: str, url: str, data: bytes | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        "Content-Type": "text/plain", "Origin": PORTAL_ORIGIN, "User-Agent": BROWSER_UA})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 def test_end_to_end_portal_activity_becomes_the_case_timeline_and_one_note(system) -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -16,8 +13,9 @@ import pytest
 
 from dci.runner import Runner
 from dci.runner.config import load_host_config
-from tests.conftest import BROWSER_UA, PORTAL_ORIGIN, ROOT, TEST_PORTAL, Store, free_ports
+from tests.conftest import ROOT, TEST_PORTAL, Store, free_ports
 from tests.factories import batch, body, event, iso
+from tests.http import call
 
 A = "6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30"
 B = "0b9e3d51-7a2c-4f8e-8d10-3c6a2e9f4b71"
@@ -32,16 +30,6 @@ def api(store: Store) -> Iterator[str]:
     runner.start()
     yield runner.url
     runner.stop(timeout=10)
-
-
-def call(method: str, url: str, data: bytes | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        "Content-Type": "text/plain", "Origin": PORTAL_ORIGIN, "User-Agent": BROWSER_UA})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 def send(api: str, visitor: str, minutes_ago: list[float], token: str | None = None) -> list[str]:

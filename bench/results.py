@@ -1,0 +1,16 @@
+"""Where benchmarks leave their figures: printed, and kept in bench/results/<name>.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def save(name: str, result: dict) -> None:
+    """Print `result` and keep it as bench/results/<name>.json (git-ignored)."""
+    RESULTS.mkdir(exist_ok=True)
+    text = json.dumps(result, indent=2)
+    (RESULTS / f"{name}.json").write_text(text)
+    print(text)
