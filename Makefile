@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: dev test setup tools bench clean
+.PHONY: dev test setup tools bench beacon clean
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -23,6 +23,12 @@ $(PY_STAMP): requirements.txt requirements-dev.txt | tools
 $(NODE_STAMP): package.json package-lock.json | tools
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The beacon: readable source in beacon/, the minified build the app serves in dci/static/ (committed,
+# so a deployment needs no Node.js; a test checks it matches the source).
+beacon: $(NODE_STAMP)
+	npm run --silent build:beacon > dci/static/beacon.js
+	@printf 'beacon: %s bytes, %s gzipped\n' "$$(wc -c < dci/static/beacon.js)" "$$(gzip -9 -c dci/static/beacon.js | wc -c)"
 
 local.settings.json:
 	cp local.settings.sample.json $@

@@ -34,6 +34,14 @@ def collect(req: func.HttpRequest, batches: func.Out[str]) -> func.HttpResponse:
     return web.respond(outcome.reply)
 
 
+@app.route(route="beacon.js", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def beacon_script(req: func.HttpRequest) -> func.HttpResponse:
+    """The portal beacon, minified; long-cached, with an ETag."""
+    from dci import beacon
+
+    return web.respond(beacon.reply(req.headers.get("if-none-match")))
+
+
 @app.queue_trigger(arg_name="msg", queue_name=PORTAL_EVENTS_QUEUE, connection=CONNECTION_SETTING)
 def link(msg: func.QueueMessage) -> None:
     """Store a batch's interactions and contact link; note tickets, portal cases, late events."""

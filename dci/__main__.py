@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
     serve.add_argument("--settings", type=Path, default=Path("local.settings.json"))
     serve.add_argument("--host-json", type=Path, default=Path("host.json"))
+    serve.add_argument("--no-portal", action="store_true", help="do not serve the demo portal")
     args = parser.parse_args(argv)
     return _serve(args)
 
@@ -44,7 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
         sys.path.insert(0, os.getcwd())
         module_name, _, attribute = args.app.partition(":")
         app = getattr(importlib.import_module(module_name), attribute or "app")
-        runner = Runner(app, host, os.environ, (args.host, args.port))
+        runner = Runner(app, host, os.environ, (args.host, args.port), portal=not args.no_portal)
     except (ConfigError, RuntimeError, OSError, ImportError) as error:
         log.error("cannot start: %s", error)
         return 2
@@ -55,6 +56,8 @@ def _serve(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     runner.start()
     log.info("listening on %s (Ctrl-C to stop)", runner.url)
+    if runner.portal:
+        log.info("demo portal on http://%s:%d/ (dev only)", args.host, args.port)
     stop.wait()
     log.info("stopping")
     runner.stop()

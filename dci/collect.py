@@ -26,6 +26,7 @@ from dci.ratelimit import RateLimiter
 from dci.replies import JSON, Reply, problem_reply
 from dci.scrub import scrub, scrub_url
 from dci.settings import Settings
+from dci.urls import article_of
 from dci.useragent import classify
 
 logger = logging.getLogger(__name__)
@@ -183,6 +184,8 @@ def check_policy(site: object, sent_at: object, events: list[Any], received: dat
                 event["referrer"] = f"{parts.scheme}://{parts.netloc}/"  # off-portal: the origin only
         if isinstance(url, str):
             event["url"] = scrub_url(url)
+            if event.get("type") == "page_view" and not event.get("article"):
+                event["article"] = article_of(url)
         if isinstance(target, str):
             event["target"] = scrub_url(target)
         query = event.get("query")

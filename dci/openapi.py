@@ -196,6 +196,16 @@ def document() -> dict[str, object]:
                     },
                 }
             },
+            "/beacon.js": {
+                "get": {
+                    "operationId": "beacon",
+                    "summary": "The portal beacon script (minified), long-cached with an ETag",
+                    "security": [],
+                    "responses": {"200": {"description": "The script",
+                                          "content": {"application/javascript": {"schema": {"type": "string"}}}},
+                                  "304": {"description": "Not modified (If-None-Match)"}},
+                }
+            },
             "/health": {
                 "get": {
                     "operationId": "health",

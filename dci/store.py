@@ -40,11 +40,20 @@ _EVENT_FIELDS = ("type", "url", "title", "referrer", "query", "results", "positi
                  "scroll", "ticket")
 
 
+def client_ms(message: dict[str, Any], event: dict[str, Any]) -> int:
+    """The event's time on the client's own clock.
+
+    Keys are built from it, not from the corrected time: the beacon re-sends events it could not
+    confirm, each send has its own clock skew, and a re-sent event must land on the same row.
+    """
+    return event["ts"] - int(message.get("skew_ms", 0))
+
+
 def event_entity(message: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
     """The interactions row of one event of a `portal-events` message."""
     entity: dict[str, Any] = {
         "PartitionKey": visitor_key(message["visitor"]),
-        "RowKey": event_row_key(event["ts"], event["id"]),
+        "RowKey": event_row_key(client_ms(message, event), event["id"]),
         "id": event["id"],
         "ts": EntityProperty(event["ts"], EdmType.INT64),
         "session": message["session"],
@@ -132,7 +141,7 @@ class InteractionStore:
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for event in message["events"]:
             entity = event_entity(message, event)
-            groups[(interactions_table(event["ts"]), entity["PartitionKey"])].append(entity)
+            groups[(interactions_table(client_ms(message, event)), entity["PartitionKey"])].append(entity)
         written = 0
         for (table, _), entities in groups.items():
             for start in range(0, len(entities), MAX_TRANSACTION):

@@ -27,6 +27,7 @@ fi
 
 cat <<MSG
 
+  Demo portal       http://127.0.0.1:7071/          (sign in at /signin)
   Collect endpoint  http://127.0.0.1:7071/api/collect
   Health            http://127.0.0.1:7071/api/health
   OpenAPI           http://127.0.0.1:7071/api/openapi.json

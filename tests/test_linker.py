@@ -187,3 +187,14 @@ def test_linker_through_the_runner_bad_messages_end_in_the_poison_queue(store: S
 
 def test_interactions_table_name_follows_the_event_month() -> None:
     assert interactions_table(NOW_MS) == "interactions202611"
+
+
+def test_linker_a_resent_event_with_another_clock_skew_is_the_same_row(tables: InteractionStore, store: Store) -> None:
+    # The beacon re-sends what it could not confirm; each send measures the client's skew anew.
+    first = queued(2)
+    again = {**first, "skew_ms": 250, "events": [{**e, "ts": e["ts"] + 250} for e in first["events"]]}
+    link(tables, body(first))
+    link(tables, body(again))
+    stored = rows(store, first["visitor"])
+    assert len(stored) == 2
+    assert [r["ts"] for r in stored] == [e["ts"] for e in again["events"]]  # the latest correction wins

@@ -26,13 +26,19 @@ class Runner:
     """Owns the HTTP server and the trigger threads of one app."""
 
     def __init__(self, app: func.FunctionApp, host: HostConfig, environ: Mapping[str, str],
-                 address: tuple[str, int] = ("127.0.0.1", 7071)) -> None:
+                 address: tuple[str, int] = ("127.0.0.1", 7071), portal: bool = False) -> None:
         self.functions = index(app, environ)
         self.host = host
         self._environ = environ
         self._sender = QueueSender(environ, host.queues)
         self.invoker = Invoker(self._sender)
-        self.server = HttpFrontEnd(address, build_routes(self.functions, host.route_prefix), self.invoker)
+        self.portal = None
+        if portal:
+            from dci.runner.portal import DemoPortal
+
+            self.portal = DemoPortal()
+        self.server = HttpFrontEnd(address, build_routes(self.functions, host.route_prefix), self.invoker,
+                                   self.portal.handle if self.portal else None)
         self.listeners = [QueueListener(f, self._connection(f.trigger.props["connection"]), host.queues, self.invoker)
                           for f in self._of("queueTrigger")]
         self.timers = [TimerScheduler(f, self.invoker) for f in self._of("timerTrigger")]

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
@@ -68,9 +69,12 @@ class HttpFrontEnd(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], routes: list[Route], invoker: Invoker) -> None:
+    def __init__(self, address: tuple[str, int], routes: list[Route], invoker: Invoker,
+                 fallback: Callable[[str, str, dict[str, str]], tuple[int, dict[str, str], bytes] | None] | None = None
+                 ) -> None:
         self.routes = routes
         self.invoker = invoker
+        self.fallback = fallback  # the demo portal answers what no function does
         super().__init__(address, _Handler)
 
     def dispatch(
@@ -89,7 +93,8 @@ class HttpFrontEnd(ThreadingHTTPServer):
             return self._invoke(route, match, method, target, headers, body, base)
         if allowed:
             return _problem(405, f"{method} is not allowed on {path}.", {"Allow": ", ".join(sorted(allowed))})
-        return _problem(404, f"No function serves {path}.")
+        answer = self.fallback(method, target, headers) if self.fallback else None
+        return answer or _problem(404, f"No function serves {path}.")
 
     def _invoke(self, route: Route, match: re.Match[str], method: str, target: str,
                 headers: dict[str, str], body: bytes, base: str) -> tuple[int, dict[str, str], bytes]:

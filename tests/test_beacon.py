@@ -1,0 +1,234 @@
+"""The beacon in real headless Chromium (Debian's), against the runner and its demo portal."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dci.runner import Runner
+from dci.runner.config import load_host_config
+from dci.settings import get_settings
+from dci.store import InteractionStore
+from tests.conftest import BROWSER_UA, ROOT, Store, free_ports
+from tests.http import call
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Issue 5's budget is 1,500 bytes gzipped; the beacon is not there yet (1,751). This guard stops it
+# from growing while that work goes on; docs/PERFORMANCE.md reports the measured size.
+GUARD_GZIP_BYTES = 1800
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+                                reason="Chromium is not installed (make test installs it)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def portal(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    import function_app
+
+    (port,) = free_ports(1)
+    host = f"127.0.0.1:{port}"
+    monkeypatch.setenv("PORTAL_ISSUERS", f"portal.example.com,{host}")
+    monkeypatch.setenv("ALLOWED_ORIGINS", f"https://portal.example.com,http://{host}")
+    monkeypatch.delenv("PORTAL_PUBLIC_KEY")  # collect fetches the demo portal's key, as from Power Pages
+    get_settings.cache_clear()
+    runner = Runner(function_app.app, load_host_config(ROOT / "tests" / "apps" / "host.json"), dict(os.environ),
+                    ("127.0.0.1", port), portal=True)
+    runner.start()
+    try:
+        yield f"http://{host}"
+    finally:
+        runner.stop(timeout=10)
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(user_agent=BROWSER_UA)  # a headless UA would be filtered out as a bot
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def visitor_of(page: Any) -> str:
+    return page.evaluate("JSON.parse(localStorage.getItem('pi_id')).v")
+
+
+def stored(store: Store, visitor: str, count: int, kind: str | None = None,
+           timeout: float = 20) -> list[dict[str, Any]]:
+    """The visitor's stored events (of one `kind`, if given) once `count` of them arrived
+    (collect -> queue -> linker), or whatever arrived by the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [r for r in InteractionStore(store.tables).visitor_events(visitor) if kind in (None, r["type"])]
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+def leave(page: Any) -> None:
+    """Hide the page, as switching tabs or navigating away does: the beacon flushes."""
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    page.evaluate("window.dispatchEvent(new Event('pagehide'))")
+
+
+def test_beacon_page_views_carry_article_numbers_in_both_url_forms(page: Any, portal: str, store: Store) -> None:
+    for path in ("/knowledgebase/article/KA-01023/en-us", "/en-US/knowledgebase/article/KA-01024",
+                 "/knowledgebase/article/KA-01025"):
+        page.goto(portal + path)
+        page.evaluate("PortalInsights.flush()")
+    views = stored(store, visitor_of(page), 3, "page_view")
+    assert [(r.get("article_number"), r.get("article_lang")) for r in views] == [
+        ("KA-01023", "en-us"), ("KA-01024", "en-us"), ("KA-01025", None)]
+    assert views[0]["title"] == "Reset your password"
+
+
+def test_beacon_search_counts_results_that_render_late_and_zero_results(page: Any, portal: str, store: Store) -> None:
+    page.goto(portal + "/search/?q=password")
+    page.wait_for_selector(".search-results a")
+    page.goto(portal + "/search/?q=zzzz")
+    page.wait_for_selector(".search-results p")
+    page.evaluate("new Promise(r => setTimeout(r, 1200))")
+    searches = stored(store, visitor_of(page), 2, "search")
+    assert [(r["query"], r["results"]) for r in searches] == [("password", 1), ("zzzz", 0)]
+    assert searches[0]["url"].endswith("/search/?q=password")
+
+
+def test_beacon_search_click_and_case_submission(page: Any, portal: str, store: Store) -> None:
+    page.goto(portal + "/search/?q=vpn")
+    page.click(".search-results a")
+    page.wait_for_url("**/knowledgebase/article/KA-01024")
+    page.goto(portal + "/support/create-case/")
+    page.fill("input[name=title]", "VPN drops every hour")
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-ticket-number]")
+    ticket = page.text_content("[data-ticket-number]")
+    page.evaluate("new Promise(r => setTimeout(r, 1200))")
+    stored(store, visitor_of(page), 1, "case_submitted")
+    rows = stored(store, visitor_of(page), 1, "search_click")
+    rows = stored(store, visitor_of(page), 0)
+    kinds = [r["type"] for r in rows]
+    assert {"search", "search_click", "case_form", "case_submitted"} <= set(kinds)
+    click = next(r for r in rows if r["type"] == "search_click")
+    assert (click["position"], click["query"]) == (1, "vpn")
+    assert click["target"].endswith("/en-US/knowledgebase/article/KA-01024")
+    assert next(r for r in rows if r["type"] == "case_submitted")["ticket"] == ticket
+
+
+def test_beacon_flushes_engagement_when_the_page_is_left(page: Any, portal: str, store: Store) -> None:
+    page.goto(portal + "/knowledgebase/article/KA-01023/en-us")
+    page.mouse.wheel(0, 3000)
+    page.evaluate("new Promise(r => setTimeout(r, 300))")
+    page.goto(portal + "/")  # navigating away: pagehide flushes with keepalive
+    engagement = stored(store, visitor_of(page), 1, "engagement")
+    assert engagement and engagement[0]["engaged_ms"] > 0 and engagement[0]["scroll"] > 0
+
+
+def test_beacon_events_sent_while_the_endpoint_was_down_arrive_later(page: Any, portal: str, store: Store) -> None:
+    page.route("**/api/collect", lambda route: route.abort())
+    page.goto(portal + "/knowledgebase/article/KA-01023/en-us")
+    page.goto(portal + "/search/?q=password")
+    page.wait_for_selector(".search-results a")
+    page.evaluate("new Promise(r => setTimeout(r, 1500))")
+    visitor = visitor_of(page)
+    assert stored(store, visitor, 1, timeout=1) == []
+    assert page.evaluate("JSON.parse(localStorage.getItem('pi_o')).length") >= 2  # waiting in the outbox
+    page.unroute("**/api/collect")
+    page.goto(portal + "/")
+    page.evaluate("new Promise(r => setTimeout(r, 1500))")
+    assert len(stored(store, visitor, 2, "page_view")) >= 2
+    assert len(stored(store, visitor, 1, "search")) == 1
+
+
+def test_beacon_sign_in_links_the_browsing_before_it(page: Any, portal: str, store: Store) -> None:
+    contact = str(uuid.uuid4())
+    page.goto(portal + "/search/?q=password")
+    page.wait_for_selector(".search-results a")
+    page.goto(portal + "/knowledgebase/article/KA-01023/en-us")
+    page.goto(f"{portal}/signin?contact={contact}")
+    page.goto(portal + "/support/create-case/")
+    page.evaluate("new Promise(r => setTimeout(r, 1500))")
+    deadline = time.monotonic() + 20
+    while True:
+        status, document = call("GET", f"{portal}/api/contacts/{contact}/export")
+        kinds = {(i["type"], i["attribution"]) for i in document["interactions"]}
+        if ("case_form", "verified") in kinds and ("search", "stitched") in kinds or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert ("search", "stitched") in kinds and ("page_view", "stitched") in kinds
+    assert ("case_form", "verified") in kinds
+    assert page.evaluate("localStorage.getItem('pi_t')") is not None  # the token is reused, not refetched
+
+
+DNT = "window.PortalInsightsConfig = {respectDnt: true}; Object.defineProperty(navigator, '%s', {get: () => %s})"
+
+
+@pytest.mark.parametrize("setup", [
+    "window.PortalInsightsConfig = {consent: 'required'}",
+    DNT % ("doNotTrack", "'1'"),
+    DNT % ("globalPrivacyControl", "true"),
+])
+def test_beacon_sends_and_stores_nothing_without_consent_or_with_dnt(page: Any, portal: str, setup: str) -> None:
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url) if "/api/collect" in request.url else None)
+    page.add_init_script(setup)
+    page.goto(portal + "/search/?q=password")
+    page.wait_for_selector(".search-results a")
+    leave(page)
+    page.evaluate("new Promise(r => setTimeout(r, 1500))")
+    assert sent == []
+    assert page.evaluate("localStorage.length") == 0
+
+
+def test_beacon_consent_granted_later_starts_tracking(page: Any, portal: str, store: Store) -> None:
+    page.add_init_script("window.PortalInsightsConfig = {consent: 'required'}")
+    page.goto(portal + "/knowledgebase/article/KA-01023/en-us")
+    page.evaluate("PortalInsights.consent(true)")
+    page.evaluate("PortalInsights.flush()")
+    assert [r["type"] for r in stored(store, visitor_of(page), 1, "page_view")] == ["page_view"]
+
+
+def test_beacon_is_served_long_cached_with_an_etag(portal: str) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{portal}/api/beacon.js", timeout=10) as response:
+        etag, cache = response.headers["ETag"], response.headers["Cache-Control"]
+        assert response.headers["Content-Type"].startswith("application/javascript")
+        assert response.read() == (ROOT / "dci" / "static" / "beacon.js").read_bytes()
+    assert "max-age=86400" in cache
+    request = urllib.request.Request(f"{portal}/api/beacon.js", headers={"If-None-Match": etag})
+    try:
+        urllib.request.urlopen(request, timeout=10)
+    except urllib.error.HTTPError as error:
+        assert error.code == 304
+    else:
+        pytest.fail("a current ETag did not get 304")
+
+
+def test_beacon_build_matches_its_source() -> None:
+    built = subprocess.run(["npm", "run", "--silent", "build:beacon"], cwd=ROOT, capture_output=True, check=True)
+    assert built.stdout == (ROOT / "dci" / "static" / "beacon.js").read_bytes(), "run `make beacon`"
+
+
+def test_beacon_size_does_not_grow() -> None:
+    size = len(gzip.compress((ROOT / "dci" / "static" / "beacon.js").read_bytes(), 9))
+    assert size <= GUARD_GZIP_BYTES, f"beacon.js is {size} bytes gzipped; the guard is {GUARD_GZIP_BYTES}"
