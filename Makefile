@@ -44,6 +44,7 @@ bench: setup
 	$(PY) bench/collect_bench.py
 	$(PY) bench/linker_bench.py
 	$(PY) bench/cases_bench.py
+	$(PY) bench/beacon_bench.py
 
 clean:
 	rm -rf $(VENV) node_modules .azurite .pytest_cache .hypothesis

@@ -1,0 +1,86 @@
+"""The beacon's cost to a page: its size, and the main-thread time it adds to a page load in
+Chromium (Chrome DevTools Protocol Performance metrics), median of 20 loads with and without it.
+
+Run: `make bench` (or `.venv/bin/python bench/beacon_bench.py`). Starts its own Azurite and the
+runner with the demo portal; needs Debian's Chromium (`make test` installs it).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from results import save  # noqa: E402  (bench/ is the script's own folder)
+
+from tests import azurite  # noqa: E402
+
+LOADS = 20
+UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+
+
+def page_metrics(browser, url: str, with_beacon: bool) -> dict[str, float]:
+    context = browser.new_context(user_agent=UA)
+    page = context.new_page()
+    if not with_beacon:
+        page.route("**/api/beacon.js", lambda route: route.fulfill(body="", content_type="application/javascript"))
+    cdp = context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    page.goto(url, wait_until="load")
+    page.wait_for_timeout(1500)  # the beacon's first flush happens a second after the page view
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    context.close()
+    return {"task_ms": metrics["TaskDuration"] * 1000, "script_ms": metrics["ScriptDuration"] * 1000}
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    beacon = (ROOT / "dci" / "static" / "beacon.js").read_bytes()
+    result: dict = {"beacon_bytes": len(beacon), "beacon_gzip_bytes": len(gzip.compress(beacon, 9))}
+    ports = azurite.free_ports(4)
+    with tempfile.TemporaryDirectory() as data:
+        process = azurite.start(tuple(ports[:3]), Path(data))  # type: ignore[arg-type]
+        host = f"127.0.0.1:{ports[3]}"
+        os.environ.update({"AzureWebJobsStorage": azurite.connection_string(*ports[:3]), "PORTAL_ISSUERS": host,
+                           "ALLOWED_ORIGINS": f"http://{host}"})
+        import function_app
+        from dci.runner import Runner
+        from dci.runner.config import load_host_config
+
+        runner = Runner(function_app.app, load_host_config(ROOT / "host.json"), dict(os.environ),
+                        ("127.0.0.1", ports[3]), portal=True)
+        runner.start()
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+                url = f"http://{host}/knowledgebase/article/KA-01023/en-us"
+                page_metrics(browser, url, True)  # warm the server and the browser's caches
+                runs = {"with": [], "without": []}
+                for _ in range(LOADS):
+                    runs["with"].append(page_metrics(browser, url, True))
+                    runs["without"].append(page_metrics(browser, url, False))
+                browser.close()
+        finally:
+            runner.stop(timeout=5)
+            azurite.stop(process)
+            time.sleep(0.1)
+    for name in ("task_ms", "script_ms"):
+        with_b = statistics.median(r[name] for r in runs["with"])
+        without = statistics.median(r[name] for r in runs["without"])
+        result[name] = {"with_beacon_median": round(with_b, 2), "without_median": round(without, 2),
+                        "added_median": round(with_b - without, 2)}
+    result["loads"] = LOADS
+    save("beacon", result)
+
+
+if __name__ == "__main__":
+    main()
