@@ -9,6 +9,7 @@ from dci import storage
 from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import SettingsError, get_settings
+from dci.storage import StorageTarget
 
 logger = logging.getLogger(__name__)
 
@@ -16,7 +17,7 @@ logger = logging.getLogger(__name__)
 _FAST = {"retry_total": 0, "connection_timeout": 3, "read_timeout": 3}
 
 
-def check(connection: str | None = None) -> Reply:
+def check(connection: StorageTarget | str | None = None) -> Reply:
     """200 with each check's result, or 503 problem+json naming what is wrong.
 
     Without `connection`, the settings are checked first and give the storage connection.
@@ -41,7 +42,7 @@ def check(connection: str | None = None) -> Reply:
     return problem_reply(problem, {"Cache-Control": "no-store", "Retry-After": "30"})
 
 
-def _check_queue(connection: str) -> str:
+def _check_queue(connection: StorageTarget | str) -> str:
     try:
         service = storage.queue_service(connection, **_FAST)
         next(iter(service.list_queues(results_per_page=1).by_page()), None)
@@ -50,7 +51,7 @@ def _check_queue(connection: str) -> str:
         return _reason(error)
 
 
-def _check_table(connection: str) -> str:
+def _check_table(connection: StorageTarget | str) -> str:
     try:
         service = storage.table_service(connection, **_FAST)
         next(iter(service.list_tables(results_per_page=1).by_page()), None)

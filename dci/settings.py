@@ -7,8 +7,10 @@ import logging
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator
+from pydantic import Field, HttpUrl, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from dci.storage import StorageTarget
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,13 @@ class Settings(BaseSettings):
         case_sensitive=False, extra="ignore", env_ignore_empty=True, populate_by_name=True, frozen=True
     )
 
-    storage: str = Field(alias="AzureWebJobsStorage", min_length=1)
+    # The host's storage connection: identity-based (AzureWebJobsStorage__*), or a connection string.
+    # The connection string comes last: its check sees the identity-based values.
+    storage_account: str | None = Field(None, alias="AzureWebJobsStorage__accountName")
+    storage_queue_uri: str | None = Field(None, alias="AzureWebJobsStorage__queueServiceUri")
+    storage_table_uri: str | None = Field(None, alias="AzureWebJobsStorage__tableServiceUri")
+    storage_client_id: str | None = Field(None, alias="AzureWebJobsStorage__clientId")
+    storage_connection: str | None = Field(None, alias="AzureWebJobsStorage", validate_default=True)
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field((), alias="ALLOWED_ORIGINS")
     portal_issuers: Annotated[tuple[str, ...], NoDecode] = Field(alias="PORTAL_ISSUERS", min_length=1)
     portal_public_key: str | None = Field(None, alias="PORTAL_PUBLIC_KEY")
@@ -94,6 +102,30 @@ class Settings(BaseSettings):
             )
         return schedule
 
+    @field_validator("storage_connection")
+    @classmethod
+    def _check_storage(cls, connection: str | None, info: ValidationInfo) -> str | None:
+        values = info.data
+        uris = values.get("storage_queue_uri") and values.get("storage_table_uri")
+        identity = values.get("storage_account") or uris
+        if not (connection or identity):
+            raise ValueError(
+                "set a connection string (UseDevelopmentStorage=true for Azurite), or "
+                "AzureWebJobsStorage__accountName (or __queueServiceUri and __tableServiceUri) for an "
+                "identity-based connection")
+        return connection
+
+    @property
+    def storage(self) -> StorageTarget:
+        """Where the app's queues and tables are."""
+        if self.storage_connection:
+            return StorageTarget(connection_string=self.storage_connection)
+        account = self.storage_account
+        return StorageTarget(
+            queue_uri=self.storage_queue_uri or f"https://{account}.queue.core.windows.net",
+            table_uri=self.storage_table_uri or f"https://{account}.table.core.windows.net",
+            client_id=self.storage_client_id)
+
     @property
     def dataverse_configured(self) -> bool:
         """True when cases come from Dataverse rather than from portal events."""
@@ -115,6 +147,8 @@ def load_settings() -> Settings:
         names, lines = [], []
         for problem in error.errors(include_url=False):
             name = str(problem["loc"][0]) if problem["loc"] else "settings"
+            field = Settings.model_fields.get(name)  # a checked default is located by field name
+            name = field.alias if field is not None and field.alias else name
             names.append(name)
             lines.append(f"{name}: {problem['msg'].removeprefix('Value error, ')}")
         raise SettingsError("Invalid app settings: " + "; ".join(lines), names) from None

@@ -1,9 +1,12 @@
-"""Storage clients built from the Functions connection setting (connection string or Azurite)."""
+"""Storage clients from the Functions connection setting: a connection string (Azurite, account
+keys) or an identity-based connection (`AzureWebJobsStorage__*` service URIs and a managed
+identity), the way the Functions host reads the same setting for its bindings."""
 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
@@ -13,42 +16,76 @@ if TYPE_CHECKING:
     from dci.store import InteractionStore
 
 PORTAL_EVENTS_QUEUE = "portal-events"
+CASES_QUEUE = "cases"
 CONNECTION_SETTING = "AzureWebJobsStorage"
 
 
-def queue_service(connection: str, **options: object) -> QueueServiceClient:
+@dataclass(frozen=True)
+class StorageTarget:
+    """Where the queues and tables are, and how to authenticate."""
+
+    connection_string: str | None = None
+    queue_uri: str | None = None
+    table_uri: str | None = None
+    client_id: str | None = None  # user-assigned managed identity; None: DefaultAzureCredential
+
+    @classmethod
+    def of(cls, value: StorageTarget | str) -> StorageTarget:
+        """A target from a connection string, or the target itself."""
+        return value if isinstance(value, StorageTarget) else cls(connection_string=value)
+
+    def credential(self) -> Any:
+        """The token credential of an identity-based connection (azure-identity loads only here)."""
+        from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+        return ManagedIdentityCredential(client_id=self.client_id) if self.client_id else DefaultAzureCredential()
+
+
+def queue_service(target: StorageTarget | str, **options: object) -> QueueServiceClient:
     """A QueueServiceClient; `options` pass through to the SDK (timeouts, retry_total, …)."""
     from azure.storage.queue import QueueServiceClient
 
-    return QueueServiceClient.from_connection_string(connection, **options)
+    target = StorageTarget.of(target)
+    if target.connection_string:
+        return QueueServiceClient.from_connection_string(target.connection_string, **options)
+    return QueueServiceClient(account_url=target.queue_uri, credential=target.credential(), **options)
 
 
-def table_service(connection: str, **options: object) -> TableServiceClient:
+def queue_client(target: StorageTarget | str, queue: str, **options: object) -> Any:
+    """A QueueClient for one queue; `options` pass through (message_encode_policy, …)."""
+    from azure.storage.queue import QueueClient
+
+    target = StorageTarget.of(target)
+    if target.connection_string:
+        return QueueClient.from_connection_string(target.connection_string, queue, **options)
+    return QueueClient(account_url=target.queue_uri, queue_name=queue, credential=target.credential(), **options)
+
+
+def table_service(target: StorageTarget | str, **options: object) -> TableServiceClient:
     """A TableServiceClient; `options` pass through to the SDK."""
     from azure.data.tables import TableServiceClient
 
-    return TableServiceClient.from_connection_string(connection, **options)
+    target = StorageTarget.of(target)
+    if target.connection_string:
+        return TableServiceClient.from_connection_string(target.connection_string, **options)
+    return TableServiceClient(endpoint=target.table_uri, credential=target.credential(), **options)
 
 
 @functools.cache
-def interaction_store(connection: str) -> InteractionStore:
+def interaction_store(target: StorageTarget | str) -> InteractionStore:
     """The process's InteractionStore (one HTTP connection pool per storage account)."""
     from dci.store import InteractionStore
 
-    return InteractionStore(table_service(connection))
-
-
-CASES_QUEUE = "cases"
+    return InteractionStore(table_service(target))
 
 
 class QueueWriter:
     """Sends base64 messages (as the Functions host reads them), optionally invisible for a while."""
 
-    def __init__(self, connection: str, queue: str) -> None:
-        from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+    def __init__(self, target: StorageTarget | str, queue: str) -> None:
+        from azure.storage.queue import TextBase64EncodePolicy
 
-        self._client = QueueClient.from_connection_string(connection, queue,
-                                                          message_encode_policy=TextBase64EncodePolicy())
+        self._client = queue_client(target, queue, message_encode_policy=TextBase64EncodePolicy())
 
     def send(self, text: str, delay_seconds: int = 0) -> None:
         """Enqueue `text`; it becomes visible after `delay_seconds` (creates the queue if missing)."""
@@ -62,14 +99,14 @@ class QueueWriter:
 
 
 @functools.cache
-def case_store(connection: str) -> CaseStore:
+def case_store(target: StorageTarget | str) -> CaseStore:
     """The process's CaseStore."""
     from dci.casestore import CaseStore
 
-    return CaseStore(table_service(connection))
+    return CaseStore(table_service(target))
 
 
 @functools.cache
-def cases_queue(connection: str) -> QueueWriter:
+def cases_queue(target: StorageTarget | str) -> QueueWriter:
     """The process's writer to the `cases` queue."""
-    return QueueWriter(connection, CASES_QUEUE)
+    return QueueWriter(target, CASES_QUEUE)

@@ -129,3 +129,42 @@ def test_misconfigured_collect_answers_503_and_health_names_the_setting(misconfi
     health = function_app.health(func.HttpRequest("GET", "http://localhost/api/health", body=b""))
     assert health.status_code == 503
     assert json.loads(health.get_body())["checks"] == {"settings": "invalid: PORTAL_ISSUERS"}
+
+
+def test_settings_identity_based_storage_connection(env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dci.storage import StorageTarget
+
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    env(AzureWebJobsStorage="")
+    monkeypatch.setenv("AzureWebJobsStorage__accountName", "stcontoso")
+    monkeypatch.setenv("AzureWebJobsStorage__clientId", "11111111-2222-3333-4444-555555555555")
+    monkeypatch.setenv("AzureWebJobsStorage__credential", "managedidentity")
+    assert load_settings().storage == StorageTarget(
+        queue_uri="https://stcontoso.queue.core.windows.net", table_uri="https://stcontoso.table.core.windows.net",
+        client_id="11111111-2222-3333-4444-555555555555")
+    monkeypatch.setenv("AzureWebJobsStorage__queueServiceUri", "https://q.example/")
+    monkeypatch.setenv("AzureWebJobsStorage__tableServiceUri", "https://t.example/")
+    target = load_settings().storage
+    assert (target.queue_uri, target.table_uri) == ("https://q.example/", "https://t.example/")
+
+
+def test_settings_without_any_storage_connection_names_the_setting(env, monkeypatch: pytest.MonkeyPatch) -> None:
+    env(AzureWebJobsStorage="")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.names == ["AzureWebJobsStorage"]
+    assert "AzureWebJobsStorage__accountName" in str(caught.value)
+
+
+def test_identity_based_clients_use_the_service_uris_and_a_managed_identity() -> None:
+    from azure.identity import ManagedIdentityCredential
+
+    from dci.storage import StorageTarget, queue_client, queue_service, table_service
+
+    target = StorageTarget(queue_uri="https://stcontoso.queue.core.windows.net",
+                           table_uri="https://stcontoso.table.core.windows.net", client_id="abc")
+    queues, tables = queue_service(target), table_service(target)
+    assert queues.url.startswith("https://stcontoso.queue.core.windows.net")
+    assert tables.url.startswith("https://stcontoso.table.core.windows.net")
+    assert isinstance(queues.credential, ManagedIdentityCredential)
+    assert queue_client(target, "cases").queue_name == "cases"
