@@ -1,0 +1,94 @@
+// Portal Insights for Dataverse: a keyless Flex Consumption function app, its storage and monitoring.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; resource names and tags derive from it.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region for every resource (one that offers the Flex Consumption plan).')
+param location string
+
+@description('Object id of the principal running azd: it may upload the deployment package.')
+param principalId string = ''
+
+@description('Portal host names, comma-separated (PORTAL_ISSUERS), e.g. contoso.powerappsportals.com')
+param portalIssuers string
+
+@description('Portal origins allowed to post events, comma-separated (ALLOWED_ORIGINS and the site CORS list).')
+param allowedOrigins string
+
+@description('PEM public key of the portal ID tokens; empty: fetched from the portal (PORTAL_PUBLIC_KEY).')
+param portalPublicKey string = ''
+
+@description('ImplicitGrantFlow/RegisteredClientId of the portal, when one is registered (PORTAL_CLIENT_ID).')
+param portalClientId string = ''
+
+@description('Dataverse environment URL, e.g. https://contoso.crm.dynamics.com; empty: cases from portal events.')
+param dataverseUrl string = ''
+
+@description('Six-field NCRONTAB schedule of the case poller (CASE_SCHEDULE).')
+param caseSchedule string = '0 */5 * * * *'
+
+param caseSettleSeconds int = 600
+param timelineLookbackHours int = 72
+param stitchWindowHours int = 24
+param sessionGapMinutes int = 30
+
+@allowed(['', 'true', 'false'])
+@description('Write the timeline note on cases; empty: on whenever Dataverse is configured.')
+param writeCaseNotes string = ''
+
+param retentionDays int = 90
+
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+
+resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module app 'app.bicep' = {
+  name: 'app'
+  scope: resourceGroup
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    principalId: principalId
+    settings: {
+      PORTAL_ISSUERS: portalIssuers
+      ALLOWED_ORIGINS: allowedOrigins
+      PORTAL_PUBLIC_KEY: portalPublicKey
+      PORTAL_CLIENT_ID: portalClientId
+      DATAVERSE_URL: dataverseUrl
+      CASE_SCHEDULE: caseSchedule
+      CASE_SETTLE_SECONDS: string(caseSettleSeconds)
+      TIMELINE_LOOKBACK_HOURS: string(timelineLookbackHours)
+      STITCH_WINDOW_HOURS: string(stitchWindowHours)
+      SESSION_GAP_MINUTES: string(sessionGapMinutes)
+      WRITE_CASE_NOTES: writeCaseNotes
+      RETENTION_DAYS: string(retentionDays)
+    }
+    allowedOrigins: empty(allowedOrigins) ? [] : split(allowedOrigins, ',')
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+  }
+}
+
+output AZURE_LOCATION string = location
+output AZURE_RESOURCE_GROUP string = resourceGroup.name
+output AZURE_FUNCTION_APP_NAME string = app.outputs.functionAppName
+output MANAGED_IDENTITY_CLIENT_ID string = app.outputs.identityClientId
+output COLLECT_URL string = 'https://${app.outputs.defaultHostName}/api/collect'
+output BEACON_URL string = 'https://${app.outputs.defaultHostName}/api/beacon.js'
