@@ -63,12 +63,10 @@ def poll_cases(timer: func.TimerRequest) -> None:
     from dci import cases, dataverse, storage
 
     settings = get_settings()
-    if settings.dataverse_url is None:
-        return  # cases come from portal events instead
-    client = dataverse.client_for(str(settings.dataverse_url), _secret(settings.dataverse_token),
-                                  settings.dataverse_client_id)
-    cases.poll(client, storage.case_store(settings.storage), storage.cases_queue(settings.storage).send,
-               int(datetime.now(timezone.utc).timestamp() * 1000))
+    client = dataverse.client_from(settings)
+    if client is None:
+        return  # no DATAVERSE_URL: cases come from portal events instead
+    cases.poll(client, storage.case_store(settings.storage), storage.cases_queue(settings.storage).send, _now_ms())
 
 
 @app.route(route="dataverse/incidents", methods=["POST"])
@@ -76,16 +74,8 @@ def dataverse_incident(req: func.HttpRequest) -> func.HttpResponse:
     """Dataverse webhook for Create of incident: the case is queued at once."""
     from dci import cases, storage
 
-    settings = settings_or_none()
-    if settings is None:
-        return web.misconfigured()
-    try:
-        case, skipped = cases.parse_webhook(req.get_body())
-    except web.Problem as problem:
-        return web.respond(web.problem_reply(problem))
-    outcome = cases.take(storage.case_store(settings.storage), case, storage.cases_queue(settings.storage).send,
-                         skipped)
-    return web.json_response({"case_id": case["case_id"], "outcome": outcome}, status=202)
+    return web.answer(lambda settings: cases.webhook_reply(
+        req.get_body(), storage.case_store(settings.storage), storage.cases_queue(settings.storage).send))
 
 
 @app.queue_trigger(arg_name="msg", queue_name=CASES_QUEUE, connection=CONNECTION_SETTING)
@@ -94,12 +84,9 @@ def assemble_case(msg: func.QueueMessage) -> None:
     from dci import assembler, dataverse, storage
 
     settings = get_settings()
-    client = (dataverse.client_for(str(settings.dataverse_url), _secret(settings.dataverse_token),
-                                   settings.dataverse_client_id) if settings.dataverse_url else None)
     assembler.handle(msg.get_body(), store=storage.interaction_store(settings.storage),
-                     cases=storage.case_store(settings.storage), dataverse=client,
-                     requeue=storage.cases_queue(settings.storage).send, settings=settings,
-                     now_ms=int(datetime.now(timezone.utc).timestamp() * 1000))
+                     cases=storage.case_store(settings.storage), dataverse=dataverse.client_from(settings),
+                     requeue=storage.cases_queue(settings.storage).send, settings=settings, now_ms=_now_ms())
 
 
 @app.route(route="cases/{case_id}/timeline", methods=["GET"])
@@ -107,10 +94,8 @@ def case_timeline(req: func.HttpRequest) -> func.HttpResponse:
     """The case's timeline as JSON (202 while the case settles, 404 for an unknown case)."""
     from dci import storage, timelines
 
-    settings = settings_or_none()
-    if settings is None:
-        return web.misconfigured()
-    return web.respond(timelines.reply(storage.case_store(settings.storage), req.route_params.get("case_id", "")))
+    case_id = req.route_params.get("case_id", "")
+    return web.answer(lambda settings: timelines.reply(storage.case_store(settings.storage), case_id))
 
 
 # --- Privacy ------------------------------------------------------------------------------------
@@ -120,10 +105,7 @@ def export_contact(req: func.HttpRequest) -> func.HttpResponse:
     """Everything stored about a contact (right of access)."""
     from dci import privacy
 
-    settings = settings_or_none()
-    if settings is None:
-        return web.misconfigured()
-    return web.respond(privacy.export_reply(req.route_params.get("contact_id", ""), settings))
+    return web.answer(lambda settings: privacy.export_reply(req.route_params.get("contact_id", ""), settings))
 
 
 @app.route(route="contacts/{contact_id}", methods=["DELETE"])
@@ -131,10 +113,7 @@ def erase_contact(req: func.HttpRequest) -> func.HttpResponse:
     """Erase a contact's activity (right to erasure); idempotent, answers what was removed."""
     from dci import privacy
 
-    settings = settings_or_none()
-    if settings is None:
-        return web.misconfigured()
-    return web.respond(privacy.erase_reply(req.route_params.get("contact_id", ""), settings))
+    return web.answer(lambda settings: privacy.erase_reply(req.route_params.get("contact_id", ""), settings))
 
 
 @app.timer_trigger(arg_name="timer", schedule="0 30 3 * * *", use_monitor=True)
@@ -157,8 +136,8 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     return web.respond(checks.check())
 
 
-def _secret(value) -> str | None:  # noqa: ANN001 - a pydantic SecretStr or None
-    return value.get_secret_value() if value is not None else None
+def _now_ms() -> int:
+    return int(datetime.now(timezone.utc).timestamp() * 1000)
 
 
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -19,6 +19,7 @@ from typing import Any
 from dci.casestore import CaseStore
 from dci.dataverse import Dataverse, Incident, is_guid
 from dci.problems import FieldError, Problem
+from dci.replies import Reply, json_reply, problem_reply
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,15 @@ def parse_webhook(body: bytes) -> tuple[dict[str, Any], str]:
             "title": str(attributes.get("title") or ""), "contact": str(contact).lower() if contact else None,
             "source": "webhook"}
     return case, skipped
+
+
+def webhook_reply(body: bytes, cases: CaseStore, enqueue: Callable[[str], None]) -> Reply:
+    """POST /api/dataverse/incidents: 202 with what happened to the case, or 400 naming the problem."""
+    try:
+        case, skipped = parse_webhook(body)
+    except Problem as problem:
+        return problem_reply(problem)
+    return json_reply(202, {"case_id": case["case_id"], "outcome": take(cases, case, enqueue, skipped)})
 
 
 def _pairs(value: Any) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """POST /api/collect: check, validate and enrich a beacon batch into one queue message.
 
-Pure: no I/O. The adapter hands in the method, headers and body, and puts the returned message
-on the `portal-events` queue. This is the ingest hot path: per-event work stays in one loop.
+No storage I/O: the adapter hands in the method, headers and body, and puts the returned message
+on the `portal-events` queue. The one call out is the token check's first fetch of a portal's
+public key (then cached; none when PORTAL_PUBLIC_KEY is set). This is the ingest hot path:
+per-event work stays in one loop.
 """
 
 from __future__ import annotations

@@ -189,6 +189,14 @@ _clients: dict[tuple[str, str | None, str | None], Dataverse] = {}
 _clients_lock = threading.Lock()
 
 
+def client_from(settings: Any) -> Dataverse | None:
+    """The client for the configured environment, or None when no DATAVERSE_URL is set."""
+    if settings.dataverse_url is None:
+        return None
+    token = settings.dataverse_token.get_secret_value() if settings.dataverse_token is not None else None
+    return client_for(str(settings.dataverse_url), token, settings.dataverse_client_id)
+
+
 def client_for(url: str, fixed_token: str | None, client_id: str | None) -> Dataverse:
     """The process's Dataverse client for one configuration (its token cache and connection pool)."""
     key = (url, fixed_token, client_id)

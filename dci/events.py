@@ -63,7 +63,6 @@ Timestamp = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN}),
 ]
 Site = Annotated[str, StringConstraints(pattern=HOST_PATTERN)]
-PORTAL_URL_FIELDS = ("url", "target")  # must be on a configured portal; `referrer` may be anywhere
 _CLOSED = ConfigDict(extra="forbid", strict=True)
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import azure.functions as func
 
 from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
+from dci.settings import settings_or_none
 
-__all__ = ["Problem", "Reply", "json_response", "misconfigured", "problem_reply", "respond"]
+if TYPE_CHECKING:
+    from dci.settings import Settings
 
 
 def respond(reply: Reply) -> func.HttpResponse:
@@ -22,6 +27,12 @@ def misconfigured() -> func.HttpResponse:
     """503 while the app settings are bad; the log and /api/health name the settings."""
     return respond(problem_reply(Problem(503, "The service is not configured yet; see /api/health.", "misconfigured"),
                                  {"Retry-After": "60"}))
+
+
+def answer(build: Callable[[Settings], Reply]) -> func.HttpResponse:
+    """`build`'s reply, given the app settings; 503 while they are missing or invalid."""
+    settings = settings_or_none()
+    return misconfigured() if settings is None else respond(build(settings))
 
 
 def json_response(document: object, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
