@@ -27,8 +27,7 @@ $(NODE_STAMP): package.json package-lock.json | tools
 # The beacon: readable source in beacon/, the minified build the app serves in dci/static/ (committed,
 # so a deployment needs no Node.js; a test checks it matches the source).
 beacon: $(NODE_STAMP)
-	npm run --silent build:beacon > dci/static/beacon.js
-	@printf 'beacon: %s bytes, %s gzipped\n' "$$(wc -c < dci/static/beacon.js)" "$$(gzip -9 -c dci/static/beacon.js | wc -c)"
+	node beacon/build.mjs dci/static
 
 local.settings.json:
 	cp local.settings.sample.json $@
@@ -38,6 +37,7 @@ dev: setup local.settings.json
 
 test: setup
 	$(VENV)/bin/ruff check .
+	node --test beacon/tests/beacon.test.mjs
 	$(PY) -m pytest
 
 bench: setup

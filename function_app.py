@@ -39,7 +39,15 @@ def beacon_script(req: func.HttpRequest) -> func.HttpResponse:
     """The portal beacon, minified; long-cached, with an ETag."""
     from dci import beacon
 
-    return web.respond(beacon.reply(req.headers.get("if-none-match")))
+    return web.respond(beacon.reply("beacon.js", req.headers.get("if-none-match")))
+
+
+@app.route(route="beacon-search.js", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def beacon_search_script(req: func.HttpRequest) -> func.HttpResponse:
+    """The beacon's search-page part (result counts, clicks), loaded by the beacon on that page only."""
+    from dci import beacon
+
+    return web.respond(beacon.reply("beacon-search.js", req.headers.get("if-none-match")))
 
 
 @app.queue_trigger(arg_name="msg", queue_name=PORTAL_EVENTS_QUEUE, connection=CONNECTION_SETTING)

@@ -30,7 +30,7 @@ def page_metrics(browser, url: str, with_beacon: bool) -> dict[str, float]:
     context = browser.new_context(user_agent=UA)
     page = context.new_page()
     if not with_beacon:
-        page.route("**/api/beacon.js", lambda route: route.fulfill(body="", content_type="application/javascript"))
+        page.route("**/api/beacon*.js", lambda route: route.fulfill(body="", content_type="application/javascript"))
     cdp = context.new_cdp_session(page)
     cdp.send("Performance.enable")
     page.goto(url, wait_until="load")
@@ -43,8 +43,10 @@ def page_metrics(browser, url: str, with_beacon: bool) -> dict[str, float]:
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    beacon = (ROOT / "dci" / "static" / "beacon.js").read_bytes()
-    result: dict = {"beacon_bytes": len(beacon), "beacon_gzip_bytes": len(gzip.compress(beacon, 9))}
+    result: dict = {}
+    for name in ("beacon.js", "beacon-search.js"):
+        script = (ROOT / "dci" / "static" / name).read_bytes()
+        result[name] = {"bytes": len(script), "gzip_bytes": len(gzip.compress(script, 9))}
     ports = azurite.free_ports(4)
     with tempfile.TemporaryDirectory() as data:
         process = azurite.start(tuple(ports[:3]), Path(data))  # type: ignore[arg-type]
@@ -62,22 +64,26 @@ def main() -> None:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
                     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
-                url = f"http://{host}/knowledgebase/article/KA-01023/en-us"
-                page_metrics(browser, url, True)  # warm the server and the browser's caches
-                runs = {"with": [], "without": []}
-                for _ in range(LOADS):
-                    runs["with"].append(page_metrics(browser, url, True))
-                    runs["without"].append(page_metrics(browser, url, False))
+                pages = {"article": f"http://{host}/knowledgebase/article/KA-01023/en-us",
+                         "search": f"http://{host}/search/?q=password"}  # the search page loads both parts
+                runs: dict = {}
+                for kind, url in pages.items():
+                    page_metrics(browser, url, True)  # warm the server and the browser's caches
+                    runs[kind] = {"with": [], "without": []}
+                    for _ in range(LOADS):
+                        runs[kind]["with"].append(page_metrics(browser, url, True))
+                        runs[kind]["without"].append(page_metrics(browser, url, False))
                 browser.close()
         finally:
             runner.stop(timeout=5)
             azurite.stop(process)
             time.sleep(0.1)
-    for name in ("task_ms", "script_ms"):
-        with_b = statistics.median(r[name] for r in runs["with"])
-        without = statistics.median(r[name] for r in runs["without"])
-        result[name] = {"with_beacon_median": round(with_b, 2), "without_median": round(without, 2),
-                        "added_median": round(with_b - without, 2)}
+    for kind, run in runs.items():
+        for name in ("task_ms", "script_ms"):
+            with_b = statistics.median(r[name] for r in run["with"])
+            without = statistics.median(r[name] for r in run["without"])
+            result[f"{kind}_{name}"] = {"with_beacon_median": round(with_b, 2), "without_median": round(without, 2),
+                                        "added_median": round(with_b - without, 2)}
     result["loads"] = LOADS
     save("beacon", result)
 

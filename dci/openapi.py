@@ -196,15 +196,21 @@ def document() -> dict[str, object]:
                     },
                 }
             },
-            "/beacon.js": {
-                "get": {
-                    "operationId": "beacon",
-                    "summary": "The portal beacon script (minified), long-cached with an ETag",
-                    "security": [],
-                    "responses": {"200": {"description": "The script",
-                                          "content": {"application/javascript": {"schema": {"type": "string"}}}},
-                                  "304": {"description": "Not modified (If-None-Match)"}},
+            **{
+                f"/{name}": {
+                    "get": {
+                        "operationId": operation,
+                        "summary": summary,
+                        "security": [],
+                        "responses": {"200": {"description": "The script",
+                                              "content": {"application/javascript": {"schema": {"type": "string"}}}},
+                                      "304": {"description": "Not modified (If-None-Match)"}},
+                    }
                 }
+                for name, operation, summary in (
+                    ("beacon.js", "beacon", "The portal beacon script (minified), long-cached with an ETag"),
+                    ("beacon-search.js", "beaconSearch", "The beacon's search-page part, loaded by the beacon there"),
+                )
             },
             "/health": {
                 "get": {

@@ -21,9 +21,8 @@ from tests.conftest import BROWSER_UA, ROOT, Store, free_ports
 from tests.http import call
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Issue 5's budget is 1,500 bytes gzipped; the beacon is not there yet (1,751). This guard stops it
-# from growing while that work goes on; docs/PERFORMANCE.md reports the measured size.
-GUARD_GZIP_BYTES = 1800
+# What every portal page loads (issue 5's budget), and what the search page loads on top of it.
+BUDGET_GZIP_BYTES = {"beacon.js": 1500, "beacon-search.js": 500}
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
                                 reason="Chromium is not installed (make test installs it)")
 
@@ -70,7 +69,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def visitor_of(page: Any) -> str:
-    return page.evaluate("JSON.parse(localStorage.getItem('pi_id')).v")
+    return page.evaluate("JSON.parse(localStorage.getItem('pi')).v")
 
 
 def stored(store: Store, visitor: str, count: int, kind: str | None = None,
@@ -151,7 +150,7 @@ def test_beacon_events_sent_while_the_endpoint_was_down_arrive_later(page: Any, 
     page.evaluate("new Promise(r => setTimeout(r, 1500))")
     visitor = visitor_of(page)
     assert stored(store, visitor, 1, timeout=1) == []
-    assert page.evaluate("JSON.parse(localStorage.getItem('pi_o')).length") >= 2  # waiting in the outbox
+    assert page.evaluate("JSON.parse(localStorage.getItem('pi')).o.length") >= 2  # waiting in the outbox
     page.unroute("**/api/collect")
     page.goto(portal + "/")
     page.evaluate("new Promise(r => setTimeout(r, 1500))")
@@ -176,7 +175,7 @@ def test_beacon_sign_in_links_the_browsing_before_it(page: Any, portal: str, sto
         time.sleep(0.3)
     assert ("search", "stitched") in kinds and ("page_view", "stitched") in kinds
     assert ("case_form", "verified") in kinds
-    assert page.evaluate("localStorage.getItem('pi_t')") is not None  # the token is reused, not refetched
+    assert page.evaluate("JSON.parse(localStorage.getItem('pi')).k") is not None  # the token is reused, not refetched
 
 
 DNT = "window.PortalInsightsConfig = {respectDnt: true}; Object.defineProperty(navigator, '%s', {get: () => %s})"
@@ -207,15 +206,16 @@ def test_beacon_consent_granted_later_starts_tracking(page: Any, portal: str, st
     assert [r["type"] for r in stored(store, visitor_of(page), 1, "page_view")] == ["page_view"]
 
 
-def test_beacon_is_served_long_cached_with_an_etag(portal: str) -> None:
+@pytest.mark.parametrize("name", ["beacon.js", "beacon-search.js"])
+def test_beacon_scripts_are_served_long_cached_with_an_etag(portal: str, name: str) -> None:
     import urllib.request
 
-    with urllib.request.urlopen(f"{portal}/api/beacon.js", timeout=10) as response:
+    with urllib.request.urlopen(f"{portal}/api/{name}", timeout=10) as response:
         etag, cache = response.headers["ETag"], response.headers["Cache-Control"]
         assert response.headers["Content-Type"].startswith("application/javascript")
-        assert response.read() == (ROOT / "dci" / "static" / "beacon.js").read_bytes()
+        assert response.read() == (ROOT / "dci" / "static" / name).read_bytes()
     assert "max-age=86400" in cache
-    request = urllib.request.Request(f"{portal}/api/beacon.js", headers={"If-None-Match": etag})
+    request = urllib.request.Request(f"{portal}/api/{name}", headers={"If-None-Match": etag})
     try:
         urllib.request.urlopen(request, timeout=10)
     except urllib.error.HTTPError as error:
@@ -224,11 +224,46 @@ def test_beacon_is_served_long_cached_with_an_etag(portal: str) -> None:
         pytest.fail("a current ETag did not get 304")
 
 
-def test_beacon_build_matches_its_source() -> None:
-    built = subprocess.run(["npm", "run", "--silent", "build:beacon"], cwd=ROOT, capture_output=True, check=True)
-    assert built.stdout == (ROOT / "dci" / "static" / "beacon.js").read_bytes(), "run `make beacon`"
+def test_beacon_loads_its_search_part_only_on_the_search_page(page: Any, portal: str) -> None:
+    scripts: list[str] = []
+    page.on("request", lambda request: scripts.append(request.url.rsplit("/", 1)[-1])
+            if request.resource_type == "script" else None)
+    page.goto(portal + "/knowledgebase/article/KA-01023/en-us")
+    page.goto(portal + "/search/")  # the search page without a query: nothing to watch
+    page.goto(portal + "/search/?q=vpn")
+    page.wait_for_selector(".search-results a")
+    assert scripts == ["beacon.js", "beacon.js", "beacon.js", "beacon-search.js"]
 
 
-def test_beacon_size_does_not_grow() -> None:
-    size = len(gzip.compress((ROOT / "dci" / "static" / "beacon.js").read_bytes(), 9))
-    assert size <= GUARD_GZIP_BYTES, f"beacon.js is {size} bytes gzipped; the guard is {GUARD_GZIP_BYTES}"
+def test_beacon_inline_install_under_a_nonce_only_csp(page: Any, portal: str, store: Store) -> None:
+    """Section 4 of the install guide: both parts pasted inline with the page's nonce."""
+    core = (ROOT / "dci" / "static" / "beacon.js").read_text()
+    search = (ROOT / "dci" / "static" / "beacon-search.js").read_text()
+    html = (f'<!doctype html><title>Inline</title><ul class="search-results"></ul>'
+            f'<script nonce="n0nce">window.PortalInsightsConfig = {{endpoint: "{portal}/api/collect"}};</script>'
+            f'<script nonce="n0nce">{core}</script><script nonce="n0nce">{search}</script>'
+            '<script nonce="n0nce">setTimeout(() => document.querySelector(".search-results").innerHTML ='
+            ' "<li><a href=/a>A</a></li><li><a href=/b>B</a></li>", 300)</script>')
+    csp = f"default-src 'self'; script-src 'nonce-n0nce'; connect-src 'self' {portal}"
+    page.route(portal + "/search/?q=inline", lambda route: route.fulfill(
+        body=html, content_type="text/html", headers={"Content-Security-Policy": csp}))
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(portal + "/search/?q=inline")
+    page.wait_for_selector(".search-results a")
+    page.evaluate("new Promise(r => setTimeout(r, 1200))")
+    searches = stored(store, visitor_of(page), 1, "search")
+    assert [(r["query"], r["results"]) for r in searches] == [("inline", 2)]
+    assert errors == []
+
+
+def test_beacon_build_matches_its_source(tmp_path: Any) -> None:
+    subprocess.run(["node", "beacon/build.mjs", str(tmp_path)], cwd=ROOT, capture_output=True, check=True)
+    for name in BUDGET_GZIP_BYTES:
+        assert (tmp_path / name).read_bytes() == (ROOT / "dci" / "static" / name).read_bytes(), "run `make beacon`"
+
+
+@pytest.mark.parametrize("name", BUDGET_GZIP_BYTES)
+def test_beacon_scripts_keep_to_their_size_budget(name: str) -> None:
+    size = len(gzip.compress((ROOT / "dci" / "static" / name).read_bytes(), 9))
+    assert size <= BUDGET_GZIP_BYTES[name], f"{name} is {size} bytes gzipped; its budget is {BUDGET_GZIP_BYTES[name]}"

@@ -18,6 +18,7 @@ EXPECTED_HTTP = {
     # name: (route, methods, auth level)
     "collect": ("collect", {"POST", "OPTIONS"}, "anonymous"),
     "beacon_script": ("beacon.js", {"GET"}, "anonymous"),
+    "beacon_search_script": ("beacon-search.js", {"GET"}, "anonymous"),
     "export_contact": ("contacts/{contact_id}/export", {"GET"}, "function"),
     "erase_contact": ("contacts/{contact_id}", {"DELETE"}, "function"),
     "dataverse_incident": ("dataverse/incidents", {"POST"}, "function"),
