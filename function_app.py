@@ -11,12 +11,14 @@ import azure.functions as func
 
 from dci import collect as collect_events
 from dci import openapi, web
-from dci.settings import case_schedule, get_settings, settings_or_none
+from dci.settings import case_schedule, get_settings, insights_schedule, reports_auth, settings_or_none
 from dci.storage import CASES_QUEUE, CONNECTION_SETTING, PORTAL_EVENTS_QUEUE
 
 settings_or_none()  # at start-up, a bad or missing setting is logged by name (and health says so)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+# The report routes take a function key, or, with REPORTS_AUTH=app-service, App Service authentication's sign-in.
+READ_AUTH = func.AuthLevel.ANONYMOUS if reports_auth() == "app-service" else func.AuthLevel.FUNCTION
 
 
 # --- Ingest -------------------------------------------------------------------------------------
@@ -60,7 +62,8 @@ def link(msg: func.QueueMessage) -> None:
         cases=storage.case_store(settings.storage), enqueue=storage.cases_queue(settings.storage).send,
         portal_cases=not settings.dataverse_configured, settle_ms=settings.case_settle_seconds * 1000,
         lookback_ms=settings.timeline_lookback_hours * 3_600_000)
-    linker.link(storage.interaction_store(settings.storage), msg.get_body(), follow_up)
+    linker.link(storage.interaction_store(settings.storage), msg.get_body(), follow_up,
+                storage.insight_store(settings.storage, settings.insights_follow_days))
 
 
 # --- Cases and timelines ------------------------------------------------------------------------
@@ -94,16 +97,48 @@ def assemble_case(msg: func.QueueMessage) -> None:
     settings = get_settings()
     assembler.handle(msg.get_body(), store=storage.interaction_store(settings.storage),
                      cases=storage.case_store(settings.storage), dataverse=dataverse.client_from(settings),
-                     requeue=storage.cases_queue(settings.storage).send, settings=settings, now_ms=_now_ms())
+                     requeue=storage.cases_queue(settings.storage).send, settings=settings, now_ms=_now_ms(),
+                     insights=storage.insight_store(settings.storage, settings.insights_follow_days))
 
 
-@app.route(route="cases/{case_id}/timeline", methods=["GET"])
+@app.route(route="cases/{case_id}/timeline", methods=["GET"], auth_level=READ_AUTH)
 def case_timeline(req: func.HttpRequest) -> func.HttpResponse:
-    """The case's timeline as JSON (202 while the case settles, 404 for an unknown case)."""
-    from dci import storage, timelines
+    """The case's timeline, JSON or the HTML report (202 while the case settles, 404 when unknown)."""
+    from dci import storage, views
 
-    case_id = req.route_params.get("case_id", "")
-    return web.answer(lambda settings: timelines.reply(storage.case_store(settings.storage), case_id))
+    return web.answer_report(req.headers, lambda settings: views.case_timeline_reply(
+        storage.case_store(settings.storage), req.route_params.get("case_id", ""), req.params,
+        req.headers.get("accept"), settings))
+
+
+@app.route(route="contacts/{contact_id}/timeline", methods=["GET"], auth_level=READ_AUTH)
+def contact_timeline(req: func.HttpRequest) -> func.HttpResponse:
+    """Everything attributed to a contact in a range (`from`, `to`, `types`), with their cases; JSON or HTML."""
+    from dci import storage, views
+
+    return web.answer_report(req.headers, lambda settings: views.contact_timeline_reply(
+        storage.interaction_store(settings.storage), storage.case_store(settings.storage),
+        req.route_params.get("contact_id", ""), req.params, req.headers.get("accept"), settings,
+        datetime.now(timezone.utc)))
+
+
+@app.route(route="insights", methods=["GET"], auth_level=READ_AUTH)
+def insights(req: func.HttpRequest) -> func.HttpResponse:
+    """KPIs across cases for a range of days (`from`, `to`); JSON or the HTML dashboard."""
+    from dci import storage, views
+
+    return web.answer_report(req.headers, lambda settings: views.insights_reply(
+        storage.insight_store(settings.storage, settings.insights_follow_days), req.params,
+        req.headers.get("accept"), datetime.now(timezone.utc).date()))
+
+
+@app.timer_trigger(arg_name="timer", schedule=insights_schedule(), use_monitor=True)
+def rollup_insights(timer: func.TimerRequest) -> None:
+    """Every few minutes (INSIGHTS_SCHEDULE): recompute the day rollups whose facts changed."""
+    from dci import storage
+
+    settings = get_settings()
+    storage.insight_store(settings.storage, settings.insights_follow_days).refresh()
 
 
 # --- Privacy ------------------------------------------------------------------------------------

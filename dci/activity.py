@@ -35,3 +35,23 @@ def owned(store: InteractionStore, contact: str, window_ms: int, extra_visitors:
                   for row, mark, o in zip(rows, marks, owners)]
         out.append((visitor, rows, owners))
     return out
+
+
+INTERNAL = ("PartitionKey", "RowKey", "table", "Timestamp", "etag")
+
+
+def attributed(store: InteractionStore, contact: str, window_ms: int) -> list[dict[str, Any]]:
+    """Every interaction attributed to the contact, oldest first: the stored fields, `ms` (the event
+    time), `ts` (the same as ISO-8601), the `visitor` and how it was attributed."""
+    from dci.events import iso_ms
+    from dci.keys import moment
+
+    items = []
+    for visitor, rows, owners in owned(store, contact, window_ms):
+        for row, owner in zip(rows, owners, strict=True):
+            if owner.contact == contact:
+                item = {key: value for key, value in row.items() if key not in INTERNAL}
+                item.update(ms=row["ts"], ts=iso_ms(moment(row["ts"])), visitor=visitor, attribution=owner.how)
+                items.append(item)
+    items.sort(key=lambda item: (item["ms"], item["id"]))
+    return items

@@ -16,6 +16,8 @@ from typing import Any
 from dci.activity import owned
 from dci.casestore import CaseStore
 from dci.dataverse import Dataverse
+from dci.insights import case_fact
+from dci.insightstore import InsightStore
 from dci.settings import Settings
 from dci.store import InteractionStore
 from dci.timeline import assemble, note_text
@@ -65,6 +67,13 @@ def case_events(store: InteractionStore, cases: CaseStore, case: dict[str, Any],
     return [event for event in picked if start <= event["ts"] <= end]
 
 
+def report_url(settings: Settings, case: dict[str, Any]) -> str | None:
+    """The case's HTML report under REPORT_BASE_URL (the app's `…/api`), when that is set."""
+    if settings.report_base_url is None:
+        return None
+    return f"{str(settings.report_base_url).rstrip('/')}/cases/{case['case_id']}/timeline?format=html"
+
+
 def digest(document: dict[str, Any]) -> str:
     """What identifies a timeline's content (the case and its items)."""
     material = json.dumps({"case": document["case"], "items": document["items"]}, sort_keys=True)
@@ -72,7 +81,8 @@ def digest(document: dict[str, Any]) -> str:
 
 
 def handle(body: bytes, *, store: InteractionStore, cases: CaseStore, dataverse: Dataverse | None,
-           requeue: Callable[[str, int], None], settings: Settings, now_ms: int) -> str:
+           requeue: Callable[[str, int], None], settings: Settings, now_ms: int,
+           insights: InsightStore | None = None) -> str:
     """Process one `cases` message; returns what happened (deferred, assembled, unchanged)."""
     case = parse(body)
     settle_ms = settings.case_settle_seconds * 1000
@@ -85,6 +95,8 @@ def handle(body: bytes, *, store: InteractionStore, cases: CaseStore, dataverse:
     events = case_events(store, cases, case, settings)
     document = assemble(case, events, settings.session_gap_minutes * MINUTE_MS)
     fingerprint = digest(document)
+    if insights is not None:  # idempotent: the same events give the same fact
+        insights.put_case(case["case_id"], case_fact(case, events, settings.insights_follow_days))
     stored = cases.timeline(case["case_id"])
     if stored and stored["digest"] == fingerprint:
         cases.mark(case["case_id"], "assembled")
@@ -93,7 +105,7 @@ def handle(body: bytes, *, store: InteractionStore, cases: CaseStore, dataverse:
     document["version"] = version
     note = None
     if dataverse is not None and settings.notes_enabled and case.get("source") != "portal":
-        note = dataverse.write_note(case["case_id"], NOTE_SUBJECT, note_text(document))
+        note = dataverse.write_note(case["case_id"], NOTE_SUBJECT, note_text(document, report_url(settings, case)))
     cases.save_timeline(case["case_id"], document, version, fingerprint, note)
     cases.mark(case["case_id"], "assembled", version=version)
     logger.info("case %s: timeline v%d with %d events in %d visits%s", case.get("ticket") or case["case_id"], version,

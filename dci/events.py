@@ -42,7 +42,8 @@ def portal_url_pattern(hosts: tuple[str, ...]) -> re.Pattern[str]:
 # bare json.loads); what depends on configuration or the clock (portal hosts, time sanity) is
 # checked by collect after validation. PATTERN_MESSAGES words the pattern errors for people.
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
-URL_PATTERN = r"^[hH][tT][tT][pP][sS]?://[^\s/?#@]+([/?#]\S*)?$"
+# The host part is ASCII (browsers send IDN hosts punycoded): urlsplit refuses some others.
+URL_PATTERN = r"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9._~%!$&'()*+,;=:-]+([/?#]\S*)?$"
 ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
 HOST_PATTERN = r"^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$"
 PATTERN_MESSAGES = {

@@ -19,7 +19,9 @@ from dci.cases import case_message, portal_case, take
 from dci.casestore import CaseStore
 from dci.events import ID_PATTERN
 from dci.identity import CONTACT_ID
-from dci.store import InteractionStore
+from dci.insights import event_fact
+from dci.insightstore import InsightStore
+from dci.store import InteractionStore, event_entity
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +76,8 @@ class CaseFollowUp:
     lookback_ms: int
 
 
-def link(store: InteractionStore, body: bytes, follow_up: CaseFollowUp | None = None) -> int:
+def link(store: InteractionStore, body: bytes, follow_up: CaseFollowUp | None = None,
+         insights: InsightStore | None = None) -> int:
     """Process one queue message; returns the rows written. Raises BadMessage or storage errors."""
     message = parse_message(body)
     contact = message.get("contact")
@@ -85,9 +88,22 @@ def link(store: InteractionStore, body: bytes, follow_up: CaseFollowUp | None = 
     written = store.write_events(message)
     logger.info("linked %d events of visitor %s%s", written, message["visitor"], " (signed in)" if contact else "",
                 extra={"visitor": message["visitor"], "events": written, "signed_in": bool(contact)})
+    if insights is not None:
+        insights.add_events(event_facts(message))
     if follow_up is not None:
         _follow_up_cases(message, follow_up)
     return written
+
+
+def event_facts(message: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(day, row key, fact) of the message's searches and article reads, keyed as their interactions."""
+    facts = []
+    for event in message["events"]:
+        row = event_entity(message, event)
+        fact = event_fact(row)
+        if fact is not None:
+            facts.append((row["RowKey"][:10], row["RowKey"], fact))
+    return facts
 
 
 def _follow_up_cases(message: dict[str, Any], follow: CaseFollowUp) -> None:

@@ -15,6 +15,12 @@ def _problem(description: str) -> dict[str, object]:
             "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}}
 
 
+def _page_or_problem(description: str) -> dict[str, object]:
+    """A report route's error: problem+json, or a page saying the same to a browser (format=html)."""
+    problem = _problem(description)
+    return problem | {"content": {**problem["content"], "text/html": {"schema": {"type": "string"}}}}  # type: ignore[dict-item]
+
+
 _PROBLEM_SCHEMA = {
     "type": "object",
     "description": "RFC 9457 problem details.",
@@ -85,6 +91,73 @@ _TIMELINE_SCHEMA = {
     },
 }
 
+_COUNTED = {"type": "object", "additionalProperties": False}
+_RATE = {"type": ["number", "null"], "minimum": 0}
+_INSIGHTS_SCHEMA = {
+    "type": "object",
+    "required": ["from", "to", "days", "cases", "top_searches_before_cases", "zero_result_searches", "articles",
+                 "deflection", "first_touch_to_case"],
+    "properties": {
+        "from": {"type": "string", "format": "date"},
+        "to": {"type": "string", "format": "date"},
+        "days": {"type": "integer", "minimum": 0, "description": "days in the range with anything recorded"},
+        "cases": {"type": "integer", "minimum": 0},
+        "top_searches_before_cases": {"type": "array", "items": _COUNTED | {
+            "required": ["query", "cases", "searches"],
+            "properties": {"query": {"type": "string"}, "cases": {"type": "integer", "minimum": 0},
+                           "searches": {"type": "integer", "minimum": 0}}}},
+        "zero_result_searches": {"type": "array", "items": _COUNTED | {
+            "required": ["query", "searches", "followed_by_case", "cases_after"],
+            "properties": {"query": {"type": "string"}, "searches": {"type": "integer", "minimum": 0},
+                           "followed_by_case": {"type": "integer", "minimum": 0},
+                           "cases_after": {"type": "integer", "minimum": 0}}}},
+        "articles": {"type": "array", "items": _COUNTED | {
+            "required": ["article", "reads", "cases_after", "failed_to_deflect_rate"],
+            "properties": {"article": {"type": "string"}, "reads": {"type": "integer", "minimum": 0},
+                           "cases_after": {"type": "integer", "minimum": 0}, "failed_to_deflect_rate": _RATE}}},
+        "deflection": _COUNTED | {
+            "required": ["self_service_sessions", "followed_by_case", "deflected", "rate"],
+            "properties": {"self_service_sessions": {"type": "integer", "minimum": 0},
+                           "followed_by_case": {"type": "integer", "minimum": 0},
+                           "deflected": {"type": "integer", "minimum": 0}, "rate": _RATE}},
+        "first_touch_to_case": _COUNTED | {
+            "required": ["cases", "median_ms"],
+            "properties": {"cases": {"type": "integer", "minimum": 0},
+                           "median_ms": {"type": ["integer", "null"], "minimum": 0}}},
+    },
+}
+_CONTACT_TIMELINE_SCHEMA = {
+    "type": "object",
+    "required": ["contact", "from", "to", "types", "interactions", "cases"],
+    "properties": {
+        "contact": {"type": "string", "format": "uuid"},
+        "from": {"type": "string", "format": "date-time"},
+        "to": {"type": "string", "format": "date-time"},
+        "types": {"type": "array", "items": {"type": "string"}},
+        "interactions": {"type": "array", "items": {
+            "type": "object", "required": ["id", "type", "ts", "ms", "visitor", "attribution"],
+            "properties": {"id": {"type": "string"}, "type": {"type": "string"},
+                           "ts": {"type": "string", "format": "date-time"}, "ms": {"type": "integer"},
+                           "visitor": {"type": "string"}, "attribution": {"enum": ["verified", "stitched", "ticket"]}},
+            "additionalProperties": True}},
+        "cases": {"type": "array", "items": {
+            "type": "object", "required": ["case_id", "created", "created_ms"],
+            "properties": {"case_id": {"type": "string"}, "ticket": {"type": ["string", "null"]},
+                           "title": {"type": ["string", "null"]}, "created": {"type": "string", "format": "date-time"},
+                           "created_ms": {"type": "integer"}}}},
+    },
+}
+_FORMAT_PARAMETER = {"name": "format", "in": "query", "required": False, "schema": {"enum": ["json", "html"]},
+                     "description": "html for the report page (also chosen by `Accept: text/html`)"}
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+
+
+def _range_parameters(kind: str) -> list[dict[str, object]]:
+    return [{"name": name, "in": "query", "required": False, "schema": {"type": "string", "format": kind},
+             "description": description} for name, description in
+            (("from", "first day (or moment) of the range"), ("to", "last day (or moment) of the range"))]
+
+
 _HEALTH_SCHEMA = {
     "type": "object",
     "required": ["status", "checks"],
@@ -101,7 +174,8 @@ def document() -> dict[str, object]:
     batch = CollectBatch.model_json_schema(ref_template=REF)
     schemas = batch.pop("$defs", {})
     schemas.update({"CollectBatch": batch, "Problem": _PROBLEM_SCHEMA, "Health": _HEALTH_SCHEMA,
-                    "Export": _EXPORT_SCHEMA, "Erased": _ERASE_SCHEMA, "Timeline": _TIMELINE_SCHEMA})
+                    "Export": _EXPORT_SCHEMA, "Erased": _ERASE_SCHEMA, "Timeline": _TIMELINE_SCHEMA,
+                    "ContactTimeline": _CONTACT_TIMELINE_SCHEMA, "Insights": _INSIGHTS_SCHEMA})
     collect_body = {"schema": {"$ref": REF.format(model="CollectBatch")}}
     return {
         "openapi": "3.1.0",
@@ -184,15 +258,49 @@ def document() -> dict[str, object]:
                     "operationId": "caseTimeline",
                     "summary": "The portal activity before a case",
                     "parameters": [{"name": "case_id", "in": "path", "required": True,
-                                    "schema": {"type": "string", "format": "uuid"}}],
+                                    "schema": {"type": "string", "format": "uuid"}}, _FORMAT_PARAMETER],
                     "responses": {
                         "200": {"description": "The timeline (status assembled), or why there is none (skipped)",
-                                "content": {"application/json": {"schema": {"$ref": REF.format(model="Timeline")}}}},
+                                "content": {"application/json": {"schema": {"$ref": REF.format(model="Timeline")}},
+                                            **_HTML}},
                         "202": {"description": "The case is settling; try again later",
                                 "content": {"application/json": {"schema": {
-                                    "type": "object", "properties": {"status": {"const": "pending"}}}}}},
-                        "400": _problem("The case id is not a GUID"),
-                        "404": _problem("No such case is known"),
+                                    "type": "object", "properties": {"status": {"const": "pending"}}}}, **_HTML}},
+                        "400": _page_or_problem("The case id is not a GUID, or `format` is neither json nor html"),
+                        "401": _problem("REPORTS_AUTH=app-service and the request is not signed in"),
+                        "404": _page_or_problem("No such case is known"),
+                    },
+                }
+            },
+            "/contacts/{contact_id}/timeline": {
+                "get": {
+                    "operationId": "contactTimeline",
+                    "summary": "Everything attributed to a contact in a range, with their cases",
+                    "parameters": [_CONTACT_PARAMETER, *_range_parameters("date-time"),
+                                   {"name": "types", "in": "query", "required": False,
+                                    "schema": {"type": "string"},
+                                    "description": "comma-separated event types to keep, e.g. search,page_view"},
+                                   _FORMAT_PARAMETER],
+                    "responses": {
+                        "200": {"description": "The contact's timeline (empty when nothing is known)",
+                                "content": {"application/json": {"schema": {
+                                    "$ref": REF.format(model="ContactTimeline")}}, **_HTML}},
+                        "400": _page_or_problem("A bad contact id, range, type list or format; `errors` names it"),
+                        "401": _problem("REPORTS_AUTH=app-service and the request is not signed in"),
+                    },
+                }
+            },
+            "/insights": {
+                "get": {
+                    "operationId": "insights",
+                    "summary": "KPIs across cases for a range of days (UTC); default the last 30",
+                    "parameters": [*_range_parameters("date"), _FORMAT_PARAMETER],
+                    "responses": {
+                        "200": {"description": "The insights",
+                                "content": {"application/json": {"schema": {"$ref": REF.format(model="Insights")}},
+                                            **_HTML}},
+                        "400": _page_or_problem("A bad range (at most 400 days) or format; `errors` names it"),
+                        "401": _problem("REPORTS_AUTH=app-service and the request is not signed in"),
                     },
                 }
             },

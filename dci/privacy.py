@@ -15,6 +15,8 @@ from dci.attribution import signins
 from dci.casestore import CaseStore
 from dci.events import iso_ms
 from dci.identity import CONTACT_ID
+from dci.insights import day_of, event_fact
+from dci.insightstore import InsightStore
 from dci.keys import moment
 from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
@@ -64,7 +66,7 @@ def export(store: InteractionStore, contact: str, stitch_window_ms: int, session
 
 
 def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
-          cases: CaseStore | None = None) -> dict[str, int]:
+          cases: CaseStore | None = None, insights: InsightStore | None = None) -> dict[str, int]:
     """Erase the contact's activity; idempotent. Returns how much was removed.
 
     A visitor no one else signed in on is the contact's own browser: all its rows go, anonymous
@@ -76,9 +78,14 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
         mine = [row for row, owner in zip(rows, owners, strict=True) if owner.contact == contact]
         doomed = mine if others else rows
         removed["interactions"] += store.delete_rows(doomed)
+        if insights is not None:  # their searches and reads leave the insight facts too
+            insights.remove_events((row["RowKey"][:10], row["RowKey"]) for row in doomed if event_fact(row))
         store.unlink(contact, visitor)
         removed["visitors"] += 1
     if cases is not None:
+        if insights is not None:
+            for row in cases.cases_of(contact):
+                insights.remove_case(row["case_id"], day_of(row["created_ms"]))
         removed["cases"] = cases.forget_contact(contact)
     logger.info("erased contact %s: %d interactions on %d visitors, %d case timelines", contact,
                 removed["interactions"], removed["visitors"], removed["cases"], extra={"contact": contact, **removed})
@@ -94,8 +101,12 @@ def export_reply(raw_contact: str, settings: Settings) -> Reply:
 
 def erase_reply(raw_contact: str, settings: Settings) -> Reply:
     """DELETE /api/contacts/{contact_id}."""
+    from dci.storage import insight_store
+
+    insights = insight_store(settings.storage, settings.insights_follow_days)
     return _for_contact(raw_contact, settings, lambda store, contact, cases: json_reply(
-        200, {"contact": contact, "removed": erase(store, contact, settings.stitch_window_hours * HOUR_MS, cases)}))
+        200, {"contact": contact,
+              "removed": erase(store, contact, settings.stitch_window_hours * HOUR_MS, cases, insights)}))
 
 
 def _for_contact(raw_contact: str, settings: Settings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, HttpUrl, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -15,6 +15,7 @@ from dci.storage import StorageTarget
 logger = logging.getLogger(__name__)
 
 DEFAULT_CASE_SCHEDULE = "0 */5 * * * *"
+DEFAULT_INSIGHTS_SCHEDULE = "30 */5 * * * *"  # 30 s after each case poll
 
 
 class SettingsError(RuntimeError):
@@ -59,6 +60,10 @@ class Settings(BaseSettings):
     session_gap_minutes: int = Field(30, alias="SESSION_GAP_MINUTES", ge=1, le=24 * 60)
     write_case_notes: bool | None = Field(None, alias="WRITE_CASE_NOTES")
     retention_days: int = Field(90, alias="RETENTION_DAYS", ge=1, le=3650)
+    insights_follow_days: int = Field(7, alias="INSIGHTS_FOLLOW_DAYS", ge=1, le=90)
+    reports_auth: Literal["function-key", "app-service"] = Field("function-key", alias="REPORTS_AUTH")
+    report_base_url: HttpUrl | None = Field(None, alias="REPORT_BASE_URL")
+    insights_schedule: str = Field(DEFAULT_INSIGHTS_SCHEDULE, alias="INSIGHTS_SCHEDULE")
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -92,7 +97,7 @@ class Settings(BaseSettings):
             checked.append(host)
         return tuple(checked)
 
-    @field_validator("case_schedule")
+    @field_validator("case_schedule", "insights_schedule")
     @classmethod
     def _check_schedule(cls, schedule: str) -> str:
         if len(schedule.split()) != 6:
@@ -162,10 +167,26 @@ def get_settings() -> Settings:
 
 def case_schedule() -> str:
     """The case poller's NCRONTAB schedule, read when function_app is indexed (the default if unset)."""
+    return _schedule("CASE_SCHEDULE", DEFAULT_CASE_SCHEDULE)
+
+
+def reports_auth() -> str:
+    """REPORTS_AUTH, read when function_app is indexed: it sets the report routes' auth level."""
     import os
 
-    value = (os.environ.get("CASE_SCHEDULE") or "").strip()
-    return value if len(value.split()) == 6 else DEFAULT_CASE_SCHEDULE
+    return "app-service" if (os.environ.get("REPORTS_AUTH") or "").strip() == "app-service" else "function-key"
+
+
+def insights_schedule() -> str:
+    """When dirty insight days are recomputed, read when function_app is indexed."""
+    return _schedule("INSIGHTS_SCHEDULE", DEFAULT_INSIGHTS_SCHEDULE)
+
+
+def _schedule(name: str, default: str) -> str:
+    import os
+
+    value = (os.environ.get(name) or "").strip()
+    return value if len(value.split()) == 6 else default
 
 
 def settings_or_none() -> Settings | None:

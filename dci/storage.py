@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from azure.storage.queue import QueueServiceClient
 
     from dci.casestore import CaseStore
+    from dci.insightstore import InsightStore
     from dci.store import InteractionStore
 
 PORTAL_EVENTS_QUEUE = "portal-events"
@@ -104,6 +105,14 @@ def case_store(target: StorageTarget | str) -> CaseStore:
     from dci.casestore import CaseStore
 
     return CaseStore(table_service(target))
+
+
+@functools.cache
+def insight_store(target: StorageTarget | str, follow_days: int) -> InsightStore:
+    """The process's InsightStore."""
+    from dci.insightstore import InsightStore
+
+    return InsightStore(table_service(target), follow_days)
 
 
 @functools.cache

@@ -139,21 +139,24 @@ def sentence(summary: dict[str, Any]) -> str:
     return "; ".join(parts) + "."
 
 
-def note_text(document: dict[str, Any]) -> str:
-    """The plain-text note written on the case: the sentence, then each visit line by line."""
+def note_text(document: dict[str, Any], report_url: str | None = None) -> str:
+    """The plain-text note written on the case: the sentence, the report's address (when the app
+    has one), then each visit line by line."""
     lines = [document["summary"]["sentence"], ""]
+    if report_url:
+        lines[1:1] = [f"Report: {report_url}", ""]
     items = document["items"]
     for number, session in enumerate(document["sessions"], start=1):
         lines.append(f"Visit {number}: {session['start'][:16].replace('T', ' ')} UTC"
                      + (" (ended in this case)" if session["ended_in_case"] else ""))
         for item in items[session["first"]:session["last"] + 1]:
-            lines.append(f"  {duration(item['before_case_ms'])} before: {_describe(item)}")
+            lines.append(f"  {duration(item['before_case_ms'])} before: {describe(item)}")
     if document.get("truncated"):
         lines.append(f"(only the last {MAX_ITEMS} events are shown)")
     return "\n".join(lines)
 
 
-def _describe(item: dict[str, Any]) -> str:
+def describe(item: dict[str, Any]) -> str:
     kind = item["type"]
     if kind == "search":
         found = item.get("results")

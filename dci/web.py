@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import azure.functions as func
@@ -38,3 +38,16 @@ def answer(build: Callable[[Settings], Reply]) -> func.HttpResponse:
 def json_response(document: object, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
     """A JSON HttpResponse."""
     return respond(json_reply(status, document, headers))
+
+
+def answer_report(headers: Mapping[str, str], build: Callable[[Settings], Reply]) -> func.HttpResponse:
+    """As `answer`, for the report routes. With REPORTS_AUTH=app-service they carry no function key
+    and App Service authentication signs people in; a request it did not authenticate (no
+    X-MS-CLIENT-PRINCIPAL, which it sets and strips from callers) is refused with 401."""
+    settings = settings_or_none()
+    if settings is None:
+        return misconfigured()
+    if settings.reports_auth == "app-service" and not headers.get("x-ms-client-principal"):
+        return respond(problem_reply(Problem(401, "Sign in first: the reports are behind App Service authentication.",
+                                             "sign-in-required")))
+    return respond(build(settings))

@@ -42,6 +42,21 @@ param writeCaseNotes string = ''
 
 param retentionDays int = 90
 
+@minValue(1)
+@maxValue(90)
+@description('A self-service session counts as followed by a case opened within this many days (INSIGHTS_FOLLOW_DAYS).')
+param insightsFollowDays int = 7
+
+@description('Six-field NCRONTAB schedule of the insights rollup (INSIGHTS_SCHEDULE).')
+param insightsSchedule string = '30 */5 * * * *'
+
+@allowed(['function-key', 'app-service'])
+@description('How the report routes are protected: function keys, or App Service authentication (see docs/SECURITY.md).')
+param reportsAuth string = 'function-key'
+
+@description('The app\'s https://…/api address; when set, case notes link to the HTML report (REPORT_BASE_URL).')
+param reportBaseUrl string = ''
+
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
@@ -79,6 +94,10 @@ module app 'app.bicep' = {
       SESSION_GAP_MINUTES: string(sessionGapMinutes)
       WRITE_CASE_NOTES: writeCaseNotes
       RETENTION_DAYS: string(retentionDays)
+      INSIGHTS_FOLLOW_DAYS: string(insightsFollowDays)
+      INSIGHTS_SCHEDULE: insightsSchedule
+      REPORTS_AUTH: reportsAuth
+      REPORT_BASE_URL: reportBaseUrl
     }
     allowedOrigins: empty(allowedOrigins) ? [] : split(allowedOrigins, ',')
     instanceMemoryMB: instanceMemoryMB
@@ -92,3 +111,4 @@ output AZURE_FUNCTION_APP_NAME string = app.outputs.functionAppName
 output MANAGED_IDENTITY_CLIENT_ID string = app.outputs.identityClientId
 output COLLECT_URL string = 'https://${app.outputs.defaultHostName}/api/collect'
 output BEACON_URL string = 'https://${app.outputs.defaultHostName}/api/beacon.js'
+output API_URL string = 'https://${app.outputs.defaultHostName}/api'

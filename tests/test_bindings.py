@@ -11,6 +11,7 @@ import pytest
 
 import function_app
 from dci.runner.index import host_functions
+from dci.settings import DEFAULT_INSIGHTS_SCHEDULE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,11 +24,14 @@ EXPECTED_HTTP = {
     "erase_contact": ("contacts/{contact_id}", {"DELETE"}, "function"),
     "dataverse_incident": ("dataverse/incidents", {"POST"}, "function"),
     "case_timeline": ("cases/{case_id}/timeline", {"GET"}, "function"),
+    "contact_timeline": ("contacts/{contact_id}/timeline", {"GET"}, "function"),
+    "insights": ("insights", {"GET"}, "function"),
     "health": ("health", {"GET"}, "anonymous"),
     "openapi_document": ("openapi.json", {"GET"}, "anonymous"),
 }
 EXPECTED_QUEUE = {"link": "portal-events", "assemble_case": "cases"}
-EXPECTED_TIMERS = {"retention": ("0 30 3 * * *", True), "poll_cases": (os.environ["CASE_SCHEDULE"], True)}
+EXPECTED_TIMERS = {"retention": ("0 30 3 * * *", True), "poll_cases": (os.environ["CASE_SCHEDULE"], True),
+                   "rollup_insights": (os.environ.get("INSIGHTS_SCHEDULE", DEFAULT_INSIGHTS_SCHEDULE), True)}
 
 
 def _functions() -> dict[str, func.Function]:

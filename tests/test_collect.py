@@ -348,3 +348,10 @@ def test_collect_scrubs_personal_data_from_searches_and_urls(post: Post, store: 
     assert events[1]["query"] == events[0]["query"]
     assert "jane" not in raw and "4111" not in raw and "7946" not in raw
     assert events[0]["url"].startswith(f"{BASE}/search/?q=")
+
+
+@pytest.mark.parametrize("url", ["http://[", "https://ex\u2100ample.com/", "http://a]b/"])
+def test_collect_refuses_urls_whose_host_is_not_a_host_name(post: Post, url: str) -> None:
+    response = post(batch([event(url=url)]))  # schemathesis found "http://[" answered 500
+    assert response.status_code == 400
+    assert fields_of(response) == {"events[0].url"}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dci import casestore, keys, storage
+from dci import casestore, insightstore, keys, storage
 from dci.settings import Settings
 from tests.conftest import ROOT
 
@@ -87,7 +87,8 @@ def test_infra_declares_every_queue_and_table_the_code_uses() -> None:
     tables = set(re.search(r"var tableNames = \[(.*?)\]", APP).group(1).replace("'", "").replace(" ", "").split(","))
     used_queues = {storage.PORTAL_EVENTS_QUEUE, storage.CASES_QUEUE}
     assert used_queues | {f"{q}-poison" for q in used_queues} == queues
-    used_tables = {keys.LINKS_TABLE, casestore.TIMELINES, casestore.CASES, casestore.TICKETS, casestore.STATE}
+    used_tables = {keys.LINKS_TABLE, casestore.TIMELINES, casestore.CASES, casestore.TICKETS, casestore.STATE,
+                   insightstore.INSIGHTS}
     assert used_tables == tables
 
 

@@ -161,5 +161,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
 
+    def __getattr__(self, name: str) -> object:
+        # Any other method (TRACE, CONNECT, made-up ones) is routed too, and answered 405 or 404
+        # as the Functions host answers it, not with http.server's 501.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
         logger.debug("%s - %s", self.address_string(), format % args)

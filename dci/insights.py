@@ -1,0 +1,194 @@
+"""Insights across cases: pure. Facts per event and per case, a rollup per day, sums over ranges.
+
+Facts are written as events are linked (searches and knowledge-article reads) and as case
+timelines are assembled (what the customer searched and read before the case, which portal
+sessions led to it, how long before it they first came). A day's rollup is computed from that
+day's facts alone, so it can be recomputed whenever one of them changes; the insights over a range
+are the sums of its days' rollups (`combine`), never a scan of the interactions.
+
+Days are UTC dates. A "session" here is one browser session (the beacon's session id) on one day,
+known only by a hash of visitor and session id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from dci.keys import moment
+
+MAX_TERM = 100  # characters of a search term kept for grouping
+MAX_KEYS_PER_DAY = 250  # distinct terms or articles a day's rollup keeps, the most frequent (64 KiB columns)
+
+
+def day_of(ms: int) -> str:
+    """The UTC date of epoch milliseconds, `2026-11-28`."""
+    return moment(ms).date().isoformat()
+
+
+def days(first: str, last: str) -> list[str]:
+    """Every date from `first` to `last`, inclusive."""
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    return [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+
+
+def term(query: str) -> str:
+    """A search as grouped for insights: lower case, single spaces, at most 100 characters."""
+    return " ".join(query.lower().split())[:MAX_TERM]
+
+
+def session_hash(visitor: str, session: str) -> str:
+    """A session's key in insight facts: links events to cases without naming the browser."""
+    return hashlib.sha256(f"{visitor}:{session}".encode()).hexdigest()[:20]
+
+
+def event_fact(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The insight fact of a stored interaction row (a search, or a read of a knowledge article)."""
+    session = session_hash(row["PartitionKey"].removeprefix("v_"), row.get("session", ""))
+    if row.get("type") == "search" and row.get("query"):
+        fact = {"kind": "search", "term": term(row["query"]), "session": session}
+        if row.get("results") is not None:
+            fact["results"] = int(row["results"])
+        return fact
+    if row.get("type") == "page_view" and row.get("article_number"):
+        return {"kind": "read", "article": row["article_number"].upper(), "session": session}
+    return None
+
+
+def case_fact(case: Mapping[str, Any], events: Sequence[Mapping[str, Any]], follow_days: int) -> dict[str, Any]:
+    """What a case contributes to insights, from the events its timeline was assembled from.
+
+    `events` carry `visitor`, `session`, `ts`, `type` and the event's fields. Searches and reads
+    count for the case once each (distinct terms, distinct articles); sessions are those with an
+    event within `follow_days` before the case, with the days they were active.
+    """
+    created = case["created_ms"]
+    horizon = created - follow_days * 86_400_000
+    searches = sorted({term(e["query"]) for e in events if e.get("type") == "search" and e.get("query")})
+    zero = sorted({term(e["query"]) for e in events
+                   if e.get("type") == "search" and e.get("query") and e.get("results") == 0})
+    articles = sorted({e["article_number"].upper() for e in events
+                       if e.get("type") == "page_view" and e.get("article_number")})
+    sessions: dict[str, set[str]] = {}
+    for event in events:
+        if horizon <= event["ts"] <= created and event.get("session"):
+            key = session_hash(event["visitor"], event["session"])
+            sessions.setdefault(key, set()).add(day_of(event["ts"]))
+    first = min((e["ts"] for e in events), default=None)
+    return {
+        "day": day_of(created),
+        "searches": searches,
+        "zero": zero,
+        "articles": articles,
+        "sessions": {key: sorted(active) for key, active in sorted(sessions.items())},
+        "lead_ms": None if first is None else created - first,
+    }
+
+
+def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mapping[str, Any]],
+           followed: set[str]) -> dict[str, Any]:
+    """One day's insights: from that day's event facts, the cases created that day, and the set
+    of session hashes that a case followed (within the follow window) — for that day's sessions."""
+    searches: Counter[str] = Counter()
+    zero: Counter[str] = Counter()
+    zero_followed: Counter[str] = Counter()
+    reads: Counter[str] = Counter()
+    self_service: set[str] = set()
+    for fact in events:
+        self_service.add(fact["session"])
+        if fact["kind"] == "search":
+            searches[fact["term"]] += 1
+            if fact.get("results") == 0:
+                zero[fact["term"]] += 1
+                if fact["session"] in followed:
+                    zero_followed[fact["term"]] += 1
+        elif fact["kind"] == "read":
+            reads[fact["article"]] += 1
+    before: Counter[str] = Counter()
+    zero_before: Counter[str] = Counter()
+    read_before: Counter[str] = Counter()
+    leads: list[int] = []
+    count = 0
+    for case in cases:
+        count += 1
+        before.update(case["searches"])
+        zero_before.update(case["zero"])
+        read_before.update(case["articles"])
+        if case.get("lead_ms") is not None:
+            leads.append(case["lead_ms"])
+    return {
+        "day": day,
+        "cases": count,
+        "lead_ms": sorted(leads),
+        "searches": _top(searches),
+        "zero_result_searches": _top(zero),
+        "zero_result_searches_followed": _top(zero_followed),
+        "article_reads": _top(reads),
+        "searches_before_cases": _top(before),
+        "zero_result_searches_before_cases": _top(zero_before),
+        "articles_before_cases": _top(read_before),
+        "sessions": len(self_service),
+        "sessions_followed": len(self_service & followed),
+    }
+
+
+def _top(counts: Counter[str]) -> dict[str, int]:
+    return dict(sorted(counts.most_common(MAX_KEYS_PER_DAY)))
+
+
+COUNTS = ("searches", "zero_result_searches", "zero_result_searches_followed", "article_reads",
+          "searches_before_cases", "zero_result_searches_before_cases", "articles_before_cases")
+
+
+def total(rollups: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The sum of day rollups: counts added key by key, lead times pooled."""
+    sums: dict[str, Any] = {name: Counter() for name in COUNTS}
+    result: dict[str, Any] = {"cases": 0, "sessions": 0, "sessions_followed": 0, "lead_ms": []}
+    for day in rollups:
+        for name in COUNTS:
+            sums[name].update(day[name])
+        for name in ("cases", "sessions", "sessions_followed"):
+            result[name] += day[name]
+        result["lead_ms"].extend(day["lead_ms"])
+    result["lead_ms"].sort()
+    return result | {name: dict(sorted(counter.items())) for name, counter in sums.items()}
+
+
+def report(first: str, last: str, rollups: Sequence[Mapping[str, Any]], top: int = 20) -> dict[str, Any]:
+    """What a support manager reads: the KPIs over the range, ranked lists, rates."""
+    sums = total(rollups)
+    searches, before = sums["searches"], sums["searches_before_cases"]
+    reads, read_before = sums["article_reads"], sums["articles_before_cases"]
+    zero, zero_followed = sums["zero_result_searches"], sums["zero_result_searches_followed"]
+    sessions, followed = sums["sessions"], sums["sessions_followed"]
+    leads = sums["lead_ms"]
+    return {
+        "from": first,
+        "to": last,
+        "days": len(rollups),
+        "cases": sums["cases"],
+        "top_searches_before_cases": [
+            {"query": q, "cases": n, "searches": searches.get(q, 0)} for q, n in _ranked(before, top)],
+        "zero_result_searches": [
+            {"query": q, "searches": n, "followed_by_case": zero_followed.get(q, 0),
+             "cases_after": sums["zero_result_searches_before_cases"].get(q, 0)} for q, n in _ranked(zero, top)],
+        "articles": [
+            {"article": a, "reads": reads.get(a, 0), "cases_after": n,
+             "failed_to_deflect_rate": _rate(n, reads.get(a, 0))} for a, n in _ranked(read_before, top)],
+        "deflection": {"self_service_sessions": sessions, "followed_by_case": followed,
+                       "deflected": sessions - followed, "rate": _rate(sessions - followed, sessions)},
+        "first_touch_to_case": {"cases": len(leads),
+                                "median_ms": int(statistics.median(leads)) if leads else None},
+    }
+
+
+def _ranked(counts: Mapping[str, int], top: int) -> list[tuple[str, int]]:
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None

@@ -1,0 +1,147 @@
+"""Insight facts and daily rollups in Table storage (table `insights`).
+
+| PartitionKey | RowKey | holds |
+|---|---|---|
+| `e_{day}` | the interaction's RowKey | a search or article read of that day (term, results, article, session hash) |
+| `c_{day}` | `{case id}` | what a case created that day contributes (JSON) |
+| `d_{day}` | `rollup` | the day's rollup (a JSON column per figure), what /api/insights reads |
+| `dirty` | `{day}` | a day whose facts changed since its rollup was computed |
+
+Facts are upserted on deterministic keys (re-delivered messages and re-assembled cases write the
+same rows), then their days are marked dirty. A day's rollup is recomputed from its facts; the
+dirty mark is removed only if nothing marked the day again meanwhile (ETag), so no change is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from dci.insights import days, rollup
+from dci.store import AutoTable, plain
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableServiceClient
+
+logger = logging.getLogger(__name__)
+
+INSIGHTS = "insights"
+DIRTY = "dirty"
+ROLLUP = "rollup"
+MAX_BATCH = 100
+
+
+class InsightStore:
+    """Facts, dirty marks and day rollups; takes its TableServiceClient in the constructor."""
+
+    def __init__(self, service: TableServiceClient, follow_days: int) -> None:
+        self._table = AutoTable(service, INSIGHTS)
+        self.follow_days = follow_days
+
+    # --- facts --------------------------------------------------------------------------------------
+
+    def add_events(self, facts: Iterable[tuple[str, str, Mapping[str, Any]]]) -> int:
+        """Upsert (day, row key, fact) event facts, ≤ 100 per transaction; mark their days dirty."""
+        by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for day, row_key, fact in facts:
+            by_day[day].append({"PartitionKey": f"e_{day}", "RowKey": row_key, **fact})
+        for rows in by_day.values():
+            for start in range(0, len(rows), MAX_BATCH):
+                operations = [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows[start:start + MAX_BATCH]]
+                self._table.write(lambda client, ops=operations: client.submit_transaction(ops))
+        self.mark(by_day)
+        return sum(len(rows) for rows in by_day.values())
+
+    def remove_events(self, keys: Iterable[tuple[str, str]]) -> int:
+        """Delete event facts by (day, row key) (erasure); marks their days dirty."""
+        touched = set()
+        for day, row_key in keys:
+            self._table.delete(f"e_{day}", row_key)
+            touched.add(day)
+        self.mark(touched)
+        return len(touched)
+
+    def put_case(self, case_id: str, fact: Mapping[str, Any]) -> None:
+        """Upsert a case's fact; marks dirty the case's day and the days of the sessions before it."""
+        row = {"PartitionKey": f"c_{fact['day']}", "RowKey": case_id, "fact": json.dumps(fact, sort_keys=True)}
+        self._table.write(lambda client: client.upsert_entity(row, mode=UpdateMode.REPLACE))
+        self.mark({fact["day"], *(d for active in fact["sessions"].values() for d in active)})
+
+    def remove_case(self, case_id: str, day: str) -> None:
+        """Delete a case's fact (erasure), marking the days it counted in."""
+        row = self._table.get(f"c_{day}", case_id)
+        if row is None:
+            return
+        fact = json.loads(row["fact"])
+        self._table.delete(f"c_{day}", case_id)
+        self.mark({day, *(d for active in fact["sessions"].values() for d in active)})
+
+    def mark(self, changed: Iterable[str]) -> None:
+        """Mark days dirty: their rollups are recomputed before they are next read."""
+        for day in sorted(changed):
+            self._table.write(lambda client, d=day: client.upsert_entity(
+                {"PartitionKey": DIRTY, "RowKey": d}, mode=UpdateMode.REPLACE))
+
+    # --- rollups ------------------------------------------------------------------------------------
+
+    def dirty(self) -> dict[str, str]:
+        """Dirty days and the ETag of each mark."""
+        try:
+            rows = self._table.client.query_entities("PartitionKey eq @pk", parameters={"pk": DIRTY})
+            return {row["RowKey"]: row.metadata["etag"] for row in rows}
+        except ResourceNotFoundError:
+            return {}
+
+    def refresh(self, only: Iterable[str] | None = None, limit: int = 1000) -> list[str]:
+        """Recompute the rollups of dirty days (those in `only`, when given); returns the days done."""
+        marks = self.dirty()
+        wanted = sorted(marks if only is None else set(marks) & set(only))[:limit]
+        for day in wanted:
+            # One JSON column per figure: each stays under the 64 KiB a string column may hold.
+            row = {name: json.dumps(value) for name, value in self.compute(day).items()}
+            self._table.write(lambda client, r=row, d=day: client.upsert_entity(
+                {"PartitionKey": f"d_{d}", "RowKey": ROLLUP, **r}, mode=UpdateMode.REPLACE))
+            with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):  # marked again: stays dirty
+                self._table.client.delete_entity(DIRTY, day, etag=marks[day],
+                                                 match_condition=MatchConditions.IfNotModified)
+        if wanted:
+            logger.info("insights: recomputed %d day rollups (%s … %s)", len(wanted), wanted[0], wanted[-1],
+                        extra={"days": len(wanted)})
+        return wanted
+
+    def compute(self, day: str) -> dict[str, Any]:
+        """A day's rollup from its facts: its events, its cases, and the cases of the following
+        `follow_days` days (which say which of its sessions a case followed)."""
+        events = self._table.partition(f"e_{day}")
+        later = days(day, (date.fromisoformat(day) + timedelta(days=self.follow_days)).isoformat())
+        followed: set[str] = set()
+        own: list[dict[str, Any]] = []
+        for other in later:
+            for row in self._table.partition(f"c_{other}"):
+                fact = json.loads(row["fact"])
+                if other == day:
+                    own.append(fact)
+                followed.update(key for key, active in fact["sessions"].items() if day in active)
+        return rollup(day, events, own, followed)
+
+    def rollups(self, first: str, last: str) -> list[dict[str, Any]]:
+        """The rollups of the days from `first` to `last` (dirty ones recomputed first); days
+        with nothing recorded are left out."""
+        self.refresh(only=days(first, last))
+        try:
+            rows = self._table.client.query_entities(
+                "PartitionKey ge @lo and PartitionKey le @hi and RowKey eq @rk",
+                parameters={"lo": f"d_{first}", "hi": f"d_{last}", "rk": ROLLUP})
+            return [{name: json.loads(value) for name, value in plain(row).items()
+                     if name not in ("PartitionKey", "RowKey", "Timestamp")} for row in rows]
+        except ResourceNotFoundError:
+            return []

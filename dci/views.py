@@ -1,0 +1,203 @@
+"""The read side's HTTP answers: a case's timeline, a contact's timeline, the insights; JSON or HTML.
+
+HTML when the request asks for it (`?format=html`, or `Accept: text/html` without a `format`),
+JSON otherwise. Query parameters are checked; a bad one is a 400 problem naming it (as HTML for a
+browser, so an agent following a link sees what is wrong).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from dci.activity import attributed
+from dci.casestore import PENDING, CaseStore
+from dci.dataverse import is_guid
+from dci.events import EVENT_TYPES, iso_ms
+from dci.insights import report as insights_report
+from dci.insightstore import InsightStore
+from dci.keys import moment
+from dci.privacy import contact_id
+from dci.problems import FieldError, Problem
+from dci.replies import Reply, json_reply, problem_reply
+from dci.settings import Settings
+from dci.store import InteractionStore
+
+HTML = "text/html; charset=utf-8"
+DAY_MS = 86_400_000
+MAX_INSIGHT_DAYS = 400  # a year and then some
+DEFAULT_CONTACT_DAYS, DEFAULT_INSIGHT_DAYS = 30, 30
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def wants_html(params: Mapping[str, str], accept: str | None) -> bool:
+    """True for `?format=html`, or no `format` and a browser's Accept; Problem for another format."""
+    chosen = (params.get("format") or "").lower()
+    if chosen not in ("", "json", "html"):
+        raise Problem(400, "format is json or html.", "invalid-parameter",
+                      [FieldError("format", "must be json or html")])
+    return chosen == "html" or (not chosen and "text/html" in (accept or ""))
+
+
+def _html(status: int, body: bytes) -> Reply:
+    from dci.reports import CSP
+
+    return Reply(status, body, HTML, {**NO_STORE, "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"})
+
+
+def negotiated(params: Mapping[str, str], accept: str | None, build: Callable[[bool], Reply]) -> Reply:
+    """`build(html)`'s reply; a Problem raised on the way is answered in the format asked for."""
+    try:
+        html = wants_html(params, accept)
+    except Problem as problem:
+        return problem_reply(problem)
+    try:
+        return build(html)
+    except Problem as problem:
+        if not html:
+            return problem_reply(problem)
+        from dci.reports import status_page
+
+        detail = problem.detail + "".join(f" {e.field}: {e.detail}." for e in problem.errors)
+        return _html(problem.status, status_page(problem.title, detail))
+
+
+# --- GET /api/cases/{case_id}/timeline -----------------------------------------------------------
+
+def case_timeline(cases: CaseStore, case_id: str, html: bool, settings: Settings) -> Reply:
+    """200 with the timeline, 202 while pending, 200 with the reason when skipped, 404 when unknown."""
+    if not is_guid(case_id):
+        raise Problem(400, "A case id is a GUID.", "invalid-case-id", [FieldError("case_id", "must be a GUID")])
+    case_id = case_id.lower()
+    case = cases.case(case_id)
+    if case is None:
+        raise Problem(404, f"No case {case_id} is known here (yet).", "unknown-case")
+    timeline = cases.timeline(case_id)
+    if case["status"] == "skipped":
+        reason = case.get("reason", "")
+        if html:
+            from dci.reports import status_page
+
+            return _html(200, status_page("No timeline for this case", f"This case has no portal timeline: {reason}"))
+        return json_reply(200, {"case_id": case_id, "status": "skipped", "reason": reason})
+    if case["status"] in PENDING or timeline is None:
+        if html:
+            from dci.reports import status_page
+
+            reply = _html(202, status_page("Timeline on its way", "The case is settling: portal activity sent just "
+                                           "before it may still arrive. Reload in a minute."))
+            return Reply(reply.status, reply.body, reply.content_type, {**reply.headers, "Retry-After": "60"})
+        return json_reply(202, {"case_id": case_id, "status": "pending"}, {"Retry-After": "60"})
+    if html:
+        from dci.reports import case_page
+
+        return _html(200, case_page(timeline["document"], settings.session_gap_minutes * 60_000))
+    return json_reply(200, {"status": "assembled", **timeline["document"]}, NO_STORE)
+
+
+# --- GET /api/contacts/{contact_id}/timeline -----------------------------------------------------
+
+def _moment(params: Mapping[str, str], name: str, default: datetime, end_of_day: bool) -> datetime:
+    raw = params.get(name)
+    if not raw:
+        return default
+    try:
+        if len(raw) == 10:
+            day = date.fromisoformat(raw)
+            return datetime.combine(day, time.max if end_of_day else time.min, timezone.utc)
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise Problem(400, f"{name} is not a date.", "invalid-parameter",
+                      [FieldError(name, "must be a date (2026-11-28) or an ISO-8601 time with a zone")]) from None
+    if value.tzinfo is None:
+        raise Problem(400, f"{name} has no time zone.", "invalid-parameter",
+                      [FieldError(name, "must carry a time zone, like 2026-11-28T15:00:00Z")])
+    return value.astimezone(timezone.utc)
+
+
+def _range_of(params: Mapping[str, str], now: datetime, default_days: int) -> tuple[datetime, datetime]:
+    last = _moment(params, "to", now, end_of_day=True)
+    first = _moment(params, "from", last - timedelta(days=default_days), end_of_day=False)
+    if first > last:
+        raise Problem(400, "from is after to.", "invalid-parameter", [FieldError("from", "must not be after to")])
+    return first, last
+
+
+def contact_timeline(store: InteractionStore, cases: CaseStore, raw_contact: str, params: Mapping[str, str],
+                     settings: Settings, now: datetime) -> dict[str, Any]:
+    """Every interaction attributed to the contact in the range (of the types asked for), and the
+    contact's cases created in it."""
+    contact = contact_id(raw_contact)
+    first, last = _range_of(params, now, DEFAULT_CONTACT_DAYS)
+    types = [t.strip() for t in (params.get("types") or "").split(",") if t.strip()]
+    unknown = [t for t in types if t not in EVENT_TYPES]
+    if unknown:
+        raise Problem(400, f"Unknown event types: {', '.join(unknown)}.", "invalid-parameter",
+                      [FieldError("types", "a comma-separated list of " + ", ".join(EVENT_TYPES))])
+    lo, hi = int(first.timestamp() * 1000), int(last.timestamp() * 1000)
+    items = [item for item in attributed(store, contact, settings.stitch_window_hours * 3_600_000)
+             if lo <= item["ms"] <= hi and (not types or item["type"] in types)]
+    own_cases = [{"case_id": row["case_id"], "ticket": row.get("ticket") or None, "title": row.get("title") or None,
+                  "created": iso_ms(moment(row["created_ms"])), "created_ms": row["created_ms"]}
+                 for row in cases.cases_of(contact) if lo <= row["created_ms"] <= hi]
+    return {"contact": contact, "from": iso_ms(first), "to": iso_ms(last), "types": types,
+            "interactions": items, "cases": own_cases}
+
+
+def contact_timeline_reply(store: InteractionStore, cases: CaseStore, raw_contact: str, params: Mapping[str, str],
+                           accept: str | None, settings: Settings, now: datetime) -> Reply:
+    """GET /api/contacts/{contact_id}/timeline."""
+    def build(html: bool) -> Reply:
+        report = contact_timeline(store, cases, raw_contact, params, settings, now)
+        if html:
+            from dci.reports import contact_page
+
+            return _html(200, contact_page(report, settings.session_gap_minutes * 60_000))
+        return json_reply(200, report, NO_STORE)
+
+    return negotiated(params, accept, build)
+
+
+# --- GET /api/insights ---------------------------------------------------------------------------
+
+def insight_range(params: Mapping[str, str], today: date) -> tuple[str, str]:
+    """The days asked for: `from` and `to` as dates, at most 400 days; default the last 30."""
+    def day(name: str, default: date) -> date:
+        raw = params.get(name)
+        if not raw:
+            return default
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            raise Problem(400, f"{name} is not a date.", "invalid-parameter",
+                          [FieldError(name, "must be a date like 2026-11-28")]) from None
+
+    last = day("to", today)
+    first = day("from", last - timedelta(days=DEFAULT_INSIGHT_DAYS - 1))
+    if first > last:
+        raise Problem(400, "from is after to.", "invalid-parameter", [FieldError("from", "must not be after to")])
+    if (last - first).days >= MAX_INSIGHT_DAYS:
+        raise Problem(400, f"Ask for at most {MAX_INSIGHT_DAYS} days.", "invalid-parameter",
+                      [FieldError("from", f"must be less than {MAX_INSIGHT_DAYS} days before to")])
+    return first.isoformat(), last.isoformat()
+
+
+def insights_reply(insights: InsightStore, params: Mapping[str, str], accept: str | None, today: date) -> Reply:
+    """GET /api/insights."""
+    def build(html: bool) -> Reply:
+        first, last = insight_range(params, today)
+        report = insights_report(first, last, insights.rollups(first, last))
+        if html:
+            from dci.reports import insights_page
+
+            return _html(200, insights_page(report))
+        return json_reply(200, report, NO_STORE)
+
+    return negotiated(params, accept, build)
+
+
+def case_timeline_reply(cases: CaseStore, case_id: str, params: Mapping[str, str], accept: str | None,
+                        settings: Settings) -> Reply:
+    """GET /api/cases/{case_id}/timeline."""
+    return negotiated(params, accept, lambda html: case_timeline(cases, case_id, html, settings))

@@ -1,0 +1,241 @@
+"""Insights across cases on Azurite: facts written as events are linked and cases assembled, day
+rollups, the KPIs of a hand-computed data set, and ranges that add up to their days."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import azure.functions as func
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import function_app
+from dci import assembler
+from dci.cases import case_message, take
+from dci.casestore import CaseStore
+from dci.insights import case_fact, day_of, report, rollup
+from dci.insightstore import InsightStore
+from dci.linker import link
+from dci.openapi import document
+from dci.privacy import erase
+from dci.settings import Settings
+from dci.store import InteractionStore
+from tests.conftest import STORAGE, Store
+
+M, H = 60_000, 3_600_000
+DAY0 = datetime(2031, 3, 10, tzinfo=timezone.utc)
+C1, C2 = "6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30", "0b9e3d51-7a2c-4f8e-8d10-3c6a2e9f4b71"
+
+
+def at(day: int, hour: int, minute: int = 0) -> int:
+    return int((DAY0 + timedelta(days=day, hours=hour, minutes=minute)).timestamp() * 1000)
+
+
+class Scene:
+    """Storage of one test, and helpers that link batches and assemble cases as the app does."""
+
+    def __init__(self, store: Store, follow_days: int = 7) -> None:
+        self.interactions = InteractionStore(store.tables)
+        self.cases = CaseStore(store.tables)
+        self.insights = InsightStore(store.tables, follow_days)
+        self.settings = Settings(AzureWebJobsStorage=STORAGE, PORTAL_ISSUERS="portal.example.com",
+                                 CASE_SETTLE_SECONDS=0, INSIGHTS_FOLLOW_DAYS=follow_days)
+
+    def browse(self, visitor: str, events: list[tuple[int, str, dict[str, Any]]], contact: str | None = None) -> None:
+        message = {"v": 1, "received_at": "2031-03-20T00:00:00.000Z", "site": "portal.example.com",
+                   "visitor": visitor, "session": f"s-{visitor}", "skew_ms": 0,
+                   "events": [{"id": str(uuid.uuid4()), "type": kind, "ts": ms,
+                               "url": "https://portal.example.com/x", **fields} for ms, kind, fields in events]}
+        if contact:
+            message["contact"] = contact
+        link(self.interactions, json.dumps(message).encode(), insights=self.insights)
+
+    def case(self, contact: str, created_ms: int, ticket: str) -> str:
+        case_id = str(uuid.uuid4())
+        queued: list[str] = []
+        take(self.cases, {"case_id": case_id, "created_ms": created_ms, "ticket": ticket, "title": "Help",
+                          "contact": contact, "source": "portal"}, queued.append)
+        for text in queued:
+            assembler.handle(text.encode(), store=self.interactions, cases=self.cases, dataverse=None,
+                             requeue=lambda *_: None, settings=self.settings, now_ms=created_ms + H,
+                             insights=self.insights)
+        return case_id
+
+
+def search(query: str, results: int | None) -> dict[str, Any]:
+    return {"query": query} | ({} if results is None else {"results": results})
+
+
+def article(number: str) -> dict[str, Any]:
+    return {"article": {"number": number, "lang": "en-us"}, "title": f"Article {number}"}
+
+
+@pytest.fixture
+def scene(store: Store) -> Scene:
+    """The hand-computed data set (see the expected figures in the tests)."""
+    s = Scene(store)
+    s.browse("visitor-aaaa", [(at(0, 9), "search", search("Reset password", 0)),
+                              (at(0, 9, 2), "search", search("password reset", 3)),
+                              (at(0, 9, 3), "page_view", article("KA-00001"))], contact=C1)
+    s.browse("visitor-bbbb", [(at(0, 11), "search", search("vpn", 2)),
+                              (at(0, 11, 1), "page_view", article("KA-00002"))])
+    s.browse("visitor-dddd", [(at(0, 15), "page_view", article("KA-00001")),
+                              (at(0, 15, 5), "search", search("reset  PASSWORD", 0))], contact=C2)
+    s.browse("visitor-eeee", [(at(1, 8), "search", search("printer", 0)),
+                              (at(1, 8, 1), "page_view", {"title": "Home"})])  # not an article: not self-service
+    s.case(C1, at(0, 10), "CAS-1")  # an hour after visitor A's first search
+    s.case(C2, at(1, 9), "CAS-2")  # 18 hours after visitor D's first read
+    return s
+
+
+def insights_api(query: str) -> tuple[int, Any]:
+    response = function_app.insights(func.HttpRequest("GET", f"http://localhost/api/insights?{query}", body=b"",
+                                                      params=dict(p.split("=") for p in query.split("&") if p)))
+    return response.status_code, json.loads(response.get_body())
+
+
+def test_insights_of_a_hand_computed_data_set(scene: Scene) -> None:
+    status, body = insights_api("from=2031-03-10&to=2031-03-11")
+    assert status == 200
+    jsonschema.validate(body, document()["components"]["schemas"]["Insights"])
+    assert body["cases"] == 2
+    assert body["top_searches_before_cases"] == [{"query": "reset password", "cases": 2, "searches": 2},
+                                                 {"query": "password reset", "cases": 1, "searches": 1}]
+    assert body["zero_result_searches"] == [
+        {"query": "reset password", "searches": 2, "followed_by_case": 2, "cases_after": 2},
+        {"query": "printer", "searches": 1, "followed_by_case": 0, "cases_after": 0}]
+    assert body["articles"] == [{"article": "KA-00001", "reads": 2, "cases_after": 2, "failed_to_deflect_rate": 1.0}]
+    assert body["deflection"] == {"self_service_sessions": 4, "followed_by_case": 2, "deflected": 2, "rate": 0.5}
+    assert body["first_touch_to_case"] == {"cases": 2, "median_ms": (1 * H + 18 * H) // 2}
+
+
+def test_insights_of_one_day_count_cases_that_followed_after_it(scene: Scene) -> None:
+    status, body = insights_api("from=2031-03-10&to=2031-03-10")
+    assert status == 200
+    assert body["cases"] == 1  # case 2 was opened the next day ...
+    assert body["deflection"] == {"self_service_sessions": 3, "followed_by_case": 2, "deflected": 1, "rate": 0.3333}
+    assert body["first_touch_to_case"] == {"cases": 1, "median_ms": 1 * H}  # ... but followed D's session
+
+
+def test_insights_change_when_a_contact_is_erased(scene: Scene) -> None:
+    erase(scene.interactions, C2, 24 * H, scene.cases, scene.insights)
+    status, body = insights_api("from=2031-03-10&to=2031-03-11")
+    assert body["cases"] == 1
+    assert body["top_searches_before_cases"] == [{"query": "password reset", "cases": 1, "searches": 1},
+                                                 {"query": "reset password", "cases": 1, "searches": 1}]
+    assert body["deflection"]["self_service_sessions"] == 3
+    assert body["articles"] == [{"article": "KA-00001", "reads": 1, "cases_after": 1, "failed_to_deflect_rate": 1.0}]
+
+
+def test_reassembly_and_redelivery_do_not_count_twice(scene: Scene) -> None:
+    before = insights_api("from=2031-03-10&to=2031-03-11")[1]
+    rows = scene.interactions.visitor_events("visitor-aaaa")
+    again = [{"id": r["id"], "type": r["type"], "ts": r["ts"], "url": r["url"],
+              **({"query": r["query"], "results": r["results"]} if r["type"] == "search" else
+                 {"title": r["title"], "article": {"number": r["article_number"], "lang": r["article_lang"]}})}
+             for r in rows]
+    message = {"v": 1, "received_at": "2031-03-20T00:00:00.000Z", "site": "portal.example.com",
+               "visitor": "visitor-aaaa", "session": "s-visitor-aaaa", "skew_ms": 0, "contact": C1, "events": again}
+    link(scene.interactions, json.dumps(message).encode(), insights=scene.insights)  # a batch delivered again
+    for row in scene.cases.cases_of(C1):  # and the case assembled again
+        text = case_message({"case_id": row["case_id"], "created_ms": row["created_ms"], "contact": C1,
+                             "ticket": "CAS-1", "title": "Help", "source": "portal"})
+        assert assembler.handle(text.encode(), store=scene.interactions, cases=scene.cases, dataverse=None,
+                                requeue=lambda *_: None, settings=scene.settings, now_ms=at(3, 0),
+                                insights=scene.insights) == "unchanged"
+    assert insights_api("from=2031-03-10&to=2031-03-11")[1] == before
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("from=2031-03-12&to=2031-03-10", "from"), ("from=yesterday", "from"), ("to=2031-13-01", "to"),
+    ("from=2029-01-01&to=2031-03-10", "from"), ("format=xml", "format")])
+def test_insights_refuse_a_bad_range_naming_the_parameter(query: str, field: str) -> None:
+    status, body = insights_api(query)
+    assert status == 400
+    assert [e["field"] for e in body["errors"]] == [field]
+
+
+def test_insights_of_an_empty_range_are_zeros_not_errors(store: Store) -> None:
+    status, body = insights_api("from=2030-01-01&to=2030-12-31")
+    assert status == 200
+    assert body["cases"] == 0 and body["deflection"]["rate"] is None
+    assert body["first_touch_to_case"]["median_ms"] is None
+
+
+def test_a_session_counts_as_followed_only_within_the_follow_window() -> None:
+    events = [{"visitor": "v1", "session": "s1", "ts": at(0, 9), "type": "search", "query": "x", "results": 0},
+              {"visitor": "v2", "session": "s2", "ts": at(2, 9), "type": "search", "query": "y", "results": 1}]
+    fact = case_fact({"created_ms": at(2, 10)}, events, follow_days=1)
+    assert [days for days in fact["sessions"].values()] == [["2031-03-12"]]  # s1 was 2 days earlier
+    assert fact["searches"] == ["x", "y"] and fact["zero"] == ["x"] and fact["lead_ms"] == 49 * H
+
+
+# --- a range is the sum of its days ----------------------------------------------------------------
+
+TERMS = st.sampled_from(["vpn", "reset password", "printer", "mfa"])
+EVENT = st.tuples(st.integers(0, 5), st.integers(0, 3), st.sampled_from(["search", "read"]), TERMS,
+                  st.sampled_from([None, 0, 2]))
+CASE = st.tuples(st.integers(0, 5), st.lists(st.integers(0, 3), max_size=3, unique=True), st.lists(TERMS, max_size=2),
+                 st.integers(1, 5000))
+_runs = iter(range(10_000))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(EVENT, max_size=25), cases=st.lists(CASE, max_size=5))
+def test_insights_over_a_range_equal_the_sum_over_its_days(store: Store, events: list, cases: list) -> None:
+    base = date(2040, 1, 1) + timedelta(days=20 * next(_runs))  # each example in its own days
+    insights = InsightStore(store.tables, follow_days=2)
+    day = [(base + timedelta(days=n)).isoformat() for n in range(6)]
+    facts = []
+    for n, (offset, session, kind, term, results) in enumerate(events):
+        fact = {"kind": kind, "session": f"s{session}"}
+        fact |= {"term": term, **({} if results is None else {"results": results})} if kind == "search" else {
+            "article": term.upper()}
+        facts.append((day[offset], f"{day[offset]}T00:00:00.000Z_{n:04d}", fact))
+    insights.add_events(facts)
+    for n, (offset, sessions, terms, lead) in enumerate(cases):
+        active = {f"s{s}": [day[max(0, offset - 1)]] for s in sessions}
+        insights.put_case(f"case-{n}", {"day": day[offset], "searches": sorted(set(terms)), "zero": [],
+                                        "articles": [t.upper() for t in sorted(set(terms))], "sessions": active,
+                                        "lead_ms": lead})
+    whole = report(day[0], day[-1], insights.rollups(day[0], day[-1]), top=100)
+    parts = [report(d, d, insights.rollups(d, d), top=100) for d in day]
+
+    def by_key(rows: list[dict[str, Any]], key: str, value: str) -> dict[str, int]:
+        return {row[key]: row[value] for row in rows}
+
+    assert whole["cases"] == sum(p["cases"] for p in parts)
+    for name in ("self_service_sessions", "followed_by_case", "deflected"):
+        assert whole["deflection"][name] == sum(p["deflection"][name] for p in parts)
+    assert whole["first_touch_to_case"]["cases"] == sum(p["first_touch_to_case"]["cases"] for p in parts)
+    # (A list's other columns — all searches of a term, all reads of an article — are looked up for
+    # the terms and articles that made the list, so a day that did not list them does not show them.)
+    for section, key, value in (("top_searches_before_cases", "query", "cases"),
+                                ("zero_result_searches", "query", "searches"),
+                                ("zero_result_searches", "query", "followed_by_case"),
+                                ("articles", "article", "cases_after")):
+        summed: dict[str, int] = {}
+        for part in parts:
+            for k, v in by_key(part[section], key, value).items():
+                summed[k] = summed.get(k, 0) + v
+        assert by_key(whole[section], key, value) == {k: v for k, v in summed.items() if k in by_key(
+            whole[section], key, value)}
+        assert set(by_key(whole[section], key, value)) >= {
+            k for part in parts for k in by_key(part[section], key, value)}
+
+
+def test_rollup_of_one_day_by_hand() -> None:
+    events = [{"kind": "search", "term": "vpn", "results": 0, "session": "a"},
+              {"kind": "search", "term": "vpn", "results": 0, "session": "b"},
+              {"kind": "read", "article": "KA-1", "session": "b"}]
+    cases = [{"searches": ["vpn"], "zero": ["vpn"], "articles": ["KA-1"], "lead_ms": 5, "sessions": {"b": ["d"]}}]
+    day = rollup("d", events, cases, followed={"b"})
+    assert (day["sessions"], day["sessions_followed"]) == (2, 1)
+    assert day["zero_result_searches"] == {"vpn": 2} and day["zero_result_searches_followed"] == {"vpn": 1}
+    assert day["article_reads"] == {"KA-1": 1} and day["articles_before_cases"] == {"KA-1": 1}
+    assert day_of(at(0, 23, 59)) == "2031-03-10"

@@ -1,0 +1,173 @@
+"""The HTML reports in real headless Chromium, served by the runner: the case report, the contact
+timeline and the insights dashboard — one mark per event, nothing overflowing at 1280×800, and
+visitors' text (hostile search terms included) shown as text, never run as markup."""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dci.runner import Runner
+from dci.runner.config import load_host_config
+from tests.conftest import ROOT, Store, free_ports
+from tests.test_beacon import CHROMIUM, browser  # noqa: F401  (the module's Chromium fixture)
+from tests.test_insights import C1, C2, Scene, article, at, search
+
+XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+                                reason="Chromium is not installed (make test installs it)")
+
+
+@pytest.fixture
+def server(store: Store) -> Iterator[str]:
+    import function_app
+
+    (port,) = free_ports(1)
+    runner = Runner(function_app.app, load_host_config(ROOT / "tests" / "apps" / "host.json"), dict(os.environ),
+                    ("127.0.0.1", port), portal=False)
+    runner.start()
+    try:
+        yield f"http://127.0.0.1:{port}/api"
+    finally:
+        runner.stop(timeout=10)
+
+
+@pytest.fixture
+def world(store: Store) -> dict[str, Any]:
+    scene = Scene(store)
+    scene.browse("visitor-aaaa", [(at(0, 9), "search", search(XSS[0], 0)),
+                                  (at(0, 9, 2), "search", search(XSS[1], 3)),
+                                  (at(0, 9, 3), "search_click", {"query": XSS[1], "position": 2,
+                                                                 "target": "https://portal.example.com/kb/KA-00001"}),
+                                  (at(0, 9, 4), "page_view", article("KA-00001") | {"title": XSS[1]}),
+                                  (at(0, 9, 9), "engagement", {"engaged_ms": 300_000, "scroll": 80}),
+                                  (at(0, 9, 12), "case_form", {})], contact=C1)
+    scene.browse("visitor-a2a2", [(at(-1, 20), "page_view", article("KA-00002")),
+                                  (at(-1, 20, 30), "search", search("vpn " * 40, 12))], contact=C1)
+    scene.browse("visitor-dddd", [(at(0, 15), "search", search("printer", 0))], contact=C2)
+    case = scene.case(C1, at(0, 10), "CAS-01234-X1Y2Z3")
+    scene.case(C2, at(1, 9), "CAS-2")
+    return {"case": case, "timeline": scene.cases.timeline(case)["document"]}
+
+
+def open_page(browser: Any, url: str, tmp_path: Path, name: str) -> tuple[Any, Any, list[str]]:  # noqa: F811
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    response = page.goto(url)
+    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+    assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    assert response.status == 200
+    return context, page, dialogs
+
+
+def no_overflow(page: Any) -> None:
+    widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert widths[0] <= widths[1], f"the page is {widths[0]} px wide in a {widths[1]} px window"
+    wide = page.evaluate("""[...document.querySelectorAll('main *')].filter(e => {
+        const r = e.getBoundingClientRect(); return r.right > document.documentElement.clientWidth + 1;
+      }).map(e => e.tagName + '.' + e.className)""")
+    assert wide == []
+
+
+def hostile_text_is_text(page: Any) -> None:
+    assert page.evaluate("document.scripts.length") == 0
+    assert page.locator("main img").count() == 0
+    text = page.inner_text("main")
+    for payload in XSS:
+        assert payload in text
+
+
+def test_case_report_shows_every_event_once_and_escapes_what_visitors_typed(
+        browser: Any, server: str, world: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    context, page, dialogs = open_page(browser, f"{server}/cases/{world['case']}/timeline?format=html", tmp_path,
+                                       "case")
+    items = world["timeline"]["items"]
+    assert len(items) == 8
+    assert page.locator("svg.timeline circle.mark").count() == len(items)
+    assert page.locator("svg.timeline .case-line").count() == 1
+    assert page.locator("svg.timeline rect.band").count() == len(world["timeline"]["sessions"]) == 2
+    assert page.locator("main table tbody tr").count() == len(items)
+    assert page.inner_text("h1") == "Case CAS-01234-X1Y2Z3: Help"
+    assert page.inner_text(".summary") == world["timeline"]["summary"]["sentence"]
+    titles = page.locator("svg.timeline circle.mark title").all_text_contents()
+    assert titles[0] == "14 h before the case: viewed KA-00002 – Article KA-00002"
+    assert titles[2].startswith("1 h before the case: searched")
+    no_overflow(page)
+    hostile_text_is_text(page)
+    assert dialogs == []
+    context.close()
+
+
+def test_case_report_prints_without_the_screen_only_parts(
+        browser: Any, server: str, world: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{server}/cases/{world['case']}/timeline?format=html")
+    pdf = page.pdf(format="A4")
+    assert pdf.startswith(b"%PDF") and len(pdf) > 5_000
+    context.close()
+
+
+def test_contact_timeline_marks_events_and_cases(
+        browser: Any, server: str, world: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    url = f"{server}/contacts/{C1}/timeline?format=html&from=2031-03-09&to=2031-03-11"
+    context, page, dialogs = open_page(browser, url, tmp_path, "contact")
+    assert page.locator("svg.timeline circle.mark").count() == 8
+    assert page.locator("svg.timeline .case-line").count() == 1
+    assert page.locator("tr.case-row").count() == 1
+    no_overflow(page)
+    hostile_text_is_text(page)
+    assert dialogs == []
+    filtered, page2, _ = open_page(browser, url + "&types=search", tmp_path, "contact-searches")
+    assert page2.locator("svg.timeline circle.mark").count() == 3
+    filtered.close()
+    context.close()
+
+
+def test_insights_dashboard(browser: Any, server: str, world: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    context, page, dialogs = open_page(browser, f"{server}/insights?format=html&from=2031-03-09&to=2031-03-11",
+                                       tmp_path, "insights")
+    assert page.inner_text(".kpi >> nth=0").startswith("2")  # cases created
+    tables = page.locator("main table")
+    assert tables.count() == 3
+    zero = tables.nth(1).inner_text()
+    assert XSS[0] in zero and "printer" in zero
+    no_overflow(page)
+    hostile_text_is_text(page)
+    assert dialogs == []
+    context.close()
+
+
+@pytest.mark.parametrize(("path", "accept", "kind"), [
+    ("/insights", "text/html,application/xhtml+xml", "text/html"),
+    ("/insights", "application/json", "application/json"),
+    ("/insights", None, "application/json"),
+    ("/insights?format=json", "text/html", "application/json"),
+])
+def test_reports_answer_html_to_browsers_and_json_otherwise(server: str, path: str, accept: str | None,
+                                                            kind: str) -> None:
+    request = urllib.request.Request(server + path, headers={"Accept": accept} if accept else {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith(kind)
+        if kind == "text/html":
+            assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_html_errors_are_pages_that_name_the_problem(server: str, store: Store) -> None:
+    request = urllib.request.Request(f"{server}/insights?from=2031-03-12&to=2031-03-10",
+                                     headers={"Accept": "text/html"})
+    try:
+        urllib.request.urlopen(request, timeout=10)
+    except urllib.error.HTTPError as error:
+        assert error.code == 400
+        assert error.headers["Content-Type"].startswith("text/html")
+        assert "from: must not be after to" in error.read().decode()
+    else:
+        pytest.fail("a bad range was answered 2xx")
