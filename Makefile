@@ -45,6 +45,7 @@ bench: setup
 	$(PY) bench/linker_bench.py
 	$(PY) bench/cases_bench.py
 	$(PY) bench/beacon_bench.py
+	$(PY) bench/insights_bench.py
 
 clean:
 	rm -rf $(VENV) node_modules .azurite .pytest_cache .hypothesis

@@ -161,12 +161,13 @@ def erase_contact(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.timer_trigger(arg_name="timer", schedule="0 30 3 * * *", use_monitor=True)
 def retention(timer: func.TimerRequest) -> None:
-    """Daily: drop the monthly interactions tables older than RETENTION_DAYS."""
+    """Daily: drop the monthly interactions tables, and the insight facts, older than RETENTION_DAYS."""
     from dci import retention as policy
     from dci import storage
 
     settings = get_settings()
-    policy.apply(storage.interaction_store(settings.storage), datetime.now(timezone.utc), settings.retention_days)
+    policy.apply(storage.interaction_store(settings.storage), datetime.now(timezone.utc), settings.retention_days,
+                 storage.insight_store(settings.storage, settings.insights_follow_days))
 
 
 # --- Operations ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from azure.data.tables import TableServiceClient  # noqa: E402
-from results import save  # noqa: E402  (bench/ is the script's own folder)
+from results import Counter, save  # noqa: E402  (bench/ is the script's own folder)
 
 from dci.assembler import case_events  # noqa: E402
 from dci.cases import poll  # noqa: E402
@@ -41,14 +41,6 @@ CREATED_MS = int(CREATED.timestamp() * 1000)
 CONTACTS = 20  # measured cases, one per contact
 OWN_EVENTS = 40  # each contact's events before the case, over two browsers
 POLLED_CASES = 5000
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.requests = 0
-
-    def __call__(self, request) -> None:  # azure-core raw_request_hook
-        self.requests += 1
 
 
 

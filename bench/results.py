@@ -14,3 +14,13 @@ def save(name: str, result: dict) -> None:
     text = json.dumps(result, indent=2)
     (RESULTS / f"{name}.json").write_text(text)
     print(text)
+
+
+class Counter:
+    """Counts storage requests: pass it as an azure-core `raw_request_hook`."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def __call__(self, request: object) -> None:
+        self.requests += 1

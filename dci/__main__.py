@@ -58,6 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
     log.info("listening on %s (Ctrl-C to stop)", runner.url)
     if runner.portal:
         log.info("demo portal on http://%s:%d/ (dev only)", args.host, args.port)
+    log.info("insights dashboard on http://%s:%d/api/insights?format=html", args.host, args.port)
     stop.wait()
     log.info("stopping")
     runner.stop()

@@ -41,13 +41,18 @@ INTERNAL = ("PartitionKey", "RowKey", "table", "Timestamp", "etag")
 
 
 def attributed(store: InteractionStore, contact: str, window_ms: int) -> list[dict[str, Any]]:
-    """Every interaction attributed to the contact, oldest first: the stored fields, `ms` (the event
-    time), `ts` (the same as ISO-8601), the `visitor` and how it was attributed."""
+    """Every interaction attributed to the contact, oldest first (see `items_of`)."""
+    return items_of(owned(store, contact, window_ms), contact)
+
+
+def items_of(browsers: Iterable[tuple[str, list[dict[str, Any]], list[Owner]]], contact: str) -> list[dict[str, Any]]:
+    """The contact's interactions from `owned`'s answer, oldest first: the stored fields, `ms` (the
+    event time), `ts` (the same as ISO-8601), the `visitor` and how it was attributed."""
     from dci.events import iso_ms
     from dci.keys import moment
 
     items = []
-    for visitor, rows, owners in owned(store, contact, window_ms):
+    for visitor, rows, owners in browsers:
         for row, owner in zip(rows, owners, strict=True):
             if owner.contact == contact:
                 item = {key: value for key, value in row.items() if key not in INTERNAL}

@@ -85,6 +85,31 @@ class InsightStore:
         self._table.delete(f"c_{day}", case_id)
         self.mark({day, *(d for active in fact["sessions"].values() for d in active)})
 
+    def forget_before(self, day: str) -> int:
+        """Delete the event and case facts of days before `day` (retention); returns how many.
+
+        The day rollups stay: they hold counts and search terms, no visitor or session. The days
+        are not marked dirty, so their rollups keep what they counted.
+        """
+        removed = 0
+        for prefix in ("e_", "c_"):
+            try:
+                rows = list(self._table.client.query_entities(
+                    "PartitionKey ge @lo and PartitionKey lt @hi", parameters={"lo": prefix, "hi": f"{prefix}{day}"},
+                    select=["PartitionKey", "RowKey"]))
+            except ResourceNotFoundError:
+                return removed
+            by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for row in rows:
+                by_partition[row["PartitionKey"]].append(row)
+            for partition_rows in by_partition.values():
+                for start in range(0, len(partition_rows), MAX_BATCH):
+                    operations = [("delete", {"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]})
+                                  for r in partition_rows[start:start + MAX_BATCH]]
+                    self._table.client.submit_transaction(operations)
+            removed += len(rows)
+        return removed
+
     def mark(self, changed: Iterable[str]) -> None:
         """Mark days dirty: their rollups are recomputed before they are next read."""
         for day in sorted(changed):

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from dci.activity import owned
+from dci.activity import items_of, owned
 from dci.attribution import signins
 from dci.casestore import CaseStore
 from dci.events import iso_ms
@@ -25,7 +25,6 @@ from dci.store import InteractionStore
 
 logger = logging.getLogger(__name__)
 
-_INTERNAL = ("PartitionKey", "RowKey", "table", "Timestamp", "etag")
 HOUR_MS, MINUTE_MS = 3_600_000, 60_000
 
 
@@ -41,19 +40,13 @@ def export(store: InteractionStore, contact: str, stitch_window_ms: int, session
            cases: CaseStore | None = None) -> dict[str, Any]:
     """Every interaction attributed to the contact, the visitors with their sign-in intervals, and
     the contact's cases with their timelines."""
-    visitors, interactions = [], []
-    for visitor, rows, owners in owned(store, contact, stitch_window_ms):
+    browsers = owned(store, contact, stitch_window_ms)
+    visitors = []
+    for visitor, rows, _ in browsers:
         intervals = signins([(row["ts"], row.get("contact")) for row in rows], contact, session_gap_ms)
         visitors.append({"visitor": visitor, "signins": [
             {"from": _iso(start), "to": _iso(end)} for start, end in intervals]})
-        for row, owner in zip(rows, owners, strict=True):
-            if owner.contact == contact:
-                item = {key: value for key, value in row.items() if key not in _INTERNAL}
-                item["ts"] = _iso(row["ts"])
-                item["visitor"] = visitor
-                item["attribution"] = owner.how
-                interactions.append(item)
-    interactions.sort(key=lambda item: item["ts"])
+    interactions = [{k: v for k, v in item.items() if k != "ms"} for item in items_of(browsers, contact)]
     document = {"contact": contact, "visitors": visitors, "interactions": interactions}
     if cases is not None:
         document["cases"] = []

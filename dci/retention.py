@@ -6,6 +6,7 @@ import calendar
 import logging
 from datetime import datetime, timedelta, timezone
 
+from dci.insightstore import InsightStore
 from dci.keys import month_of_table
 from dci.store import InteractionStore
 
@@ -28,11 +29,19 @@ def expired(tables: list[str], now: datetime, retention_days: int) -> list[str]:
     return out
 
 
-def apply(store: InteractionStore, now: datetime, retention_days: int) -> list[str]:
-    """Drop the expired monthly tables; returns their names."""
+def apply(store: InteractionStore, now: datetime, retention_days: int,
+          insights: InsightStore | None = None) -> list[str]:
+    """Drop the expired monthly tables, and the insight facts older than the retention period;
+    returns the tables' names."""
     dropped = expired(store.interaction_tables(), now, retention_days)
     for name in dropped:
         store.drop_table(name)
         logger.info("retention dropped table %s (older than %d days)", name, retention_days,
                     extra={"table": name, "retention_days": retention_days})
+    if insights is not None:
+        cutoff = (now - timedelta(days=retention_days)).date().isoformat()
+        removed = insights.forget_before(cutoff)
+        if removed:
+            logger.info("retention removed %d insight facts from before %s", removed, cutoff,
+                        extra={"facts": removed, "before": cutoff})
     return dropped

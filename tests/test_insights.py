@@ -239,3 +239,14 @@ def test_rollup_of_one_day_by_hand() -> None:
     assert day["zero_result_searches"] == {"vpn": 2} and day["zero_result_searches_followed"] == {"vpn": 1}
     assert day["article_reads"] == {"KA-1": 1} and day["articles_before_cases"] == {"KA-1": 1}
     assert day_of(at(0, 23, 59)) == "2031-03-10"
+
+
+def test_retention_removes_old_facts_and_keeps_the_rollups(scene: Scene) -> None:
+    from dci.retention import apply
+
+    before = insights_api("from=2031-03-10&to=2031-03-11")[1]
+    apply(scene.interactions, datetime(2031, 3, 12, 12, tzinfo=timezone.utc), 1, scene.insights)
+    assert scene.insights._table.partition("e_2031-03-10") == []  # the day before the cut-off: gone
+    assert scene.insights._table.partition("c_2031-03-10") == []
+    assert scene.insights._table.partition("e_2031-03-11") != []  # the cut-off day itself stays
+    assert insights_api("from=2031-03-10&to=2031-03-11")[1] == before  # the rollups keep what they counted

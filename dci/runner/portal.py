@@ -84,7 +84,10 @@ class DemoPortal:
             return self._page(host, contact, "Demo portal", (
                 f'<ul>{links}</ul><form action="/search/"><input name="q"><button>Search</button></form>'
                 '<p><a href="/support/create-case/">Create a case</a> · <a href="/signin">Sign in</a> · '
-                '<a href="/signout">Sign out</a></p>'))
+                '<a href="/signout">Sign out</a></p>'
+                '<p>Support side: <a href="/api/insights?format=html">insights dashboard</a>'
+                + (f' · <a href="/api/contacts/{html.escape(contact)}/timeline?format=html">'
+                   "this contact's timeline</a>" if contact else '') + '</p>'))
         return None
 
     def _contact(self, headers: dict[str, str]) -> str | None:
