@@ -88,7 +88,7 @@ def handle(
         if method != "POST":
             raise Problem(405, f"{method} is not supported here; use POST.", headers={"Allow": ALLOWED_METHODS})
         received = received_at or datetime.now(timezone.utc)
-        batch, checked = parse(headers, body, settings, received)
+        batch, checked, rejected = parse(headers, body, settings, received)
         wait = limiter.retry_after(batch.visitor)
         if wait:
             raise Problem(429, "Too many batches from this visitor; retry later.", "rate-limited",
@@ -99,6 +99,11 @@ def handle(
         logger.info("collect rejected (%s): %s", problem.status, problem.detail,
                     extra={"status": problem.status, "fields": [e.field for e in problem.errors]})
         return Outcome(problem_reply(problem, cors_headers))
+    if rejected:
+        logger.info("collect accepted %d events and rejected %d", len(batch.events), len(rejected),
+                    extra={"status": 202, "fields": [e["field"] for r in rejected for e in r["errors"]]})
+        answer = to_json({"accepted": len(batch.events), "rejected": rejected})
+        return Outcome(Reply(202, answer, JSON, cors_headers), message)
     return Outcome(Reply(202, _accepted(len(batch.events)), JSON, cors_headers), message)
 
 
@@ -107,10 +112,18 @@ def _accepted(count: int) -> bytes:
     return b'{"accepted":%d}' % count
 
 
+Rejected = list[dict[str, Any]]  # [{"index": 2, "errors": [{"field", "pointer", "detail"}]}]
+
+
 def parse(
     headers: Mapping[str, str], body: bytes, settings: Settings, received: datetime
-) -> tuple[CollectBatch, Checked]:
-    """Content type, size, schema and policy checks; Problem naming every bad field."""
+) -> tuple[CollectBatch, Checked, Rejected]:
+    """Content type, size, schema and policy checks.
+
+    A batch whose only faults are in some of its events keeps the others: they are returned with
+    the list of rejected events and what was wrong with each. Otherwise a Problem names every bad
+    field.
+    """
     media_type = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
     if media_type not in CONTENT_TYPES:
         raise Problem(415, f"Send the batch as application/json or text/plain, not {media_type or 'nothing'!r}.",
@@ -126,11 +139,49 @@ def parse(
         if any(e.field == "events" and e.detail.startswith("at most") for e in errors):
             raise Problem(413, f"A batch holds at most {MAX_EVENTS} events.", "too-many-events", errors) from None
         errors += _policy_errors_of_invalid(body, received, settings.portal_issuers, {e.field for e in errors})
-        raise Problem(400, "The batch is not a valid version-1 collect body.", "invalid-body", errors) from None
+        return _without_bad_events(body, errors, settings, received)
     checked = check_policy(batch.site, batch.sent_at, batch.events, received, settings.portal_issuers)
     if checked.errors:
-        raise Problem(400, "The batch is not a valid version-1 collect body.", "invalid-body", checked.errors)
-    return batch, checked
+        return _without_bad_events(body, checked.errors, settings, received)
+    return batch, checked, []
+
+
+def _invalid(errors: list[FieldError]) -> Problem:
+    return Problem(400, "The batch is not a valid version-1 collect body.", "invalid-body", errors)
+
+
+def _without_bad_events(body: bytes, errors: list[FieldError], settings: Settings,
+                        received: datetime) -> tuple[CollectBatch, Checked, Rejected]:
+    """The batch without the events `errors` name, when nothing else is wrong and one is left;
+    otherwise the 400 Problem naming every bad field. (Only bad batches come here.)"""
+    bad: dict[int, list[FieldError]] = {}
+    for error in errors:
+        index = _event_index(error.field)
+        if index is None:  # the envelope itself (site, visitor, sent_at, the events list …)
+            raise _invalid(errors)
+        bad.setdefault(index, []).append(error)
+    document = json.loads(body)  # parsed before: a body that is not JSON has a `body` error
+    kept = [event for index, event in enumerate(document["events"]) if index not in bad]
+    if not kept:
+        raise _invalid(errors)
+    document["events"] = kept
+    try:
+        batch = CollectBatch.model_validate_json(to_json(document))
+    except ValidationError:  # cannot happen for per-event faults; refuse rather than guess
+        raise _invalid(errors) from None
+    checked = check_policy(batch.site, batch.sent_at, batch.events, received, settings.portal_issuers)
+    if checked.errors:
+        raise _invalid(errors + checked.errors)
+    return batch, checked, [{"index": index, "errors": [e.as_dict() for e in faults]}
+                            for index, faults in sorted(bad.items())]
+
+
+def _event_index(field: str) -> int | None:
+    """3 for `events[3].url`; None for a field outside the events."""
+    if not field.startswith("events["):
+        return None
+    number = field[len("events["):].partition("]")[0]
+    return int(number) if number.isdigit() else None
 
 
 def check_policy(site: object, sent_at: object, events: list[Any], received: datetime,

@@ -194,11 +194,18 @@ def document() -> dict[str, object]:
                     "requestBody": {"required": True,
                                     "content": {"application/json": collect_body, "text/plain": collect_body}},
                     "responses": {
-                        "202": {"description": "Accepted for processing",
+                        "202": {"description": "Accepted for processing: every event, or the valid ones with "
+                                               "`rejected` naming the others (index in `events`, field errors)",
                                 "content": {"application/json": {"schema": {
                                     "type": "object", "required": ["accepted"],
-                                    "properties": {"accepted": {"type": "integer"}}}}}},
-                        "400": _problem("The body is not a valid collect batch; `errors` names each field"),
+                                    "properties": {"accepted": {"type": "integer", "minimum": 1},
+                                                   "rejected": {"type": "array", "items": {
+                                                       "type": "object", "required": ["index", "errors"],
+                                                       "properties": {
+                                                           "index": {"type": "integer", "minimum": 0},
+                                                           "errors": _PROBLEM_SCHEMA["properties"]["errors"]}}}}}}}},
+                        "400": _problem("Nothing to accept: the envelope is invalid, or no event is; `errors` names "
+                                        "each field"),
                         "403": _problem("The Origin is not an allowed portal"),
                         "405": _problem("Method not allowed"),
                         "413": _problem("Body over 32 KiB or more than 50 events"),

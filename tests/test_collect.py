@@ -235,11 +235,45 @@ def test_collect_invalid_event_fields_are_named(post: Post, case: str, kind: str
     assert field in fields_of(response)
 
 
-def test_collect_duplicate_event_ids_are_400_naming_the_second(post: Post, store: Store) -> None:
+def test_collect_duplicate_event_id_rejects_the_second_and_keeps_the_rest(post: Post, store: Store) -> None:
     first = event()
     response = post(batch([first, event("search"), {**event("search"), "id": first["id"]}]))
+    assert response.status_code == 202
+    assert json.loads(response.get_body())["rejected"] == [{"index": 2, "errors": [
+        {"field": "events[2].id", "pointer": "/events/2/id",
+         "detail": f"duplicate event id {first['id']!r} in this batch"}]}]
+    [message] = store.messages(QUEUE)
+    ids = [e["id"] for e in json.loads(message)["events"]]
+    assert len(ids) == 2 and ids[0] == first["id"] and ids[1] != first["id"]
+
+
+def test_collect_keeps_the_valid_events_of_a_batch_and_names_the_rejected(post: Post, store: Store) -> None:
+    good = [event("page_view"), event("search", query="vpn", results=2), event("case_form")]
+    bad = [event("search", results=-1), event("page_view", url="https://evil.example/x"),
+           {**event("engagement"), "engaged_ms": "long"}]
+    response = post(batch([good[0], bad[0], good[1], bad[1], bad[2], good[2]]))
+    assert response.status_code == 202
+    body = json.loads(response.get_body())
+    assert body["accepted"] == 3
+    assert [(r["index"], [e["field"] for e in r["errors"]]) for r in body["rejected"]] == [
+        (1, ["events[1].results"]), (3, ["events[3].url"]), (4, ["events[4].engaged_ms"])]
+    [message] = store.messages(QUEUE)
+    assert [e["id"] for e in json.loads(message)["events"]] == [e["id"] for e in good]
+
+
+def test_collect_a_batch_with_no_valid_event_left_is_400(post: Post, store: Store) -> None:
+    response = post(batch([event("search", results=-1), event("page_view", url="https://evil.example/x")]))
     assert response.status_code == 400
-    assert fields_of(response) == {"events[2].id"}
+    assert fields_of(response) == {"events[0].results", "events[1].url"}
+    assert store.messages(QUEUE) == []
+
+
+def test_collect_a_bad_envelope_refuses_the_whole_batch_even_with_good_events(post: Post, store: Store) -> None:
+    document = batch([event("page_view"), event("search", results=-1)])
+    document["site"] = "evil.example"
+    response = post(document)
+    assert response.status_code == 400
+    assert fields_of(response) == {"site", "events[1].results"}
     assert store.messages(QUEUE) == []
 
 
