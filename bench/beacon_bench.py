@@ -3,6 +3,11 @@ Chromium (Chrome DevTools Protocol Performance metrics), median of 20 loads with
 
 Run: `make bench` (or `.venv/bin/python bench/beacon_bench.py`). Starts its own Azurite and the
 runner with the demo portal; needs Debian's Chromium (`make test` installs it).
+
+`--baseline FILE` also loads the article page with FILE served as beacon.js, interleaved with the
+current build, so two builds are compared in one run (figures between runs move by milliseconds
+here): `git show <rev>:dci/static/beacon.js > /tmp/old.js; .venv/bin/python bench/beacon_bench.py
+--baseline /tmp/old.js`.
 """
 
 from __future__ import annotations
@@ -26,11 +31,14 @@ LOADS = 20
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 
 
-def page_metrics(browser, url: str, with_beacon: bool) -> dict[str, float]:
+def page_metrics(browser, url: str, with_beacon: bool, script: bytes | None = None) -> dict[str, float]:
+    """Metrics of one load; without the beacon its scripts are answered empty, `script` replaces beacon.js."""
     context = browser.new_context(user_agent=UA)
     page = context.new_page()
     if not with_beacon:
         page.route("**/api/beacon*.js", lambda route: route.fulfill(body="", content_type="application/javascript"))
+    elif script is not None:
+        page.route("**/api/beacon.js", lambda route: route.fulfill(body=script, content_type="application/javascript"))
     cdp = context.new_cdp_session(page)
     cdp.send("Performance.enable")
     page.goto(url, wait_until="load")
@@ -41,7 +49,15 @@ def page_metrics(browser, url: str, with_beacon: bool) -> dict[str, float]:
 
 
 def main() -> None:
+    import argparse
+
     from playwright.sync_api import sync_playwright
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", type=Path, help="another beacon.js build to compare on the article page")
+    args = parser.parse_args()
+    baseline = args.baseline.read_bytes() if args.baseline else None
+    current = (ROOT / "dci" / "static" / "beacon.js").read_bytes()
 
     result: dict = {}
     for name in ("beacon.js", "beacon-search.js"):
@@ -69,10 +85,14 @@ def main() -> None:
                 runs: dict = {}
                 for kind, url in pages.items():
                     page_metrics(browser, url, True)  # warm the server and the browser's caches
-                    runs[kind] = {"with": [], "without": []}
+                    compare = baseline is not None and kind == "article"
+                    runs[kind] = {"with": [], "without": [], **({"baseline": [], "current": []} if compare else {})}
                     for _ in range(LOADS):
                         runs[kind]["with"].append(page_metrics(browser, url, True))
                         runs[kind]["without"].append(page_metrics(browser, url, False))
+                        if compare:  # both builds served the same way (by the browser's router), interleaved
+                            runs[kind]["baseline"].append(page_metrics(browser, url, True, baseline))
+                            runs[kind]["current"].append(page_metrics(browser, url, True, current))
                 browser.close()
         finally:
             runner.stop(timeout=5)
@@ -84,6 +104,10 @@ def main() -> None:
             without = statistics.median(r[name] for r in run["without"])
             result[f"{kind}_{name}"] = {"with_beacon_median": round(with_b, 2), "without_median": round(without, 2),
                                         "added_median": round(with_b - without, 2)}
+            for series in ("baseline", "current"):
+                if series in run:
+                    median = statistics.median(r[name] for r in run[series])
+                    result[f"{kind}_{name}"][f"{series}_median"] = round(median, 2)
     result["loads"] = LOADS
     save("beacon", result)
 
