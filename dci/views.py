@@ -25,7 +25,6 @@ from dci.settings import Settings
 from dci.store import InteractionStore
 
 HTML = "text/html; charset=utf-8"
-DAY_MS = 86_400_000
 MAX_INSIGHT_DAYS = 400  # a year and then some
 DEFAULT_CONTACT_DAYS, DEFAULT_INSIGHT_DAYS = 30, 30
 NO_STORE = {"Cache-Control": "no-store"}
@@ -40,10 +39,11 @@ def wants_html(params: Mapping[str, str], accept: str | None) -> bool:
     return chosen == "html" or (not chosen and "text/html" in (accept or ""))
 
 
-def _html(status: int, body: bytes) -> Reply:
+def _html(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> Reply:
     from dci.reports import CSP
 
-    return Reply(status, body, HTML, {**NO_STORE, "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"})
+    return Reply(status, body, HTML, {**NO_STORE, "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                                      **(headers or {})})
 
 
 def negotiated(params: Mapping[str, str], accept: str | None, build: Callable[[bool], Reply]) -> Reply:
@@ -85,9 +85,8 @@ def case_timeline(cases: CaseStore, case_id: str, html: bool, settings: Settings
         if html:
             from dci.reports import status_page
 
-            reply = _html(202, status_page("Timeline on its way", "The case is settling: portal activity sent just "
-                                           "before it may still arrive. Reload in a minute."))
-            return Reply(reply.status, reply.body, reply.content_type, {**reply.headers, "Retry-After": "60"})
+            return _html(202, status_page("Timeline on its way", "The case is settling: portal activity sent just "
+                                          "before it may still arrive. Reload in a minute."), {"Retry-After": "60"})
         return json_reply(202, {"case_id": case_id, "status": "pending"}, {"Retry-After": "60"})
     if html:
         from dci.reports import case_page

@@ -126,3 +126,21 @@ def store(azurite: str) -> Store:
     s = Store(azurite)
     s.wipe()
     return s
+
+
+@contextlib.contextmanager
+def running_app(port: int | None = None, portal: bool = False) -> Iterator[str]:
+    """function_app served by the local runner (tests/apps/host.json: quick queue polling), with the
+    environment as it is now; yields its base URL (`http://127.0.0.1:{port}`)."""
+    import function_app
+    from dci.runner import Runner
+    from dci.runner.config import load_host_config
+
+    (port,) = (port,) if port else free_ports(1)
+    runner = Runner(function_app.app, load_host_config(ROOT / "tests" / "apps" / "host.json"), dict(os.environ),
+                    ("127.0.0.1", port), portal=portal)
+    runner.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        runner.stop(timeout=10)

@@ -13,11 +13,9 @@ from typing import Any
 
 import pytest
 
-from dci.runner import Runner
-from dci.runner.config import load_host_config
 from dci.settings import get_settings
 from dci.store import InteractionStore
-from tests.conftest import BROWSER_UA, ROOT, Store, free_ports
+from tests.conftest import BROWSER_UA, ROOT, Store, free_ports, running_app
 from tests.http import call
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -41,21 +39,16 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def portal(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    import function_app
-
     (port,) = free_ports(1)
     host = f"127.0.0.1:{port}"
     monkeypatch.setenv("PORTAL_ISSUERS", f"portal.example.com,{host}")
     monkeypatch.setenv("ALLOWED_ORIGINS", f"https://portal.example.com,http://{host}")
     monkeypatch.delenv("PORTAL_PUBLIC_KEY")  # collect fetches the demo portal's key, as from Power Pages
     get_settings.cache_clear()
-    runner = Runner(function_app.app, load_host_config(ROOT / "tests" / "apps" / "host.json"), dict(os.environ),
-                    ("127.0.0.1", port), portal=True)
-    runner.start()
     try:
-        yield f"http://{host}"
+        with running_app(port, portal=True) as url:
+            yield url
     finally:
-        runner.stop(timeout=10)
         monkeypatch.undo()
         get_settings.cache_clear()
 

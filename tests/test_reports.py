@@ -12,9 +12,7 @@ from typing import Any
 
 import pytest
 
-from dci.runner import Runner
-from dci.runner.config import load_host_config
-from tests.conftest import ROOT, Store, free_ports
+from tests.conftest import Store, running_app
 from tests.test_beacon import CHROMIUM, browser  # noqa: F401  (the module's Chromium fixture)
 from tests.test_insights import C1, C2, Scene, article, at, search
 
@@ -25,16 +23,8 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.
 
 @pytest.fixture
 def server(store: Store) -> Iterator[str]:
-    import function_app
-
-    (port,) = free_ports(1)
-    runner = Runner(function_app.app, load_host_config(ROOT / "tests" / "apps" / "host.json"), dict(os.environ),
-                    ("127.0.0.1", port), portal=False)
-    runner.start()
-    try:
-        yield f"http://127.0.0.1:{port}/api"
-    finally:
-        runner.stop(timeout=10)
+    with running_app() as url:
+        yield f"{url}/api"
 
 
 @pytest.fixture
@@ -171,3 +161,20 @@ def test_html_errors_are_pages_that_name_the_problem(server: str, store: Store) 
         assert "from: must not be after to" in error.read().decode()
     else:
         pytest.fail("a bad range was answered 2xx")
+
+
+def test_case_report_of_a_settling_case_says_so(server: str, store: Store) -> None:
+    import uuid
+
+    from dci.cases import take
+    from dci.casestore import CaseStore
+
+    case_id = str(uuid.uuid4())
+    take(CaseStore(store.tables), {"case_id": case_id, "created_ms": at(0, 10), "ticket": "CAS-3", "contact": C1,
+                                   "source": "portal"}, lambda _: None)
+    request = urllib.request.Request(f"{server}/cases/{case_id}/timeline", headers={"Accept": "text/html"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+        assert response.headers["Retry-After"] == "60"
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert "Timeline on its way" in response.read().decode()

@@ -3,7 +3,6 @@ every operation get no 5xx, and every answer conforms (status code, content type
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -17,25 +16,15 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from dci.openapi import document
-from dci.runner import Runner
-from dci.runner.config import load_host_config
-from tests.conftest import ROOT, free_ports
+from tests.conftest import running_app
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 @pytest.fixture(scope="module")
 def app_url(azurite: str) -> Iterator[str]:
-    import function_app
-
-    (port,) = free_ports(1)
-    runner = Runner(function_app.app, load_host_config(ROOT / "tests" / "apps" / "host.json"), dict(os.environ),
-                    ("127.0.0.1", port), portal=False)
-    runner.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        runner.stop(timeout=10)
+    with running_app() as url:
+        yield url
 
 
 # The document the app serves at /api/openapi.json (tests/test_openapi.py checks that it is).
