@@ -1,5 +1,6 @@
 """Linker throughput on Azurite vs raw `submit_transaction` of the same rows, and storage
-round trips per queue message.
+round trips per queue message — without and with the insight facts the app also writes (the
+messages hold searches, so every one writes facts).
 
 Run: `make bench` (or `.venv/bin/python bench/linker_bench.py`). Starts its own Azurite.
 """
@@ -11,14 +12,16 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from azure.data.tables import TableServiceClient, UpdateMode  # noqa: E402
-from results import save  # noqa: E402  (bench/ is the script's own folder)
+from results import Counter, save  # noqa: E402  (bench/ is the script's own folder)
 
+from dci.insightstore import InsightStore  # noqa: E402
 from dci.linker import link  # noqa: E402
 from dci.store import InteractionStore, event_entity  # noqa: E402
 from tests import azurite  # noqa: E402
@@ -27,6 +30,10 @@ SIZES = {1: 300, 10: 150, 50: 60}  # events per message: messages per run
 REPEATS = 3
 CONTACT = "6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30"
 START_MS = 1_796_137_200_000  # 2026-12-01, one month table for every run
+
+
+def LIVE() -> datetime:  # noqa: N802 - a clock for InsightStore: the messages' day is "today", as live traffic's is
+    return datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
 
 
 
@@ -42,19 +49,25 @@ def message(events: int, contact: str | None = None) -> dict:
     return doc
 
 
-def run(service: TableServiceClient) -> dict:
+def run(service: TableServiceClient, counted: TableServiceClient, counter: Counter) -> dict:
     store = InteractionStore(service)
-    link(store, json.dumps(message(1)).encode())  # create the month table outside the timings
+    insights = InsightStore(service, follow_days=7, clock=LIVE)
+    link(store, json.dumps(message(1)).encode(), insights=insights)  # create the tables outside the timings
     raw_table = service.create_table_if_not_exists("rawbench")
     results = {}
     for size, count in SIZES.items():
-        ours, raw = [], []
+        ours, raw, with_facts = [], [], []
         for _ in range(REPEATS):
             bodies = [json.dumps(message(size)).encode() for _ in range(count)]
             started = time.perf_counter()
             for body in bodies:
                 link(store, body)
             ours.append(size * count / (time.perf_counter() - started))
+            bodies = [json.dumps(message(size)).encode() for _ in range(count)]
+            started = time.perf_counter()
+            for body in bodies:
+                link(store, body, insights=insights)
+            with_facts.append(size * count / (time.perf_counter() - started))
             batches = [[("upsert", event_entity(m, e), {"mode": UpdateMode.REPLACE}) for e in m["events"]]
                        for m in (message(size) for _ in range(count))]
             started = time.perf_counter()
@@ -63,14 +76,20 @@ def run(service: TableServiceClient) -> dict:
             raw.append(size * count / (time.perf_counter() - started))
         results[size] = {"linker_events_per_s": round(max(ours)), "raw_events_per_s": round(max(raw)),
                          "ratio_raw_over_linker": round(max(raw) / max(ours), 2),
-                         "spread_linker": [round(x) for x in ours]}
+                         "spread_linker": [round(x) for x in ours],
+                         "linker_with_insight_facts_events_per_s": round(max(with_facts))}
     round_trips = {}
+    counted_store, counted_insights = InteractionStore(counted), InsightStore(counted, follow_days=7, clock=LIVE)
     for label, contact in (("anonymous", None), ("signed_in", CONTACT)):
         link(store, json.dumps(message(10, contact)).encode())  # `links` table exists from here on
         before = store.transactions
         for _ in range(20):
             link(store, json.dumps(message(10, contact)).encode())
         round_trips[label] = (store.transactions - before) / 20
+        counter.requests = 0
+        for _ in range(20):
+            link(counted_store, json.dumps(message(10, contact)).encode(), insights=counted_insights)
+        round_trips[f"{label}_with_insight_facts"] = counter.requests / 20
     return {"throughput": results, "storage_round_trips_per_message_10_events": round_trips}
 
 
@@ -80,7 +99,10 @@ def main() -> None:
         process = azurite.start(ports, Path(data))  # type: ignore[arg-type]
         try:
             service = TableServiceClient.from_connection_string(azurite.connection_string(*ports))
-            result = {"python": sys.version.split()[0], "repeats": REPEATS, **run(service)}
+            counter = Counter()
+            counted = TableServiceClient.from_connection_string(azurite.connection_string(*ports),
+                                                                raw_request_hook=counter)
+            result = {"python": sys.version.split()[0], "repeats": REPEATS, **run(service, counted, counter)}
         finally:
             azurite.stop(process)
     save("linker", result)

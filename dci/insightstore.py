@@ -17,9 +17,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from datetime import date, timedelta
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
@@ -38,14 +39,18 @@ INSIGHTS = "insights"
 DIRTY = "dirty"
 ROLLUP = "rollup"
 MAX_BATCH = 100
+MARK_REUSE_SECONDS = 60.0
 
 
 class InsightStore:
     """Facts, dirty marks and day rollups; takes its TableServiceClient in the constructor."""
 
-    def __init__(self, service: TableServiceClient, follow_days: int) -> None:
+    def __init__(self, service: TableServiceClient, follow_days: int,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self._table = AutoTable(service, INSIGHTS)
         self.follow_days = follow_days
+        self._clock = clock
+        self._marked: dict[str, float] = {}  # live days this process marked, and when (monotonic)
 
     # --- facts --------------------------------------------------------------------------------------
 
@@ -58,7 +63,7 @@ class InsightStore:
             for start in range(0, len(rows), MAX_BATCH):
                 operations = [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows[start:start + MAX_BATCH]]
                 self._table.write(lambda client, ops=operations: client.submit_transaction(ops))
-        self.mark(by_day)
+        self.mark(by_day, coalesce=True)
         return sum(len(rows) for rows in by_day.values())
 
     def remove_events(self, keys: Iterable[tuple[str, str]]) -> int:
@@ -110,11 +115,28 @@ class InsightStore:
             removed += len(rows)
         return removed
 
-    def mark(self, changed: Iterable[str]) -> None:
-        """Mark days dirty: their rollups are recomputed before they are next read."""
+    def live_days(self) -> tuple[str, str]:
+        """Yesterday and today (UTC): the days live traffic writes to, which `refresh` always redoes."""
+        today = self._clock().date()
+        return (today - timedelta(days=1)).isoformat(), today.isoformat()
+
+    def mark(self, changed: Iterable[str], coalesce: bool = False) -> None:
+        """Mark days dirty: their rollups are recomputed before they are next read.
+
+        With `coalesce` (the linker's event facts), a live day this process marked in the last
+        MARK_REUSE_SECONDS is not marked again: one write instead of one per message. A mark the
+        rollup consumed meanwhile can then miss a fact for a while; the rollup timer recomputes
+        the live days whatever their marks, so nothing stays out longer than its period.
+        """
+        live = self.live_days()
+        now = time.monotonic()
         for day in sorted(changed):
+            if coalesce and day in live and now - self._marked.get(day, -MARK_REUSE_SECONDS) < MARK_REUSE_SECONDS:
+                continue
             self._table.write(lambda client, d=day: client.upsert_entity(
                 {"PartitionKey": DIRTY, "RowKey": d}, mode=UpdateMode.REPLACE))
+            if day in live:
+                self._marked[day] = now
 
     # --- rollups ------------------------------------------------------------------------------------
 
@@ -127,14 +149,20 @@ class InsightStore:
             return {}
 
     def refresh(self, only: Iterable[str] | None = None, limit: int = 1000) -> list[str]:
-        """Recompute the rollups of dirty days (those in `only`, when given); returns the days done."""
+        """Recompute the rollups of dirty days (those in `only`, when given; all of them and the live
+        days, for the timer); returns the days done."""
         marks = self.dirty()
-        wanted = sorted(marks if only is None else set(marks) & set(only))[:limit]
+        wanted = sorted(set(marks) & set(only) if only is not None else set(marks) | set(self.live_days()))[:limit]
         for day in wanted:
+            rollup = self.compute(day)
+            if day not in marks and not (rollup["cases"] or rollup["sessions"]):
+                continue  # a live day with nothing recorded yet: no row
             # One JSON column per figure: each stays under the 64 KiB a string column may hold.
-            row = {name: json.dumps(value) for name, value in self.compute(day).items()}
+            row = {name: json.dumps(value) for name, value in rollup.items()}
             self._table.write(lambda client, r=row, d=day: client.upsert_entity(
                 {"PartitionKey": f"d_{d}", "RowKey": ROLLUP, **r}, mode=UpdateMode.REPLACE))
+            if day not in marks:  # a live day the timer redid unmarked
+                continue
             with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):  # marked again: stays dirty
                 self._table.client.delete_entity(DIRTY, day, etag=marks[day],
                                                  match_condition=MatchConditions.IfNotModified)

@@ -250,3 +250,21 @@ def test_retention_removes_old_facts_and_keeps_the_rollups(scene: Scene) -> None
     assert scene.insights._table.partition("c_2031-03-10") == []
     assert scene.insights._table.partition("e_2031-03-11") != []  # the cut-off day itself stays
     assert insights_api("from=2031-03-10&to=2031-03-11")[1] == before  # the rollups keep what they counted
+
+
+def test_live_day_marks_are_coalesced_and_the_timer_redoes_live_days_anyway(store: Store) -> None:
+    insights = InsightStore(store.tables, 7, clock=lambda: DAY0 + timedelta(hours=12))  # "today" is DAY0
+    today = "2031-03-10"
+    fact = {"kind": "search", "term": "vpn", "results": 0}
+    insights.add_events([(today, f"{today}T09:00:00.000Z_a", fact | {"session": "s1"})])
+    assert set(insights.dirty()) == {today}
+    insights.refresh(only=[today])  # a request reads today: the mark is consumed
+    insights.add_events([(today, f"{today}T09:01:00.000Z_b", fact | {"session": "s2"})])
+    assert insights.dirty() == {}  # marked by this process a moment ago: not marked again ...
+    assert report(today, today, insights.rollups(today, today))["deflection"]["self_service_sessions"] == 1
+    insights.refresh()  # ... but the timer redoes the live days whatever their marks
+    assert report(today, today, insights.rollups(today, today))["deflection"]["self_service_sessions"] == 2
+    old = "2031-03-01"  # a late event for an older day is always marked
+    insights.add_events([(old, f"{old}T09:00:00.000Z_c", fact | {"session": "s3"})])
+    insights.add_events([(old, f"{old}T09:01:00.000Z_d", fact | {"session": "s4"})])
+    assert set(insights.dirty()) == {old}
