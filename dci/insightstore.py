@@ -18,7 +18,6 @@ import contextlib
 import json
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -38,7 +37,6 @@ logger = logging.getLogger(__name__)
 INSIGHTS = "insights"
 DIRTY = "dirty"
 ROLLUP = "rollup"
-MAX_BATCH = 100
 MARK_REUSE_SECONDS = 60.0
 
 
@@ -56,15 +54,11 @@ class InsightStore:
 
     def add_events(self, facts: Iterable[tuple[str, str, Mapping[str, Any]]]) -> int:
         """Upsert (day, row key, fact) event facts, ≤ 100 per transaction; mark their days dirty."""
-        by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for day, row_key, fact in facts:
-            by_day[day].append({"PartitionKey": f"e_{day}", "RowKey": row_key, **fact})
-        for rows in by_day.values():
-            for start in range(0, len(rows), MAX_BATCH):
-                operations = [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows[start:start + MAX_BATCH]]
-                self._table.write(lambda client, ops=operations: client.submit_transaction(ops))
-        self.mark(by_day, coalesce=True)
-        return sum(len(rows) for rows in by_day.values())
+        operations = [("upsert", {"PartitionKey": f"e_{day}", "RowKey": row_key, **fact}, {"mode": UpdateMode.REPLACE})
+                      for day, row_key, fact in facts]
+        self._table.submit(operations)
+        self.mark({operation[1]["PartitionKey"][2:] for operation in operations}, coalesce=True)
+        return len(operations)
 
     def remove_events(self, keys: Iterable[tuple[str, str]]) -> int:
         """Delete event facts by (day, row key) (erasure); marks their days dirty."""
@@ -104,14 +98,7 @@ class InsightStore:
                     select=["PartitionKey", "RowKey"]))
             except ResourceNotFoundError:
                 return removed
-            by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for row in rows:
-                by_partition[row["PartitionKey"]].append(row)
-            for partition_rows in by_partition.values():
-                for start in range(0, len(partition_rows), MAX_BATCH):
-                    operations = [("delete", {"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]})
-                                  for r in partition_rows[start:start + MAX_BATCH]]
-                    self._table.client.submit_transaction(operations)
+            self._table.submit(("delete", {"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]}) for r in rows)
             removed += len(rows)
         return removed
 

@@ -103,6 +103,20 @@ class AutoTable:
             logger.info("created table %s", self.name)
         return operation(self.client)
 
+    def submit(self, operations: Iterable[tuple[Any, ...]]) -> int:
+        """Run `("upsert" | "delete", entity, …)` operations as entity-group transactions: grouped by
+        partition, at most 100 each (the SDK splits neither). Returns how many transactions."""
+        by_partition: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for operation in operations:
+            by_partition[operation[1]["PartitionKey"]].append(operation)
+        transactions = 0
+        for members in by_partition.values():
+            for start in range(0, len(members), MAX_TRANSACTION):
+                chunk = members[start:start + MAX_TRANSACTION]
+                self.write(lambda client, ops=chunk: client.submit_transaction(ops))
+                transactions += 1
+        return transactions
+
     def get(self, partition: str, row: str) -> dict[str, Any] | None:
         """One row as plain values, or None."""
         try:
@@ -138,18 +152,11 @@ class InteractionStore:
 
         Returns the number of rows written.
         """
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        by_table: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         for event in message["events"]:
-            entity = event_entity(message, event)
-            groups[(interactions_table(client_ms(message, event)), entity["PartitionKey"])].append(entity)
-        written = 0
-        for (table, _), entities in groups.items():
-            for start in range(0, len(entities), MAX_TRANSACTION):
-                chunk = entities[start:start + MAX_TRANSACTION]
-                operations = [("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in chunk]
-                self._write(table, lambda client, ops=operations: client.submit_transaction(ops))
-                written += len(chunk)
-        return written
+            by_table[interactions_table(client_ms(message, event))].append(
+                ("upsert", event_entity(message, event), {"mode": UpdateMode.REPLACE}))
+        return self._submit(by_table)
 
     def link(self, contact: str, visitor: str, site: str, seen_at: str) -> None:
         """Record that `contact` signed in on `visitor`; idempotent (one upsert)."""
@@ -179,17 +186,10 @@ class InteractionStore:
 
     def delete_rows(self, rows: Iterable[dict[str, Any]]) -> int:
         """Delete the given rows (each with `table`, PartitionKey, RowKey); ≤ 100 per transaction."""
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        by_table: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         for row in rows:
-            groups[(row["table"], row["PartitionKey"])].append(row)
-        deleted = 0
-        for (table, _), members in groups.items():
-            for start in range(0, len(members), MAX_TRANSACTION):
-                chunk = members[start:start + MAX_TRANSACTION]
-                operations = [("delete", {"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]}) for r in chunk]
-                self._write(table, lambda client, ops=operations: client.submit_transaction(ops))
-                deleted += len(chunk)
-        return deleted
+            by_table[row["table"]].append(("delete", {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"]}))
+        return self._submit(by_table)
 
     def unlink(self, contact: str, visitor: str) -> None:
         """Remove the link row (a missing row or table is not an error)."""
@@ -200,6 +200,12 @@ class InteractionStore:
         self._service.delete_table(name)
 
     # --- plumbing ---------------------------------------------------------------------------------
+
+    def _submit(self, by_table: dict[str, list[tuple[Any, ...]]]) -> int:
+        """Each table's operations as transactions (counted); returns how many rows they touched."""
+        for table, operations in by_table.items():
+            self.transactions += AutoTable(self._service, table).submit(operations)
+        return sum(len(operations) for operations in by_table.values())
 
     def _write(self, table: str, operation: Callable[[TableClient], T]) -> T:
         self.transactions += 1

@@ -21,6 +21,7 @@ from dci.keys import moment
 from dci.privacy import contact_id
 from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
+from dci.reports import CSP, case_page, contact_page, insights_page, status_page
 from dci.settings import Settings
 from dci.store import InteractionStore
 
@@ -40,8 +41,6 @@ def wants_html(params: Mapping[str, str], accept: str | None) -> bool:
 
 
 def _html(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> Reply:
-    from dci.reports import CSP
-
     return Reply(status, body, HTML, {**NO_STORE, "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
                                       **(headers or {})})
 
@@ -57,8 +56,6 @@ def negotiated(params: Mapping[str, str], accept: str | None, build: Callable[[b
     except Problem as problem:
         if not html:
             return problem_reply(problem)
-        from dci.reports import status_page
-
         detail = problem.detail + "".join(f" {e.field}: {e.detail}." for e in problem.errors)
         return _html(problem.status, status_page(problem.title, detail))
 
@@ -77,20 +74,14 @@ def case_timeline(cases: CaseStore, case_id: str, html: bool, settings: Settings
     if case["status"] == "skipped":
         reason = case.get("reason", "")
         if html:
-            from dci.reports import status_page
-
             return _html(200, status_page("No timeline for this case", f"This case has no portal timeline: {reason}"))
         return json_reply(200, {"case_id": case_id, "status": "skipped", "reason": reason})
     if case["status"] in PENDING or timeline is None:
         if html:
-            from dci.reports import status_page
-
             return _html(202, status_page("Timeline on its way", "The case is settling: portal activity sent just "
                                           "before it may still arrive. Reload in a minute."), {"Retry-After": "60"})
         return json_reply(202, {"case_id": case_id, "status": "pending"}, {"Retry-After": "60"})
     if html:
-        from dci.reports import case_page
-
         return _html(200, case_page(timeline["document"], settings.session_gap_minutes * 60_000))
     return json_reply(200, {"status": "assembled", **timeline["document"]}, NO_STORE)
 
@@ -150,8 +141,6 @@ def contact_timeline_reply(store: InteractionStore, cases: CaseStore, raw_contac
     def build(html: bool) -> Reply:
         report = contact_timeline(store, cases, raw_contact, params, settings, now)
         if html:
-            from dci.reports import contact_page
-
             return _html(200, contact_page(report, settings.session_gap_minutes * 60_000))
         return json_reply(200, report, NO_STORE)
 
@@ -188,8 +177,6 @@ def insights_reply(insights: InsightStore, params: Mapping[str, str], accept: st
         first, last = insight_range(params, today)
         report = insights_report(first, last, insights.rollups(first, last))
         if html:
-            from dci.reports import insights_page
-
             return _html(200, insights_page(report))
         return json_reply(200, report, NO_STORE)
 
