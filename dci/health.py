@@ -6,6 +6,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from dci import storage
+from dci.access import closed_reason
 from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import SettingsError, get_settings
@@ -20,11 +21,14 @@ _FAST = {"retry_total": 0, "connection_timeout": 3, "read_timeout": 3}
 def check(connection: StorageTarget | str | None = None) -> Reply:
     """200 with each check's result, or 503 problem+json naming what is wrong.
 
-    Without `connection`, the settings are checked first and give the storage connection.
+    Without `connection`, the settings are checked first and give the storage connection. Report
+    routes closed by their settings (dci/access.py) make the status `degraded`, with the reason.
     """
+    closed = None
     if connection is None:
         try:
-            connection = get_settings().storage
+            settings = get_settings()
+            connection, closed = settings.storage, closed_reason(settings)
         except SettingsError as error:
             checks = {"settings": "invalid: " + ", ".join(error.names)}
             problem = Problem(503, "App settings are missing or invalid: " + ", ".join(error.names) + ".",
@@ -34,9 +38,12 @@ def check(connection: StorageTarget | str | None = None) -> Reply:
         queue = pool.submit(_check_queue, connection)
         table = pool.submit(_check_table, connection)
         checks = {"queue": queue.result(), "table": table.result()}
-    if all(result == "ok" for result in checks.values()):
-        return json_reply(200, {"status": "ok", "checks": checks}, {"Cache-Control": "no-store"})
     failed = ", ".join(name for name, result in checks.items() if result != "ok")
+    if closed:
+        checks["reports"] = "closed: " + closed
+    if not failed:
+        return json_reply(200, {"status": "degraded" if closed else "ok", "checks": checks},
+                          {"Cache-Control": "no-store"})
     logger.warning("health: storage unreachable (%s)", failed, extra={"checks": checks})
     problem = Problem(503, f"Storage is unreachable: {failed}.", "storage-unavailable", extensions={"checks": checks})
     return problem_reply(problem, {"Cache-Control": "no-store", "Retry-After": "30"})

@@ -162,7 +162,7 @@ _HEALTH_SCHEMA = {
     "type": "object",
     "required": ["status", "checks"],
     "properties": {
-        "status": {"const": "ok"},
+        "status": {"enum": ["ok", "degraded"]},
         "checks": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
@@ -275,6 +275,8 @@ def document() -> dict[str, object]:
                                     "type": "object", "properties": {"status": {"const": "pending"}}}}, **_HTML}},
                         "400": _page_or_problem("The case id is not a GUID, or `format` is neither json nor html"),
                         "401": _problem("REPORTS_AUTH=app-service and the request is not signed in"),
+                        "503": _problem("REPORTS_AUTH=app-service but App Service authentication is not on, "
+                                        "or the app settings are invalid"),
                         "404": _page_or_problem("No such case is known"),
                     },
                 }
@@ -294,6 +296,8 @@ def document() -> dict[str, object]:
                                     "$ref": REF.format(model="ContactTimeline")}}, **_HTML}},
                         "400": _page_or_problem("A bad contact id, range, type list or format; `errors` names it"),
                         "401": _problem("REPORTS_AUTH=app-service and the request is not signed in"),
+                        "503": _problem("REPORTS_AUTH=app-service but App Service authentication is not on, "
+                                        "or the app settings are invalid"),
                     },
                 }
             },
@@ -308,6 +312,8 @@ def document() -> dict[str, object]:
                                             **_HTML}},
                         "400": _page_or_problem("A bad range (at most 400 days) or format; `errors` names it"),
                         "401": _problem("REPORTS_AUTH=app-service and the request is not signed in"),
+                        "503": _problem("REPORTS_AUTH=app-service but App Service authentication is not on, "
+                                        "or the app settings are invalid"),
                     },
                 }
             },

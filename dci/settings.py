@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     retention_days: int = Field(90, alias="RETENTION_DAYS", ge=1, le=3650)
     insights_follow_days: int = Field(7, alias="INSIGHTS_FOLLOW_DAYS", ge=1, le=90)
     reports_auth: Literal["function-key", "app-service"] = Field("function-key", alias="REPORTS_AUTH")
+    # Set by App Service itself (not by us) when its authentication is on; see dci/access.py.
+    website_auth_enabled: bool = Field(False, alias="WEBSITE_AUTH_ENABLED")
     report_base_url: HttpUrl | None = Field(None, alias="REPORT_BASE_URL")
     insights_schedule: str = Field(DEFAULT_INSIGHTS_SCHEDULE, alias="INSIGHTS_SCHEDULE")
 

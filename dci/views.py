@@ -88,6 +88,10 @@ def case_timeline(cases: CaseStore, case_id: str, html: bool, settings: Settings
 
 # --- GET /api/contacts/{contact_id}/timeline -----------------------------------------------------
 
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 31)  # what a range may name (UTC)
+OUT_OF_RANGE = f"must lie between {FIRST_DAY} and {LAST_DAY} (UTC)"
+
+
 def _moment(params: Mapping[str, str], name: str, default: datetime, end_of_day: bool) -> datetime:
     raw = params.get(name)
     if not raw:
@@ -95,15 +99,22 @@ def _moment(params: Mapping[str, str], name: str, default: datetime, end_of_day:
     try:
         if len(raw) == 10:
             day = date.fromisoformat(raw)
-            return datetime.combine(day, time.max if end_of_day else time.min, timezone.utc)
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            value = datetime.combine(day, time.max if end_of_day else time.min, timezone.utc)
+        else:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise Problem(400, f"{name} is not a date.", "invalid-parameter",
                       [FieldError(name, "must be a date (2026-11-28) or an ISO-8601 time with a zone")]) from None
     if value.tzinfo is None:
         raise Problem(400, f"{name} has no time zone.", "invalid-parameter",
                       [FieldError(name, "must carry a time zone, like 2026-11-28T15:00:00Z")])
-    return value.astimezone(timezone.utc)
+    try:
+        value = value.astimezone(timezone.utc)  # 0001-01-01T00:00+01:00 is no instant Python can hold
+    except OverflowError:
+        value = None
+    if value is None or not FIRST_DAY <= value.date() <= LAST_DAY:
+        raise Problem(400, f"{name} is out of range.", "invalid-parameter", [FieldError(name, OUT_OF_RANGE)])
+    return value
 
 
 def _range_of(params: Mapping[str, str], now: datetime, default_days: int) -> tuple[datetime, datetime]:
@@ -156,10 +167,13 @@ def insight_range(params: Mapping[str, str], today: date) -> tuple[str, str]:
         if not raw:
             return default
         try:
-            return date.fromisoformat(raw)
+            value = date.fromisoformat(raw)
         except ValueError:
             raise Problem(400, f"{name} is not a date.", "invalid-parameter",
                           [FieldError(name, "must be a date like 2026-11-28")]) from None
+        if not FIRST_DAY <= value <= LAST_DAY:
+            raise Problem(400, f"{name} is out of range.", "invalid-parameter", [FieldError(name, OUT_OF_RANGE)])
+        return value
 
     last = day("to", today)
     first = day("from", last - timedelta(days=DEFAULT_INSIGHT_DAYS - 1))

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
+from dci.access import check_report_access
 from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import settings_or_none
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 def respond(reply: Reply) -> func.HttpResponse:
     """A Functions HttpResponse for a Reply."""
     headers = dict(reply.headers)
+    headers.setdefault("X-Content-Type-Options", "nosniff")  # every answer is exactly what it says it is
     if reply.content_type:
         headers["Content-Type"] = reply.content_type
     return func.HttpResponse(reply.body or None, status_code=reply.status, headers=headers)
@@ -41,13 +43,13 @@ def json_response(document: object, status: int = 200, headers: dict[str, str] |
 
 
 def answer_report(headers: Mapping[str, str], build: Callable[[Settings], Reply]) -> func.HttpResponse:
-    """As `answer`, for the report routes. With REPORTS_AUTH=app-service they carry no function key
-    and App Service authentication signs people in; a request it did not authenticate (no
-    X-MS-CLIENT-PRINCIPAL, which it sets and strips from callers) is refused with 401."""
+    """As `answer`, for the report routes: refused unless `access.check_report_access` lets the
+    request through (REPORTS_AUTH=app-service: App Service authentication on, and a real principal)."""
     settings = settings_or_none()
     if settings is None:
         return misconfigured()
-    if settings.reports_auth == "app-service" and not headers.get("x-ms-client-principal"):
-        return respond(problem_reply(Problem(401, "Sign in first: the reports are behind App Service authentication.",
-                                             "sign-in-required")))
+    try:
+        check_report_access(settings, headers)
+    except Problem as problem:
+        return respond(problem_reply(problem))
     return respond(build(settings))

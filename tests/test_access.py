@@ -1,0 +1,109 @@
+"""Who may read the reports: with REPORTS_AUTH=app-service, only what App Service authentication
+itself vouches for (WEBSITE_AUTH_ENABLED, and a principal header that decodes to a principal)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from dci.access import client_principal
+from dci.settings import get_settings
+from tests.conftest import Store, running_app
+from tests.test_insights import C1, Scene, at, search
+
+
+def encoded(document: object) -> str:
+    return base64.b64encode(json.dumps(document).encode()).decode()
+
+
+PRINCIPAL = encoded({"auth_typ": "aad", "name_typ": "name", "role_typ": "roles",
+                     "claims": [{"typ": "name", "val": "Manager"}, {"typ": "roles", "val": "support"}]})
+
+
+@pytest.mark.parametrize(("header", "valid"), [
+    (PRINCIPAL, True),
+    (None, False),
+    ("", False),
+    ("x", False),  # the attack: any value at all
+    ("eA==", False),  # base64 of "x"
+    (encoded([]), False),
+    (encoded({"claims": [{"typ": "name", "val": "x"}]}), False),  # no auth_typ
+    (encoded({"auth_typ": "", "claims": [{"typ": "name", "val": "x"}]}), False),
+    (encoded({"auth_typ": "aad", "claims": []}), False),
+    (encoded({"auth_typ": "aad", "claims": "admin"}), False),
+    (encoded({"auth_typ": "aad", "claims": [{"typ": "name"}]}), False),
+    (encoded({"auth_typ": "aad", "claims": [{"typ": "name", "val": 1}]}), False),
+    (base64.b64encode(b"\xff\xfe").decode(), False),  # not UTF-8
+    ("A" * 20_000, False),
+])
+def test_access_client_principal_accepts_only_a_decoded_principal(header: str | None, valid: bool) -> None:
+    assert (client_principal(header) is not None) is valid
+
+
+@pytest.fixture
+def reports_behind_app_service(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    Scene(store).browse("visitor-aaaa", [(at(0, 9), "search", search("my secret search", 2))], contact=C1)
+    monkeypatch.setenv("REPORTS_AUTH", "app-service")
+    monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+REPORT_PATHS = [f"/api/contacts/{C1}/timeline?from=2031-01-01&to=2031-12-31", f"/api/cases/{C1}/timeline", "/api/insights"]
+
+
+def test_access_forged_principal_without_app_service_authentication_is_refused(reports_behind_app_service) -> None:
+    # The attack: REPORTS_AUTH=app-service on a deployment whose authentication is not actually on,
+    # and a made-up header. It used to answer 200 with the contact's activity.
+    with running_app() as url:
+        for path in REPORT_PATHS:
+            for header in ("x", PRINCIPAL):
+                status, headers, body = get(url + path, {"X-MS-CLIENT-PRINCIPAL": header})
+                assert status == 503, (path, status)
+                problem = json.loads(body)
+                assert "WEBSITE_AUTH_ENABLED" in problem["detail"] and "REPORTS_AUTH" in problem["detail"]
+                assert b"my secret search" not in body
+        status, _, body = get(url + "/api/health", {})
+        health = json.loads(body)
+        assert status == 200 and health["status"] == "degraded"
+        assert "WEBSITE_AUTH_ENABLED" in health["checks"]["reports"]
+
+
+def test_access_with_app_service_authentication_needs_a_real_principal(
+        reports_behind_app_service, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+    get_settings.cache_clear()
+    with running_app() as url:
+        timeline = url + REPORT_PATHS[0]
+        for forged in ({}, {"X-MS-CLIENT-PRINCIPAL": "x"}, {"X-MS-CLIENT-PRINCIPAL": encoded({"auth_typ": "aad"})}):
+            status, _, body = get(timeline, forged)
+            assert status == 401 and b"my secret search" not in body
+        status, headers, body = get(timeline, {"X-MS-CLIENT-PRINCIPAL": PRINCIPAL})
+        assert status == 200 and "my secret search" in body.decode()
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        status, _, body = get(url + "/api/health", {})
+        assert json.loads(body)["status"] == "ok"
+
+
+def test_access_every_report_answer_carries_nosniff(store: Store) -> None:
+    with running_app() as url:
+        for path in [*REPORT_PATHS, f"/api/contacts/{C1}/timeline?to=x"]:
+            status, headers, _ = get(url + path, {"Accept": "application/json"})
+            assert status in (200, 400, 404), path
+            assert headers.get("X-Content-Type-Options") == "nosniff", path
