@@ -8,32 +8,15 @@ from typing import Any
 from dci.attribution import Owner, attribute
 from dci.store import InteractionStore
 
-TICKET = "ticket"
 
-
-def owned(store: InteractionStore, contact: str, window_ms: int, extra_visitors: Iterable[str] = (),
-          tickets: Iterable[str] = ()) -> list[tuple[str, list[dict[str, Any]], list[Owner]]]:
-    """(visitor, its rows in time order, the owner of each row) for every browser of the contact.
-
-    The browsers are those the contact signed in on plus `extra_visitors` (browsers that submitted
-    one of the contact's `tickets`). A `case_submitted` row whose ticket is one of `tickets` counts
-    as the contact's own, verified by the ticket (attribution rule 4), and anchors stitching.
-    """
-    visitors = [link["visitor"] for link in store.visitors_of(contact)]
-    visitors += [v for v in extra_visitors if v not in visitors]
-    known_tickets = set(tickets)
+def owned(store: InteractionStore, contact: str, window_ms: int) -> list[tuple[str, list[dict[str, Any]], list[Owner]]]:
+    """(visitor, its rows in time order, the owner of each row) for every browser the contact
+    signed in on. Only a verified sign-in brings a browser in: nothing an anonymous batch claims
+    (a ticket number, say) does (see `cases.claimed_case`)."""
     out = []
-    for visitor in visitors:
-        rows = store.visitor_events(visitor)
-        marks = []
-        for row in rows:
-            by_ticket = (not row.get("contact") and row.get("type") == "case_submitted"
-                         and row.get("ticket") in known_tickets)
-            marks.append(contact if by_ticket else row.get("contact"))
-        owners = attribute([(row["ts"], mark) for row, mark in zip(rows, marks)], window_ms)
-        owners = [Owner(o.contact, TICKET) if mark == contact and not row.get("contact") else o
-                  for row, mark, o in zip(rows, marks, owners)]
-        out.append((visitor, rows, owners))
+    for link in store.visitors_of(contact):
+        rows = store.visitor_events(link["visitor"])
+        out.append((link["visitor"], rows, attribute([(row["ts"], row.get("contact")) for row in rows], window_ms)))
     return out
 
 

@@ -42,28 +42,18 @@ def parse(body: bytes) -> dict[str, Any]:
         raise BadCaseMessage("not a version-1 case message")
     if not isinstance(case.get("case_id"), str) or not isinstance(case.get("created_ms"), int):
         raise BadCaseMessage("case_id and created_ms are required")
-    if not (case.get("contact") or case.get("visitor")):
-        raise BadCaseMessage("a case message names a contact or a visitor")
     return case
 
 
-def case_events(store: InteractionStore, cases: CaseStore, case: dict[str, Any], settings: Settings) -> list[dict]:
+def case_events(store: InteractionStore, case: dict[str, Any], settings: Settings) -> list[dict]:
     """The events in the case's window that belong to its customer, each with its attribution."""
     end = case["created_ms"]
     start = end - settings.timeline_lookback_hours * HOUR_MS
     window = settings.stitch_window_hours * HOUR_MS
     picked = []
-    if case.get("contact"):
-        tickets = {c.get("ticket") for c in cases.cases_of(case["contact"])} | {case.get("ticket")}
-        tickets.discard(None)
-        tickets.discard("")
-        extra = [v for t in tickets for v in cases.visitors_for_ticket(t)]
-        for visitor, rows, owners in owned(store, case["contact"], window, extra, tickets):
-            picked += [{**row, "visitor": visitor, "attribution": owner.how}
-                       for row, owner in zip(rows, owners) if owner.contact == case["contact"]]
-    else:  # a portal-only case from an anonymous visitor: that browser's activity
-        picked = [{**row, "visitor": case["visitor"], "attribution": "visitor"}
-                  for row in store.visitor_events(case["visitor"])]
+    for visitor, rows, owners in owned(store, case["contact"], window):
+        picked += [{**row, "visitor": visitor, "attribution": owner.how}
+                   for row, owner in zip(rows, owners) if owner.contact == case["contact"]]
     return [event for event in picked if start <= event["ts"] <= end]
 
 
@@ -83,8 +73,12 @@ def digest(document: dict[str, Any]) -> str:
 def handle(body: bytes, *, store: InteractionStore, cases: CaseStore, dataverse: Dataverse | None,
            requeue: Callable[[str, int], None], settings: Settings, now_ms: int,
            insights: InsightStore | None = None) -> str:
-    """Process one `cases` message; returns what happened (deferred, assembled, unchanged)."""
+    """Process one `cases` message; returns what happened (deferred, assembled, unchanged, skipped)."""
     case = parse(body)
+    if not case.get("contact"):  # queued by an earlier build for an anonymous ticket: never assembled
+        cases.mark(case["case_id"], "skipped", reason="no verified contact")
+        logger.info("case %s skipped: no verified contact", case["case_id"], extra={"case_id": case["case_id"]})
+        return "skipped"
     settle_ms = settings.case_settle_seconds * 1000
     wait_ms = case["created_ms"] + settle_ms - now_ms
     if wait_ms > 0:  # late events may still be on their way: come back when the case has settled
@@ -92,7 +86,7 @@ def handle(body: bytes, *, store: InteractionStore, cases: CaseStore, dataverse:
         logger.info("case %s settles in %d s; deferred", case.get("ticket") or case["case_id"], wait_ms // 1000,
                     extra={"case_id": case["case_id"]})
         return "deferred"
-    events = case_events(store, cases, case, settings)
+    events = case_events(store, case, settings)
     document = assemble(case, events, settings.session_gap_minutes * MINUTE_MS)
     fingerprint = digest(document)
     if insights is not None:  # idempotent: the same events give the same fact

@@ -88,12 +88,24 @@ def poll(dataverse: Dataverse, cases: CaseStore, enqueue: Callable[[str], None],
     return result
 
 
-def portal_case(site: str, ticket: str, ts_ms: int, contact: str | None, visitor: str) -> dict[str, Any]:
-    """A case known only from the portal's confirmation page (no Dataverse configured)."""
-    case_id = str(uuid.uuid5(PORTAL_CASE_NAMESPACE, f"{site}/{ticket}"))
-    case = {"case_id": case_id, "created_ms": ts_ms, "ticket": ticket, "title": "", "source": "portal"}
-    case["contact" if contact else "visitor"] = contact or visitor
-    return case
+def claimed_case(message: dict[str, Any], event: dict[str, Any], portal_cases: bool) -> dict[str, Any] | None:
+    """The case a `case_submitted` event may create, or None. The one rule of who owns a case:
+
+    1. a ticket number from an anonymous batch never creates, binds or adds events to a case
+       (anyone can type one; a visitor id proves nothing);
+    2. with Dataverse configured, a case and its customer come from Dataverse only (poller,
+       webhook): a portal event creates nothing;
+    3. without Dataverse, a verified contact's ticket is that contact's portal case, keyed by
+       site, ticket and contact: another contact sending the same number gets a case of their
+       own, holding only their own activity;
+    4. a case stored for one contact is never re-bound to another (`CaseStore.remember`).
+    """
+    contact, ticket = message.get("contact"), event.get("ticket")
+    if event.get("type") != "case_submitted" or not ticket or not contact or not portal_cases:
+        return None
+    case_id = str(uuid.uuid5(PORTAL_CASE_NAMESPACE, f"{message['site']}/{ticket}/{contact}"))
+    return {"case_id": case_id, "created_ms": event["ts"], "ticket": ticket, "title": "", "contact": contact,
+            "source": "portal"}
 
 
 # --- the Dataverse webhook (RemoteExecutionContext) -------------------------------------------------

@@ -5,25 +5,28 @@
 | `timelines` | `{case id}` | `case` | the case: contact, created, ticket, title, source, status |
 | `timelines` | `{case id}` | `timeline` | the assembled timeline (JSON), version, digest, note id |
 | `cases` | `c_{contact}` | `{created}_{case id}` | a contact's cases, for export and late-event re-assembly |
-| `tickets` | `t_{ticket}` | `v_{visitor}` | which browser submitted a ticket (links anonymous case forms) |
 | `state` | `{name}` | `{key}` | the poller's watermark |
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import EdmType, EntityProperty, UpdateMode
 
-from dci.keys import contact_key, event_row_key, visitor_key
+from dci.keys import contact_key, event_row_key
 from dci.store import AutoTable
 
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
 
-TIMELINES, CASES, TICKETS, STATE = "timelines", "cases", "tickets", "state"
+logger = logging.getLogger(__name__)
+
+TIMELINES, CASES, STATE = "timelines", "cases", "state"
+LEGACY_TICKETS = "tickets"  # written by builds before 0.2 (browser per ticket); the retention timer drops it
 PENDING = ("new", "queued")
 
 
@@ -31,7 +34,7 @@ class CaseStore:
     """Case rows, timelines, ticket links and the poller's watermark."""
 
     def __init__(self, service: TableServiceClient) -> None:
-        self._tables = {name: AutoTable(service, name) for name in (TIMELINES, CASES, TICKETS, STATE)}
+        self._tables = {name: AutoTable(service, name) for name in (TIMELINES, CASES, STATE)}
 
     # --- cases ------------------------------------------------------------------------------------
 
@@ -47,7 +50,12 @@ class CaseStore:
         try:
             self._tables[TIMELINES].write(lambda client: client.create_entity(row))
         except ResourceExistsError:
-            return self.case(case["case_id"])["status"] == "new"  # type: ignore[index]
+            stored = self.case(case["case_id"]) or {}
+            if stored.get("contact") != case.get("contact"):  # rule 4 of cases.claimed_case: never re-bound
+                logger.warning("case %s is already bound to another contact; the new claim (%s) is ignored",
+                               case["case_id"], case.get("source"), extra={"case_id": case["case_id"]})
+                return False
+            return stored.get("status") == "new"
         if case.get("contact"):
             self._upsert(CASES, {
                 "PartitionKey": contact_key(case["contact"]),
@@ -98,15 +106,7 @@ class CaseStore:
             row["note_id"] = note_id
         self._upsert(TIMELINES, row, UpdateMode.REPLACE)
 
-    # --- tickets and watermark --------------------------------------------------------------------
-
-    def add_ticket(self, ticket: str, visitor: str) -> None:
-        """Remember that `visitor` submitted `ticket` on the portal."""
-        self._upsert(TICKETS, {"PartitionKey": f"t_{ticket}", "RowKey": visitor_key(visitor), "visitor": visitor})
-
-    def visitors_for_ticket(self, ticket: str) -> list[str]:
-        """The browsers that submitted a ticket (usually one)."""
-        return [row["visitor"] for row in self._tables[TICKETS].partition(f"t_{ticket}")]
+    # --- the poller's watermark -------------------------------------------------------------------
 
     def watermark(self, name: str = "incidents") -> int | None:
         """The poller's watermark (epoch ms of the newest stored case), or None before the first run."""

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from dci.cases import case_message, portal_case, take
+from dci.cases import case_message, claimed_case, take
 from dci.casestore import CaseStore
 from dci.events import ID_PATTERN
 from dci.identity import CONTACT_ID
@@ -107,17 +107,15 @@ def event_facts(message: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
 
 
 def _follow_up_cases(message: dict[str, Any], follow: CaseFollowUp) -> None:
-    """Tickets submitted on the portal, portal-only cases, and re-assembly after late events."""
-    contact, visitor = message.get("contact"), message["visitor"]
-    for event in message["events"]:
-        ticket = event.get("ticket")
-        if event["type"] != "case_submitted" or not ticket:
-            continue
-        follow.cases.add_ticket(ticket, visitor)
-        if follow.portal_cases:
-            take(follow.cases, portal_case(message["site"], ticket, event["ts"], contact, visitor), follow.enqueue)
+    """Portal cases of a signed-in batch, and re-assembly after its late events. An anonymous
+    batch changes no case (`cases.claimed_case`)."""
+    contact = message.get("contact")
     if not contact:
         return
+    for event in message["events"]:
+        case = claimed_case(message, event, follow.portal_cases)
+        if case is not None:
+            take(follow.cases, case, follow.enqueue)
     received_ms = int(datetime.fromisoformat(message["received_at"].replace("Z", "+00:00")).timestamp() * 1000)
     late = [e["ts"] for e in message["events"] if received_ms - e["ts"] > follow.settle_ms]
     if not late:

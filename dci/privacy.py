@@ -12,7 +12,7 @@ from typing import Any
 
 from dci.activity import items_of, owned
 from dci.attribution import signins
-from dci.casestore import CaseStore
+from dci.casestore import LEGACY_TICKETS, CaseStore
 from dci.events import iso_ms
 from dci.identity import CONTACT_ID
 from dci.insights import day_of, event_fact
@@ -63,7 +63,9 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
     """Erase the contact's activity; idempotent. Returns how much was removed.
 
     A visitor no one else signed in on is the contact's own browser: all its rows go, anonymous
-    ones included. On a shared browser only the rows attributed to the contact go.
+    ones included. On a shared browser only the rows attributed to the contact go. With them go
+    the contact's links, cases, timelines and insight facts: no row the app wrote names the
+    contact or one of its own browsers afterwards.
     """
     removed = {"interactions": 0, "visitors": 0, "cases": 0}
     for visitor, rows, owners in owned(store, contact, stitch_window_ms):
@@ -80,8 +82,9 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
             for row in cases.cases_of(contact):
                 insights.remove_case(row["case_id"], day_of(row["created_ms"]))
         removed["cases"] = cases.forget_contact(contact)
-    logger.info("erased contact %s: %d interactions on %d visitors, %d case timelines", contact,
-                removed["interactions"], removed["visitors"], removed["cases"], extra={"contact": contact, **removed})
+    store.drop_table(LEGACY_TICKETS)  # earlier builds' browser-per-ticket rows: nothing reads them now
+    logger.info("erased a contact: %d interactions on %d visitors, %d case timelines",
+                removed["interactions"], removed["visitors"], removed["cases"], extra=removed)
     return removed
 
 

@@ -6,6 +6,7 @@ import calendar
 import logging
 from datetime import datetime, timedelta, timezone
 
+from dci.casestore import LEGACY_TICKETS
 from dci.insightstore import InsightStore
 from dci.keys import month_of_table
 from dci.store import InteractionStore
@@ -34,6 +35,7 @@ def apply(store: InteractionStore, now: datetime, retention_days: int,
     """Drop the expired monthly tables, and the insight facts older than the retention period;
     returns the tables' names."""
     dropped = expired(store.interaction_tables(), now, retention_days)
+    store.drop_table(LEGACY_TICKETS)  # browser-per-ticket rows of earlier builds: nothing reads them now
     for name in dropped:
         store.drop_table(name)
         logger.info("retention dropped table %s (older than %d days)", name, retention_days,

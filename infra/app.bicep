@@ -16,7 +16,7 @@ var deploymentContainer = 'app-package-${resourceToken}'
 // What the code uses: queues (with the host's poison queues) and tables. Monthly interactions
 // tables (interactionsYYYYMM) are created by the app as months begin, and dropped by retention.
 var queueNames = ['portal-events', 'portal-events-poison', 'cases', 'cases-poison']
-var tableNames = ['links', 'timelines', 'cases', 'tickets', 'state', 'insights']
+var tableNames = ['links', 'timelines', 'cases', 'state', 'insights']
 
 // Built-in role definitions (ids as documented by Azure RBAC).
 var roles = {

@@ -65,7 +65,8 @@ def get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         return error.code, dict(error.headers), error.read()
 
 
-REPORT_PATHS = [f"/api/contacts/{C1}/timeline?from=2031-01-01&to=2031-12-31", f"/api/cases/{C1}/timeline", "/api/insights"]
+REPORT_PATHS = [f"/api/contacts/{C1}/timeline?from=2031-01-01&to=2031-12-31", f"/api/cases/{C1}/timeline",
+                "/api/insights"]
 
 
 def test_access_forged_principal_without_app_service_authentication_is_refused(reports_behind_app_service) -> None:

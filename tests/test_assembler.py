@@ -1,5 +1,5 @@
 """Assembling case timelines on Azurite with the local Dataverse: windows, devices, stitching,
-shared browsers, tickets, late events, and exactly one note per case."""
+shared browsers, ticket numbers that prove nothing, late events, and exactly one note per case."""
 
 from __future__ import annotations
 
@@ -128,15 +128,31 @@ def test_assembler_shared_device_keeps_other_people_out(world: World) -> None:
     assert not set(b_before + between + b_after) & set(ids(world.timeline(case)))
 
 
-def test_assembler_anonymous_case_form_is_linked_by_its_ticket(world: World) -> None:
-    kiosk = str(uuid.uuid4())
-    before = world.browse(kiosk, [30, 20])
-    submitted = world.browse(kiosk, [0], kind="case_submitted", ticket="CAS-77777-ABCDEF")
-    case = world.open_case(A, ticket="CAS-77777-ABCDEF")  # the contact never signed in on that browser
-    world.assemble()
-    document = world.timeline(case)
-    assert ids(document) == before + submitted
-    assert [i["attribution"] for i in document["items"]] == ["stitched", "stitched", "ticket"]
+def test_assembler_anonymous_ticket_adds_nothing_to_the_case(world: World, fake: FakeDataverse) -> None:
+    # The attack: while the victim's case settles, a tokenless batch from the attacker's browser
+    # carries the victim's ticket number and a search. It used to land in the victim's timeline
+    # (and so in the note written on the case in Dataverse).
+    mine = world.browse(str(uuid.uuid4()), [20], contact=A, kind="search", query="reset password", results=0)
+    case = world.open_case(A, ticket="CAS-77777-ABCDEF")
+    attacker = str(uuid.uuid4())
+    world.browse(attacker, [3], kind="search", query="ATTACKER-INJECTED", results=0)
+    world.browse(attacker, [1], kind="case_submitted", ticket="CAS-77777-ABCDEF")
+    assert world.assemble() == ["assembled"]
+    assert ids(world.timeline(case)) == mine
+    assert "ATTACKER-INJECTED" not in json.dumps(world.timeline(case))
+    (note,) = fake.notes_for(case)
+    assert "ATTACKER-INJECTED" not in note["notetext"]
+    assert attacker not in {item["visitor"] for item in world.timeline(case)["items"]}
+
+
+def test_assembler_a_case_is_never_rebound_to_another_contact(world: World) -> None:
+    world.browse(str(uuid.uuid4()), [20], contact=A)
+    case_id = world.open_case(A)
+    incident = Incident(case_id, CREATED_MS, "CAS-01234-X1Y2Z3", "Cannot sign in", B)  # e.g. a replayed webhook
+    assert take(world.cases, incident_case(incident, "webhook"), world.enqueue) == "known"
+    assert world.cases.case(case_id)["contact"] == A
+    assert world.cases.cases_of(B) == []
+    assert world.assemble() == ["assembled"]  # the one queued for A
 
 
 def test_assembler_writes_exactly_one_note_and_unchanged_reruns_do_nothing(world: World, fake: FakeDataverse) -> None:
@@ -176,21 +192,33 @@ def test_assembler_defers_a_case_until_it_has_settled(world: World) -> None:
     assert world.cases.case(case)["status"] == "queued"
 
 
-def test_assembler_without_dataverse_assembles_portal_cases_and_writes_no_note(store: Store) -> None:
+def portal_world(store: Store) -> tuple[InteractionStore, CaseStore, list[str], CaseFollowUp]:
     interactions, cases = InteractionStore(store.tables), CaseStore(store.tables)
     queue: list[str] = []
-    follow = CaseFollowUp(cases, queue.append, portal_cases=True, settle_ms=600_000, lookback_ms=72 * H)
-    visitor = str(uuid.uuid4())
-    events = [{"id": str(uuid.uuid4()), "type": "search", "ts": CREATED_MS - 5 * M, "url": "https://p/s", "query": "x"},
+    return interactions, cases, queue, CaseFollowUp(cases, queue.append, portal_cases=True, settle_ms=600_000,
+                                                    lookback_ms=72 * H)
+
+
+def portal_batch(ticket: str, contact: str | None, query: str = "x", visitor: str | None = None) -> bytes:
+    events = [{"id": str(uuid.uuid4()), "type": "search", "ts": CREATED_MS - 5 * M, "url": "https://p/s",
+               "query": query},
               {"id": str(uuid.uuid4()), "type": "case_submitted", "ts": CREATED_MS, "url": "https://p/c",
-               "ticket": "CAS-55555-PORTAL"}]
-    message = {"v": 1, "received_at": "2026-11-28T12:00:01.000Z", "site": "portal.example.com", "visitor": visitor,
-               "session": str(uuid.uuid4()), "events": events}
-    link(interactions, json.dumps(message).encode(), follow)
-    link(interactions, json.dumps(message).encode(), follow)  # re-delivered: still one case
+               "ticket": ticket}]
+    message = {"v": 1, "received_at": "2026-11-28T12:00:01.000Z", "site": "portal.example.com",
+               "visitor": visitor or str(uuid.uuid4()), "session": str(uuid.uuid4()), "events": events}
+    if contact:
+        message["contact"] = contact
+    return json.dumps(message).encode()
+
+
+def test_assembler_without_dataverse_assembles_portal_cases_and_writes_no_note(store: Store) -> None:
+    interactions, cases, queue, follow = portal_world(store)
+    batch = portal_batch("CAS-55555-PORTAL", A)
+    link(interactions, batch, follow)
+    link(interactions, batch, follow)  # re-delivered: still one case
     (text,) = queue
     case = json.loads(text)
-    assert (case["visitor"], case["ticket"], case["source"]) == (visitor, "CAS-55555-PORTAL", "portal")
+    assert (case["contact"], case["ticket"], case["source"]) == (A, "CAS-55555-PORTAL", "portal")
     settings = Settings(AzureWebJobsStorage=STORAGE, PORTAL_ISSUERS="portal.example.com")
     outcome = assembler.handle(text.encode(), store=interactions, cases=cases, dataverse=None, requeue=print,
                                settings=settings, now_ms=CREATED_MS + 11 * M)
@@ -198,24 +226,42 @@ def test_assembler_without_dataverse_assembles_portal_cases_and_writes_no_note(s
     assert [i["type"] for i in cases.timeline(case["case_id"])["document"]["items"]] == ["search", "case_submitted"]
 
 
-@pytest.mark.parametrize("body", [b"nope", b'{"v": 2}', json.dumps({"v": 1, "case_id": "x"}).encode(),
-                                  case_message({"case_id": "x", "created_ms": 1}).encode()])
-def test_assembler_bad_messages_raise_for_the_poison_queue(world: World, body: bytes) -> None:
-    with pytest.raises(assembler.BadCaseMessage):
-        assembler.handle(body, store=world.interactions, cases=world.cases, dataverse=None, requeue=print,
-                         settings=world.settings, now_ms=CREATED_MS)
+def test_assembler_anonymous_ticket_creates_no_portal_case_and_cannot_take_one(store: Store) -> None:
+    # The attack: a tokenless batch with the victim's ticket, sent before the victim's own. It
+    # used to create the case for the attacker's browser, and the victim's export listed none.
+    interactions, cases, queue, follow = portal_world(store)
+    link(interactions, portal_batch("CAS-01234-VICTIM", None, "ATTACKER-INJECTED"), follow)
+    assert queue == []
+    link(interactions, portal_batch("CAS-01234-VICTIM", A), follow)
+    (text,) = queue
+    assert json.loads(text)["contact"] == A
+    assert [row["ticket"] for row in cases.cases_of(A)] == ["CAS-01234-VICTIM"]
 
 
-def test_assembler_export_includes_cases_and_erasure_removes_their_timelines(world: World) -> None:
-    from dci import privacy
+def test_assembler_another_contacts_claim_of_a_ticket_is_a_case_of_their_own(store: Store) -> None:
+    interactions, cases, queue, follow = portal_world(store)
+    link(interactions, portal_batch("CAS-01234-VICTIM", B, "ATTACKER-INJECTED"), follow)  # signed in, sent first
+    link(interactions, portal_batch("CAS-01234-VICTIM", A, "mine"), follow)
+    settings = Settings(AzureWebJobsStorage=STORAGE, PORTAL_ISSUERS="portal.example.com")
+    by_contact = {}
+    for text in queue:
+        case = json.loads(text)
+        assembler.handle(text.encode(), store=interactions, cases=cases, dataverse=None, requeue=print,
+                         settings=settings, now_ms=CREATED_MS + 11 * M)
+        by_contact[case["contact"]] = cases.timeline(case["case_id"])["document"]
+    assert set(by_contact) == {A, B}
+    assert [i.get("query") for i in by_contact[A]["items"]] == ["mine", None]
+    assert "ATTACKER-INJECTED" not in json.dumps(by_contact[A])
 
-    world.browse(str(uuid.uuid4()), [15], contact=A)
-    case = world.open_case(A)
-    world.assemble()
-    document = privacy.export(world.interactions, A, 24 * H, 30 * M, world.cases)
-    (exported,) = document["cases"]
-    assert exported["case_id"] == case and exported["timeline"]["case"]["case_id"] == case
-    removed = privacy.erase(world.interactions, A, 24 * H, world.cases)
-    assert removed == {"interactions": 1, "visitors": 1, "cases": 1}
-    assert world.cases.timeline(case) is None and world.cases.case(case) is None
-    assert privacy.export(world.interactions, A, 24 * H, 30 * M, world.cases)["cases"] == []
+
+def test_assembler_skips_an_anonymous_case_queued_by_an_earlier_build(store: Store) -> None:
+    interactions, cases, _, _ = portal_world(store)
+    old = {"case_id": str(uuid.uuid4()), "created_ms": CREATED_MS, "ticket": "CAS-1", "visitor": "visitor-0001",
+           "source": "portal"}
+    take(cases, old, lambda _: None)
+    settings = Settings(AzureWebJobsStorage=STORAGE, PORTAL_ISSUERS="portal.example.com")
+    outcome = assembler.handle(case_message(old).encode(), store=interactions, cases=cases, dataverse=None,
+                               requeue=print, settings=settings, now_ms=CREATED_MS + 11 * M)
+    assert outcome == "skipped"
+    assert cases.case(old["case_id"])["reason"] == "no verified contact"
+    assert cases.timeline(old["case_id"]) is None

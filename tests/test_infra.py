@@ -20,7 +20,8 @@ MAIN = (INFRA / "main.bicep").read_text()
 
 # Read only on a developer machine (or an alternative form of the same setting): documented in
 # docs/DEPLOY.md and the README, never deployed.
-LOCAL_ONLY = {"AzureWebJobsStorage", "DATAVERSE_TOKEN", "AzureWebJobsStorage__accountName"}
+LOCAL_ONLY = {"AzureWebJobsStorage", "DATAVERSE_TOKEN", "AzureWebJobsStorage__accountName",
+              "WEBSITE_AUTH_ENABLED"}  # (the platform sets WEBSITE_AUTH_ENABLED itself)
 
 BUILT_IN_ROLES = {  # as documented in "Azure built-in roles"
     "storageBlobDataOwner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
@@ -87,7 +88,7 @@ def test_infra_declares_every_queue_and_table_the_code_uses() -> None:
     tables = set(re.search(r"var tableNames = \[(.*?)\]", APP).group(1).replace("'", "").replace(" ", "").split(","))
     used_queues = {storage.PORTAL_EVENTS_QUEUE, storage.CASES_QUEUE}
     assert used_queues | {f"{q}-poison" for q in used_queues} == queues
-    used_tables = {keys.LINKS_TABLE, casestore.TIMELINES, casestore.CASES, casestore.TICKETS, casestore.STATE,
+    used_tables = {keys.LINKS_TABLE, casestore.TIMELINES, casestore.CASES, casestore.STATE,
                    insightstore.INSIGHTS}
     assert used_tables == tables
 

@@ -126,3 +126,58 @@ def test_privacy_bad_contact_id_is_400_naming_it(api: str, method: str, path: st
 def test_privacy_unknown_contact_exports_nothing(api: str) -> None:
     assert export(api, str(uuid.uuid4())) | {"contact": None} == {"contact": None, "visitors": [], "interactions": [],
                                                                    "cases": []}
+
+
+def every_row(store: Store) -> list[tuple[str, str]]:
+    """(table, the row as text) for every row of every table in the account."""
+    import json
+
+    return [(table.name, json.dumps({k: str(v) for k, v in row.items()}))
+            for table in store.tables.list_tables()
+            for row in store.tables.get_table_client(table.name).list_entities()]
+
+
+def test_privacy_erasure_leaves_no_row_naming_the_contact_or_its_browsers(store: Store, monkeypatch) -> None:
+    from azure.data.tables import TableServiceClient
+
+    from dci.settings import get_settings
+    from tests.conftest import running_app
+
+    monkeypatch.setenv("CASE_SETTLE_SECONDS", "0")  # portal cases (no Dataverse here) assemble at once
+    get_settings.cache_clear()
+    laptop, phone, others = (str(uuid.uuid4()) for _ in range(3))
+    # What an earlier build wrote for every ticket (the attack run found these left after erasure).
+    legacy = TableServiceClient.from_connection_string(store.connection).create_table_if_not_exists("tickets")
+    legacy.upsert_entity({"PartitionKey": "t_CAS-01234-X1Y2Z3", "RowKey": f"v_{laptop}", "visitor": laptop})
+    try:
+        with running_app() as url:
+            api = f"{url}/api"
+            now = datetime.now(timezone.utc)
+            anonymous = [event("search", at=now - timedelta(minutes=30)), event(at=now - timedelta(minutes=29))]
+            signed_in = [event("search", at=now - timedelta(minutes=5), query="vpn", results=0),
+                         event("case_submitted", at=now - timedelta(minutes=1))]
+            for visitor, events, token in ((laptop, anonymous, None), (laptop, signed_in, TEST_PORTAL.token(A)),
+                                           (phone, [event(at=now - timedelta(minutes=3))], TEST_PORTAL.token(A)),
+                                           (others, [event("search", at=now - timedelta(minutes=2))],
+                                            TEST_PORTAL.token(B))):
+                document = batch(events, visitor=visitor, sent_at=iso(now))
+                if token:
+                    document["token"] = token
+                assert call("POST", f"{api}/collect", body(document))[0] == 202
+            deadline = time.monotonic() + 30
+            while not (cases := export(api, A).get("cases")) or cases[0]["timeline"] is None:
+                assert time.monotonic() < deadline, "the portal case was not assembled in time"
+                time.sleep(0.2)
+            wait_for_export(api, B, 1)
+            names = {A, laptop, phone}
+            assert any(name in text for _, text in every_row(store) for name in names)  # the scan can see them
+
+            status, erased = call("DELETE", f"{api}/contacts/{A}")
+            assert status == 200 and erased["removed"]["cases"] == 1
+
+            left = [(table, text) for table, text in every_row(store) if any(name in text for name in names)]
+            assert left == []
+            assert len(export(api, B)["interactions"]) == 1  # the other contact keeps theirs
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
