@@ -42,6 +42,7 @@ test: setup
 
 bench: setup
 	$(PY) bench/collect_bench.py
+	$(PY) bench/scrub_bench.py
 	$(PY) bench/linker_bench.py
 	$(PY) bench/cases_bench.py
 	$(PY) bench/beacon_bench.py

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from dci.scrub import scrub, scrub_url
 
@@ -11,19 +15,53 @@ CASES = [
     ("JANE+support@Contoso.co.uk vpn", "[email] vpn"),
     ("card 4111 1111 1111 1111 declined", "card [card] declined"),
     ("4111-1111-1111-1111", "[card]"),
+    ("4111.1111.1111.1111", "[card]"),
     ("call me +44 20 7946 0958", "call me [phone]"),
     ("(425) 555-0100 ext", "[phone] ext"),
+    ("555.123.4567", "[phone]"),
+    ("01.23.45.67.89", "[phone]"),
     ("ssn 123-45-6789", "ssn [phone]"),
-    # left alone: article numbers, case numbers, dates, error codes, short numbers
+    ("on 28.11.2026 call 5551234567", "on 28.11.2026 call [phone]"),
+    # found by the attack run: IBANs, a Unicode e-mail domain, a fullwidth @
+    ("DE89 3704 0044 0532 0130 00", "[iban]"),
+    ("refund to DE89370400440532013000 please", "refund to [iban] please"),
+    ("de89 3704 0044 0532 0130 00", "[iban]"),
+    ("x DE89-3704-0044-0532-0130-00.", "x [iban]."),
+    ("GB82 WEST 1234 5698 7654 32", "[iban]"),
+    ("GB82WEST12345698765432", "[iban]"),
+    ("NO9386011117947", "[iban]"),
+    ("two: DE89 3704 0044 0532 0130 00 DE89370400440532013000", "two: [iban] [iban]"),
+    # IBAN-shaped with wrong check digits (the attack run's): not an IBAN, but its 18 digits go
+    ("DE89 3704 0044 0532 0021 00", "DE89 [card]"),
+    ("carol@exämple.com", "[email]"),
+    ("carol＠example.com", "[email]"),
+    ("ｃａｒｏｌ＠ｅｘａｍｐｌｅ．ｃｏｍ", "[email]"),
+    ("carol﹫example.com", "[email]"),
+    ("josé@correo.es hola", "[email] hola"),
+    ("０３０ １２３４５６７", "[phone]"),
+    # near-misses that stay: article, case and order numbers, dates, times, versions, error codes
     ("KA-01023 reset", "KA-01023 reset"),
+    ("KB5034441", "KB5034441"),
     ("CAS-01234-X1Y2Z3", "CAS-01234-X1Y2Z3"),
+    ("ORD-2026-001234 not shipped", "ORD-2026-001234 not shipped"),
+    ("SO12345678", "SO12345678"),
+    ("order 12345678", "order 12345678"),
     ("order 2026-11-28 failed", "order 2026-11-28 failed"),
+    ("2026-11-28 10:15", "2026-11-28 10:15"),
+    ("28.11.2026 10:15", "28.11.2026 10:15"),
+    ("11/28/2026 9:30", "11/28/2026 9:30"),
     ("error 0x80070005", "error 0x80070005"),
+    ("HRESULT -2147024891", "HRESULT -2147024891"),
+    ("version 10.0.19045.3803", "version 10.0.19045.3803"),
+    ("192.168.1.10 unreachable", "192.168.1.10 unreachable"),
     ("windows 11 update 24h2", "windows 11 update 24h2"),
+    ("DE89 3704 0044 0532 0130 001", "DE89 [card]"),  # one digit too many: no IBAN (its digits still go)
+    ("printer @ home", "printer @ home"),
+    ("user@localhost", "user@localhost"),
+    ("@mention", "@mention"),
+    ("ISO 27001", "ISO 27001"),
     ("", ""),
 ]
-
-
 @pytest.mark.parametrize(("text", "expected"), CASES)
 def test_scrub(text: str, expected: str) -> None:
     assert scrub(text) == expected
@@ -34,6 +72,38 @@ def test_scrub(text: str, expected: str) -> None:
     ("https://p.example/search/?q=reset+password", "https://p.example/search/?q=reset+password"),
     ("https://p.example/kb/article/KA-01023/en-us", "https://p.example/kb/article/KA-01023/en-us"),
     ("https://p.example/search/?q=4111111111111111", "https://p.example/search/?q=%5Bcard%5D"),
+    ("https://p.example/search/?q=carol%EF%BC%A0example.com", "https://p.example/search/?q=%5Bemail%5D"),
+    ("https://p.example/search/?q=carol%40ex%C3%A4mple.com", "https://p.example/search/?q=%5Bemail%5D"),
+    ("https://p.example/search/?q=DE89+3704+0044+0532+0130+00", "https://p.example/search/?q=%5Biban%5D"),
+    ("https://p.example/search/?q=KB5034441", "https://p.example/search/?q=KB5034441"),
 ])
 def test_scrub_url(url: str, expected: str) -> None:
     assert scrub_url(url) == expected
+
+
+def test_scrub_keeps_text_with_nothing_to_replace_as_it_was() -> None:
+    text = "ﬁle ｓｈａｒｅ"  # NFKC would change it, but nothing in it is personal
+    assert scrub(text) is text
+
+
+def test_scrub_worst_inputs_are_still_scrubbed_correctly() -> None:
+    # The shapes of the benchmark's worst cases (bench/scrub_bench.py), judged for their output.
+    assert scrub("a" * 2000 + "@") == "a" * 2000 + "@"
+    assert scrub("a@" * 1000) == "a@" * 1000
+    assert scrub("x " + "1 " * 1000) == "x " + "1 " * 1000  # 1000 digits: no number of any kind
+    assert scrub("2026-11-28 " * 200).count("2026-11-28") == 200
+
+
+# The old pattern (before the attack run): ASCII e-mail addresses as most tools match them.
+ASCII_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+pieces = st.sampled_from(["a", "Z", "9", "4111", ".", "-", "+", "@", " ", "ü", "＠", "com", "example", "(", ")",
+                          "DE89", "3704", "\n", "_", "%"])
+
+
+@given(st.lists(pieces, max_size=40).map("".join))
+@example("a@b.co@c.de")
+@example("x.y@z.com.")
+def test_scrub_leaves_no_e_mail_address_and_is_idempotent(text: str) -> None:
+    once = scrub(text)
+    assert not ASCII_EMAIL.search(once), once
+    assert scrub(once) == once
