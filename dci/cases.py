@@ -17,7 +17,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from dci.casestore import CaseStore
-from dci.dataverse import Dataverse, Incident, is_guid
+from dci.dataverse import Dataverse, Incident
+from dci.ids import is_guid
 from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
 

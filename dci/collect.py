@@ -297,7 +297,7 @@ def field_errors(error: ValidationError) -> list[FieldError]:
             message = PATTERN_MESSAGES.get(item["ctx"]["pattern"], message)
         elif kind == "missing":
             message = "required"
-        elif kind == "literal_error" and loc == ["v"]:
+        elif loc == ["v"]:
             message = "unsupported version; this endpoint speaks version 1"
         out.append(FieldError(_path(loc), message.removeprefix("Value error, ")))
     return out

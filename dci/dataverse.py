@@ -9,7 +9,6 @@ returns. Service protection limits: 6,000 requests / 5 min / user, 52 concurrent
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 import uuid
@@ -30,7 +29,6 @@ PAGE_SIZE = 500
 TOKEN_REFRESH_MARGIN = 300  # seconds before expiry a cached token is renewed
 LOOKUP_TYPE = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 NOTE_NAMESPACE = uuid.UUID("6b1f4a1e-8f65-4a4b-9d1e-5b8e0e7f2c10")  # note ids derive from case ids
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 class DataverseError(RuntimeError):
@@ -178,11 +176,6 @@ def _error(what: str, response: requests.Response) -> DataverseError:
     except ValueError:
         error = {}
     return DataverseError(what, response.status_code, str(error.get("code", "")), str(error.get("message", "")))
-
-
-def is_guid(value: str) -> bool:
-    """True for a Dataverse row id."""
-    return bool(_GUID.match(value or ""))
 
 
 _clients: dict[tuple[str, str | None, str | None], Dataverse] = {}

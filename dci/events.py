@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Literal, NotRequired
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, WithJsonSchema
 from typing_extensions import TypedDict
 
 MAX_EVENTS = 50
@@ -56,7 +56,9 @@ PATTERN_MESSAGES = {
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Text = Annotated[str, StringConstraints(max_length=512)]
 Query = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-Token = Annotated[str, StringConstraints(max_length=8192, pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$")]
+# Any string: a token that is not a usable JWT leaves the batch anonymous (collect logs why), it
+# never costs the batch its events.
+Token = Annotated[str, WithJsonSchema({"type": "string", "description": "the portal's ID token (a JWT)"})]
 Url = Annotated[str, StringConstraints(max_length=MAX_URL, pattern=URL_PATTERN)]
 Timestamp = Annotated[
     str,
@@ -159,7 +161,8 @@ class CollectBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    v: Literal[1]
+    # Not Literal[1]: a literal compares with ==, and true == 1.0 == 1 in Python.
+    v: Annotated[int, Strict(), Field(ge=1, le=1), WithJsonSchema({"type": "integer", "const": 1})]
     site: Site
     visitor: Id
     session: Id

@@ -19,13 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dci.ids import is_guid
+
 logger = logging.getLogger(__name__)
 
 LEEWAY_SECONDS = 60
 KEY_REFRESH_SECONDS = 60  # a signature failure refetches the portal key at most this often
 FETCH_TIMEOUT_SECONDS = 3
-CONTACT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
+MAX_TOKEN_CHARS = 8192
+JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
 class TokenRejected(Exception):
@@ -127,6 +130,10 @@ class TokenVerifier:
     def _verify(self, token: str) -> Identity:
         import jwt
 
+        if len(token) > MAX_TOKEN_CHARS:
+            raise TokenRejected(f"longer than {MAX_TOKEN_CHARS} characters")
+        if not JWT_SHAPE.fullmatch(token):
+            raise TokenRejected("not a compact JWT (three unpadded base64url parts)")
         try:
             header = jwt.get_unverified_header(token)
             issuer = str(jwt.decode(token, options={"verify_signature": False}).get("iss", ""))
@@ -150,7 +157,7 @@ class TokenVerifier:
         if int(claims["exp"]) + LEEWAY_SECONDS < self._clock():  # this verifier's clock has the last word
             raise TokenRejected("expired")
         contact = str(claims.get("sub", ""))
-        if not CONTACT_ID.match(contact):
+        if not is_guid(contact):
             raise TokenRejected("sub is not a contact id")
         return Identity(contact=contact.lower(), issuer=issuer.lower(), expires=int(claims["exp"]))
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from dci.cases import case_message, claimed_case, take
 from dci.casestore import CaseStore
 from dci.events import ID_PATTERN
-from dci.identity import CONTACT_ID
+from dci.ids import GUID_FULL_PATTERN
 from dci.insights import event_fact
 from dci.insightstore import InsightStore
 from dci.store import InteractionStore, event_entity
@@ -46,7 +46,7 @@ class _QueuedBatch(BaseModel):
     site: str
     visitor: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
     session: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-    contact: Annotated[str, StringConstraints(pattern=CONTACT_ID.pattern)] | None = None
+    contact: Annotated[str, StringConstraints(pattern=GUID_FULL_PATTERN)] | None = None
     events: Annotated[list[_QueuedEvent], Field(max_length=MAX_EVENTS_PER_MESSAGE)]
 
 

@@ -14,7 +14,7 @@ from dci.activity import items_of, owned
 from dci.attribution import signins
 from dci.casestore import LEGACY_TICKETS, CaseStore
 from dci.events import iso_ms
-from dci.identity import CONTACT_ID
+from dci.ids import is_guid
 from dci.insights import day_of, event_fact
 from dci.insightstore import InsightStore
 from dci.keys import moment
@@ -30,7 +30,7 @@ HOUR_MS, MINUTE_MS = 3_600_000, 60_000
 
 def contact_id(raw: str) -> str:
     """A contact id from a route, or Problem(400) naming it."""
-    if not CONTACT_ID.match(raw or ""):
+    if not is_guid(raw):
         raise Problem(400, "A contact id is a GUID like 6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30.", "invalid-contact-id",
                       [FieldError("contact_id", "must be a GUID")])
     return raw.lower()

@@ -42,7 +42,8 @@ _IBAN_START = re.compile(r"(?<![^\W_])([A-Za-z]{2})\d{2}")
 _DIGIT_RUN = re.compile(r"(?<![\w.,/#-])\+?\(?\d(?:[\s().-]*+\d)*+")
 _DAY, _MONTH = r"(?:0?[1-9]|[12]\d|3[01])", r"(?:0?[1-9]|1[0-2])"
 _YEAR = re.compile(r"(?<!\d)\d{4}(?!\d)")  # every date has one
-_DATE = re.compile(rf"(?<!\d)(?:\d{{4}}-{_MONTH}-{_DAY}|{_DAY}[./-]{_MONTH}[./-]\d{{4}}|{_MONTH}[./-]{_DAY}[./-]\d{{4}})(?!\d)")
+_DATE = re.compile(rf"(?<!\d)(?:\d{{4}}-{_MONTH}-{_DAY}|{_DAY}[./-]{_MONTH}[./-]\d{{4}}|"
+                   rf"{_MONTH}[./-]{_DAY}[./-]\d{{4}})(?!\d)")
 # No number to scrub without four digits in a row, or digits broken by a separator. The URL form
 # (with an @) is the check that lets most URLs through unparsed; it also knows %40, + and %20.
 _QUICK_DIGITS = re.compile(r"\d{4}|\d[\s().-]\d")

@@ -13,8 +13,8 @@ from typing import Any
 
 from dci.activity import attributed
 from dci.casestore import PENDING, CaseStore
-from dci.dataverse import is_guid
 from dci.events import EVENT_TYPES, iso_ms
+from dci.ids import is_guid
 from dci.insights import report as insights_report
 from dci.insightstore import InsightStore
 from dci.keys import moment

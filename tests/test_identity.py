@@ -60,6 +60,7 @@ BAD = {
     "alg none": lambda p: _unsigned(_claims(p)),
     "garbage": lambda p: "not.a.token",
     "sub not a contact id": lambda p: p.token(contact="admin"),
+    "sub a contact id and a newline": lambda p: p.token(contact=str(uuid.uuid4()) + "\n"),
     "no exp": lambda p: p.token(exp=None),
 }
 
@@ -176,3 +177,9 @@ def test_identity_unreachable_portal_rejects_without_raising() -> None:
     v = TokenVerifier(("127.0.0.1:9",), PortalKeys(None))
     with pytest.raises(TokenRejected, match="no usable key"):
         v.verify(Portal("127.0.0.1:9").token())
+
+
+@pytest.mark.parametrize("token", ["", "..", "a.b", "a..", "a.b.c.d", "a=.b.c", "a.b.c=", "a" * 9000 + ".b.c"])
+def test_identity_rejects_what_is_not_a_compact_jwt_before_decoding(portal: Portal, token: str) -> None:
+    with pytest.raises(TokenRejected):
+        verifier(portal).verify(token)

@@ -181,3 +181,16 @@ def test_privacy_erasure_leaves_no_row_naming_the_contact_or_its_browsers(store:
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("method,path", [("GET", f"/contacts/{A}%0A/export"), ("DELETE", f"/contacts/{A}%0A"),
+                                         ("GET", f"/contacts/{A}%0A/timeline"), ("GET", f"/cases/{A}%0A/timeline")])
+def test_privacy_an_id_followed_by_a_newline_is_not_an_id(api: str, method: str, path: str) -> None:
+    # The attack: `$` matches before a final newline, so export answered 200 and erase 200 with
+    # nothing removed, for a route value the host decodes to "{guid}\n".
+    send(api, str(uuid.uuid4()), [5], token=TEST_PORTAL.token(A))
+    wait_for_export(api, A, 1)
+    status, problem = call(method, api + path)
+    assert status == 400, problem
+    assert problem["errors"][0]["field"] in ("contact_id", "case_id")
+    assert len(export(api, A)["interactions"]) == 1  # nothing was erased

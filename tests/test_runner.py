@@ -202,3 +202,11 @@ def store_encoded(text: str) -> str:
     import base64
 
     return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(("raw", "value"), [("abc", "abc"), ("a%0A", "a\n"), ("a%20b", "a b"), ("a%2Fb", "a%2Fb"),
+                                            ("a%2fb%25", "a%2fb%")])
+def test_runner_route_values_are_decoded_as_the_host_decodes_them(raw: str, value: str) -> None:
+    from dci.runner.http import _route_value
+
+    assert _route_value(raw) == value

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
 
@@ -104,7 +104,7 @@ class HttpFrontEnd(ThreadingHTTPServer):
             url=base + target,
             headers=headers,
             params=dict(parse_qsl(query, keep_blank_values=True)),
-            route_params={k: v for k, v in match.groupdict().items() if v is not None},
+            route_params={k: _route_value(v) for k, v in match.groupdict().items() if v is not None},
             body=body,
         )
         started = time.perf_counter()
@@ -123,6 +123,11 @@ class HttpFrontEnd(ThreadingHTTPServer):
         if "content-type" not in {k.lower() for k in out_headers}:
             out_headers["Content-Type"] = f"{response.mimetype}; charset={response.charset}"
         return response.status_code, out_headers, response.get_body() or b""
+
+
+def _route_value(raw: str) -> str:
+    """A route value decoded as the host (ASP.NET Core routing) decodes it: all but `%2F`."""
+    return unquote(re.sub("%2[fF]", lambda m: "%25" + m.group(0)[1:], raw))
 
 
 def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
