@@ -25,6 +25,16 @@ CASES = [
     ("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)", "bot", "bot", True),
     ("python-requests/2.32.3", "bot", "bot", True),
     ("curl/8.5.0", "bot", "bot", True),
+    # The attack run's misses with the hand-made list it replaced (crawlerdetect gets them right):
+    ("WhatsApp/2.23.20.0", "bot", "bot", True),
+    ("Mozilla/5.0 (compatible; Google-InspectionTool/1.0)", "bot", "bot", True),
+    ("Mediapartners-Google", "bot", "bot", True),
+    ("FeedFetcher-Google; (+http://www.google.com/feedfetcher.html)", "bot", "bot", True),
+    ("Iframely/1.3.1 (+https://iframely.com/docs/about) Atlas", "bot", "bot", True),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/91.0.4472.164 "
+     "Safari/537.36 Teams/1.6.00.1381 Electron/13.6.9", "Chrome", "desktop", False),  # Teams desktop: a person
+    ("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", "bot", "bot", True),
+    ("Mozilla/5.0 (compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)", "bot", "bot", True),
     ("", "bot", "bot", True),
     (None, "bot", "bot", True),
 ]
