@@ -115,6 +115,15 @@ class Store:
         """Every message on `queue`, base64-decoded as the host decodes it, removed from the queue."""
         return [base64.b64decode(text, validate=True).decode("utf-8") for text in self.raw_messages(queue)]
 
+    def wait_drained(self, queue: str, timeout: float = 15.0) -> None:
+        """Wait until `queue` holds no message at all, invisible (leased, retrying) ones included: a
+        queue function then has finished with everything put on it, outputs sent."""
+        client = self.queues.get_queue_client(queue)
+        deadline = time.monotonic() + timeout
+        while client.get_queue_properties().approximate_message_count:
+            assert time.monotonic() < deadline, f"{queue} still holds messages"
+            time.sleep(0.1)
+
     def wait_for(self, queue: str, count: int, timeout: float = 15.0, decode: bool = True) -> list[str]:
         """Collect messages from `queue` until `count` arrived or `timeout` passed."""
         deadline = time.monotonic() + timeout

@@ -330,3 +330,49 @@ test('storage that refuses everything breaks nothing on the page', async () => {
   await page.advance(2000);
   assert.deepEqual(browser.requests, []);
 });
+
+test('a search left before its results render goes out with the page, count unknown', async () => {
+  for (const how of ['hide', 'leave']) {
+    const browser = new Browser();
+    const page = searchPage(browser, { '.search-results': { children: [] } });
+    await page.advance(1500); // the page view is sent; the results have not rendered
+    await page[how]();
+    const searches = browser.batches().flatMap((b) => b.events).filter((e) => e.type === 'search');
+    assert.deepEqual(searches.map((e) => [e.query, 'results' in e]), [['reset password', false]], how);
+    await page.advance(6000); // the 5-second fallback does not send it again
+    assert.equal(browser.outbox().filter((x) => x.e.type === 'search').length, 0);
+    assert.equal(browser.batches().flatMap((b) => b.events).filter((e) => e.type === 'search').length, 1);
+  }
+});
+
+test('a search counted before the page is left is not sent twice', async () => {
+  const browser = new Browser();
+  const page = searchPage(browser, { '.search-results': { children: [{}], querySelectorAll: () => [1, 2] } });
+  await page.hide();
+  await page.leave();
+  const searches = browser.batches().flatMap((b) => b.events).filter((e) => e.type === 'search');
+  assert.deepEqual(searches.map((e) => e.results), [2]);
+});
+
+test('the count is the total the page shows, not the links on this page of results', () => {
+  const results = { children: [{}], querySelectorAll: () => new Array(10) };
+  const cases = [
+    ['Results 1 – 10 of 57', 57], ['1,234 results', 1234], ['Ergebnisse 1 - 10 von 1.234', 1234],
+    ['1 – 10 sur 1 234 résultats', 1234], ['no number here', 10], [null, 10]
+  ];
+  for (const [text, expected] of cases) {
+    const browser = new Browser();
+    const dom = { '.search-results': results };
+    if (text !== null) dom['[data-search-total]'] = { textContent: text };
+    searchPage(browser, dom);
+    assert.equal(browser.outbox().find((x) => x.e.type === 'search').e.results, expected, String(text));
+  }
+  const browser = new Browser(); // a configured selector
+  const page = browser.open(`${PORTAL}/search/?q=vpn`, {
+    dom: { '.search-results': results, '#hits': { textContent: 'Showing 10 of 42' } },
+    dataset: { endpoint: 'https://func.example.net/api/collect', total: '#hits' }
+  });
+  page.window.MutationObserver = class { observe () {} disconnect () {} };
+  page.run(SEARCH);
+  assert.equal(browser.outbox().find((x) => x.e.type === 'search').e.results, 42);
+});

@@ -60,7 +60,11 @@ export class Page {
       location,
       PortalInsightsConfig: config,
       setTimeout: (fn, ms = 0) => { page.timers.push({ at: clock.t + ms, fn }); return page.timers.length; },
-      addEventListener: (type, fn) => { (page.listeners[type] ||= []).push(fn); },
+      // Capture listeners run before the others (window is the first stop of a document's event).
+      addEventListener: (type, fn, options) => {
+        const capture = options === true || options?.capture;
+        (page.listeners[type] ||= [])[capture ? 'unshift' : 'push'](fn);
+      },
       fetch: async (target, options = {}) => {
         const request = { url: String(target), options };
         browser.requests.push(request);
@@ -112,6 +116,12 @@ export class Page {
   async hide () {
     this.window.document.hidden = true;
     this.emit('visibilitychange');
+    await settle();
+  }
+
+  async leave () {
+    this.window.document.hidden = true;
+    this.emit('pagehide');
     await settle();
   }
 

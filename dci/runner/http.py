@@ -68,6 +68,7 @@ class HttpFrontEnd(ThreadingHTTPServer):
     """A threading HTTP server that hands requests to the app's HTTP functions."""
 
     daemon_threads = True
+    read_timeout = 30.0  # seconds a client may stall mid-request before it gets a 400 and is closed
 
     def __init__(self, address: tuple[str, int], routes: list[Route], invoker: Invoker,
                  fallback: Callable[[str, str, dict[str, str]], tuple[int, dict[str, str], bytes] | None] | None = None
@@ -137,17 +138,29 @@ def _problem(status: int, detail: str, headers: dict[str, str] | None = None) ->
     return status, {"Content-Type": "application/problem+json", **(headers or {})}, json.dumps(body).encode()
 
 
+class BadRequest(Exception):
+    """A request whose body cannot be read as it says; answered, then the connection is closed."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: HttpFrontEnd
     protocol_version = "HTTP/1.1"
 
+    def setup(self) -> None:
+        self.timeout = self.server.read_timeout  # StreamRequestHandler applies it to the socket
+        super().setup()
+
     def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_REQUEST_BYTES:
-            status, headers, body = _problem(413, "Request body too large.")
-            self.close_connection = True
+        try:
+            raw = self._body()
+        except BadRequest as error:
+            self.close_connection = True  # what is left of the body cannot be told from a next request
+            status, headers, body = _problem(error.status, str(error))
         else:
-            raw = self.rfile.read(length) if length else b""
             host = self.headers.get("Host") or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
             status, headers, body = self.server.dispatch(
                 self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, raw, f"http://{host}"
@@ -163,6 +176,47 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):  # the client went away (a closed tab)
                 self.close_connection = True
+
+    def _body(self) -> bytes:
+        """The request body, by Content-Length or chunked; BadRequest when it cannot be read."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._chunked()
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not declared.isdigit() or not declared.isascii():
+            raise BadRequest(400, "Content-Length must be a whole number of bytes.")
+        length = int(declared)
+        if length > MAX_REQUEST_BYTES:
+            raise BadRequest(413, "Request body too large.")
+        return self._read(length)
+
+    def _read(self, length: int) -> bytes:
+        try:
+            raw = self.rfile.read(length) if length else b""
+        except TimeoutError:
+            raw = b""
+        if len(raw) < length:
+            raise BadRequest(400, "The body is shorter than its Content-Length.")
+        return raw
+
+    def _chunked(self) -> bytes:
+        body = b""
+        while True:
+            try:
+                line = self.rfile.readline(1024)
+            except TimeoutError:
+                line = b""
+            size = line.split(b";", 1)[0].strip()
+            if not size or any(c not in b"0123456789abcdefABCDEF" for c in size):
+                raise BadRequest(400, "Bad chunked encoding.")
+            length = int(size, 16)
+            if len(body) + length > MAX_REQUEST_BYTES:
+                raise BadRequest(413, "Request body too large.")
+            if length == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):  # trailers
+                    pass
+                return body
+            body += self._read(length)
+            self._read(2)  # the CRLF after each chunk
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
 

@@ -21,6 +21,7 @@ ARTICLES = {
     "KA-01024": ("Set up the VPN client", "en-US", "prefix"),
     "KA-01025": ("Export your invoices", "", "none"),
 }
+PAGE_SIZE = 2  # results per page: the total line ("Results 1 – 2 of 3") says how many there are
 DEMO_CONTACT = "6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30"
 Response = tuple[int, dict[str, str], bytes]
 
@@ -108,8 +109,9 @@ class DemoPortal:
     def _search(self, host: str, contact: str | None, q: str) -> Response:
         words = [w for w in re.split(r"\W+", q.lower()) if w]
         found = [(n, t) for n, (t, _, _) in ARTICLES.items() if words and any(w in t.lower() for w in words)]
-        items = [f'<a href="{article_path(n)}">{html.escape(t)}</a>' for n, t in found]
-        render = json.dumps("".join(f"<li>{i}</li>" for i in items) or '<p class="none">No results.</p>')
+        items = [f'<a href="{article_path(n)}">{html.escape(t)}</a>' for n, t in found[:PAGE_SIZE]]
+        total = f'<p data-search-total>Results 1 – {len(items)} of {len(found)}</p>' if found else ""
+        render = json.dumps(total + "".join(f"<li>{i}</li>" for i in items) or '<p class="none">No results.</p>')
         body = (f'<form action="/search/"><input name="q" value="{html.escape(q)}"><button>Search</button></form>'
                 '<ul class="search-results"></ul>'
                 # Power Pages renders results client-side after load; so does the demo, a little late.

@@ -42,6 +42,11 @@ def item(req: func.HttpRequest) -> func.HttpResponse:
                              mimetype="application/json")
 
 
+@app.route(route="echo", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def echo_body(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(req.get_body(), mimetype="application/octet-stream")
+
+
 @app.route(route="boom", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def boom(req: func.HttpRequest) -> func.HttpResponse:
     raise ValueError("an unexpected failure")
