@@ -21,7 +21,7 @@ MAIN = (INFRA / "main.bicep").read_text()
 # Read only on a developer machine (or an alternative form of the same setting): documented in
 # docs/DEPLOY.md and the README, never deployed.
 LOCAL_ONLY = {"AzureWebJobsStorage", "DATAVERSE_TOKEN", "AzureWebJobsStorage__accountName",
-              "WEBSITE_AUTH_ENABLED"}  # (the platform sets WEBSITE_AUTH_ENABLED itself)
+              "WEBSITE_AUTH_ENABLED"}  # (App Service sets WEBSITE_* itself)
 
 BUILT_IN_ROLES = {  # as documented in "Azure built-in roles"
     "storageBlobDataOwner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
