@@ -86,8 +86,8 @@ def link(store: InteractionStore, body: bytes, follow_up: CaseFollowUp | None = 
         # is harmless, events that the contact's export and erasure cannot find are not.
         store.link(contact, message["visitor"], message["site"], message["received_at"])
     written = store.write_events(message)
-    logger.info("linked %d events of visitor %s%s", written, message["visitor"], " (signed in)" if contact else "",
-                extra={"visitor": message["visitor"], "events": written, "signed_in": bool(contact)})
+    logger.info("linked %d events%s", written, " (signed in)" if contact else "",  # no visitor id: it is personal
+                extra={"events": written, "signed_in": bool(contact)})
     if insights is not None:
         insights.add_events(event_facts(message))
     if follow_up is not None:

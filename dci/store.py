@@ -150,12 +150,14 @@ class InteractionStore:
     def write_events(self, message: dict[str, Any]) -> int:
         """Upsert every event of a message, grouped by table and partition, ≤ 100 per transaction.
 
+        Merged, not replaced: a re-sent event that arrives without its token (expired, or the
+        portal's token endpoint unreachable) must not strip the contact its verified copy carries.
         Returns the number of rows written.
         """
         by_table: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         for event in message["events"]:
             by_table[interactions_table(client_ms(message, event))].append(
-                ("upsert", event_entity(message, event), {"mode": UpdateMode.REPLACE}))
+                ("upsert", event_entity(message, event), {"mode": UpdateMode.MERGE}))
         return self._submit(by_table)
 
     def link(self, contact: str, visitor: str, site: str, seen_at: str) -> None:

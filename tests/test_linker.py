@@ -85,6 +85,14 @@ def test_linker_duplicate_delivery_writes_the_same_rows(tables: InteractionStore
     assert len(tables.visitors_of(CONTACT)) == 1
 
 
+def test_linker_a_resend_without_its_token_keeps_the_verified_contact(tables: InteractionStore, store: Store) -> None:
+    verified = queued(2, contact=CONTACT)
+    anonymous = {key: value for key, value in verified.items() if key != "contact"}  # the token had expired
+    link(tables, body(verified))
+    link(tables, body(anonymous))
+    assert [r.get("contact") for r in rows(store, verified["visitor"])] == [CONTACT, CONTACT]
+
+
 def test_linker_same_event_in_two_batches_is_one_row(tables: InteractionStore, store: Store) -> None:
     one = queued(2)
     two = queued(one["events"][1:] + queued(1)["events"], visitor=one["visitor"])

@@ -194,3 +194,35 @@ def test_privacy_an_id_followed_by_a_newline_is_not_an_id(api: str, method: str,
     assert status == 400, problem
     assert problem["errors"][0]["field"] in ("contact_id", "case_id")
     assert len(export(api, A)["interactions"]) == 1  # nothing was erased
+
+
+def test_privacy_no_visitor_contact_search_or_token_in_a_log_line(store: Store, caplog) -> None:
+    """Collect, link, export and erase a signed-in batch: the app's own log lines name none of it."""
+    import json as _json
+
+    from dci import collect
+    from dci.linker import link
+    from dci.privacy import erase, export
+    from dci.ratelimit import RateLimiter
+    from dci.settings import load_settings
+    from dci.store import InteractionStore
+
+    caplog.set_level("DEBUG", logger="dci")
+    visitor, token = str(uuid.uuid4()), TEST_PORTAL.token(A)
+    document = batch([event("search", query="my very private search", results=0)], visitor=visitor,
+                     sent_at=iso(datetime.now(timezone.utc)))
+    for with_token in (token, "not-a-token"):
+        outcome = collect.handle("POST", {"content-type": "text/plain", "origin": "https://portal.example.com",
+                                          "user-agent": "Mozilla/5.0 Chrome/131"},
+                                 body({**document, "token": with_token}), load_settings(),
+                                 limiter=RateLimiter(limit=100, window=60))
+        assert outcome.reply.status == 202 and outcome.message
+        link(InteractionStore(store.tables), outcome.message.encode())
+    interactions = InteractionStore(store.tables)
+    assert len(export(interactions, A, 86_400_000, 1_800_000)["interactions"]) == 1
+    erase(interactions, A, 86_400_000)
+    logged = "\n".join(r.getMessage() + " " + _json.dumps(getattr(r, "__dict__", {}), default=str)
+                       for r in caplog.records if not r.name.startswith("dci.runner"))
+    assert caplog.records  # the flow did log
+    for secret in (A, visitor, "my very private search", token, "not-a-token"):
+        assert secret not in logged, secret
