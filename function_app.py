@@ -9,10 +9,10 @@ from datetime import datetime, timezone
 
 import azure.functions as func
 
-from dci import collect as collect_events
 from dci import openapi, web
+from dci.ingest import collect as collect_events
 from dci.settings import case_schedule, get_settings, insights_schedule, reports_auth, settings_or_none
-from dci.storage import CASES_QUEUE, CONNECTION_SETTING, PORTAL_EVENTS_QUEUE
+from dci.storage.clients import CASES_QUEUE, CONNECTION_SETTING, PORTAL_EVENTS_QUEUE
 
 settings_or_none()  # at start-up, a bad or missing setting is logged by name (and health says so)
 
@@ -39,7 +39,7 @@ def collect(req: func.HttpRequest, batches: func.Out[str]) -> func.HttpResponse:
 @app.route(route="beacon.js", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def beacon_script(req: func.HttpRequest) -> func.HttpResponse:
     """The portal beacon, minified; long-cached, with an ETag."""
-    from dci import beacon
+    from dci.ingest import beacon
 
     return web.respond(beacon.reply("beacon.js", req.headers.get("if-none-match")))
 
@@ -47,7 +47,7 @@ def beacon_script(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="beacon-search.js", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def beacon_search_script(req: func.HttpRequest) -> func.HttpResponse:
     """The beacon's search-page part (result counts, clicks), loaded by the beacon on that page only."""
-    from dci import beacon
+    from dci.ingest import beacon
 
     return web.respond(beacon.reply("beacon-search.js", req.headers.get("if-none-match")))
 

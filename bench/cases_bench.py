@@ -27,11 +27,11 @@ from results import Counter, save  # noqa: E402  (bench/ is the script's own fol
 
 from dci.assembler import case_events  # noqa: E402
 from dci.cases import poll  # noqa: E402
-from dci.casestore import CaseStore  # noqa: E402
 from dci.dataverse import Dataverse, TokenSource, session  # noqa: E402
 from dci.linker import link  # noqa: E402
 from dci.settings import Settings  # noqa: E402
-from dci.store import InteractionStore  # noqa: E402
+from dci.storage.cases import CaseStore  # noqa: E402
+from dci.storage.interactions import InteractionStore  # noqa: E402
 from dci.timeline import assemble  # noqa: E402
 from tests import azurite  # noqa: E402
 from tests.dataverse_server import FakeDataverse  # noqa: E402

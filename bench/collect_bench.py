@@ -91,7 +91,7 @@ def import_profile() -> dict[str, object]:
 
 def token_costs() -> dict[str, float]:
     """µs to verify a portal ID token the first time, and again (remembered until it expires)."""
-    from dci.identity import PortalKeys, TokenVerifier
+    from dci.ingest.identity import PortalKeys, TokenVerifier
     from tests.tokens import Portal
 
     portal = Portal("portal.example.com")

@@ -27,7 +27,7 @@ from azure.data.tables import TableServiceClient  # noqa: E402
 from results import Counter, save  # noqa: E402  (bench/ is the script's own folder)
 
 from dci.insights import report  # noqa: E402
-from dci.insightstore import InsightStore  # noqa: E402
+from dci.storage.insights import InsightStore  # noqa: E402
 from tests import azurite  # noqa: E402
 
 DAYS = 365

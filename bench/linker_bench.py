@@ -21,9 +21,9 @@ sys.path.insert(0, str(ROOT))
 from azure.data.tables import TableServiceClient, UpdateMode  # noqa: E402
 from results import Counter, save  # noqa: E402  (bench/ is the script's own folder)
 
-from dci.insightstore import InsightStore  # noqa: E402
 from dci.linker import link  # noqa: E402
-from dci.store import InteractionStore, event_entity  # noqa: E402
+from dci.storage.insights import InsightStore  # noqa: E402
+from dci.storage.interactions import InteractionStore, event_entity  # noqa: E402
 from tests import azurite  # noqa: E402
 
 SIZES = {1: 300, 10: 150, 50: 60}  # events per message: messages per run

@@ -79,8 +79,8 @@ def collect_batch(query_value: str) -> bytes:
 
 
 def collect_cost(raw: bytes) -> float:
-    from dci import collect
-    from dci.ratelimit import RateLimiter
+    from dci.ingest import collect
+    from dci.ingest.ratelimit import RateLimiter
     from dci.settings import get_settings
 
     settings = get_settings()
@@ -95,7 +95,7 @@ def collect_cost(raw: bytes) -> float:
 
 
 def main() -> None:
-    from dci.scrub import scrub, scrub_url
+    from dci.ingest.scrub import scrub, scrub_url
 
     normal = per_call(scrub, NORMAL)
     with_data = per_call(scrub, WITH_DATA)

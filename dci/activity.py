@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dci.attribution import Owner, attribute
-from dci.store import InteractionStore
+from dci.storage.interactions import InteractionStore
 
 
 def owned(store: InteractionStore, contact: str, window_ms: int) -> list[tuple[str, list[dict[str, Any]], list[Owner]]]:
@@ -31,8 +31,7 @@ def attributed(store: InteractionStore, contact: str, window_ms: int) -> list[di
 def items_of(browsers: Iterable[tuple[str, list[dict[str, Any]], list[Owner]]], contact: str) -> list[dict[str, Any]]:
     """The contact's interactions from `owned`'s answer, oldest first: the stored fields, `ms` (the
     event time), `ts` (the same as ISO-8601), the `visitor` and how it was attributed."""
-    from dci.events import iso_ms
-    from dci.keys import moment
+    from dci.clock import iso_ms, moment
 
     items = []
     for visitor, rows, owners in browsers:

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from dci.activity import owned
-from dci.casestore import CaseStore
 from dci.dataverse import Dataverse
 from dci.insights import case_fact
-from dci.insightstore import InsightStore
 from dci.settings import Settings
-from dci.store import InteractionStore
+from dci.storage.cases import CaseStore
+from dci.storage.insights import InsightStore
+from dci.storage.interactions import InteractionStore
 from dci.timeline import assemble, note_text
 
 logger = logging.getLogger(__name__)

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from dci.casestore import CaseStore
 from dci.dataverse import Dataverse, Incident
 from dci.ids import is_guid
 from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
+from dci.storage.cases import CaseStore
 
 logger = logging.getLogger(__name__)
 

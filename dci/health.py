@@ -10,7 +10,7 @@ from dci.access import closed_reason
 from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import SettingsError, get_settings
-from dci.storage import StorageTarget
+from dci.storage.clients import StorageTarget
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from dci.keys import moment
+from dci.clock import moment
 
 MAX_TERM = 100  # characters of a search term kept for grouping
 MAX_KEYS_PER_DAY = 250  # distinct terms or articles a day's rollup keeps, the most frequent (64 KiB columns)

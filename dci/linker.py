@@ -16,12 +16,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from dci.cases import case_message, claimed_case, take
-from dci.casestore import CaseStore
-from dci.events import ID_PATTERN
 from dci.ids import GUID_FULL_PATTERN
+from dci.ingest.events import ID_PATTERN
 from dci.insights import event_fact
-from dci.insightstore import InsightStore
-from dci.store import InteractionStore, event_entity
+from dci.storage.cases import CaseStore
+from dci.storage.insights import InsightStore
+from dci.storage.interactions import InteractionStore, event_entity
 
 logger = logging.getLogger(__name__)
 

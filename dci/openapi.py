@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 from dci import __version__
-from dci.events import CollectBatch
+from dci.ingest.events import CollectBatch
 
 REF = "#/components/schemas/{model}"
 

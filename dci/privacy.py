@@ -12,16 +12,15 @@ from typing import Any
 
 from dci.activity import items_of, owned
 from dci.attribution import signins
-from dci.casestore import LEGACY_TICKETS, CaseStore
-from dci.events import iso_ms
+from dci.clock import iso_ms, moment
 from dci.ids import is_guid
 from dci.insights import day_of, event_fact
-from dci.insightstore import InsightStore
-from dci.keys import moment
 from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import Settings
-from dci.store import InteractionStore
+from dci.storage.cases import LEGACY_TICKETS, CaseStore
+from dci.storage.insights import InsightStore
+from dci.storage.interactions import InteractionStore
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ def export_reply(raw_contact: str, settings: Settings) -> Reply:
 
 def erase_reply(raw_contact: str, settings: Settings) -> Reply:
     """DELETE /api/contacts/{contact_id}."""
-    from dci.storage import insight_store
+    from dci.storage.clients import insight_store
 
     insights = insight_store(settings.storage, settings.insights_follow_days)
     return _for_contact(raw_contact, settings, lambda store, contact, cases: json_reply(
@@ -107,7 +106,7 @@ def erase_reply(raw_contact: str, settings: Settings) -> Reply:
 
 def _for_contact(raw_contact: str, settings: Settings,
                  action: Callable[[InteractionStore, str, CaseStore], Reply]) -> Reply:
-    from dci.storage import case_store, interaction_store
+    from dci.storage.clients import case_store, interaction_store
 
     try:
         contact = contact_id(raw_contact)

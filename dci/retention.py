@@ -6,10 +6,10 @@ import calendar
 import logging
 from datetime import datetime, timedelta, timezone
 
-from dci.casestore import LEGACY_TICKETS
-from dci.insightstore import InsightStore
-from dci.keys import month_of_table
-from dci.store import InteractionStore
+from dci.storage.cases import LEGACY_TICKETS
+from dci.storage.insights import InsightStore
+from dci.storage.interactions import InteractionStore
+from dci.storage.keys import month_of_table
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, HttpUrl, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from dci.storage import StorageTarget
+from dci.storage.clients import StorageTarget
 
 logger = logging.getLogger(__name__)
 

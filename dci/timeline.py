@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dci.events import iso_ms
-from dci.keys import moment
+from dci.clock import iso_ms, moment
 
 MAX_ITEMS = 400  # a timeline row must stay well under Table storage's 64 KiB string limit
 _ITEM_FIELDS = ("type", "url", "title", "query", "results", "position", "target", "engaged_ms", "scroll", "ticket",

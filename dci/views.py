@@ -12,18 +12,18 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from dci.activity import attributed
-from dci.casestore import PENDING, CaseStore
-from dci.events import EVENT_TYPES, iso_ms
+from dci.clock import iso_ms, moment
 from dci.ids import is_guid
+from dci.ingest.events import EVENT_TYPES
 from dci.insights import report as insights_report
-from dci.insightstore import InsightStore
-from dci.keys import moment
+from dci.pages import CSP, case_page, contact_page, insights_page, status_page
 from dci.privacy import contact_id
 from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
-from dci.reports import CSP, case_page, contact_page, insights_page, status_page
 from dci.settings import Settings
-from dci.store import InteractionStore
+from dci.storage.cases import PENDING, CaseStore
+from dci.storage.insights import InsightStore
+from dci.storage.interactions import InteractionStore
 
 HTML = "text/html; charset=utf-8"
 MAX_INSIGHT_DAYS = 400  # a year and then some

@@ -13,11 +13,11 @@ import pytest
 
 from dci import assembler
 from dci.cases import case_message, incident_case, take
-from dci.casestore import CaseStore
 from dci.dataverse import Dataverse, Incident, TokenSource, session
 from dci.linker import CaseFollowUp, link
 from dci.settings import Settings
-from dci.store import InteractionStore
+from dci.storage.cases import CaseStore
+from dci.storage.interactions import InteractionStore
 from tests.conftest import STORAGE, Store
 from tests.dataverse_server import FakeDataverse
 

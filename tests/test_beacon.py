@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from dci.settings import get_settings
-from dci.store import InteractionStore
+from dci.storage.interactions import InteractionStore
 from tests.conftest import BROWSER_UA, ROOT, Store, free_ports, running_app
 from tests.http import call
 

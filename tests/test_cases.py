@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dci.cases import OVERLAP_MS, parse_webhook, poll
-from dci.casestore import CaseStore
 from dci.dataverse import Dataverse, DataverseError, TokenSource, session
 from dci.problems import Problem
+from dci.storage.cases import CaseStore
 from tests.conftest import Store
 from tests.dataverse_server import FakeDataverse
 

@@ -13,8 +13,8 @@ import azure.functions as func
 import pytest
 
 import function_app
-from dci import collect
-from dci.ratelimit import RateLimiter
+from dci.ingest import collect
+from dci.ingest.ratelimit import RateLimiter
 from dci.runner.config import load_host_config
 from dci.runner.index import index
 from dci.runner.invoke import Invoker, QueueSender

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from dci.identity import PortalKeys, TokenRejected, TokenVerifier, key_url
+from dci.ingest.identity import PortalKeys, TokenRejected, TokenVerifier, key_url
 from tests.tokens import Portal
 
 ISSUER = "contoso.powerappsportals.com"

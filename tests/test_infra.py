@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from dci import casestore, insightstore, keys, storage
+from dci import storage
 from dci.settings import Settings
+from dci.storage import cases as case_tables
+from dci.storage import insights as insight_tables
+from dci.storage import keys
 from tests.conftest import ROOT
 
 INFRA = ROOT / "infra"
@@ -88,8 +91,8 @@ def test_infra_declares_every_queue_and_table_the_code_uses() -> None:
     tables = set(re.search(r"var tableNames = \[(.*?)\]", APP).group(1).replace("'", "").replace(" ", "").split(","))
     used_queues = {storage.PORTAL_EVENTS_QUEUE, storage.CASES_QUEUE}
     assert used_queues | {f"{q}-poison" for q in used_queues} == queues
-    used_tables = {keys.LINKS_TABLE, casestore.TIMELINES, casestore.CASES, casestore.STATE,
-                   insightstore.INSIGHTS}
+    used_tables = {keys.LINKS_TABLE, case_tables.TIMELINES, case_tables.CASES, case_tables.STATE,
+                   insight_tables.INSIGHTS}
     assert used_tables == tables
 
 

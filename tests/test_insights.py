@@ -17,14 +17,14 @@ from hypothesis import strategies as st
 import function_app
 from dci import assembler
 from dci.cases import case_message, take
-from dci.casestore import CaseStore
 from dci.insights import case_fact, day_of, report, rollup
-from dci.insightstore import InsightStore
 from dci.linker import link
 from dci.openapi import document
 from dci.privacy import erase
 from dci.settings import Settings
-from dci.store import InteractionStore
+from dci.storage.cases import CaseStore
+from dci.storage.insights import InsightStore
+from dci.storage.interactions import InteractionStore
 from tests.conftest import STORAGE, Store
 
 M, H = 60_000, 3_600_000

@@ -13,9 +13,9 @@ import pytest
 from azure.core.exceptions import AzureError
 from azure.data.tables import TableServiceClient
 
-from dci.keys import interactions_table
 from dci.linker import BadMessage, link
-from dci.store import InteractionStore
+from dci.storage.interactions import InteractionStore
+from dci.storage.keys import interactions_table
 from tests.conftest import TABLE_PORT, Store, connection_string
 from tests.proxy import Proxy
 

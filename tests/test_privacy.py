@@ -74,7 +74,7 @@ def test_privacy_browsing_before_sign_in_is_exported_under_the_contact(api: str)
 
 def stored(store: Store, visitor: str, count: int, timeout: float = 20) -> None:
     """Wait until the linker has stored `count` events of the visitor."""
-    from dci.store import InteractionStore
+    from dci.storage.interactions import InteractionStore
 
     deadline = time.monotonic() + timeout
     while len(InteractionStore(store.tables).visitor_events(visitor)) < count:
@@ -108,7 +108,7 @@ def test_privacy_erase_then_export_is_empty_and_others_keep_theirs(api: str, sto
     assert erased == {"contact": A, "removed": {"interactions": 4, "visitors": 2, "cases": 0}}
     assert export(api, A) == {"contact": A, "visitors": [], "interactions": [], "cases": []}
     assert {i["id"] for i in export(api, B)["interactions"]} == set(b_ids)
-    from dci.store import InteractionStore
+    from dci.storage.interactions import InteractionStore
 
     assert InteractionStore(store.tables).visitor_events(own_browser) == []  # A's own browser: nothing left
 
@@ -200,12 +200,12 @@ def test_privacy_no_visitor_contact_search_or_token_in_a_log_line(store: Store, 
     """Collect, link, export and erase a signed-in batch: the app's own log lines name none of it."""
     import json as _json
 
-    from dci import collect
+    from dci.ingest import collect
+    from dci.ingest.ratelimit import RateLimiter
     from dci.linker import link
     from dci.privacy import erase, export
-    from dci.ratelimit import RateLimiter
     from dci.settings import load_settings
-    from dci.store import InteractionStore
+    from dci.storage.interactions import InteractionStore
 
     caplog.set_level("DEBUG", logger="dci")
     visitor, token = str(uuid.uuid4()), TEST_PORTAL.token(A)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dci.ratelimit import RateLimiter
+from dci.ingest.ratelimit import RateLimiter
 
 
 class Clock:

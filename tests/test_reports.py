@@ -167,7 +167,7 @@ def test_case_report_of_a_settling_case_says_so(server: str, store: Store) -> No
     import uuid
 
     from dci.cases import take
-    from dci.casestore import CaseStore
+    from dci.storage.cases import CaseStore
 
     case_id = str(uuid.uuid4())
     take(CaseStore(store.tables), {"case_id": case_id, "created_ms": at(0, 10), "ticket": "CAS-3", "contact": C1,

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from dci.retention import apply, expired
-from dci.store import InteractionStore
+from dci.storage.interactions import InteractionStore
 from tests.conftest import Store
 
 NOW = datetime(2026, 11, 28, 3, 30, tzinfo=timezone.utc)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from dci.scrub import scrub, scrub_url
+from dci.ingest.scrub import scrub, scrub_url
 
 CASES = [
     ("reset password jane.doe@example.com", "reset password [email]"),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dci.store import InteractionStore
+from dci.storage.interactions import InteractionStore
 from tests.conftest import BROWSER_UA, PORTAL_ORIGIN, ROOT, Store, free_ports
 from tests.factories import batch, body, event
 

@@ -132,7 +132,7 @@ def test_misconfigured_collect_answers_503_and_health_names_the_setting(misconfi
 
 
 def test_settings_identity_based_storage_connection(env, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dci.storage import StorageTarget
+    from dci.storage.clients import StorageTarget
 
     monkeypatch.delenv("AzureWebJobsStorage", raising=False)
     env(AzureWebJobsStorage="")
@@ -159,7 +159,7 @@ def test_settings_without_any_storage_connection_names_the_setting(env, monkeypa
 def test_identity_based_clients_use_the_service_uris_and_a_managed_identity() -> None:
     from azure.identity import ManagedIdentityCredential
 
-    from dci.storage import StorageTarget, queue_client, queue_service, table_service
+    from dci.storage.clients import StorageTarget, queue_client, queue_service, table_service
 
     target = StorageTarget(queue_uri="https://stcontoso.queue.core.windows.net",
                            table_uri="https://stcontoso.table.core.windows.net", client_id="abc")

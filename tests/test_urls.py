@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dci.urls import article_of
+from dci.ingest.urls import article_of
 
 B = "https://contoso.powerappsportals.com"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dci.useragent import classify
+from dci.ingest.useragent import classify
 
 CASES = [
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",

@@ -27,7 +27,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from dci.insights import days, rollup
-from dci.store import AutoTable, plain
+from dci.storage.tables import AutoTable, plain
 
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime, timezone
 from typing import Annotated, Literal, NotRequired
 from urllib.parse import urlsplit
 
@@ -169,8 +168,3 @@ class CollectBatch(BaseModel):
     token: Token | None = None
     sent_at: Timestamp
     events: Annotated[list[Event], Field(min_length=1, max_length=MAX_EVENTS)]
-
-
-def iso_ms(moment: datetime) -> str:
-    """Fixed-width UTC timestamp with milliseconds: sorts as text, as storage keys need."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")[:23] + "Z"

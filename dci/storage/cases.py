@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import EdmType, EntityProperty, UpdateMode
 
-from dci.keys import contact_key, event_row_key
-from dci.store import AutoTable
+from dci.storage.keys import contact_key, event_row_key
+from dci.storage.tables import AutoTable
 
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient

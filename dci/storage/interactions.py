@@ -9,16 +9,14 @@ index has to be kept in step.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import EdmType, EntityProperty, TableTransactionError, UpdateMode
+from azure.data.tables import EdmType, EntityProperty, UpdateMode
 
-from dci.keys import (
+from dci.storage.keys import (
     INTERACTIONS_PREFIX,
     LINKS_TABLE,
     contact_key,
@@ -26,6 +24,7 @@ from dci.keys import (
     interactions_table,
     visitor_key,
 )
+from dci.storage.tables import AutoTable
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableServiceClient
@@ -69,73 +68,6 @@ def event_entity(message: dict[str, Any], event: dict[str, Any]) -> dict[str, An
     entity["article_number"] = article.get("number")
     entity["article_lang"] = article.get("lang")
     return {key: value for key, value in entity.items() if value is not None}
-
-
-def plain(entity: dict[str, Any]) -> dict[str, Any]:
-    """A stored row as plain values (Int64 columns come back wrapped)."""
-    return {key: value.value if isinstance(value, EntityProperty) else value for key, value in entity.items()}
-
-
-def _table_missing(error: Exception) -> bool:
-    return "TableNotFound" in f"{getattr(error, 'error_code', '')} {error}"
-
-
-class AutoTable:
-    """One table: writes create it the first time it is missing; reads of a missing table find nothing."""
-
-    def __init__(self, service: TableServiceClient, name: str) -> None:
-        self._service = service
-        self.name = name
-
-    @property
-    def client(self) -> TableClient:
-        return self._service.get_table_client(self.name)
-
-    def write(self, operation: Callable[[TableClient], T]) -> T:
-        """Run a write; on a missing table, create it and run the write once more."""
-        try:
-            return operation(self.client)
-        except (ResourceNotFoundError, TableTransactionError) as error:
-            if not _table_missing(error):
-                raise
-        with contextlib.suppress(ResourceExistsError):  # created meanwhile by another invocation
-            self._service.create_table(self.name)
-            logger.info("created table %s", self.name)
-        return operation(self.client)
-
-    def submit(self, operations: Iterable[tuple[Any, ...]]) -> int:
-        """Run `("upsert" | "delete", entity, …)` operations as entity-group transactions: grouped by
-        partition, at most 100 each (the SDK splits neither). Returns how many transactions."""
-        by_partition: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-        for operation in operations:
-            by_partition[operation[1]["PartitionKey"]].append(operation)
-        transactions = 0
-        for members in by_partition.values():
-            for start in range(0, len(members), MAX_TRANSACTION):
-                chunk = members[start:start + MAX_TRANSACTION]
-                self.write(lambda client, ops=chunk: client.submit_transaction(ops))
-                transactions += 1
-        return transactions
-
-    def get(self, partition: str, row: str) -> dict[str, Any] | None:
-        """One row as plain values, or None."""
-        try:
-            return plain(self.client.get_entity(partition, row))
-        except ResourceNotFoundError:
-            return None
-
-    def partition(self, partition: str) -> list[dict[str, Any]]:
-        """Every row of a partition, as plain values."""
-        try:
-            rows = self.client.query_entities("PartitionKey eq @pk", parameters={"pk": partition})
-            return [plain(row) for row in rows]
-        except ResourceNotFoundError:
-            return []
-
-    def delete(self, partition: str, row: str) -> None:
-        """Delete a row; a missing row or table is not an error."""
-        with contextlib.suppress(ResourceNotFoundError):
-            self.client.delete_entity(partition, row)
 
 
 class InteractionStore:

@@ -12,9 +12,9 @@ if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
     from azure.storage.queue import QueueServiceClient
 
-    from dci.casestore import CaseStore
-    from dci.insightstore import InsightStore
-    from dci.store import InteractionStore
+    from dci.storage.cases import CaseStore
+    from dci.storage.insights import InsightStore
+    from dci.storage.interactions import InteractionStore
 
 PORTAL_EVENTS_QUEUE = "portal-events"
 CASES_QUEUE = "cases"
@@ -75,7 +75,7 @@ def table_service(target: StorageTarget | str, **options: object) -> TableServic
 @functools.cache
 def interaction_store(target: StorageTarget | str) -> InteractionStore:
     """The process's InteractionStore (one HTTP connection pool per storage account)."""
-    from dci.store import InteractionStore
+    from dci.storage.interactions import InteractionStore
 
     return InteractionStore(table_service(target))
 
@@ -102,7 +102,7 @@ class QueueWriter:
 @functools.cache
 def case_store(target: StorageTarget | str) -> CaseStore:
     """The process's CaseStore."""
-    from dci.casestore import CaseStore
+    from dci.storage.cases import CaseStore
 
     return CaseStore(table_service(target))
 
@@ -110,7 +110,7 @@ def case_store(target: StorageTarget | str) -> CaseStore:
 @functools.cache
 def insight_store(target: StorageTarget | str, follow_days: int) -> InsightStore:
     """The process's InsightStore."""
-    from dci.insightstore import InsightStore
+    from dci.storage.insights import InsightStore
 
     return InsightStore(table_service(target), follow_days)
 

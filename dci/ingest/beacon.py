@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dci.replies import Reply
 
-STATIC = Path(__file__).resolve().parent / "static"
+STATIC = Path(__file__).resolve().parents[1] / "static"
 SCRIPTS = ("beacon.js", "beacon-search.js")
 CACHE = "public, max-age=86400, stale-while-revalidate=604800"
 

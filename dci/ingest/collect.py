@@ -20,16 +20,17 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 from pydantic_core import to_json
 
-from dci import cors
-from dci.events import EVENT_TYPES, MAX_EVENTS, PATTERN_MESSAGES, CollectBatch, host_of, iso_ms, portal_url_pattern
-from dci.identity import TokenRejected, verifier_for
+from dci.clock import iso_ms
+from dci.ingest import cors
+from dci.ingest.events import EVENT_TYPES, MAX_EVENTS, PATTERN_MESSAGES, CollectBatch, host_of, portal_url_pattern
+from dci.ingest.identity import TokenRejected, verifier_for
+from dci.ingest.ratelimit import RateLimiter
+from dci.ingest.scrub import scrub, scrub_url
+from dci.ingest.urls import article_of
+from dci.ingest.useragent import classify
 from dci.problems import FieldError, Problem
-from dci.ratelimit import RateLimiter
 from dci.replies import JSON, Reply, problem_reply
-from dci.scrub import scrub, scrub_url
 from dci.settings import Settings
-from dci.urls import article_of
-from dci.useragent import classify
 
 logger = logging.getLogger(__name__)
 

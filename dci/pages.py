@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dci.keys import moment
+from dci.clock import moment
 from dci.timeline import describe, duration
 
 WIDTH, PAD, GAP_SLOT = 1000, 16, 56

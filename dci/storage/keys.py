@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from dci.clock import iso_ms, moment
 
-from dci.events import iso_ms
-
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 INTERACTIONS_PREFIX = "interactions"  # one table per month: interactions202611
 LINKS_TABLE = "links"  # PK c_{contact}, RK v_{visitor}
-
-
-def moment(ms: int) -> datetime:
-    """Epoch milliseconds as an aware UTC datetime (exact: no float rounding)."""
-    return EPOCH + timedelta(milliseconds=ms)
 
 
 def interactions_table(ms: int) -> str:

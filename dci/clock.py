@@ -1,0 +1,46 @@
+"""Time as the app carries it: epoch milliseconds (UTC). The one place that converts them to and
+from datetimes, ISO-8601 text and UTC days."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MS = timedelta(milliseconds=1)
+HOUR_MS, MINUTE_MS, DAY_MS = 3_600_000, 60_000, 86_400_000
+
+
+def moment(ms: int) -> datetime:
+    """Epoch milliseconds as an aware UTC datetime (exact: no float rounding)."""
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def ms_of(when: datetime) -> int:
+    """An aware datetime as epoch milliseconds (exact)."""
+    return (when - EPOCH) // MS
+
+
+def iso_ms(when: datetime) -> str:
+    """Fixed-width UTC timestamp with milliseconds: sorts as text, as storage keys need."""
+    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds")[:23] + "Z"
+
+
+def iso_of(ms: int) -> str:
+    """Epoch milliseconds as `iso_ms` text."""
+    return iso_ms(moment(ms))
+
+
+def epoch_ms(text: str, naive_is_utc: bool = False) -> int:
+    """ISO-8601 text (`Z` or an offset) as epoch milliseconds; ValueError when it is none, or has no
+    zone (unless `naive_is_utc`, for sources documented to send UTC without saying so)."""
+    when = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    if when.tzinfo is None:
+        if not naive_is_utc:
+            raise ValueError(f"{text!r} has no time zone")
+        when = when.replace(tzinfo=timezone.utc)
+    return ms_of(when)
+
+
+def day_of(ms: int) -> str:
+    """The UTC day (`2026-11-28`) an instant falls on."""
+    return moment(ms).date().isoformat()
