@@ -31,14 +31,14 @@ def attributed(store: InteractionStore, contact: str, window_ms: int) -> list[di
 def items_of(browsers: Iterable[tuple[str, list[dict[str, Any]], list[Owner]]], contact: str) -> list[dict[str, Any]]:
     """The contact's interactions from `owned`'s answer, oldest first: the stored fields, `ms` (the
     event time), `ts` (the same as ISO-8601), the `visitor` and how it was attributed."""
-    from dci.clock import iso_ms, moment
+    from dci.clock import iso_of
 
     items = []
     for visitor, rows, owners in browsers:
         for row, owner in zip(rows, owners, strict=True):
             if owner.contact == contact:
                 item = {key: value for key, value in row.items() if key not in INTERNAL}
-                item.update(ms=row["ts"], ts=iso_ms(moment(row["ts"])), visitor=visitor, attribution=owner.how)
+                item.update(ms=row["ts"], ts=iso_of(row["ts"]), visitor=visitor, attribution=owner.how)
                 items.append(item)
     items.sort(key=lambda item: (item["ms"], item["id"]))
     return items

@@ -13,14 +13,16 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, Required, TypedDict
 
-from dci.dataverse import Dataverse, Incident
+from dci.clock import epoch_ms, iso_of
 from dci.ids import is_guid
 from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.storage.cases import CaseStore
+
+if TYPE_CHECKING:  # (not at run time: requests stays off the linker's imports)
+    from dci.dataverse import Dataverse, Incident
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +42,30 @@ class PollResult:
     watermark_ms: int | None = None
 
 
-def case_message(case: dict[str, Any]) -> str:
+class Case(TypedDict, total=False):
+    """A support case as the poller, the webhook, portal events, the late-event follow-up and the
+    assembler pass it (and as the `cases` queue message carries it, with `v`)."""
+
+    case_id: Required[str]
+    created_ms: Required[int]
+    ticket: str
+    title: str
+    contact: str | None  # the customer contact; None only for a case skipped for having none
+    source: str  # poll, webhook, portal
+
+
+def case_message(case: Case) -> str:
     """The `cases` queue message for a case."""
     return json.dumps({"v": 1, **{k: v for k, v in case.items() if v is not None}})
 
 
-def incident_case(incident: Incident, source: str) -> dict[str, Any]:
+def incident_case(incident: Incident, source: str) -> Case:
     """The stored shape of a Dataverse case."""
     return {"case_id": incident.case_id, "created_ms": incident.created_ms, "ticket": incident.ticket,
             "title": incident.title, "contact": incident.contact, "source": source}
 
 
-def take(cases: CaseStore, case: dict[str, Any], enqueue: Callable[[str], None], skipped: str = "") -> str:
+def take(cases: CaseStore, case: Case, enqueue: Callable[[str], None], skipped: str = "") -> str:
     """Store a case and queue it once; returns "queued", "skipped" or "known"."""
     if not cases.remember(case):
         return "known"
@@ -84,12 +98,12 @@ def poll(dataverse: Dataverse, cases: CaseStore, enqueue: Callable[[str], None],
                 cases.set_watermark(newest)  # this page is stored: never re-skip it
     result.watermark_ms = watermark
     logger.info("case poll: %d pages, %d cases seen, %d queued, %d skipped; watermark %s", result.pages,
-                result.seen, result.queued, result.skipped, _iso(watermark),
+                result.seen, result.queued, result.skipped, iso_of(watermark) if watermark is not None else "none",
                 extra={"pages": result.pages, "queued": result.queued, "watermark_ms": watermark})
     return result
 
 
-def claimed_case(message: dict[str, Any], event: dict[str, Any], portal_cases: bool) -> dict[str, Any] | None:
+def claimed_case(message: dict[str, Any], event: dict[str, Any], portal_cases: bool) -> Case | None:
     """The case a `case_submitted` event may create, or None. The one rule of who owns a case:
 
     1. a ticket number from an anonymous batch never creates, binds or adds events to a case
@@ -109,12 +123,48 @@ def claimed_case(message: dict[str, Any], event: dict[str, Any], portal_cases: b
             "source": "portal"}
 
 
+@dataclass(frozen=True)
+class CaseFollowUp:
+    """What a linked batch means for cases: portal cases of a signed-in batch, and re-assembly of
+    the contact's cases whose window late events fall in. An anonymous batch changes no case."""
+
+    cases: CaseStore
+    enqueue: Callable[[str], None]
+    portal_cases: bool  # no Dataverse: a `case_submitted` event of a signed-in batch is the case
+    settle_ms: int
+    lookback_ms: int
+
+    def after_batch(self, message: dict[str, Any]) -> None:
+        """Act on one stored `portal-events` message."""
+        contact = message.get("contact")
+        if not contact:
+            return
+        for event in message["events"]:
+            case = claimed_case(message, event, self.portal_cases)
+            if case is not None:
+                take(self.cases, case, self.enqueue)
+        received_ms = epoch_ms(message["received_at"])
+        late = [e["ts"] for e in message["events"] if received_ms - e["ts"] > self.settle_ms]
+        if late:
+            self._reassemble(contact, min(late), max(late))
+
+    def _reassemble(self, contact: str, first: int, last: int) -> None:
+        for row in self.cases.cases_of(contact):  # cases whose window these late events fall in
+            if not first <= row["created_ms"] <= last + self.lookback_ms:
+                continue
+            case = self.cases.stored_case(row["case_id"])
+            if case is not None and case["status"] == "assembled":
+                self.enqueue(case_message(case["case"]))
+                logger.info("late events for case %s: re-assembly queued", case["case"].get("ticket") or row["case_id"],
+                            extra={"case_id": row["case_id"]})
+
+
 # --- the Dataverse webhook (RemoteExecutionContext) -------------------------------------------------
 
 _WCF_DATE = re.compile(r"^/Date\((-?\d+)(?:[+-]\d{4})?\)/$")
 
 
-def parse_webhook(body: bytes) -> tuple[dict[str, Any], str]:
+def parse_webhook(body: bytes) -> tuple[Case, str]:
     """The case in a Dataverse webhook call for `Create` of `incident`, and why it is skipped ("" if not).
 
     Problem(400) names what is wrong with anything else.
@@ -151,9 +201,9 @@ def parse_webhook(body: bytes) -> tuple[dict[str, Any], str]:
     contact = customer.get("Id") if customer.get("LogicalName") == "contact" else primary.get("Id")
     skipped = "" if contact else ("the customer is an account without a primary contact"
                                   if customer.get("LogicalName") == "account" else "no customer contact")
-    case = {"case_id": case_id.lower(), "created_ms": created, "ticket": str(attributes.get("ticketnumber") or ""),
-            "title": str(attributes.get("title") or ""), "contact": str(contact).lower() if contact else None,
-            "source": "webhook"}
+    case: Case = {"case_id": case_id.lower(), "created_ms": created,
+                  "ticket": str(attributes.get("ticketnumber") or ""), "title": str(attributes.get("title") or ""),
+                  "contact": str(contact).lower() if contact else None, "source": "webhook"}
     return case, skipped
 
 
@@ -176,17 +226,13 @@ def _pairs(value: Any) -> dict[str, Any]:
 
 
 def _wcf_ms(value: Any) -> int | None:
+    """`/Date(1796130000000)/` (the WCF form webhooks send), or ISO-8601 (UTC when no zone is given)."""
     if not isinstance(value, str):
         return None
     match = _WCF_DATE.match(value)
     if match:
         return int(match.group(1))
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return epoch_ms(value, naive_is_utc=True)
     except ValueError:
         return None
-    return int((moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp() * 1000)
-
-
-def _iso(ms: int | None) -> str:
-    return "none" if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat()

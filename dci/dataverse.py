@@ -21,6 +21,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from dci.clock import epoch_ms
+
 logger = logging.getLogger(__name__)
 
 API = "/api/data/v9.2"
@@ -57,7 +59,8 @@ def incident_from_row(row: dict[str, Any]) -> Incident:
     contact = customer if kind == "contact" else row.get("_primarycontactid_value")
     skipped = "" if contact else (
         "the customer is an account without a primary contact" if kind == "account" else "no customer contact")
-    return Incident(case_id=str(row["incidentid"]).lower(), created_ms=_ms(row["createdon"]),
+    return Incident(case_id=str(row["incidentid"]).lower(),
+                    created_ms=epoch_ms(row["createdon"], naive_is_utc=True),
                     ticket=row.get("ticketnumber") or "", title=row.get("title") or "",
                     contact=str(contact).lower() if contact else None, skipped=skipped)
 
@@ -65,13 +68,6 @@ def incident_from_row(row: dict[str, Any]) -> Incident:
 def note_id(case_id: str) -> str:
     """The id of a case's timeline note: derived from the case, so writing it twice is one note."""
     return str(uuid.uuid5(NOTE_NAMESPACE, case_id.lower()))
-
-
-def _ms(iso: str) -> int:
-    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)
 
 
 class TokenSource:

@@ -19,15 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from dci.clock import moment
+from dci.clock import day_of
 
 MAX_TERM = 100  # characters of a search term kept for grouping
 MAX_KEYS_PER_DAY = 250  # distinct terms or articles a day's rollup keeps, the most frequent (64 KiB columns)
-
-
-def day_of(ms: int) -> str:
-    """The UTC date of epoch milliseconds, `2026-11-28`."""
-    return moment(ms).date().isoformat()
 
 
 def days(first: str, last: str) -> list[str]:
@@ -46,9 +41,9 @@ def session_hash(visitor: str, session: str) -> str:
     return hashlib.sha256(f"{visitor}:{session}".encode()).hexdigest()[:20]
 
 
-def event_fact(row: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The insight fact of a stored interaction row (a search, or a read of a knowledge article)."""
-    session = session_hash(row["PartitionKey"].removeprefix("v_"), row.get("session", ""))
+def event_fact(row: Mapping[str, Any], visitor: str) -> dict[str, Any] | None:
+    """The insight fact of an interaction (a search, or a read of a knowledge article) of `visitor`."""
+    session = session_hash(visitor, row.get("session", ""))
     if row.get("type") == "search" and row.get("query"):
         fact = {"kind": "search", "term": term(row["query"]), "session": session}
         if row.get("results") is not None:

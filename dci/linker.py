@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from dci.cases import case_message, claimed_case, take
+from dci.cases import CaseFollowUp
 from dci.ids import GUID_FULL_PATTERN
 from dci.ingest.events import ID_PATTERN
 from dci.insights import event_fact
-from dci.storage.cases import CaseStore
 from dci.storage.insights import InsightStore
 from dci.storage.interactions import InteractionStore, event_entity
+from dci.storage.keys import day_of_row_key
 
 logger = logging.getLogger(__name__)
 
@@ -65,17 +62,6 @@ def parse_message(body: bytes) -> dict[str, Any]:
     return document
 
 
-@dataclass(frozen=True)
-class CaseFollowUp:
-    """What the linker does about cases: where they live, how to queue one, and the timing rules."""
-
-    cases: CaseStore
-    enqueue: Callable[[str], None]
-    portal_cases: bool  # no Dataverse: a `case_submitted` event is the case
-    settle_ms: int
-    lookback_ms: int
-
-
 def link(store: InteractionStore, body: bytes, follow_up: CaseFollowUp | None = None,
          insights: InsightStore | None = None) -> int:
     """Process one queue message; returns the rows written. Raises BadMessage or storage errors."""
@@ -91,7 +77,7 @@ def link(store: InteractionStore, body: bytes, follow_up: CaseFollowUp | None = 
     if insights is not None:
         insights.add_events(event_facts(message))
     if follow_up is not None:
-        _follow_up_cases(message, follow_up)
+        follow_up.after_batch(message)
     return written
 
 
@@ -100,34 +86,7 @@ def event_facts(message: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
     facts = []
     for event in message["events"]:
         row = event_entity(message, event)
-        fact = event_fact(row)
+        fact = event_fact(row, message["visitor"])
         if fact is not None:
-            facts.append((row["RowKey"][:10], row["RowKey"], fact))
+            facts.append((day_of_row_key(row["RowKey"]), row["RowKey"], fact))
     return facts
-
-
-def _follow_up_cases(message: dict[str, Any], follow: CaseFollowUp) -> None:
-    """Portal cases of a signed-in batch, and re-assembly after its late events. An anonymous
-    batch changes no case (`cases.claimed_case`)."""
-    contact = message.get("contact")
-    if not contact:
-        return
-    for event in message["events"]:
-        case = claimed_case(message, event, follow.portal_cases)
-        if case is not None:
-            take(follow.cases, case, follow.enqueue)
-    received_ms = int(datetime.fromisoformat(message["received_at"].replace("Z", "+00:00")).timestamp() * 1000)
-    late = [e["ts"] for e in message["events"] if received_ms - e["ts"] > follow.settle_ms]
-    if not late:
-        return
-    first, last = min(late), max(late)
-    for row in follow.cases.cases_of(contact):  # cases whose window these late events fall in
-        if not first <= row["created_ms"] <= last + follow.lookback_ms:
-            continue
-        case = follow.cases.case(row["case_id"])
-        if case and case.get("status") == "assembled":
-            follow.enqueue(case_message({"case_id": row["case_id"], "created_ms": row["created_ms"],
-                                         "ticket": case.get("ticket"), "title": case.get("title"),
-                                         "contact": contact, "source": case.get("source")}))
-            logger.info("late events for case %s: re-assembly queued", case.get("ticket") or row["case_id"],
-                        extra={"case_id": row["case_id"]})

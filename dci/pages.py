@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dci.clock import moment
+from dci.clock import epoch_ms, moment
 from dci.timeline import describe, duration
 
 WIDTH, PAD, GAP_SLOT = 1000, 16, 56
@@ -45,7 +45,7 @@ def render(template: str, **context: Any) -> bytes:
 
 def when(value: int | str) -> str:
     """`28 Nov 2026, 14:02 UTC` from epoch ms or an ISO timestamp."""
-    at = moment(value) if isinstance(value, int) else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    at = moment(value if isinstance(value, int) else epoch_ms(value))
     return at.strftime("%d %b %Y, %H:%M UTC")
 
 
@@ -102,7 +102,7 @@ def layout(points: Sequence[dict[str, Any]], gap_ms: int) -> dict[str, Any]:
 def case_page(document: dict[str, Any], gap_ms: int) -> bytes:
     """The report an agent opens from the case."""
     case = document["case"]
-    created_ms = int(datetime.fromisoformat(case["created"].replace("Z", "+00:00")).timestamp() * 1000)
+    created_ms = epoch_ms(case["created"])
     points = [{"ms": item["ms"], "kind": item["type"],
                "label": f"{duration(item['before_case_ms'])} before the case: {describe(item)}"}
               for item in document["items"]]

@@ -12,15 +12,16 @@ from typing import Any
 
 from dci.activity import items_of, owned
 from dci.attribution import signins
-from dci.clock import iso_ms, moment
+from dci.clock import day_of, iso_of
 from dci.ids import is_guid
-from dci.insights import day_of, event_fact
+from dci.insights import event_fact
 from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import Settings
 from dci.storage.cases import LEGACY_TICKETS, CaseStore
 from dci.storage.insights import InsightStore
 from dci.storage.interactions import InteractionStore
+from dci.storage.keys import day_of_row_key
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def export(store: InteractionStore, contact: str, stitch_window_ms: int, session
     for visitor, rows, _ in browsers:
         intervals = signins([(row["ts"], row.get("contact")) for row in rows], contact, session_gap_ms)
         visitors.append({"visitor": visitor, "signins": [
-            {"from": _iso(start), "to": _iso(end)} for start, end in intervals]})
+            {"from": iso_of(start), "to": iso_of(end)} for start, end in intervals]})
     interactions = [{k: v for k, v in item.items() if k != "ms"} for item in items_of(browsers, contact)]
     document = {"contact": contact, "visitors": visitors, "interactions": interactions}
     if cases is not None:
@@ -52,7 +53,7 @@ def export(store: InteractionStore, contact: str, stitch_window_ms: int, session
         for row in cases.cases_of(contact):
             timeline = cases.timeline(row["case_id"])
             document["cases"].append({"case_id": row["case_id"], "ticket": row.get("ticket", ""),
-                                      "created": _iso(row["created_ms"]),
+                                      "created": iso_of(row["created_ms"]),
                                       "timeline": timeline["document"] if timeline else None})
     return document
 
@@ -73,7 +74,8 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
         doomed = mine if others else rows
         removed["interactions"] += store.delete_rows(doomed)
         if insights is not None:  # their searches and reads leave the insight facts too
-            insights.remove_events((row["RowKey"][:10], row["RowKey"]) for row in doomed if event_fact(row))
+            insights.remove_events((day_of_row_key(row["RowKey"]), row["RowKey"])
+                                   for row in doomed if event_fact(row, visitor))
         store.unlink(contact, visitor)
         removed["visitors"] += 1
     if cases is not None:
@@ -113,7 +115,3 @@ def _for_contact(raw_contact: str, settings: Settings,
     except Problem as problem:
         return problem_reply(problem)
     return action(interaction_store(settings.storage), contact, case_store(settings.storage))
-
-
-def _iso(ms: int) -> str:
-    return iso_ms(moment(ms))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dci.clock import iso_ms, moment
+from dci.clock import iso_of
 
 MAX_ITEMS = 400  # a timeline row must stay well under Table storage's 64 KiB string limit
 _ITEM_FIELDS = ("type", "url", "title", "query", "results", "position", "target", "engaged_ms", "scroll", "ticket",
@@ -24,7 +24,7 @@ def assemble(case: dict[str, Any], events: Sequence[dict[str, Any]], gap_ms: int
     items = []
     for event in ordered:
         item = {k: event[k] for k in _ITEM_FIELDS if event.get(k) is not None}
-        item.update(id=event.get("id"), ts=iso_ms(moment(event["ts"])), ms=event["ts"],
+        item.update(id=event.get("id"), ts=iso_of(event["ts"]), ms=event["ts"],
                     before_case_ms=created - event["ts"])
         items.append(item)
     sessions = _sessions(items, gap_ms)
@@ -32,7 +32,7 @@ def assemble(case: dict[str, Any], events: Sequence[dict[str, Any]], gap_ms: int
         sessions[-1]["ended_in_case"] = created - items[sessions[-1]["last"]]["ms"] <= gap_ms
     return {
         "case": {k: case.get(k) for k in ("case_id", "ticket", "title", "contact", "visitor", "source")
-                 if case.get(k) is not None} | {"created": iso_ms(moment(created))},
+                 if case.get(k) is not None} | {"created": iso_of(created)},
         "summary": summarize(items, sessions, created),
         "sessions": sessions,
         "items": items,

@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from dci.activity import attributed
-from dci.clock import iso_ms, moment
+from dci.clock import iso_ms, iso_of
 from dci.ids import is_guid
 from dci.ingest.events import EVENT_TYPES
 from dci.insights import report as insights_report
@@ -140,7 +140,7 @@ def contact_timeline(store: InteractionStore, cases: CaseStore, raw_contact: str
     items = [item for item in attributed(store, contact, settings.stitch_window_hours * 3_600_000)
              if lo <= item["ms"] <= hi and (not types or item["type"] in types)]
     own_cases = [{"case_id": row["case_id"], "ticket": row.get("ticket") or None, "title": row.get("title") or None,
-                  "created": iso_ms(moment(row["created_ms"])), "created_ms": row["created_ms"]}
+                  "created": iso_of(row["created_ms"]), "created_ms": row["created_ms"]}
                  for row in cases.cases_of(contact) if lo <= row["created_ms"] <= hi]
     return {"contact": contact, "from": iso_ms(first), "to": iso_ms(last), "types": types,
             "interactions": items, "cases": own_cases}

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from dci import assembler
-from dci.cases import case_message, incident_case, take
+from dci.cases import CaseFollowUp, case_message, incident_case, take
 from dci.dataverse import Dataverse, Incident, TokenSource, session
-from dci.linker import CaseFollowUp, link
+from dci.linker import link
 from dci.settings import Settings
 from dci.storage.cases import CaseStore
 from dci.storage.interactions import InteractionStore

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 import function_app
 from dci import assembler
 from dci.cases import case_message, take
-from dci.insights import case_fact, day_of, report, rollup
+from dci.clock import day_of
+from dci.insights import case_fact, report, rollup
 from dci.linker import link
 from dci.openapi import document
 from dci.privacy import erase

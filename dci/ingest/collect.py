@@ -13,14 +13,14 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from pydantic_core import to_json
 
-from dci.clock import iso_ms
+from dci.clock import epoch_ms, iso_ms, ms_of
 from dci.ingest import cors
 from dci.ingest.events import EVENT_TYPES, MAX_EVENTS, PATTERN_MESSAGES, CollectBatch, host_of, portal_url_pattern
 from dci.ingest.identity import TokenRejected, verifier_for
@@ -44,8 +44,6 @@ ALLOWED_METHODS = "POST, OPTIONS"
 CONTENT_TYPES = ("application/json", "text/plain")
 NOT_PORTAL = "host {!r} is not one of the configured portals (PORTAL_ISSUERS)"
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MS = timedelta(milliseconds=1)
 _default_limiter = RateLimiter(limit=120, window=60)
 
 
@@ -199,7 +197,7 @@ def check_policy(site: object, sent_at: object, events: list[Any], received: dat
     on_portal = portal_url_pattern(portal_hosts).match
     if isinstance(site, str) and site.lower() not in portal_hosts:
         errors.append(FieldError("site", f"{site!r} is not one of the configured portals (PORTAL_ISSUERS)"))
-    received_ms = (received - _EPOCH) // _MS
+    received_ms = ms_of(received)
     sent_ms = _epoch_ms(sent_at)
     if sent_ms is None:
         errors.append(FieldError("sent_at", "is not a real date and time"))
@@ -253,10 +251,9 @@ def _epoch_ms(timestamp: object) -> int | None:
     if not isinstance(timestamp, str):
         return None
     try:
-        moment = datetime.fromisoformat(timestamp)
-    except ValueError:  # matches the pattern but is no real instant (month 13, hour 25, …)
+        return epoch_ms(timestamp)
+    except ValueError:  # matches the pattern but is no real instant (month 13, hour 25, …), or no zone
         return None
-    return None if moment.tzinfo is None else (moment - _EPOCH) // _MS
 
 
 def _policy_errors_of_invalid(body: bytes, received: datetime, hosts: tuple[str, ...],

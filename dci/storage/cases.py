@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import EdmType, EntityProperty, UpdateMode
@@ -23,9 +23,19 @@ from dci.storage.tables import AutoTable
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
 
+    from dci.cases import Case
+
 logger = logging.getLogger(__name__)
 
 TIMELINES, CASES, STATE = "timelines", "cases", "state"
+CASE_FIELDS = ("created_ms", "ticket", "title", "contact", "source")
+
+
+class StoredCase(TypedDict):
+    """A case row: the case, and where it stands (new, queued, assembled, skipped)."""
+
+    case: Case
+    status: str
 LEGACY_TICKETS = "tickets"  # written by builds before 0.2 (browser per ticket); the retention timer drops it
 PENDING = ("new", "queued")
 
@@ -38,7 +48,7 @@ class CaseStore:
 
     # --- cases ------------------------------------------------------------------------------------
 
-    def remember(self, case: dict[str, Any]) -> bool:
+    def remember(self, case: Case) -> bool:
         """Store a case seen for the first time; True when it still has to be queued.
 
         `case` has case_id, created_ms, contact (or visitor), ticket, title, source. A case already
@@ -74,6 +84,14 @@ class CaseStore:
     def case(self, case_id: str) -> dict[str, Any] | None:
         """The case row, or None."""
         return self._tables[TIMELINES].get(case_id, "case")
+
+    def stored_case(self, case_id: str) -> StoredCase | None:
+        """The case as it was stored, with its status, or None."""
+        row = self.case(case_id)
+        if row is None:
+            return None
+        case = {"case_id": case_id, **{k: row[k] for k in CASE_FIELDS if row.get(k) not in (None, "")}}
+        return {"case": case, "status": row["status"]}  # type: ignore[typeddict-item]
 
     def cases_of(self, contact: str) -> list[dict[str, Any]]:
         """A contact's cases, oldest first."""

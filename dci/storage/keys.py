@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dci.clock import iso_ms, moment
+from dci.clock import iso_of, moment
 
 INTERACTIONS_PREFIX = "interactions"  # one table per month: interactions202611
 LINKS_TABLE = "links"  # PK c_{contact}, RK v_{visitor}
@@ -33,4 +33,9 @@ def contact_key(contact: str) -> str:
 
 def event_row_key(ts_ms: int, event_id: str) -> str:
     """`2026-11-28T15:00:00.120Z_{event id}`: sorts by time, unique by id."""
-    return f"{iso_ms(moment(ts_ms))}_{event_id}"
+    return f"{iso_of(ts_ms)}_{event_id}"
+
+
+def day_of_row_key(row_key: str) -> str:
+    """The UTC day of an interaction row (its key starts with the event's ISO time)."""
+    return row_key[:10]
