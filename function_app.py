@@ -9,10 +9,11 @@ from datetime import datetime, timezone
 
 import azure.functions as func
 
-from dci import openapi, web
+from dci import openapi, storage, web
+from dci.clock import ms_of
 from dci.ingest import collect as collect_events
-from dci.settings import case_schedule, get_settings, insights_schedule, reports_auth, settings_or_none
-from dci.storage.clients import CASES_QUEUE, CONNECTION_SETTING, PORTAL_EVENTS_QUEUE
+from dci.settings import case_schedule, insights_schedule, reports_auth, settings_or_none
+from dci.storage import CASES_QUEUE, CONNECTION_SETTING, PORTAL_EVENTS_QUEUE
 
 settings_or_none()  # at start-up, a bad or missing setting is logged by name (and health says so)
 
@@ -54,16 +55,10 @@ def beacon_search_script(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.queue_trigger(arg_name="msg", queue_name=PORTAL_EVENTS_QUEUE, connection=CONNECTION_SETTING)
 def link(msg: func.QueueMessage) -> None:
-    """Store a batch's interactions and contact link; note tickets, portal cases, late events."""
-    from dci import linker, storage
+    """Store a batch's interactions and contact link; then its portal cases and late events."""
+    from dci import linker
 
-    settings = get_settings()  # bad settings: the message is retried, then kept in the poison queue
-    follow_up = linker.CaseFollowUp(
-        cases=storage.case_store(settings.storage), enqueue=storage.cases_queue(settings.storage).send,
-        portal_cases=not settings.dataverse_configured, settle_ms=settings.case_settle_seconds * 1000,
-        lookback_ms=settings.timeline_lookback_hours * 3_600_000)
-    linker.link(storage.interaction_store(settings.storage), msg.get_body(), follow_up,
-                storage.insight_store(settings.storage, settings.insights_follow_days))
+    storage.run(lambda settings, stores: linker.handle(msg.get_body(), settings, stores))
 
 
 # --- Cases and timelines ------------------------------------------------------------------------
@@ -71,74 +66,59 @@ def link(msg: func.QueueMessage) -> None:
 @app.timer_trigger(arg_name="timer", schedule=case_schedule(), use_monitor=True)
 def poll_cases(timer: func.TimerRequest) -> None:
     """Every few minutes (CASE_SCHEDULE): new Dataverse cases since the watermark, queued once each."""
-    from dci import cases, dataverse, storage
+    from dci import cases
 
-    settings = get_settings()
-    client = dataverse.client_from(settings)
-    if client is None:
-        return  # no DATAVERSE_URL: cases come from portal events instead
-    cases.poll(client, storage.case_store(settings.storage), storage.cases_queue(settings.storage).send, _now_ms())
+    storage.run(lambda settings, stores: cases.poll_configured(settings, stores, _now_ms()))
 
 
 @app.route(route="dataverse/incidents", methods=["POST"])
 def dataverse_incident(req: func.HttpRequest) -> func.HttpResponse:
     """Dataverse webhook for Create of incident: the case is queued at once."""
-    from dci import cases, storage
+    from dci import cases
 
-    return web.answer(lambda settings: cases.webhook_reply(
-        req.get_body(), storage.case_store(settings.storage), storage.cases_queue(settings.storage).send))
+    return web.answer(lambda settings, stores: cases.webhook_reply(req.get_body(), stores))
 
 
 @app.queue_trigger(arg_name="msg", queue_name=CASES_QUEUE, connection=CONNECTION_SETTING)
 def assemble_case(msg: func.QueueMessage) -> None:
     """Once a case has settled: assemble its timeline, store it, write the note on the case."""
-    from dci import assembler, dataverse, storage
+    from dci import assembler, dataverse
 
-    settings = get_settings()
-    assembler.handle(msg.get_body(), store=storage.interaction_store(settings.storage),
-                     cases=storage.case_store(settings.storage), dataverse=dataverse.client_from(settings),
-                     requeue=storage.cases_queue(settings.storage).send, settings=settings, now_ms=_now_ms(),
-                     insights=storage.insight_store(settings.storage, settings.insights_follow_days))
+    storage.run(lambda settings, stores: assembler.handle(
+        msg.get_body(), stores, settings, _now_ms(), dataverse.client_from(settings)))
 
 
 @app.route(route="cases/{case_id}/timeline", methods=["GET"], auth_level=READ_AUTH)
 def case_timeline(req: func.HttpRequest) -> func.HttpResponse:
     """The case's timeline, JSON or the HTML report (202 while the case settles, 404 when unknown)."""
-    from dci import storage, views
+    from dci import views
 
-    return web.answer_report(req.headers, lambda settings: views.case_timeline_reply(
-        storage.case_store(settings.storage), req.route_params.get("case_id", ""), req.params,
-        req.headers.get("accept"), settings))
+    return web.answer_report(req.headers, lambda settings, stores: views.case_timeline_reply(
+        web.asked(req, "case_id"), settings, stores))
 
 
 @app.route(route="contacts/{contact_id}/timeline", methods=["GET"], auth_level=READ_AUTH)
 def contact_timeline(req: func.HttpRequest) -> func.HttpResponse:
     """Everything attributed to a contact in a range (`from`, `to`, `types`), with their cases; JSON or HTML."""
-    from dci import storage, views
+    from dci import views
 
-    return web.answer_report(req.headers, lambda settings: views.contact_timeline_reply(
-        storage.interaction_store(settings.storage), storage.case_store(settings.storage),
-        req.route_params.get("contact_id", ""), req.params, req.headers.get("accept"), settings,
-        datetime.now(timezone.utc)))
+    return web.answer_report(req.headers, lambda settings, stores: views.contact_timeline_reply(
+        web.asked(req, "contact_id"), settings, stores))
 
 
 @app.route(route="insights", methods=["GET"], auth_level=READ_AUTH)
 def insights(req: func.HttpRequest) -> func.HttpResponse:
     """KPIs across cases for a range of days (`from`, `to`); JSON or the HTML dashboard."""
-    from dci import storage, views
+    from dci import views
 
-    return web.answer_report(req.headers, lambda settings: views.insights_reply(
-        storage.insight_store(settings.storage, settings.insights_follow_days), req.params,
-        req.headers.get("accept"), datetime.now(timezone.utc).date()))
+    return web.answer_report(req.headers, lambda settings, stores: views.insights_reply(
+        web.asked(req), settings, stores))
 
 
 @app.timer_trigger(arg_name="timer", schedule=insights_schedule(), use_monitor=True)
 def rollup_insights(timer: func.TimerRequest) -> None:
     """Every few minutes (INSIGHTS_SCHEDULE): recompute the day rollups whose facts changed."""
-    from dci import storage
-
-    settings = get_settings()
-    storage.insight_store(settings.storage, settings.insights_follow_days).refresh()
+    storage.run(lambda settings, stores: stores.insights.refresh())
 
 
 # --- Privacy ------------------------------------------------------------------------------------
@@ -148,7 +128,8 @@ def export_contact(req: func.HttpRequest) -> func.HttpResponse:
     """Everything stored about a contact (right of access)."""
     from dci import privacy
 
-    return web.answer(lambda settings: privacy.export_reply(req.route_params.get("contact_id", ""), settings))
+    return web.answer(lambda settings, stores: privacy.export_reply(
+        req.route_params.get("contact_id", ""), settings, stores))
 
 
 @app.route(route="contacts/{contact_id}", methods=["DELETE"])
@@ -156,18 +137,16 @@ def erase_contact(req: func.HttpRequest) -> func.HttpResponse:
     """Erase a contact's activity (right to erasure); idempotent, answers what was removed."""
     from dci import privacy
 
-    return web.answer(lambda settings: privacy.erase_reply(req.route_params.get("contact_id", ""), settings))
+    return web.answer(lambda settings, stores: privacy.erase_reply(
+        req.route_params.get("contact_id", ""), settings, stores))
 
 
 @app.timer_trigger(arg_name="timer", schedule="0 30 3 * * *", use_monitor=True)
 def retention(timer: func.TimerRequest) -> None:
     """Daily: drop the monthly interactions tables, and the insight facts, older than RETENTION_DAYS."""
     from dci import retention as policy
-    from dci import storage
 
-    settings = get_settings()
-    policy.apply(storage.interaction_store(settings.storage), datetime.now(timezone.utc), settings.retention_days,
-                 storage.insight_store(settings.storage, settings.insights_follow_days))
+    storage.run(lambda settings, stores: policy.apply(stores, datetime.now(timezone.utc), settings.retention_days))
 
 
 # --- Operations ---------------------------------------------------------------------------------
@@ -181,7 +160,7 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _now_ms() -> int:
-    return int(datetime.now(timezone.utc).timestamp() * 1000)
+    return ms_of(datetime.now(timezone.utc))
 
 
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

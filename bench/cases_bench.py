@@ -10,7 +10,6 @@ Azurite with 100k rows is most of it.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from dci.storage.interactions import InteractionStore  # noqa: E402
 from dci.timeline import assemble  # noqa: E402
 from tests import azurite  # noqa: E402
 from tests.dataverse_server import FakeDataverse  # noqa: E402
+from tests.factories import encoded, queued_batch, queued_event  # noqa: E402
 
 CREATED = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 CREATED_MS = int(CREATED.timestamp() * 1000)
@@ -45,14 +45,10 @@ POLLED_CASES = 5000
 
 
 def message(visitor: str, events: int, start_ms: int, contact: str | None = None) -> bytes:
-    doc = {"v": 1, "received_at": "2026-11-28T12:00:00.000Z", "site": "portal.example.com", "visitor": visitor,
-           "session": str(uuid.uuid4()), "events": [
-               {"id": str(uuid.uuid4()), "type": "page_view", "ts": start_ms + i * 60_000,
-                "url": "https://portal.example.com/kb/KA-01023", "article_number": "KA-01023"}
-               for i in range(events)]}
-    if contact:
-        doc["contact"] = contact
-    return json.dumps(doc).encode()
+    return encoded(queued_batch([queued_event(start_ms + i * 60_000, "page_view",
+                                              article={"number": "KA-01023", "lang": "en-us"})
+                                 for i in range(events)],
+                                visitor=visitor, contact=contact, received_at="2026-11-28T12:00:00.000Z"))
 
 
 def fill_others(store: InteractionStore, total: int) -> None:

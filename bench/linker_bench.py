@@ -11,7 +11,6 @@ import json
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from dci.linker import link  # noqa: E402
 from dci.storage.insights import InsightStore  # noqa: E402
 from dci.storage.interactions import InteractionStore, event_entity  # noqa: E402
 from tests import azurite  # noqa: E402
+from tests.factories import queued_batch, queued_event  # noqa: E402
 
 SIZES = {1: 300, 10: 150, 50: 60}  # events per message: messages per run
 REPEATS = 3
@@ -38,15 +38,9 @@ def LIVE() -> datetime:  # noqa: N802 - a clock for InsightStore: the messages' 
 
 
 def message(events: int, contact: str | None = None) -> dict:
-    visitor = str(uuid.uuid4())
-    doc = {"v": 1, "received_at": "2026-12-01T00:00:00.000Z", "site": "portal.example.com", "visitor": visitor,
-           "session": str(uuid.uuid4()), "client": {"family": "Edge", "device": "desktop"}, "skew_ms": 0,
-           "events": [{"id": str(uuid.uuid4()), "type": "search", "ts": START_MS + i,
-                       "url": "https://portal.example.com/search/?q=vpn", "query": "vpn", "results": 2}
-                      for i in range(events)]}
-    if contact:
-        doc["contact"] = contact
-    return doc
+    return queued_batch([queued_event(START_MS + i, "search", url="https://portal.example.com/search/?q=vpn",
+                                      query="vpn", results=2) for i in range(events)],
+                        contact=contact, received_at="2026-12-01T00:00:00.000Z")
 
 
 def run(service: TableServiceClient, counted: TableServiceClient, counter: Counter) -> dict:

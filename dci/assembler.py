@@ -10,21 +10,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dci.activity import owned
-from dci.dataverse import Dataverse
 from dci.insights import case_fact
-from dci.settings import Settings
-from dci.storage.cases import CaseStore
-from dci.storage.insights import InsightStore
-from dci.storage.interactions import InteractionStore
 from dci.timeline import assemble, note_text
+
+if TYPE_CHECKING:
+    from dci.cases import Case
+    from dci.dataverse import Dataverse
+    from dci.settings import Settings
+    from dci.storage import Stores
+    from dci.storage.interactions import InteractionStore
 
 logger = logging.getLogger(__name__)
 
-HOUR_MS, MINUTE_MS = 3_600_000, 60_000
 NOTE_SUBJECT = "Portal activity before this case"
 
 
@@ -32,7 +32,7 @@ class BadCaseMessage(ValueError):
     """The `cases` message cannot be processed; the message says why."""
 
 
-def parse(body: bytes) -> dict[str, Any]:
+def parse(body: bytes) -> Case:
     """A `cases` message, checked."""
     try:
         case = json.loads(body)
@@ -45,11 +45,11 @@ def parse(body: bytes) -> dict[str, Any]:
     return case
 
 
-def case_events(store: InteractionStore, case: dict[str, Any], settings: Settings) -> list[dict]:
+def case_events(store: InteractionStore, case: Case, settings: Settings) -> list[dict]:
     """The events in the case's window that belong to its customer, each with its attribution."""
     end = case["created_ms"]
-    start = end - settings.timeline_lookback_hours * HOUR_MS
-    window = settings.stitch_window_hours * HOUR_MS
+    start = end - settings.lookback_ms
+    window = settings.stitch_window_ms
     picked = []
     for visitor, rows, owners in owned(store, case["contact"], window):
         picked += [{**row, "visitor": visitor, "attribution": owner.how}
@@ -70,27 +70,25 @@ def digest(document: dict[str, Any]) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def handle(body: bytes, *, store: InteractionStore, cases: CaseStore, dataverse: Dataverse | None,
-           requeue: Callable[[str, int], None], settings: Settings, now_ms: int,
-           insights: InsightStore | None = None) -> str:
+def handle(body: bytes, stores: Stores, settings: Settings, now_ms: int, dataverse: Dataverse | None) -> str:
     """Process one `cases` message; returns what happened (deferred, assembled, unchanged, skipped)."""
+    cases = stores.cases
     case = parse(body)
     if not case.get("contact"):  # queued by an earlier build for an anonymous ticket: never assembled
         cases.mark(case["case_id"], "skipped", reason="no verified contact")
         logger.info("case %s skipped: no verified contact", case["case_id"], extra={"case_id": case["case_id"]})
         return "skipped"
-    settle_ms = settings.case_settle_seconds * 1000
-    wait_ms = case["created_ms"] + settle_ms - now_ms
+    wait_ms = case["created_ms"] + settings.settle_ms - now_ms
     if wait_ms > 0:  # late events may still be on their way: come back when the case has settled
-        requeue(body.decode(), min(7 * 86_400, wait_ms // 1000 + 1))
+        stores.cases_queue.send(body.decode(), min(7 * 86_400, wait_ms // 1000 + 1))
         logger.info("case %s settles in %d s; deferred", case.get("ticket") or case["case_id"], wait_ms // 1000,
                     extra={"case_id": case["case_id"]})
         return "deferred"
-    events = case_events(store, case, settings)
-    document = assemble(case, events, settings.session_gap_minutes * MINUTE_MS)
+    events = case_events(stores.interactions, case, settings)
+    document = assemble(case, events, settings.session_gap_ms)
     fingerprint = digest(document)
-    if insights is not None:  # idempotent: the same events give the same fact
-        insights.put_case(case["case_id"], case_fact(case, events, settings.insights_follow_days))
+    stores.insights.put_case(  # idempotent: the same events give the same fact
+        case["case_id"], case_fact(case, events, settings.insights_follow_days))
     stored = cases.timeline(case["case_id"])
     if stored and stored["digest"] == fingerprint:
         cases.mark(case["case_id"], "assembled")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Required, TypedDict
 
-from dci.clock import epoch_ms, iso_of
+from dci.clock import HOUR_MS, MINUTE_MS, epoch_ms, iso_of
 from dci.ids import is_guid
 from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
@@ -23,11 +23,13 @@ from dci.storage.cases import CaseStore
 
 if TYPE_CHECKING:  # (not at run time: requests stays off the linker's imports)
     from dci.dataverse import Dataverse, Incident
+    from dci.settings import Settings
+    from dci.storage import Stores
 
 logger = logging.getLogger(__name__)
 
-OVERLAP_MS = 5 * 60_000  # re-read this much before the watermark: Dataverse commits are not instant
-FIRST_RUN_LOOKBACK_MS = 24 * 3_600_000  # the first poll picks up the last day's cases
+OVERLAP_MS = 5 * MINUTE_MS  # re-read this much before the watermark: Dataverse commits are not instant
+FIRST_RUN_LOOKBACK_MS = 24 * HOUR_MS  # the first poll picks up the last day's cases
 PORTAL_CASE_NAMESPACE = uuid.UUID("0c9f5a52-3b7e-4d2a-8f6e-1a2b3c4d5e6f")
 
 
@@ -77,6 +79,14 @@ def take(cases: CaseStore, case: Case, enqueue: Callable[[str], None], skipped: 
     enqueue(case_message(case))
     cases.mark(case["case_id"], "queued")
     return "queued"
+
+
+def poll_configured(settings: Settings, stores: Stores, now_ms: int) -> PollResult | None:
+    """The timer's poll, when Dataverse is configured (None when cases come from portal events)."""
+    from dci.dataverse import client_from
+
+    client = client_from(settings)
+    return None if client is None else poll(client, stores.cases, stores.cases_queue.send, now_ms)
 
 
 def poll(dataverse: Dataverse, cases: CaseStore, enqueue: Callable[[str], None], now_ms: int) -> PollResult:
@@ -133,6 +143,12 @@ class CaseFollowUp:
     portal_cases: bool  # no Dataverse: a `case_submitted` event of a signed-in batch is the case
     settle_ms: int
     lookback_ms: int
+
+    @classmethod
+    def of(cls, settings: Settings, stores: Stores) -> CaseFollowUp:
+        """The follow-up these settings ask for."""
+        return cls(stores.cases, stores.cases_queue.send, settings.portal_cases, settings.settle_ms,
+                   settings.lookback_ms)
 
     def after_batch(self, message: dict[str, Any]) -> None:
         """Act on one stored `portal-events` message."""
@@ -207,13 +223,14 @@ def parse_webhook(body: bytes) -> tuple[Case, str]:
     return case, skipped
 
 
-def webhook_reply(body: bytes, cases: CaseStore, enqueue: Callable[[str], None]) -> Reply:
+def webhook_reply(body: bytes, stores: Stores) -> Reply:
     """POST /api/dataverse/incidents: 202 with what happened to the case, or 400 naming the problem."""
     try:
         case, skipped = parse_webhook(body)
     except Problem as problem:
         return problem_reply(problem)
-    return json_reply(202, {"case_id": case["case_id"], "outcome": take(cases, case, enqueue, skipped)})
+    return json_reply(202, {"case_id": case["case_id"],
+                            "outcome": take(stores.cases, case, stores.cases_queue.send, skipped)})
 
 
 def _pairs(value: Any) -> dict[str, Any]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from dci import storage
 from dci.access import closed_reason
 from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import SettingsError, get_settings
+from dci.storage import clients
 from dci.storage.clients import StorageTarget
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def check(connection: StorageTarget | str | None = None) -> Reply:
 
 def _check_queue(connection: StorageTarget | str) -> str:
     try:
-        service = storage.queue_service(connection, **_FAST)
+        service = clients.queue_service(connection, **_FAST)
         next(iter(service.list_queues(results_per_page=1).by_page()), None)
         return "ok"
     except Exception as error:  # noqa: BLE001 - any failure means unreachable; the reason is reported
@@ -60,7 +60,7 @@ def _check_queue(connection: StorageTarget | str) -> str:
 
 def _check_table(connection: StorageTarget | str) -> str:
     try:
-        service = storage.table_service(connection, **_FAST)
+        service = clients.table_service(connection, **_FAST)
         next(iter(service.list_tables(results_per_page=1).by_page()), None)
         return "ok"
     except Exception as error:  # noqa: BLE001

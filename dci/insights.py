@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from dci.clock import day_of
+from dci.clock import DAY_MS, day_of
 
 MAX_TERM = 100  # characters of a search term kept for grouping
 MAX_KEYS_PER_DAY = 250  # distinct terms or articles a day's rollup keeps, the most frequent (64 KiB columns)
@@ -62,7 +62,7 @@ def case_fact(case: Mapping[str, Any], events: Sequence[Mapping[str, Any]], foll
     event within `follow_days` before the case, with the days they were active.
     """
     created = case["created_ms"]
-    horizon = created - follow_days * 86_400_000
+    horizon = created - follow_days * DAY_MS
     searches = sorted({term(e["query"]) for e in events if e.get("type") == "search" and e.get("query")})
     zero = sorted({term(e["query"]) for e in events
                    if e.get("type") == "search" and e.get("query") and e.get("results") == 0})

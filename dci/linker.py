@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -19,6 +19,10 @@ from dci.insights import event_fact
 from dci.storage.insights import InsightStore
 from dci.storage.interactions import InteractionStore, event_entity
 from dci.storage.keys import day_of_row_key
+
+if TYPE_CHECKING:
+    from dci.settings import Settings
+    from dci.storage import Stores
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +64,11 @@ def parse_message(body: bytes) -> dict[str, Any]:
         where = ".".join(str(step) for step in first["loc"]) or "message"
         raise BadMessage(f"not a version-1 batch: {where}: {first['msg']}") from None
     return document
+
+
+def handle(body: bytes, settings: Settings, stores: Stores) -> int:
+    """The `portal-events` trigger: link one message with the follow-up the settings ask for."""
+    return link(stores.interactions, body, CaseFollowUp.of(settings, stores), stores.insights)
 
 
 def link(store: InteractionStore, body: bytes, follow_up: CaseFollowUp | None = None,

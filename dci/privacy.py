@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dci.activity import items_of, owned
 from dci.attribution import signins
 from dci.clock import day_of, iso_of
-from dci.ids import is_guid
+from dci.ids import contact_id
 from dci.insights import event_fact
-from dci.problems import FieldError, Problem
+from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import Settings
 from dci.storage.cases import LEGACY_TICKETS, CaseStore
@@ -23,18 +23,10 @@ from dci.storage.insights import InsightStore
 from dci.storage.interactions import InteractionStore
 from dci.storage.keys import day_of_row_key
 
+if TYPE_CHECKING:
+    from dci.storage import Stores
+
 logger = logging.getLogger(__name__)
-
-HOUR_MS, MINUTE_MS = 3_600_000, 60_000
-
-
-def contact_id(raw: str) -> str:
-    """A contact id from a route, or Problem(400) naming it."""
-    if not is_guid(raw):
-        raise Problem(400, "A contact id is a GUID like 6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30.", "invalid-contact-id",
-                      [FieldError("contact_id", "must be a GUID")])
-    return raw.lower()
-
 
 def export(store: InteractionStore, contact: str, stitch_window_ms: int, session_gap_ms: int,
            cases: CaseStore | None = None) -> dict[str, Any]:
@@ -89,29 +81,22 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
     return removed
 
 
-def export_reply(raw_contact: str, settings: Settings) -> Reply:
+def export_reply(raw_contact: str, settings: Settings, stores: Stores) -> Reply:
     """GET /api/contacts/{contact_id}/export."""
-    return _for_contact(raw_contact, settings, lambda store, contact, cases: json_reply(
-        200, export(store, contact, settings.stitch_window_hours * HOUR_MS, settings.session_gap_minutes * MINUTE_MS,
-                    cases), {"Cache-Control": "no-store"}))
+    return _for_contact(raw_contact, lambda contact: json_reply(200, export(
+        stores.interactions, contact, settings.stitch_window_ms, settings.session_gap_ms, stores.cases),
+        {"Cache-Control": "no-store"}))
 
 
-def erase_reply(raw_contact: str, settings: Settings) -> Reply:
+def erase_reply(raw_contact: str, settings: Settings, stores: Stores) -> Reply:
     """DELETE /api/contacts/{contact_id}."""
-    from dci.storage.clients import insight_store
-
-    insights = insight_store(settings.storage, settings.insights_follow_days)
-    return _for_contact(raw_contact, settings, lambda store, contact, cases: json_reply(
-        200, {"contact": contact,
-              "removed": erase(store, contact, settings.stitch_window_hours * HOUR_MS, cases, insights)}))
+    return _for_contact(raw_contact, lambda contact: json_reply(200, {"contact": contact, "removed": erase(
+        stores.interactions, contact, settings.stitch_window_ms, stores.cases, stores.insights)}))
 
 
-def _for_contact(raw_contact: str, settings: Settings,
-                 action: Callable[[InteractionStore, str, CaseStore], Reply]) -> Reply:
-    from dci.storage.clients import case_store, interaction_store
-
+def _for_contact(raw_contact: str, action: Callable[[str], Reply]) -> Reply:
     try:
         contact = contact_id(raw_contact)
     except Problem as problem:
         return problem_reply(problem)
-    return action(interaction_store(settings.storage), contact, case_store(settings.storage))
+    return action(contact)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import calendar
 import logging
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from dci.storage.cases import LEGACY_TICKETS
-from dci.storage.insights import InsightStore
-from dci.storage.interactions import InteractionStore
 from dci.storage.keys import month_of_table
+
+if TYPE_CHECKING:
+    from dci.storage import Stores
 
 logger = logging.getLogger(__name__)
 
@@ -30,20 +32,19 @@ def expired(tables: list[str], now: datetime, retention_days: int) -> list[str]:
     return out
 
 
-def apply(store: InteractionStore, now: datetime, retention_days: int,
-          insights: InsightStore | None = None) -> list[str]:
+def apply(stores: Stores, now: datetime, retention_days: int) -> list[str]:
     """Drop the expired monthly tables, and the insight facts older than the retention period;
     returns the tables' names."""
+    store, insights = stores.interactions, stores.insights
     dropped = expired(store.interaction_tables(), now, retention_days)
     store.drop_table(LEGACY_TICKETS)  # browser-per-ticket rows of earlier builds: nothing reads them now
     for name in dropped:
         store.drop_table(name)
         logger.info("retention dropped table %s (older than %d days)", name, retention_days,
                     extra={"table": name, "retention_days": retention_days})
-    if insights is not None:
-        cutoff = (now - timedelta(days=retention_days)).date().isoformat()
-        removed = insights.forget_before(cutoff)
-        if removed:
-            logger.info("retention removed %d insight facts from before %s", removed, cutoff,
-                        extra={"facts": removed, "before": cutoff})
+    cutoff = (now - timedelta(days=retention_days)).date().isoformat()
+    removed = insights.forget_before(cutoff)
+    if removed:
+        logger.info("retention removed %d insight facts from before %s", removed, cutoff,
+                    extra={"facts": removed, "before": cutoff})
     return dropped

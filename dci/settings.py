@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, HttpUrl, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from dci.clock import HOUR_MS, MINUTE_MS
 from dci.storage.clients import StorageTarget
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,32 @@ class Settings(BaseSettings):
             queue_uri=self.storage_queue_uri or f"https://{account}.queue.core.windows.net",
             table_uri=self.storage_table_uri or f"https://{account}.table.core.windows.net",
             client_id=self.storage_client_id)
+
+    # Durations in the unit the code uses (epoch milliseconds).
+    @property
+    def settle_ms(self) -> int:
+        """CASE_SETTLE_SECONDS in ms."""
+        return self.case_settle_seconds * 1000
+
+    @property
+    def lookback_ms(self) -> int:
+        """TIMELINE_LOOKBACK_HOURS in ms."""
+        return self.timeline_lookback_hours * HOUR_MS
+
+    @property
+    def stitch_window_ms(self) -> int:
+        """STITCH_WINDOW_HOURS in ms."""
+        return self.stitch_window_hours * HOUR_MS
+
+    @property
+    def session_gap_ms(self) -> int:
+        """SESSION_GAP_MINUTES in ms."""
+        return self.session_gap_minutes * MINUTE_MS
+
+    @property
+    def portal_cases(self) -> bool:
+        """True when a signed-in `case_submitted` event is the case: no Dataverse to ask."""
+        return not self.dataverse_configured
 
     @property
     def dataverse_configured(self) -> bool:

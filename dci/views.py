@@ -8,27 +8,40 @@ browser, so an agent following a link sees what is wrong).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dci.activity import attributed
-from dci.clock import iso_ms, iso_of
-from dci.ids import is_guid
+from dci.clock import iso_ms, iso_of, ms_of
+from dci.ids import contact_id, is_guid
 from dci.ingest.events import EVENT_TYPES
 from dci.insights import report as insights_report
 from dci.pages import CSP, case_page, contact_page, insights_page, status_page
-from dci.privacy import contact_id
 from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import Settings
-from dci.storage.cases import PENDING, CaseStore
-from dci.storage.insights import InsightStore
-from dci.storage.interactions import InteractionStore
+from dci.storage.cases import PENDING
+
+if TYPE_CHECKING:
+    from dci.storage import Stores
+    from dci.storage.cases import CaseStore
 
 HTML = "text/html; charset=utf-8"
 MAX_INSIGHT_DAYS = 400  # a year and then some
 DEFAULT_CONTACT_DAYS, DEFAULT_INSIGHT_DAYS = 30, 30
 NO_STORE = {"Cache-Control": "no-store"}
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a report request asks: the route's id (case or contact; "" for none), the query
+    parameters, the Accept header, and when it was asked."""
+
+    key: str
+    params: Mapping[str, str]
+    accept: str | None
+    now: datetime
 
 
 def wants_html(params: Mapping[str, str], accept: str | None) -> bool:
@@ -82,7 +95,7 @@ def case_timeline(cases: CaseStore, case_id: str, html: bool, settings: Settings
                                           "before it may still arrive. Reload in a minute."), {"Retry-After": "60"})
         return json_reply(202, {"case_id": case_id, "status": "pending"}, {"Retry-After": "60"})
     if html:
-        return _html(200, case_page(timeline["document"], settings.session_gap_minutes * 60_000))
+        return _html(200, case_page(timeline["document"], settings.session_gap_ms))
     return json_reply(200, {"status": "assembled", **timeline["document"]}, NO_STORE)
 
 
@@ -125,8 +138,8 @@ def _range_of(params: Mapping[str, str], now: datetime, default_days: int) -> tu
     return first, last
 
 
-def contact_timeline(store: InteractionStore, cases: CaseStore, raw_contact: str, params: Mapping[str, str],
-                     settings: Settings, now: datetime) -> dict[str, Any]:
+def contact_timeline(stores: Stores, raw_contact: str, params: Mapping[str, str], settings: Settings,
+                     now: datetime) -> dict[str, Any]:
     """Every interaction attributed to the contact in the range (of the types asked for), and the
     contact's cases created in it."""
     contact = contact_id(raw_contact)
@@ -136,26 +149,25 @@ def contact_timeline(store: InteractionStore, cases: CaseStore, raw_contact: str
     if unknown:
         raise Problem(400, f"Unknown event types: {', '.join(unknown)}.", "invalid-parameter",
                       [FieldError("types", "a comma-separated list of " + ", ".join(EVENT_TYPES))])
-    lo, hi = int(first.timestamp() * 1000), int(last.timestamp() * 1000)
-    items = [item for item in attributed(store, contact, settings.stitch_window_hours * 3_600_000)
+    lo, hi = ms_of(first), ms_of(last)
+    items = [item for item in attributed(stores.interactions, contact, settings.stitch_window_ms)
              if lo <= item["ms"] <= hi and (not types or item["type"] in types)]
     own_cases = [{"case_id": row["case_id"], "ticket": row.get("ticket") or None, "title": row.get("title") or None,
                   "created": iso_of(row["created_ms"]), "created_ms": row["created_ms"]}
-                 for row in cases.cases_of(contact) if lo <= row["created_ms"] <= hi]
+                 for row in stores.cases.cases_of(contact) if lo <= row["created_ms"] <= hi]
     return {"contact": contact, "from": iso_ms(first), "to": iso_ms(last), "types": types,
             "interactions": items, "cases": own_cases}
 
 
-def contact_timeline_reply(store: InteractionStore, cases: CaseStore, raw_contact: str, params: Mapping[str, str],
-                           accept: str | None, settings: Settings, now: datetime) -> Reply:
+def contact_timeline_reply(asked: Asked, settings: Settings, stores: Stores) -> Reply:
     """GET /api/contacts/{contact_id}/timeline."""
     def build(html: bool) -> Reply:
-        report = contact_timeline(store, cases, raw_contact, params, settings, now)
+        report = contact_timeline(stores, asked.key, asked.params, settings, asked.now)
         if html:
-            return _html(200, contact_page(report, settings.session_gap_minutes * 60_000))
+            return _html(200, contact_page(report, settings.session_gap_ms))
         return json_reply(200, report, NO_STORE)
 
-    return negotiated(params, accept, build)
+    return negotiated(asked.params, asked.accept, build)
 
 
 # --- GET /api/insights ---------------------------------------------------------------------------
@@ -185,19 +197,18 @@ def insight_range(params: Mapping[str, str], today: date) -> tuple[str, str]:
     return first.isoformat(), last.isoformat()
 
 
-def insights_reply(insights: InsightStore, params: Mapping[str, str], accept: str | None, today: date) -> Reply:
+def insights_reply(asked: Asked, settings: Settings, stores: Stores) -> Reply:
     """GET /api/insights."""
     def build(html: bool) -> Reply:
-        first, last = insight_range(params, today)
-        report = insights_report(first, last, insights.rollups(first, last))
+        first, last = insight_range(asked.params, asked.now.date())
+        report = insights_report(first, last, stores.insights.rollups(first, last))
         if html:
             return _html(200, insights_page(report))
         return json_reply(200, report, NO_STORE)
 
-    return negotiated(params, accept, build)
+    return negotiated(asked.params, asked.accept, build)
 
 
-def case_timeline_reply(cases: CaseStore, case_id: str, params: Mapping[str, str], accept: str | None,
-                        settings: Settings) -> Reply:
+def case_timeline_reply(asked: Asked, settings: Settings, stores: Stores) -> Reply:
     """GET /api/cases/{case_id}/timeline."""
-    return negotiated(params, accept, lambda html: case_timeline(cases, case_id, html, settings))
+    return negotiated(asked.params, asked.accept, lambda html: case_timeline(stores.cases, asked.key, html, settings))

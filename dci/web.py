@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import azure.functions as func
@@ -11,9 +12,12 @@ from dci.access import check_report_access
 from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import settings_or_none
+from dci.storage import stores
 
 if TYPE_CHECKING:
     from dci.settings import Settings
+    from dci.storage import Stores
+    from dci.views import Asked
 
 
 def respond(reply: Reply) -> func.HttpResponse:
@@ -31,10 +35,18 @@ def misconfigured() -> func.HttpResponse:
                                  {"Retry-After": "60"}))
 
 
-def answer(build: Callable[[Settings], Reply]) -> func.HttpResponse:
-    """`build`'s reply, given the app settings; 503 while they are missing or invalid."""
+def answer(build: Callable[[Settings, Stores], Reply]) -> func.HttpResponse:
+    """`build`'s reply, given the app settings and stores; 503 while the settings are missing or invalid."""
     settings = settings_or_none()
-    return misconfigured() if settings is None else respond(build(settings))
+    return misconfigured() if settings is None else respond(build(settings, stores(settings)))
+
+
+def asked(req: func.HttpRequest, key: str = "") -> Asked:
+    """What a report request asks (dci.views.Asked): its `key` route value, parameters, Accept, now."""
+    from dci.views import Asked
+
+    return Asked(req.route_params.get(key, "") if key else "", req.params, req.headers.get("accept"),
+                 datetime.now(timezone.utc))
 
 
 def json_response(document: object, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -42,7 +54,7 @@ def json_response(document: object, status: int = 200, headers: dict[str, str] |
     return respond(json_reply(status, document, headers))
 
 
-def answer_report(headers: Mapping[str, str], build: Callable[[Settings], Reply]) -> func.HttpResponse:
+def answer_report(headers: Mapping[str, str], build: Callable[[Settings, Stores], Reply]) -> func.HttpResponse:
     """As `answer`, for the report routes: refused unless `access.check_report_access` lets the
     request through (REPORTS_AUTH=app-service: App Service authentication on, and a real principal)."""
     settings = settings_or_none()
@@ -52,4 +64,4 @@ def answer_report(headers: Mapping[str, str], build: Callable[[Settings], Reply]
         check_report_access(settings, headers)
     except Problem as problem:
         return respond(problem_reply(problem))
-    return respond(build(settings))
+    return respond(build(settings, stores(settings)))

@@ -9,6 +9,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from azure.core.exceptions import ResourceExistsError
@@ -18,6 +19,9 @@ from tests.azurite import ROOT, connection_string, free_ports  # noqa: F401 - RO
 from tests.azurite import start as start_azurite
 from tests.azurite import stop as stop_azurite
 from tests.tokens import Portal
+
+if TYPE_CHECKING:
+    from dci.storage import Stores
 
 PORTAL = "portal.example.com"
 PORTAL_ORIGIN = f"https://{PORTAL}"
@@ -133,6 +137,27 @@ class Store:
             if len(got) < count:
                 time.sleep(0.1)
         return got
+
+
+class RecordingQueue:
+    """A `cases` queue that keeps what is sent to it: (text, delay seconds)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int]] = []
+
+    def send(self, text: str, delay_seconds: int = 0) -> None:
+        self.sent.append((text, delay_seconds))
+
+
+def stores_of(store: Store, follow_days: int = 7, queue: object | None = None) -> Stores:
+    """The app's stores on this test's Azurite account; `cases` messages go to `queue`."""
+    from dci.storage import Stores
+    from dci.storage.cases import CaseStore
+    from dci.storage.insights import InsightStore
+    from dci.storage.interactions import InteractionStore
+
+    return Stores(InteractionStore(store.tables), CaseStore(store.tables), InsightStore(store.tables, follow_days),
+                  queue or RecordingQueue())  # type: ignore[arg-type]
 
 
 @pytest.fixture

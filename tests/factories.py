@@ -54,3 +54,28 @@ def batch(events: list[dict[str, Any]] | None = None, **fields: Any) -> dict[str
 def body(document: Any) -> bytes:
     """JSON bytes as the beacon sends them."""
     return json.dumps(document).encode()
+
+
+# --- portal-events queue messages (what collect enqueues; the linker's input) ---------------------
+
+def queued_event(ts_ms: int, kind: str = "page_view", **fields: Any) -> dict[str, Any]:
+    """One event as a queue message carries it: its time already in epoch ms."""
+    return {"id": new_id(), "type": kind, "ts": ts_ms, "url": f"{BASE}/kb/KA-01023", **fields}
+
+
+def queued_batch(events: list[dict[str, Any]], *, visitor: str | None = None, session: str | None = None,
+                 contact: str | None = None, received_at: str = "2026-11-28T15:00:03.480Z",
+                 site: str = PORTAL) -> dict[str, Any]:
+    """A `portal-events` message as collect writes it; `contact` only for a verified batch."""
+    visitor = visitor or new_id()
+    message = {"v": 1, "received_at": received_at, "site": site, "visitor": visitor,
+               "session": session or f"s-{visitor}"[:64], "client": {"family": "Edge", "device": "desktop"},
+               "skew_ms": 0, "events": events}
+    if contact:
+        message["contact"] = contact
+    return message
+
+
+def encoded(message: dict[str, Any]) -> bytes:
+    """A queue message's body."""
+    return json.dumps(message).encode()

@@ -16,10 +16,9 @@ from dci.cases import CaseFollowUp, case_message, incident_case, take
 from dci.dataverse import Dataverse, Incident, TokenSource, session
 from dci.linker import link
 from dci.settings import Settings
-from dci.storage.cases import CaseStore
-from dci.storage.interactions import InteractionStore
-from tests.conftest import STORAGE, Store
+from tests.conftest import STORAGE, RecordingQueue, Store, stores_of
 from tests.dataverse_server import FakeDataverse
+from tests.factories import encoded, iso, queued_batch, queued_event
 
 M, H = 60_000, 3_600_000
 CREATED = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
@@ -35,38 +34,33 @@ def fake() -> Iterator[FakeDataverse]:
 
 
 class World:
-    """Storage, Dataverse and the queue of one test, and helpers to act in it."""
+    """Storage, Dataverse and the `cases` queue of one test, and helpers to act in it."""
 
     def __init__(self, store: Store, fake: FakeDataverse) -> None:
         self.fake = fake
-        self.interactions = InteractionStore(store.tables)
-        self.cases = CaseStore(store.tables)
+        self.queue: list[tuple[str, int]] = []
+        self.stores = stores_of(store, queue=self)
+        self.interactions, self.cases = self.stores.interactions, self.stores.cases
         self.dataverse = Dataverse(fake.url, TokenSource(fake.url, fixed="test-token"), session(backoff=0.05))
         self.settings = Settings(AzureWebJobsStorage=STORAGE, PORTAL_ISSUERS="portal.example.com",
                                  DATAVERSE_URL=fake.url, CASE_SETTLE_SECONDS=600)
-        self.queue: list[tuple[str, int]] = []
 
-    def enqueue(self, text: str, delay: int = 0) -> None:
-        self.queue.append((text, delay))
+    def send(self, text: str, delay_seconds: int = 0) -> None:
+        self.queue.append((text, delay_seconds))
 
     def browse(self, visitor: str, minutes_before: list[float], contact: str | None = None, kind: str = "page_view",
                received_minutes_after: float = 0.0, **fields: Any) -> list[str]:
         """Store a batch of events that happened `minutes_before` the case."""
-        events = [{"id": str(uuid.uuid4()), "type": kind, "ts": CREATED_MS - int(m * M),
-                   "url": "https://portal.example.com/kb/KA-01023", **fields} for m in minutes_before]
+        events = [queued_event(CREATED_MS - int(m * M), kind, **fields) for m in minutes_before]
         received = CREATED + timedelta(minutes=received_minutes_after)
-        message = {"v": 1, "received_at": received.isoformat().replace("+00:00", "Z"), "site": "portal.example.com",
-                   "visitor": visitor, "session": str(uuid.uuid4()), "skew_ms": 0, "events": events}
-        if contact:
-            message["contact"] = contact
-        follow = CaseFollowUp(self.cases, self.enqueue, portal_cases=False, settle_ms=600_000, lookback_ms=72 * H)
-        link(self.interactions, json.dumps(message).encode(), follow)
+        message = queued_batch(events, visitor=visitor, contact=contact, received_at=iso(received))
+        link(self.interactions, encoded(message), CaseFollowUp.of(self.settings, self.stores))
         return [e["id"] for e in events]
 
     def open_case(self, contact: str | None, ticket: str = "CAS-01234-X1Y2Z3") -> str:
         case_id = self.fake.add_incident(CREATED, contact=contact, ticket=ticket)
         incident = Incident(case_id, CREATED_MS, ticket, "Cannot sign in", contact)
-        take(self.cases, incident_case(incident, "poll"), self.enqueue)
+        take(self.cases, incident_case(incident, "poll"), self.send)
         return case_id
 
     def assemble(self, minutes_after: float = 15) -> list[str]:
@@ -74,9 +68,7 @@ class World:
         outcomes, pending, self.queue = [], self.queue, []
         now = CREATED_MS + int(minutes_after * M)
         for text, _ in pending:
-            outcomes.append(assembler.handle(text.encode(), store=self.interactions, cases=self.cases,
-                                             dataverse=self.dataverse, requeue=self.enqueue, settings=self.settings,
-                                             now_ms=now))
+            outcomes.append(assembler.handle(text.encode(), self.stores, self.settings, now, self.dataverse))
         return outcomes
 
     def timeline(self, case_id: str) -> dict[str, Any]:
@@ -149,7 +141,7 @@ def test_assembler_a_case_is_never_rebound_to_another_contact(world: World) -> N
     world.browse(str(uuid.uuid4()), [20], contact=A)
     case_id = world.open_case(A)
     incident = Incident(case_id, CREATED_MS, "CAS-01234-X1Y2Z3", "Cannot sign in", B)  # e.g. a replayed webhook
-    assert take(world.cases, incident_case(incident, "webhook"), world.enqueue) == "known"
+    assert take(world.cases, incident_case(incident, "webhook"), world.send) == "known"
     assert world.cases.case(case_id)["contact"] == A
     assert world.cases.cases_of(B) == []
     assert world.assemble() == ["assembled"]  # the one queued for A
@@ -192,76 +184,73 @@ def test_assembler_defers_a_case_until_it_has_settled(world: World) -> None:
     assert world.cases.case(case)["status"] == "queued"
 
 
-def portal_world(store: Store) -> tuple[InteractionStore, CaseStore, list[str], CaseFollowUp]:
-    interactions, cases = InteractionStore(store.tables), CaseStore(store.tables)
-    queue: list[str] = []
-    return interactions, cases, queue, CaseFollowUp(cases, queue.append, portal_cases=True, settle_ms=600_000,
-                                                    lookback_ms=72 * H)
+class PortalWorld:
+    """No Dataverse: cases come from signed-in portal batches."""
 
+    def __init__(self, store: Store) -> None:
+        self.queue = RecordingQueue()
+        self.stores = stores_of(store, queue=self.queue)
+        self.cases = self.stores.cases
+        self.settings = Settings(AzureWebJobsStorage=STORAGE, PORTAL_ISSUERS="portal.example.com")
 
-def portal_batch(ticket: str, contact: str | None, query: str = "x", visitor: str | None = None) -> bytes:
-    events = [{"id": str(uuid.uuid4()), "type": "search", "ts": CREATED_MS - 5 * M, "url": "https://p/s",
-               "query": query},
-              {"id": str(uuid.uuid4()), "type": "case_submitted", "ts": CREATED_MS, "url": "https://p/c",
-               "ticket": ticket}]
-    message = {"v": 1, "received_at": "2026-11-28T12:00:01.000Z", "site": "portal.example.com",
-               "visitor": visitor or str(uuid.uuid4()), "session": str(uuid.uuid4()), "events": events}
-    if contact:
-        message["contact"] = contact
-    return json.dumps(message).encode()
+    def link(self, ticket: str, contact: str | None, query: str = "x") -> None:
+        events = [queued_event(CREATED_MS - 5 * M, "search", query=query),
+                  queued_event(CREATED_MS, "case_submitted", ticket=ticket)]
+        message = queued_batch(events, contact=contact, received_at="2026-11-28T12:00:01.000Z")
+        link(self.stores.interactions, encoded(message), CaseFollowUp.of(self.settings, self.stores))
+
+    def queued(self) -> list[str]:
+        return [text for text, _ in self.queue.sent]
+
+    def assemble(self, text: str) -> str:
+        return assembler.handle(text.encode(), self.stores, self.settings, CREATED_MS + 11 * M, None)
 
 
 def test_assembler_without_dataverse_assembles_portal_cases_and_writes_no_note(store: Store) -> None:
-    interactions, cases, queue, follow = portal_world(store)
-    batch = portal_batch("CAS-55555-PORTAL", A)
-    link(interactions, batch, follow)
-    link(interactions, batch, follow)  # re-delivered: still one case
-    (text,) = queue
+    world = PortalWorld(store)
+    world.link("CAS-55555-PORTAL", A)
+    (text,) = world.queued()
+    world.queue.sent.clear()
+    world.link("CAS-55555-PORTAL", A)  # the same ticket again (another batch): still one case
+    assert world.queued() == []
     case = json.loads(text)
     assert (case["contact"], case["ticket"], case["source"]) == (A, "CAS-55555-PORTAL", "portal")
-    settings = Settings(AzureWebJobsStorage=STORAGE, PORTAL_ISSUERS="portal.example.com")
-    outcome = assembler.handle(text.encode(), store=interactions, cases=cases, dataverse=None, requeue=print,
-                               settings=settings, now_ms=CREATED_MS + 11 * M)
-    assert outcome == "assembled"
-    assert [i["type"] for i in cases.timeline(case["case_id"])["document"]["items"]] == ["search", "case_submitted"]
+    assert world.assemble(text) == "assembled"
+    items = world.cases.timeline(case["case_id"])["document"]["items"]
+    assert [i["type"] for i in items] == ["search", "search", "case_submitted", "case_submitted"]
 
 
 def test_assembler_anonymous_ticket_creates_no_portal_case_and_cannot_take_one(store: Store) -> None:
     # The attack: a tokenless batch with the victim's ticket, sent before the victim's own. It
     # used to create the case for the attacker's browser, and the victim's export listed none.
-    interactions, cases, queue, follow = portal_world(store)
-    link(interactions, portal_batch("CAS-01234-VICTIM", None, "ATTACKER-INJECTED"), follow)
-    assert queue == []
-    link(interactions, portal_batch("CAS-01234-VICTIM", A), follow)
-    (text,) = queue
+    world = PortalWorld(store)
+    world.link("CAS-01234-VICTIM", None, "ATTACKER-INJECTED")
+    assert world.queued() == []
+    world.link("CAS-01234-VICTIM", A)
+    (text,) = world.queued()
     assert json.loads(text)["contact"] == A
-    assert [row["ticket"] for row in cases.cases_of(A)] == ["CAS-01234-VICTIM"]
+    assert [row["ticket"] for row in world.cases.cases_of(A)] == ["CAS-01234-VICTIM"]
 
 
 def test_assembler_another_contacts_claim_of_a_ticket_is_a_case_of_their_own(store: Store) -> None:
-    interactions, cases, queue, follow = portal_world(store)
-    link(interactions, portal_batch("CAS-01234-VICTIM", B, "ATTACKER-INJECTED"), follow)  # signed in, sent first
-    link(interactions, portal_batch("CAS-01234-VICTIM", A, "mine"), follow)
-    settings = Settings(AzureWebJobsStorage=STORAGE, PORTAL_ISSUERS="portal.example.com")
+    world = PortalWorld(store)
+    world.link("CAS-01234-VICTIM", B, "ATTACKER-INJECTED")  # signed in, sent first
+    world.link("CAS-01234-VICTIM", A, "mine")
     by_contact = {}
-    for text in queue:
+    for text in world.queued():
         case = json.loads(text)
-        assembler.handle(text.encode(), store=interactions, cases=cases, dataverse=None, requeue=print,
-                         settings=settings, now_ms=CREATED_MS + 11 * M)
-        by_contact[case["contact"]] = cases.timeline(case["case_id"])["document"]
+        world.assemble(text)
+        by_contact[case["contact"]] = world.cases.timeline(case["case_id"])["document"]
     assert set(by_contact) == {A, B}
     assert [i.get("query") for i in by_contact[A]["items"]] == ["mine", None]
     assert "ATTACKER-INJECTED" not in json.dumps(by_contact[A])
 
 
 def test_assembler_skips_an_anonymous_case_queued_by_an_earlier_build(store: Store) -> None:
-    interactions, cases, _, _ = portal_world(store)
+    world = PortalWorld(store)
     old = {"case_id": str(uuid.uuid4()), "created_ms": CREATED_MS, "ticket": "CAS-1", "visitor": "visitor-0001",
            "source": "portal"}
-    take(cases, old, lambda _: None)
-    settings = Settings(AzureWebJobsStorage=STORAGE, PORTAL_ISSUERS="portal.example.com")
-    outcome = assembler.handle(case_message(old).encode(), store=interactions, cases=cases, dataverse=None,
-                               requeue=print, settings=settings, now_ms=CREATED_MS + 11 * M)
-    assert outcome == "skipped"
-    assert cases.case(old["case_id"])["reason"] == "no verified contact"
-    assert cases.timeline(old["case_id"]) is None
+    take(world.cases, old, lambda _: None)  # type: ignore[arg-type]
+    assert world.assemble(case_message(old)) == "skipped"  # type: ignore[arg-type]
+    assert world.cases.case(old["case_id"])["reason"] == "no verified contact"
+    assert world.cases.timeline(old["case_id"]) is None

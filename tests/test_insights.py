@@ -23,10 +23,9 @@ from dci.linker import link
 from dci.openapi import document
 from dci.privacy import erase
 from dci.settings import Settings
-from dci.storage.cases import CaseStore
 from dci.storage.insights import InsightStore
-from dci.storage.interactions import InteractionStore
-from tests.conftest import STORAGE, Store
+from tests.conftest import STORAGE, Store, stores_of
+from tests.factories import encoded, queued_batch, queued_event
 
 M, H = 60_000, 3_600_000
 DAY0 = datetime(2031, 3, 10, tzinfo=timezone.utc)
@@ -41,20 +40,15 @@ class Scene:
     """Storage of one test, and helpers that link batches and assemble cases as the app does."""
 
     def __init__(self, store: Store, follow_days: int = 7) -> None:
-        self.interactions = InteractionStore(store.tables)
-        self.cases = CaseStore(store.tables)
-        self.insights = InsightStore(store.tables, follow_days)
+        self.stores = stores_of(store, follow_days)
+        self.interactions, self.cases, self.insights = self.stores.interactions, self.stores.cases, self.stores.insights
         self.settings = Settings(AzureWebJobsStorage=STORAGE, PORTAL_ISSUERS="portal.example.com",
                                  CASE_SETTLE_SECONDS=0, INSIGHTS_FOLLOW_DAYS=follow_days)
 
     def browse(self, visitor: str, events: list[tuple[int, str, dict[str, Any]]], contact: str | None = None) -> None:
-        message = {"v": 1, "received_at": "2031-03-20T00:00:00.000Z", "site": "portal.example.com",
-                   "visitor": visitor, "session": f"s-{visitor}", "skew_ms": 0,
-                   "events": [{"id": str(uuid.uuid4()), "type": kind, "ts": ms,
-                               "url": "https://portal.example.com/x", **fields} for ms, kind, fields in events]}
-        if contact:
-            message["contact"] = contact
-        link(self.interactions, json.dumps(message).encode(), insights=self.insights)
+        message = queued_batch([queued_event(ms, kind, **fields) for ms, kind, fields in events], visitor=visitor,
+                               contact=contact, received_at="2031-03-20T00:00:00.000Z")
+        link(self.interactions, encoded(message), insights=self.insights)
 
     def case(self, contact: str, created_ms: int, ticket: str) -> str:
         case_id = str(uuid.uuid4())
@@ -62,9 +56,7 @@ class Scene:
         take(self.cases, {"case_id": case_id, "created_ms": created_ms, "ticket": ticket, "title": "Help",
                           "contact": contact, "source": "portal"}, queued.append)
         for text in queued:
-            assembler.handle(text.encode(), store=self.interactions, cases=self.cases, dataverse=None,
-                             requeue=lambda *_: None, settings=self.settings, now_ms=created_ms + H,
-                             insights=self.insights)
+            assembler.handle(text.encode(), self.stores, self.settings, created_ms + H, None)
         return case_id
 
 
@@ -146,9 +138,7 @@ def test_reassembly_and_redelivery_do_not_count_twice(scene: Scene) -> None:
     for row in scene.cases.cases_of(C1):  # and the case assembled again
         text = case_message({"case_id": row["case_id"], "created_ms": row["created_ms"], "contact": C1,
                              "ticket": "CAS-1", "title": "Help", "source": "portal"})
-        assert assembler.handle(text.encode(), store=scene.interactions, cases=scene.cases, dataverse=None,
-                                requeue=lambda *_: None, settings=scene.settings, now_ms=at(3, 0),
-                                insights=scene.insights) == "unchanged"
+        assert assembler.handle(text.encode(), scene.stores, scene.settings, at(3, 0), None) == "unchanged"
     assert insights_api("from=2031-03-10&to=2031-03-11")[1] == before
 
 
@@ -246,7 +236,7 @@ def test_retention_removes_old_facts_and_keeps_the_rollups(scene: Scene) -> None
     from dci.retention import apply
 
     before = insights_api("from=2031-03-10&to=2031-03-11")[1]
-    apply(scene.interactions, datetime(2031, 3, 12, 12, tzinfo=timezone.utc), 1, scene.insights)
+    apply(scene.stores, datetime(2031, 3, 12, 12, tzinfo=timezone.utc), 1)
     assert scene.insights._table.partition("e_2031-03-10") == []  # the day before the cut-off: gone
     assert scene.insights._table.partition("c_2031-03-10") == []
     assert scene.insights._table.partition("e_2031-03-11") != []  # the cut-off day itself stays

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -17,6 +16,7 @@ from dci.linker import BadMessage, link
 from dci.storage.interactions import InteractionStore
 from dci.storage.keys import interactions_table
 from tests.conftest import TABLE_PORT, Store, connection_string
+from tests.factories import encoded, queued_batch, queued_event
 from tests.proxy import Proxy
 
 NOW_MS = int(datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc).timestamp() * 1000)
@@ -27,19 +27,12 @@ def queued(events: int | list[dict[str, Any]] = 3, *, visitor: str | None = None
            start_ms: int = NOW_MS) -> dict[str, Any]:
     """A `portal-events` message as collect writes it."""
     if isinstance(events, int):
-        events = [{"id": str(uuid.uuid4()), "type": "search", "ts": start_ms + i * 1000,
-                   "url": "https://portal.example.com/search/?q=vpn", "query": "vpn", "results": i % 3}
-                  for i in range(events)]
-    message = {"v": 1, "received_at": "2026-11-28T15:00:03.480Z", "site": "portal.example.com",
-               "visitor": visitor or str(uuid.uuid4()), "session": str(uuid.uuid4()),
-               "client": {"family": "Edge", "device": "desktop"}, "skew_ms": 0, "events": events}
-    if contact:
-        message["contact"] = contact
-    return message
+        events = [queued_event(start_ms + i * 1000, "search", url="https://portal.example.com/search/?q=vpn",
+                               query="vpn", results=i % 3) for i in range(events)]
+    return queued_batch(events, visitor=visitor, contact=contact)
 
 
-def body(message: dict[str, Any]) -> bytes:
-    return json.dumps(message).encode()
+body = encoded
 
 
 @pytest.fixture

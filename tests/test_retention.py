@@ -7,8 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from dci.retention import apply, expired
-from dci.storage.interactions import InteractionStore
-from tests.conftest import Store
+from tests.conftest import Store, stores_of
 
 NOW = datetime(2026, 11, 28, 3, 30, tzinfo=timezone.utc)
 
@@ -28,5 +27,5 @@ def test_retention_expired_months(days: int, dropped: list[str]) -> None:
 def test_retention_apply_drops_only_old_interaction_tables(store: Store) -> None:
     for name in ("interactions202601", "interactions202611", "links"):
         store.tables.create_table(name)
-    assert apply(InteractionStore(store.tables), NOW, 90) == ["interactions202601"]
+    assert apply(stores_of(store), NOW, 90) == ["interactions202601"]
     assert sorted(t.name for t in store.tables.list_tables()) == ["interactions202611", "links"]

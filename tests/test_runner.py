@@ -59,9 +59,10 @@ def test_timespan_rejects_garbage() -> None:
 def test_project_host_json_queue_settings_are_the_chosen_ones() -> None:
     host = load_host_config(ROOT / "host.json")
     assert host.route_prefix == "api"
-    assert host.queues == QueueOptions(batch_size=16, new_batch_threshold=8, max_dequeue_count=5,
-                                       visibility_timeout=30.0, max_polling_interval=2.0, message_encoding="base64")
-    assert host.function_timeout == 600
+    assert host.queues == QueueOptions(batch_size=16, max_dequeue_count=5, visibility_timeout=30.0,
+                                       max_polling_interval=2.0, message_encoding="base64")
+    document = json.loads((ROOT / "host.json").read_text())  # what the host alone reads
+    assert document["functionTimeout"] == "00:10:00" and document["extensions"]["queues"]["newBatchThreshold"] == 8
 
 
 def test_missing_host_json_gives_host_defaults(tmp_path: Path) -> None:

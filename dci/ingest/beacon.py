@@ -13,7 +13,6 @@ from pathlib import Path
 from dci.replies import Reply
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
-SCRIPTS = ("beacon.js", "beacon-search.js")
 CACHE = "public, max-age=86400, stale-while-revalidate=604800"
 
 

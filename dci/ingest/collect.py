@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 from pydantic_core import to_json
 
-from dci.clock import epoch_ms, iso_ms, ms_of
+from dci.clock import DAY_MS, epoch_ms, iso_ms, ms_of
 from dci.ingest import cors
 from dci.ingest.events import EVENT_TYPES, MAX_EVENTS, PATTERN_MESSAGES, CollectBatch, host_of, portal_url_pattern
 from dci.ingest.identity import TokenRejected, verifier_for
@@ -37,8 +37,8 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 32 * 1024
 # A queue message holds 64 KiB after base64: 48 KiB of text.
 MAX_MESSAGE_BYTES = 48 * 1024
-MAX_CLOCK_SKEW_MS = 7 * 86_400_000
-MAX_EVENT_AGE_MS = 7 * 86_400_000  # the beacon's retry queue drops older events
+MAX_CLOCK_SKEW_MS = 7 * DAY_MS
+MAX_EVENT_AGE_MS = 7 * DAY_MS  # the beacon's retry queue drops older events
 EVENT_AFTER_SEND_TOLERANCE_MS = 60_000
 ALLOWED_METHODS = "POST, OPTIONS"
 CONTENT_TYPES = ("application/json", "text/plain")

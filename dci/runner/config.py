@@ -57,7 +57,6 @@ class QueueOptions:
     """The host.json `extensions.queues` settings, with the host's defaults."""
 
     batch_size: int = 16
-    new_batch_threshold: int = 8
     max_dequeue_count: int = 5
     visibility_timeout: float = 0.0
     max_polling_interval: float = 60.0
@@ -66,11 +65,11 @@ class QueueOptions:
 
 @dataclass(frozen=True)
 class HostConfig:
-    """The parts of host.json the runner honours."""
+    """The parts of host.json the runner honours (not `newBatchThreshold`: it fetches the next batch
+    when the last is done; not `functionTimeout`: a local function runs as long as it runs)."""
 
     route_prefix: str = "api"
     queues: QueueOptions = QueueOptions()
-    function_timeout: float | None = None
 
 
 def load_host_config(path: Path) -> HostConfig:
@@ -86,7 +85,6 @@ def load_host_config(path: Path) -> HostConfig:
     defaults = QueueOptions()
     queues = QueueOptions(
         batch_size=int(raw.get("batchSize", defaults.batch_size)),
-        new_batch_threshold=int(raw.get("newBatchThreshold", defaults.new_batch_threshold)),
         max_dequeue_count=int(raw.get("maxDequeueCount", defaults.max_dequeue_count)),
         visibility_timeout=timespan_seconds(raw.get("visibilityTimeout", "00:00:00"), "queues.visibilityTimeout"),
         max_polling_interval=timespan_seconds(raw.get("maxPollingInterval", 60_000), "queues.maxPollingInterval"),
@@ -96,9 +94,4 @@ def load_host_config(path: Path) -> HostConfig:
         raise ConfigError("host.json queues.batchSize must be between 1 and 32")
     if queues.message_encoding not in ("base64", "none"):
         raise ConfigError("host.json queues.messageEncoding must be 'base64' or 'none'")
-    timeout = document.get("functionTimeout")
-    return HostConfig(
-        route_prefix=str(extensions.get("http", {}).get("routePrefix", "api")).strip("/"),
-        queues=queues,
-        function_timeout=timespan_seconds(timeout, "functionTimeout") if timeout else None,
-    )
+    return HostConfig(route_prefix=str(extensions.get("http", {}).get("routePrefix", "api")).strip("/"), queues=queues)

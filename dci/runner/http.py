@@ -64,6 +64,18 @@ def build_routes(functions: list[IndexedFunction], prefix: str) -> list[Route]:
     return sorted(routes, key=lambda r: r.pattern.pattern.count("(?P<"))
 
 
+@dataclass(frozen=True)
+class Incoming:
+    """One request as read off the connection: method, target (path and query), lower-cased
+    headers, body, and the base URL it was addressed to."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+    base: str
+
+
 class HttpFrontEnd(ThreadingHTTPServer):
     """A threading HTTP server that hands requests to the app's HTTP functions."""
 
@@ -78,10 +90,9 @@ class HttpFrontEnd(ThreadingHTTPServer):
         self.fallback = fallback  # the demo portal answers what no function does
         super().__init__(address, _Handler)
 
-    def dispatch(
-        self, method: str, target: str, headers: dict[str, str], body: bytes, base: str
-    ) -> tuple[int, dict[str, str], bytes]:
+    def dispatch(self, incoming: Incoming) -> tuple[int, dict[str, str], bytes]:
         """Answer one request: status, headers, body."""
+        method, target = incoming.method, incoming.target
         path = urlsplit(target).path
         allowed: set[str] = set()
         for route in self.routes:
@@ -91,22 +102,21 @@ class HttpFrontEnd(ThreadingHTTPServer):
             if method not in route.methods:
                 allowed |= route.methods
                 continue
-            return self._invoke(route, match, method, target, headers, body, base)
+            return self._invoke(route, match, incoming)
         if allowed:
             return _problem(405, f"{method} is not allowed on {path}.", {"Allow": ", ".join(sorted(allowed))})
-        answer = self.fallback(method, target, headers) if self.fallback else None
+        answer = self.fallback(method, target, incoming.headers) if self.fallback else None
         return answer or _problem(404, f"No function serves {path}.")
 
-    def _invoke(self, route: Route, match: re.Match[str], method: str, target: str,
-                headers: dict[str, str], body: bytes, base: str) -> tuple[int, dict[str, str], bytes]:
-        query = urlsplit(target).query
+    def _invoke(self, route: Route, match: re.Match[str], incoming: Incoming) -> tuple[int, dict[str, str], bytes]:
+        method, target = incoming.method, incoming.target
         request = func.HttpRequest(
             method=method,
-            url=base + target,
-            headers=headers,
-            params=dict(parse_qsl(query, keep_blank_values=True)),
+            url=incoming.base + target,
+            headers=incoming.headers,
+            params=dict(parse_qsl(urlsplit(target).query, keep_blank_values=True)),
             route_params={k: _route_value(v) for k, v in match.groupdict().items() if v is not None},
-            body=body,
+            body=incoming.body,
         )
         started = time.perf_counter()
         try:
@@ -162,9 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, headers, body = _problem(error.status, str(error))
         else:
             host = self.headers.get("Host") or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
-            status, headers, body = self.server.dispatch(
-                self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, raw, f"http://{host}"
-            )
+            status, headers, body = self.server.dispatch(Incoming(
+                self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, raw, f"http://{host}"))
         self.send_response(status)
         for name, value in headers.items():
             if name.lower() not in ("content-length", "transfer-encoding", "connection"):

@@ -2,25 +2,67 @@
 
 `clients` makes SDK clients from the Functions connection setting; `tables` is one table as every
 store uses it; `keys` names tables, partitions and rows; `interactions`, `cases` and `insights`
-are the stores. `Stores` is the one value an adapter needs: built once per process from the
-settings, handed to every trigger.
+are the stores. `Stores` is the one value the rest of the app is handed: built once per process
+from the settings (one connection pool per account), passed to every trigger by `run`/`web`.
 """
 
 from __future__ import annotations
 
-from dci.storage.clients import (
-    CASES_QUEUE,
-    CONNECTION_SETTING,
-    PORTAL_EVENTS_QUEUE,
-    StorageTarget,
-    case_store,
-    cases_queue,
-    insight_store,
-    interaction_store,
-    queue_client,
-    queue_service,
-    table_service,
-)
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-__all__ = ["CASES_QUEUE", "CONNECTION_SETTING", "PORTAL_EVENTS_QUEUE", "StorageTarget", "case_store", "cases_queue",
-           "insight_store", "interaction_store", "queue_client", "queue_service", "table_service"]
+from dci.storage.clients import CASES_QUEUE, CONNECTION_SETTING, PORTAL_EVENTS_QUEUE, StorageTarget
+
+if TYPE_CHECKING:
+    from dci.settings import Settings
+    from dci.storage.cases import CaseStore
+    from dci.storage.insights import InsightStore
+    from dci.storage.interactions import InteractionStore
+
+__all__ = ["CASES_QUEUE", "CONNECTION_SETTING", "PORTAL_EVENTS_QUEUE", "Queue", "StorageTarget", "Stores", "run",
+           "stores"]
+T = TypeVar("T")
+
+
+class Queue(Protocol):
+    """Where `cases` messages go: `send(text, delay_seconds=0)`."""
+
+    def send(self, text: str, delay_seconds: int = 0) -> None: ...
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Every store of the app, and the `cases` queue."""
+
+    interactions: InteractionStore
+    cases: CaseStore
+    insights: InsightStore
+    cases_queue: Queue
+
+
+def stores(settings: Settings) -> Stores:
+    """The process's stores for these settings."""
+    return _stores(settings.storage, settings.insights_follow_days)
+
+
+@functools.cache
+def _stores(target: StorageTarget, follow_days: int) -> Stores:
+    from dci.storage.cases import CaseStore
+    from dci.storage.clients import QueueWriter, table_service
+    from dci.storage.insights import InsightStore
+    from dci.storage.interactions import InteractionStore
+
+    tables = table_service(target)
+    return Stores(InteractionStore(tables), CaseStore(tables), InsightStore(tables, follow_days),
+                  QueueWriter(target, CASES_QUEUE))
+
+
+def run(job: Callable[[Settings, Stores], T]) -> T:
+    """`job(settings, stores)` for a queue or timer trigger. Bad settings raise SettingsError: the
+    host retries the message (then keeps it in the poison queue) or the next tick tries again."""
+    from dci.settings import get_settings
+
+    settings = get_settings()
+    return job(settings, stores(settings))

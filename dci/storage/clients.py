@@ -4,7 +4,6 @@ identity), the way the Functions host reads the same setting for its bindings.""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -12,9 +11,6 @@ if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
     from azure.storage.queue import QueueServiceClient
 
-    from dci.storage.cases import CaseStore
-    from dci.storage.insights import InsightStore
-    from dci.storage.interactions import InteractionStore
 
 PORTAL_EVENTS_QUEUE = "portal-events"
 CASES_QUEUE = "cases"
@@ -72,14 +68,6 @@ def table_service(target: StorageTarget | str, **options: object) -> TableServic
     return TableServiceClient(endpoint=target.table_uri, credential=target.credential(), **options)
 
 
-@functools.cache
-def interaction_store(target: StorageTarget | str) -> InteractionStore:
-    """The process's InteractionStore (one HTTP connection pool per storage account)."""
-    from dci.storage.interactions import InteractionStore
-
-    return InteractionStore(table_service(target))
-
-
 class QueueWriter:
     """Sends base64 messages (as the Functions host reads them), optionally invisible for a while."""
 
@@ -97,25 +85,3 @@ class QueueWriter:
         except ResourceNotFoundError:
             self._client.create_queue()
             self._client.send_message(text, visibility_timeout=delay_seconds or None)
-
-
-@functools.cache
-def case_store(target: StorageTarget | str) -> CaseStore:
-    """The process's CaseStore."""
-    from dci.storage.cases import CaseStore
-
-    return CaseStore(table_service(target))
-
-
-@functools.cache
-def insight_store(target: StorageTarget | str, follow_days: int) -> InsightStore:
-    """The process's InsightStore."""
-    from dci.storage.insights import InsightStore
-
-    return InsightStore(table_service(target), follow_days)
-
-
-@functools.cache
-def cases_queue(target: StorageTarget | str) -> QueueWriter:
-    """The process's writer to the `cases` queue."""
-    return QueueWriter(target, CASES_QUEUE)
