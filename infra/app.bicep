@@ -6,9 +6,11 @@ param location string
 param tags object
 param resourceToken string
 param principalId string
+@description('What kind of principal `principalId` is: User for a developer, ServicePrincipal for a CI pipeline.')
+@allowed(['User', 'ServicePrincipal', 'Group'])
+param principalType string = 'User'
 @description('The app settings the settings model reads (besides storage and monitoring).')
 param settings object
-param allowedOrigins array
 param instanceMemoryMB int
 param maximumInstanceCount int
 
@@ -116,9 +118,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // No platform CORS: the app answers CORS itself (dci/ingest/cors.py, ALLOWED_ORIGINS), for the
+    // collect route only. Platform CORS, when on, takes over every route and the app's own
+    // headers have no effect; running both would only make the two lists drift.
     siteConfig: {
       minTlsVersion: '1.2'
-      cors: { allowedOrigins: allowedOrigins }
     }
     functionAppConfig: {
       deployment: {
@@ -186,7 +190,7 @@ resource deployerUpload 'Microsoft.Authorization/roleAssignments@2022-04-01' = i
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
     principalId: principalId
-    principalType: 'User'
+    principalType: principalType
   }
 }
 

@@ -13,10 +13,14 @@ param location string
 @description('Object id of the principal running azd: it may upload the deployment package.')
 param principalId string = ''
 
+@description('User when a developer runs azd; ServicePrincipal when a pipeline does (azd env set AZURE_PRINCIPAL_TYPE).')
+@allowed(['User', 'ServicePrincipal', 'Group'])
+param principalType string = 'User'
+
 @description('Portal host names, comma-separated (PORTAL_ISSUERS), e.g. contoso.powerappsportals.com')
 param portalIssuers string
 
-@description('Portal origins allowed to post events, comma-separated (ALLOWED_ORIGINS and the site CORS list).')
+@description('Portal origins allowed to post events, comma-separated (ALLOWED_ORIGINS; the app answers CORS itself).')
 param allowedOrigins string
 
 @description('PEM public key of the portal ID tokens; empty: fetched from the portal (PORTAL_PUBLIC_KEY).')
@@ -81,6 +85,7 @@ module app 'app.bicep' = {
     tags: tags
     resourceToken: resourceToken
     principalId: principalId
+    principalType: principalType
     settings: {
       PORTAL_ISSUERS: portalIssuers
       ALLOWED_ORIGINS: allowedOrigins
@@ -99,7 +104,6 @@ module app 'app.bicep' = {
       REPORTS_AUTH: reportsAuth
       REPORT_BASE_URL: reportBaseUrl
     }
-    allowedOrigins: empty(allowedOrigins) ? [] : split(allowedOrigins, ',')
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
   }

@@ -121,3 +121,77 @@ def test_infra_flex_consumption_python_311() -> None:
     assert "tier: 'FlexConsumption'" in APP and "name: 'FC1'" in APP
     assert re.search(r"runtime: \{\s+name: 'python'\s+version: '3.11'", APP)
     assert "FUNCTIONS_WORKER_RUNTIME" not in APP  # Flex Consumption refuses it; the runtime is set above
+
+
+# --- resource bodies against Azure's type definitions (the Bicep compiler cannot run here) --------
+
+AZURE_TYPES = ROOT.parent / "shared" / "azure-types" / "generated"
+
+
+@pytest.fixture(scope="module")
+def type_index():  # noqa: ANN201 - tests.bicep_types.TypeIndex
+    from tests.bicep_types import TypeIndex
+
+    if not AZURE_TYPES.exists():
+        pytest.skip("../shared/azure-types is not beside this checkout")
+    return TypeIndex.load(sorted(AZURE_TYPES.rglob("types.json")))
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.name)
+def test_infra_resource_bodies_match_azure_type_definitions(type_index, path: Path) -> None:
+    from tests.bicep_types import check
+
+    problems, checked = check(type_index, path)
+    assert problems == []
+    assert checked, "no resource was checked"
+
+
+def test_infra_every_resource_type_and_child_is_checked(type_index) -> None:
+    from tests.bicep_types import check
+
+    checked = {name for path in BICEP_FILES for name in check(type_index, path)[1]}
+    assert {"Microsoft.Web/sites@2024-04-01", "Microsoft.Web/sites/config@2024-04-01",
+            "Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01",
+            "Microsoft.Authorization/roleAssignments@2022-04-01",
+            "Microsoft.Resources/resourceGroups@2024-03-01"} <= checked
+
+
+MUTATIONS = [  # (what app.bicep says, what a typo makes of it, what the checker must say)
+    ("    httpsOnly: true", "    httpsOnyl: true", "unknown property 'httpsOnyl'"),
+    ("    type: 'UserAssigned'", "    type: 'UserAssignd'", "'UserAssignd' is not one of"),  # a closed set
+    ("      minTlsVersion: '1.2'", "      minTlsVersion: '1.2'\n      machineKey: {}", "'machineKey' is read-only"),
+    ("    minimumTlsVersion: 'TLS1_2'", "    minimumTlsVersion: 'TLS1_2'\n    primaryLocation: 'x'",
+     "'primaryLocation' is read-only"),
+    ("  kind: 'StorageV2'\n", "", "required property 'kind' is missing"),
+    ("    name: 'appsettings'", "    name: 'appsetings'", "name 'appsetings' is not one of"),
+    ("      name: deploymentContainer\n", "      name: deploymentContainer\n      publicAcess: 'None'\n",
+     "unknown property 'publicAcess'"),
+]
+
+
+@pytest.mark.parametrize(("original", "typo", "said"), MUTATIONS, ids=[m[2] for m in MUTATIONS])
+def test_infra_type_check_catches_a_misspelled_bicep(type_index, tmp_path: Path, original: str, typo: str,
+                                                     said: str) -> None:
+    from tests.bicep_types import check
+
+    assert APP.count(original) == 1, original
+    broken = tmp_path / "app.bicep"
+    broken.write_text(APP.replace(original, typo))
+    problems, _ = check(type_index, broken)
+    assert any(said in problem for problem in problems), problems
+
+
+def test_infra_cors_is_the_apps_alone() -> None:
+    # Platform CORS takes over every route when it is on, and the app's own answers (403 naming the
+    # origin, preflight for collect only) would have no effect: one layer, the app's.
+    assert not re.search(r"\bcors\s*:", APP), "the site configures platform CORS"
+    assert re.search(r"ALLOWED_ORIGINS:\s*allowedOrigins", MAIN)
+
+
+def test_infra_the_deployers_role_assignment_takes_its_principal_type_from_azd() -> None:
+    # A hard-coded 'User' failed `azd up` run by a service principal (UnmatchedPrincipalType).
+    deployer = APP[APP.index("resource deployerUpload"):]
+    assert "principalType: principalType" in deployer
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["principalType"]["value"] == "${AZURE_PRINCIPAL_TYPE=User}"
+    assert "principalType: principalType" in MAIN
