@@ -207,7 +207,6 @@ def document() -> dict[str, object]:
                         "400": _problem("Nothing to accept: the envelope is invalid, or no event is; `errors` names "
                                         "each field"),
                         "403": _problem("The Origin is not an allowed portal"),
-                        "405": _problem("Method not allowed"),
                         "413": _problem("Body over 32 KiB or more than 50 events"),
                         "415": _problem("Content type other than application/json or text/plain"),
                         "429": _problem("Too many batches from this visitor; see Retry-After"),

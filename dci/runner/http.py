@@ -94,19 +94,13 @@ class HttpFrontEnd(ThreadingHTTPServer):
         """Answer one request: status, headers, body."""
         method, target = incoming.method, incoming.target
         path = urlsplit(target).path
-        allowed: set[str] = set()
+        # A route that exists for other methods is, to the Functions host, no route at all: 404 (not 405).
         for route in self.routes:
             match = route.pattern.match(path)
-            if not match:
-                continue
-            if method not in route.methods:
-                allowed |= route.methods
-                continue
-            return self._invoke(route, match, incoming)
-        if allowed:
-            return _problem(405, f"{method} is not allowed on {path}.", {"Allow": ", ".join(sorted(allowed))})
+            if match and method in route.methods:
+                return self._invoke(route, match, incoming)
         answer = self.fallback(method, target, incoming.headers) if self.fallback else None
-        return answer or _problem(404, f"No function serves {path}.")
+        return answer or _problem(404, f"No function serves {method} {path}.")
 
     def _invoke(self, route: Route, match: re.Match[str], incoming: Incoming) -> tuple[int, dict[str, str], bytes]:
         method, target = incoming.method, incoming.target
