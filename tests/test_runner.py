@@ -262,3 +262,27 @@ def test_runner_reads_a_chunked_body_as_the_host_does(runner: Runner) -> None:
     bad = raw_exchange(runner, f"POST /{path}/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
                        .encode())
     assert bad.startswith(b"HTTP/1.1 400 ")
+
+
+def test_runner_takes_an_identity_based_storage_connection() -> None:
+    # The form the Bicep deploys: it used to stop the runner with "AzureWebJobsStorage … is not set".
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    import function_app
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AzureWebJobsStorage")}
+    for extra, credential in (({"AzureWebJobsStorage__clientId": "11111111-2222-3333-4444-555555555555"},
+                               ManagedIdentityCredential), ({}, DefaultAzureCredential)):
+        env = {**base, "AzureWebJobsStorage__accountName": "stcontoso", **extra}
+        runner = Runner(function_app.app, load_host_config(ROOT / "host.json"), env, ("127.0.0.1", free_ports(1)[0]))
+        try:
+            clients = [listener._client for listener in runner.listeners]
+            assert {client.url for client in clients} == {"https://stcontoso.queue.core.windows.net/portal-events",
+                                                          "https://stcontoso.queue.core.windows.net/cases"}
+            assert all(isinstance(client.credential, credential) for client in clients)
+            sender = runner._sender.client("AzureWebJobsStorage", "cases")
+            assert sender.url == "https://stcontoso.queue.core.windows.net/cases"
+        finally:
+            runner.server.server_close()
+    with pytest.raises(RuntimeError, match="AzureWebJobsStorage__accountName"):
+        Runner(function_app.app, load_host_config(ROOT / "host.json"), base, ("127.0.0.1", free_ports(1)[0]))

@@ -9,15 +9,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from dci.runner.config import HostConfig
 from dci.runner.http import HttpFrontEnd, build_routes
 from dci.runner.index import IndexedFunction, index
-from dci.runner.invoke import Invoker, QueueSender
+from dci.runner.invoke import Invoker, QueueSender, connection_target
 from dci.runner.queues import QueueListener, poison_queue_name
 from dci.runner.timers import TimerScheduler
+
+if TYPE_CHECKING:
+    from dci.storage.clients import StorageTarget
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +41,10 @@ class Runner:
             from dci.runner.portal import DemoPortal
 
             self.portal = DemoPortal()
+        self.listeners = [QueueListener(f, self._connection(f.trigger.props["connection"]), host.queues, self.invoker)
+                          for f in self._of("queueTrigger")]  # (before the port is taken: a bad setting stops here)
         self.server = HttpFrontEnd(address, build_routes(self.functions, host.route_prefix), self.invoker,
                                    self.portal.handle if self.portal else None)
-        self.listeners = [QueueListener(f, self._connection(f.trigger.props["connection"]), host.queues, self.invoker)
-                          for f in self._of("queueTrigger")]
         self.timers = [TimerScheduler(f, self.invoker) for f in self._of("timerTrigger")]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -54,11 +58,8 @@ class Runner:
     def _of(self, trigger: str) -> list[IndexedFunction]:
         return [f for f in self.functions if f.trigger.type == trigger]
 
-    def _connection(self, setting: str) -> str:
-        value = self._environ.get(setting)
-        if not value:
-            raise RuntimeError(f"app setting {setting} (a storage connection) is not set")
-        return value
+    def _connection(self, setting: str) -> StorageTarget:
+        return connection_target(setting, self._environ)
 
     def create_queues(self) -> list[str]:
         """Create every queue a trigger or output binding uses, plus the poison queues."""

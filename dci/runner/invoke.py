@@ -6,12 +6,15 @@ import base64
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import azure.functions as func
 
 from dci.runner.config import QueueOptions
 from dci.runner.index import IndexedFunction
+
+if TYPE_CHECKING:
+    from dci.storage.clients import StorageTarget
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +34,17 @@ class Out(func.Out[T], Generic[T]):
         return self._value  # type: ignore[return-value]
 
 
+def connection_target(setting: str, environ: Mapping[str, str]) -> StorageTarget:
+    """Where a binding's `connection` setting points, in any form the host accepts."""
+    from dci.storage.clients import StorageTarget
+
+    target = StorageTarget.from_setting(setting, environ)
+    if target is None:
+        raise RuntimeError(f"app setting {setting} (a storage connection) is not set: give a connection string, or "
+                           f"{setting}__accountName (or __queueServiceUri) for an identity-based connection")
+    return target
+
+
 class QueueSender:
     """Sends output-binding messages, encoded as host.json says (base64 by default)."""
 
@@ -45,12 +59,9 @@ class QueueSender:
         key = (connection_setting, queue)
         with self._lock:
             if key not in self._clients:
-                from azure.storage.queue import QueueClient
+                from dci.storage.clients import queue_client
 
-                connection = self._environ.get(connection_setting)
-                if not connection:
-                    raise RuntimeError(f"app setting {connection_setting} (a storage connection) is not set")
-                self._clients[key] = QueueClient.from_connection_string(connection, queue)
+                self._clients[key] = queue_client(connection_target(connection_setting, self._environ), queue)
             return self._clients[key]
 
     def encode(self, value: str | bytes) -> str:

@@ -13,14 +13,17 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.functions.queue import QueueMessage
-from azure.storage.queue import QueueClient
 
 from dci.runner.config import QueueOptions
 from dci.runner.index import IndexedFunction
 from dci.runner.invoke import Invoker
+from dci.storage.clients import queue_client
+
+if TYPE_CHECKING:
+    from dci.storage.clients import StorageTarget
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +39,14 @@ def poison_queue_name(queue: str) -> str:
 class QueueListener:
     """Feeds one queue-triggered function from its queue until stopped."""
 
-    def __init__(self, function: IndexedFunction, connection: str, options: QueueOptions, invoker: Invoker) -> None:
+    def __init__(self, function: IndexedFunction, connection: StorageTarget, options: QueueOptions,
+                 invoker: Invoker) -> None:
         self.function = function
         self.queue = function.trigger.props["queueName"]
         self._options = options
         self._invoker = invoker
-        self._client = QueueClient.from_connection_string(connection, self.queue)
-        self._poison = QueueClient.from_connection_string(connection, poison_queue_name(self.queue))
+        self._client = queue_client(connection, self.queue)
+        self._poison = queue_client(connection, poison_queue_name(self.queue))
         self._pool = ThreadPoolExecutor(max_workers=options.batch_size, thread_name_prefix=f"queue-{self.queue}")
 
     def run(self, stop: threading.Event) -> None:

@@ -4,6 +4,7 @@ identity), the way the Functions host reads the same setting for its bindings.""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,22 @@ class StorageTarget:
     queue_uri: str | None = None
     table_uri: str | None = None
     client_id: str | None = None  # user-assigned managed identity; None: DefaultAzureCredential
+
+    @classmethod
+    def from_setting(cls, name: str, environ: Mapping[str, str]) -> StorageTarget | None:
+        """The target a Functions connection setting names, read as the host reads it: `name` as a
+        connection string, or the identity-based `name__accountName` (or `name__queueServiceUri` and
+        `name__tableServiceUri`) with `name__clientId` for a user-assigned identity (without it: a
+        developer's own sign-in, DefaultAzureCredential). None when neither form is set."""
+        if environ.get(name):
+            return cls(connection_string=environ[name])
+        account = environ.get(f"{name}__accountName")
+        queue_uri = environ.get(f"{name}__queueServiceUri") or (account and f"https://{account}.queue.core.windows.net")
+        table_uri = environ.get(f"{name}__tableServiceUri") or (account and f"https://{account}.table.core.windows.net")
+        if not (queue_uri or table_uri):
+            return None
+        return cls(queue_uri=queue_uri or None, table_uri=table_uri or None,
+                   client_id=environ.get(f"{name}__clientId") or None)
 
     @classmethod
     def of(cls, value: StorageTarget | str) -> StorageTarget:
