@@ -126,13 +126,11 @@ class Settings(BaseSettings):
     @property
     def storage(self) -> StorageTarget:
         """Where the app's queues and tables are."""
-        if self.storage_connection:
-            return StorageTarget(connection_string=self.storage_connection)
-        account = self.storage_account
-        return StorageTarget(
-            queue_uri=self.storage_queue_uri or f"https://{account}.queue.core.windows.net",
-            table_uri=self.storage_table_uri or f"https://{account}.table.core.windows.net",
-            client_id=self.storage_client_id)
+        values = {field.alias: getattr(self, name) for name, field in type(self).model_fields.items()
+                  if name.startswith("storage_") and getattr(self, name)}
+        target = StorageTarget.from_setting("AzureWebJobsStorage", values)  # the host's rule, as the runner's
+        assert target is not None  # the validator refused settings without one
+        return target
 
     # Durations in the unit the code uses (epoch milliseconds).
     @property
