@@ -276,3 +276,81 @@ def test_beacon_build_matches_its_source(tmp_path: Any) -> None:
 def test_beacon_scripts_keep_to_their_size_budget(name: str) -> None:
     size = len(gzip.compress((ROOT / "dci" / "static" / name).read_bytes(), 9))
     assert size <= BUDGET_GZIP_BYTES[name], f"{name} is {size} bytes gzipped; its budget is {BUDGET_GZIP_BYTES[name]}"
+
+
+# --- Power Pages' default Content Security Policy (sites created after 10 November 2025) ----------
+
+# The HTTP/Content-Security-Policy default the Power Pages docs give; the site serves 'nonce' as a
+# fresh 'nonce-…' per response (and injects 'unsafe-eval' beside it unless turned off).
+POWER_PAGES_DEFAULT_CSP = ("script-src 'self' content.powerapps.com content.powerapps.us content.appsplatform.us "
+                           "content.powerapps.cn 'nonce';style-src 'unsafe-inline' https:;")
+
+
+def served_policy(setting: str, nonce: str) -> str:
+    return setting.replace("'nonce'", f"'nonce-{nonce}' 'unsafe-eval'")
+
+
+@pytest.fixture
+def power_pages(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    """The runner as the Function App (http://127.0.0.1:port) and the portal at another origin of
+    the same machine (http://localhost:port), so that Chromium's local-network rules stay out of it."""
+    (port,) = free_ports(1)
+    site = f"localhost:{port}"
+    monkeypatch.setenv("PORTAL_ISSUERS", site)
+    monkeypatch.setenv("ALLOWED_ORIGINS", f"http://{site}")
+    get_settings.cache_clear()
+    try:
+        with running_app(port) as url:
+            yield url, site
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+def portal_page(app: str, form: str, nonce: str) -> str:
+    """A Power Pages search page with the beacon installed in one of the documented forms."""
+    results = ('<script nonce="%NONCE%">setTimeout(() => document.querySelector(".search-results").innerHTML ='
+               ' "<p data-search-total>Results 1 – 1 of 7</p><li><a href=/kb/1>One</a></li>", 200)</script>')
+    if form == "inline":
+        core = (ROOT / "dci" / "static" / "beacon.js").read_text()
+        part = (ROOT / "dci" / "static" / "beacon-search.js").read_text()
+        install = (f'<script nonce="%NONCE%">window.PortalInsightsConfig = {{endpoint: "{app}/api/collect"}};'
+                   f'</script><script nonce="%NONCE%">{core}</script><script nonce="%NONCE%">{part}</script>')
+    else:
+        install = f'<script src="{app}/api/beacon.js" data-endpoint="{app}/api/collect"></script>'
+    page = (f'<!doctype html><title>Search</title><ul class="search-results"></ul>{install}'
+            f'<script nonce="%NONCE%">window.portalScriptsRan = true</script>{results}')
+    return page.replace("%NONCE%", nonce)
+
+
+@pytest.mark.parametrize(("form", "setting", "arrives"), [
+    ("script tag", POWER_PAGES_DEFAULT_CSP, False),  # blocked by script-src: the docs say why and what to add
+    ("script tag, Function App in script-src", None, True),
+    ("inline", POWER_PAGES_DEFAULT_CSP, True),  # no policy change needed
+])
+def test_beacon_installs_under_the_power_pages_default_csp(page: Any, power_pages: tuple[str, str], store: Store,
+                                                           form: str, setting: str | None, arrives: bool) -> None:
+    app, site = power_pages
+    setting = setting or POWER_PAGES_DEFAULT_CSP.replace("content.powerapps.cn", f"content.powerapps.cn {app}")
+    nonce = uuid.uuid4().hex
+    url = f"http://{site}/search/?q=vpn"
+    page.context.grant_permissions(["local-network-access"], origin=f"http://{site}")
+    page.route(url, lambda route: route.fulfill(body=portal_page(app, form.split(",")[0], nonce),
+                                                content_type="text/html",
+                                                headers={"Content-Security-Policy": served_policy(setting, nonce)}))
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text
+            else None)
+    page.goto(url)
+    page.wait_for_function("window.portalScriptsRan === true")  # the page's own nonce'd scripts run
+    if not arrives:
+        page.wait_for_load_state("networkidle")
+        assert any("beacon.js" in v for v in violations), violations  # the browser says what it blocked
+        assert page.evaluate("typeof window.PortalInsights") == "undefined"
+        return
+    page.wait_for_selector(".search-results a")
+    page.evaluate("PortalInsights.flush()")
+    visitor = page.evaluate("JSON.parse(localStorage.getItem('pi')).v")
+    views, searches = stored(store, visitor, 1, "page_view"), stored(store, visitor, 1, "search")
+    assert views and [(s["query"], s.get("results")) for s in searches] == [("vpn", 7)]
+    assert violations == []
