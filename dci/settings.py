@@ -210,10 +210,12 @@ def insights_schedule() -> str:
 
 
 def _schedule(name: str, default: str) -> str:
+    """The setting as it is (the default when empty), never a silent substitute: a bad value makes
+    the settings invalid (every function 503, health names it) and the host, or the runner, refuse
+    the timer with it — one value, seen the same by both."""
     import os
 
-    value = (os.environ.get(name) or "").strip()
-    return value if len(value.split()) == 6 else default
+    return (os.environ.get(name) or "").strip() or default
 
 
 def settings_or_none() -> Settings | None:

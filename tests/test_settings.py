@@ -168,3 +168,19 @@ def test_identity_based_clients_use_the_service_uris_and_a_managed_identity() ->
     assert tables.url.startswith("https://stcontoso.table.core.windows.net")
     assert isinstance(queues.credential, ManagedIdentityCredential)
     assert queue_client(target, "cases").queue_name == "cases"
+
+
+@pytest.mark.parametrize("name", ["CASE_SCHEDULE", "INSIGHTS_SCHEDULE"])
+def test_settings_a_bad_schedule_is_refused_by_the_settings_and_given_as_is_to_the_timer(
+        env, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    # It used to make the settings invalid while the timer silently kept the default schedule. (The
+    # runner refuses a timer with it as the host does: test_runner's six-field test.)
+    from dci.settings import case_schedule, insights_schedule
+
+    monkeypatch.setenv(name, "*/5 * * * *")  # five fields
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert name in refused.value.names
+    assert {"CASE_SCHEDULE": case_schedule, "INSIGHTS_SCHEDULE": insights_schedule}[name]() == "*/5 * * * *"
+    monkeypatch.setenv(name, "")
+    assert case_schedule() == "0 */5 * * * *" and insights_schedule() == "30 */5 * * * *"
