@@ -104,3 +104,44 @@ def test_local_settings_sample_names_every_setting_the_app_reads() -> None:
     aliases = {field.alias for field in Settings.model_fields.values()
                if "__" not in field.alias and not field.alias.startswith("WEBSITE_")}
     assert aliases <= set(values), aliases - set(values)
+
+
+WORKER_INDEX = r'''
+import inspect, json, sys
+import azure.functions as func
+import function_app as module
+
+# 1. Exactly one function app at module level, as the Python worker's loader requires.
+apps = [value for value in vars(module).values() if isinstance(value, func.FunctionRegister)]
+assert len(apps) == 1, f"{len(apps)} function apps in function_app.py"
+# 2. The library's own indexing (unique names), in a fresh process, as the worker calls it.
+functions = apps[0].get_functions()
+out = []
+for function in functions:
+    document = json.loads(function.get_function_json())
+    bindings = document["bindings"]
+    # 3. The worker's parameter checks: every binding is a parameter and every parameter a binding.
+    parameters = set(inspect.signature(function.get_user_function()).parameters)
+    named = {b["name"] for b in bindings if b["name"] != "$return"}
+    assert named == parameters, (function.get_function_name(), named, parameters)
+    triggers = [b for b in bindings if b["type"].endswith("Trigger")]
+    assert len(triggers) == 1, (function.get_function_name(), triggers)
+    if triggers[0]["type"] == "httpTrigger":
+        assert any(b["type"] == "http" and b["direction"] == "OUT" for b in bindings), function.get_function_name()
+    out.append({"name": function.get_function_name(), "bindings": bindings, "script": document["scriptFile"]})
+print(json.dumps(out))
+'''
+
+
+def test_bindings_index_as_the_python_worker_does() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", WORKER_INDEX], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ}, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    indexed = {f["name"]: f for f in json.loads(result.stdout)}
+    assert set(indexed) == set(EXPECTED_HTTP) | set(EXPECTED_QUEUE) | set(EXPECTED_TIMERS)
+    assert {f["script"] for f in indexed.values()} == {"function_app.py"}
+    runner = {f.get_function_name(): json.loads(f.get_function_json())["bindings"] for f in _functions().values()}
+    assert {name: f["bindings"] for name, f in indexed.items()} == runner  # what the runner reads is what the host gets
