@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 
 from dci.access import closed_reason
+from dci.clock import HOUR_MS, epoch_ms, ms_of
 from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import SettingsError, get_settings
@@ -24,11 +26,11 @@ def check(connection: StorageTarget | str | None = None) -> Reply:
     Without `connection`, the settings are checked first and give the storage connection. Report
     routes closed by their settings (dci/access.py) make the status `degraded`, with the reason.
     """
-    closed = None
+    closed, portals = None, ()
     if connection is None:
         try:
             settings = get_settings()
-            connection, closed = settings.storage, closed_reason(settings)
+            connection, closed, portals = settings.storage, closed_reason(settings), settings.portal_issuers
         except SettingsError as error:
             checks = {"settings": "invalid: " + ", ".join(error.names)}
             problem = Problem(503, "App settings are missing or invalid: " + ", ".join(error.names) + ".",
@@ -42,11 +44,37 @@ def check(connection: StorageTarget | str | None = None) -> Reply:
     if closed:
         checks["reports"] = "closed: " + closed
     if not failed:
-        return json_reply(200, {"status": "degraded" if closed else "ok", "checks": checks},
-                          {"Cache-Control": "no-store"})
+        document = {"status": "degraded" if closed else "ok", "checks": checks}
+        if portals:
+            document["portals"] = beacon_report(connection, portals, datetime.now(timezone.utc))
+        return json_reply(200, document, {"Cache-Control": "no-store"})
     logger.warning("health: storage unreachable (%s)", failed, extra={"checks": checks})
     problem = Problem(503, f"Storage is unreachable: {failed}.", "storage-unavailable", extensions={"checks": checks})
     return problem_reply(problem, {"Cache-Control": "no-store", "Retry-After": "30"})
+
+
+QUIET_HOURS = 24
+WHY_QUIET = ("No beacon from this portal in the last 24 hours. Check, in this order: the snippet is on the "
+             "site's pages; the site's Content Security Policy lets it load (sites created after 10 November "
+             "2025 block it until script-src allows this app: docs/INSTALL-POWER-PAGES.md section 4); "
+             "ALLOWED_ORIGINS holds the site's origin (the browser console then shows a 403 on /api/collect); "
+             "with data-consent=required or data-respect-dnt=true, visitors who decline send nothing.")
+
+
+def beacon_report(connection: StorageTarget | str, portals: tuple[str, ...], now: datetime) -> dict[str, object]:
+    """For each configured portal: when its beacons last arrived, and what to check when they did not."""
+    from dci.storage.interactions import InteractionStore
+
+    try:
+        seen = InteractionStore(clients.table_service(connection, **_FAST)).beacons()
+    except Exception as error:  # noqa: BLE001 - the install check is advice; it never fails health
+        return {"error": _reason(error)}
+    report: dict[str, object] = {}
+    for portal in portals:
+        last = seen.get(portal)
+        quiet = last is None or ms_of(now) - epoch_ms(last) > QUIET_HOURS * HOUR_MS
+        report[portal] = {"last_beacon": last, **({"check": WHY_QUIET} if quiet else {})}
+    return report
 
 
 def _check_queue(connection: StorageTarget | str) -> str:

@@ -81,6 +81,7 @@ def link(store: InteractionStore, body: bytes, follow_up: CaseFollowUp | None = 
         # is harmless, events that the contact's export and erasure cannot find are not.
         store.link(contact, message["visitor"], message["site"], message["received_at"])
     written = store.write_events(message)
+    store.note_beacon(message["site"], message["received_at"])
     logger.info("linked %d events%s", written, " (signed in)" if contact else "",  # no visitor id: it is personal
                 extra={"events": written, "signed_in": bool(contact)})
     if insights is not None:

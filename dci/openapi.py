@@ -39,6 +39,9 @@ _PROBLEM_SCHEMA = {
             },
         },
         "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        "portals": {"type": "object", "description": "per configured portal: when its beacons last arrived "
+                                                    "(`last_beacon`), and `check` when none arrived in 24 hours",
+                    "additionalProperties": {"type": "object"}},
     },
 }
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import EdmType, EntityProperty, UpdateMode
 
-from dci.storage.keys import contact_key, event_row_key
+from dci.storage.keys import STATE_TABLE, contact_key, event_row_key
 from dci.storage.tables import AutoTable
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TIMELINES, CASES, STATE = "timelines", "cases", "state"
+TIMELINES, CASES, STATE = "timelines", "cases", STATE_TABLE
 CASE_FIELDS = ("created_ms", "ticket", "title", "contact", "source")
 
 

@@ -10,6 +10,7 @@ index has to be kept in step.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,6 +20,7 @@ from azure.data.tables import EdmType, EntityProperty, UpdateMode
 from dci.storage.keys import (
     INTERACTIONS_PREFIX,
     LINKS_TABLE,
+    STATE_TABLE,
     contact_key,
     event_row_key,
     interactions_table,
@@ -33,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 MAX_TRANSACTION = 100  # entity-group transaction limit (the SDK does not enforce it)
 T = TypeVar("T")
+
+BEACONS_PARTITION = "beacons"
+BEACON_NOTE_SECONDS = 60
 
 # Event fields stored as columns; nested `article` is flattened.
 _EVENT_FIELDS = ("type", "url", "title", "referrer", "query", "results", "position", "target", "engaged_ms",
@@ -73,9 +78,27 @@ def event_entity(message: dict[str, Any], event: dict[str, Any]) -> dict[str, An
 class InteractionStore:
     """Reads and writes interactions and links; takes its TableServiceClient in the constructor."""
 
-    def __init__(self, service: TableServiceClient) -> None:
+    def __init__(self, service: TableServiceClient, clock: Callable[[], float] = time.monotonic) -> None:
         self._service = service
         self.transactions = 0  # storage round trips made by writes; for the benchmark and logs
+        self._clock = clock
+        self._sites_noted: dict[str, float] = {}
+
+    # --- which portals send beacons (for the install check in /api/health) -----------------------
+
+    def note_beacon(self, site: str, received_at: str) -> None:
+        """Remember that `site` sent a batch; written at most once a minute per site and process."""
+        now = self._clock()
+        if now - self._sites_noted.get(site, float("-inf")) < BEACON_NOTE_SECONDS:
+            return
+        self._sites_noted[site] = now
+        row = {"PartitionKey": BEACONS_PARTITION, "RowKey": site, "received_at": received_at}
+        AutoTable(self._service, STATE_TABLE).write(lambda client: client.upsert_entity(row, mode=UpdateMode.MERGE))
+
+    def beacons(self) -> dict[str, str]:
+        """The newest `received_at` noted per site."""
+        return {row["RowKey"]: row["received_at"] for row in AutoTable(self._service, STATE_TABLE).partition(
+            BEACONS_PARTITION)}
 
     # --- writing ----------------------------------------------------------------------------------
 

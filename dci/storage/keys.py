@@ -6,6 +6,7 @@ from dci.clock import iso_of, moment
 
 INTERACTIONS_PREFIX = "interactions"  # one table per month: interactions202611
 LINKS_TABLE = "links"  # PK c_{contact}, RK v_{visitor}
+STATE_TABLE = "state"  # PK poller: the watermark; PK beacons, RK {site}: when a portal last sent a batch
 
 
 def interactions_table(ms: int) -> str:
