@@ -73,7 +73,9 @@ def test_serve_collect_batch_is_queued_and_linked_on_azurite(served, store: Stor
 def test_serve_health_and_openapi(served) -> None:
     base, _ = served
     with urllib.request.urlopen(f"{base}/health", timeout=10) as response:
-        assert json.loads(response.read()) == {"status": "ok", "checks": {"queue": "ok", "table": "ok"}}
+        document = json.loads(response.read())
+        assert (document["status"], document["checks"]) == ("ok", {"queue": "ok", "table": "ok"})
+        assert set(document["portals"]) == set(os.environ["PORTAL_ISSUERS"].split(","))
     with urllib.request.urlopen(f"{base}/openapi.json", timeout=10) as response:
         assert json.loads(response.read())["openapi"] == "3.1.0"
 
