@@ -123,7 +123,7 @@ class Settings(BaseSettings):
                 "identity-based connection")
         return connection
 
-    @property
+    @functools.cached_property  # read on every report request (web.answer → stores): worked out once
     def storage(self) -> StorageTarget:
         """Where the app's queues and tables are."""
         values = {field.alias: getattr(self, name) for name, field in type(self).model_fields.items()
