@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: dev test setup tools bench beacon clean
+.PHONY: dev test test-newest setup tools bench beacon clean
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -39,6 +39,11 @@ test: setup
 	$(VENV)/bin/ruff check .
 	node --test beacon/tests/beacon.test.mjs
 	$(PY) -m pytest
+	scripts/newest-python.sh
+
+# The suite on Python 3.13 alone (make test runs it after the 3.11 run).
+test-newest: setup
+	scripts/newest-python.sh
 
 bench: setup
 	$(PY) bench/collect_bench.py
@@ -47,6 +52,7 @@ bench: setup
 	$(PY) bench/cases_bench.py
 	$(PY) bench/beacon_bench.py
 	$(PY) bench/insights_bench.py
+	$(PY) bench/telemetry_bench.py
 
 clean:
-	rm -rf $(VENV) node_modules .azurite .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-3.13 node_modules .azurite .pytest_cache .hypothesis

@@ -9,12 +9,13 @@ from datetime import datetime, timezone
 
 import azure.functions as func
 
-from dci import openapi, storage, web
+from dci import openapi, storage, telemetry, web
 from dci.clock import ms_of
 from dci.ingest import collect as collect_events
 from dci.settings import case_schedule, insights_schedule, reports_auth, settings_or_none
 from dci.storage import CASES_QUEUE, CONNECTION_SETTING, PORTAL_EVENTS_QUEUE
 
+telemetry.setup()  # OpenTelemetry when APPLICATIONINSIGHTS_CONNECTION_STRING or OTEL_EXPORTER_OTLP_ENDPOINT is set
 settings_or_none()  # at start-up, a bad or missing setting is logged by name (and health says so)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -58,7 +59,7 @@ def link(msg: func.QueueMessage) -> None:
     """Store a batch's interactions and contact link; then its portal cases and late events."""
     from dci import linker
 
-    storage.run(lambda settings, stores: linker.handle(msg.get_body(), settings, stores))
+    storage.run(lambda settings, stores: linker.handle(msg.get_body(), settings, stores), PORTAL_EVENTS_QUEUE)
 
 
 # --- Cases and timelines ------------------------------------------------------------------------
@@ -85,7 +86,7 @@ def assemble_case(msg: func.QueueMessage) -> None:
     from dci import assembler, dataverse
 
     storage.run(lambda settings, stores: assembler.handle(
-        msg.get_body(), stores, settings, _now_ms(), dataverse.client_from(settings)))
+        msg.get_body(), stores, settings, _now_ms(), dataverse.client_from(settings)), CASES_QUEUE)
 
 
 @app.route(route="cases/{case_id}/timeline", methods=["GET"], auth_level=READ_AUTH)
@@ -118,7 +119,7 @@ def insights(req: func.HttpRequest) -> func.HttpResponse:
 @app.timer_trigger(arg_name="timer", schedule=insights_schedule(), use_monitor=True)
 def rollup_insights(timer: func.TimerRequest) -> None:
     """Every few minutes (INSIGHTS_SCHEDULE): recompute the day rollups whose facts changed."""
-    storage.run(lambda settings, stores: stores.insights.refresh())
+    storage.run(lambda settings, stores: stores.insights.run_rollups())
 
 
 # --- Privacy ------------------------------------------------------------------------------------

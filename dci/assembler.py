@@ -12,8 +12,10 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from dci import telemetry
 from dci.activity import owned
 from dci.insights import case_fact
+from dci.storage.clients import CASES_QUEUE
 from dci.timeline import assemble, note_text
 
 if TYPE_CHECKING:
@@ -32,8 +34,8 @@ class BadCaseMessage(ValueError):
     """The `cases` message cannot be processed; the message says why."""
 
 
-def parse(body: bytes) -> Case:
-    """A `cases` message, checked."""
+def parse(body: bytes) -> tuple[Case, dict[str, Any]]:
+    """A `cases` message, checked: the case, and the message's trace context fields."""
     try:
         case = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -42,7 +44,18 @@ def parse(body: bytes) -> Case:
         raise BadCaseMessage("not a version-1 case message")
     if not isinstance(case.get("case_id"), str) or not isinstance(case.get("created_ms"), int):
         raise BadCaseMessage("case_id and created_ms are required")
-    return case
+    return telemetry.without_trace(case), case  # type: ignore[return-value]
+
+
+def handle(body: bytes, stores: Stores, settings: Settings, now_ms: int, dataverse: Dataverse | None) -> str:
+    """Process one `cases` message; returns what happened (deferred, assembled, unchanged, skipped)."""
+    case, message = parse(body)
+    with telemetry.span("process cases", {"messaging.destination.name": CASES_QUEUE,
+                                          "dci.case.source": case.get("source", "")},
+                        parent=message, consumer=True) as span:
+        outcome = _handle(case, body, stores, settings, now_ms, dataverse)
+        span.set({"dci.case.outcome": outcome})
+    return outcome
 
 
 def case_events(store: InteractionStore, case: Case, settings: Settings) -> list[dict]:
@@ -70,10 +83,9 @@ def digest(document: dict[str, Any]) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def handle(body: bytes, stores: Stores, settings: Settings, now_ms: int, dataverse: Dataverse | None) -> str:
-    """Process one `cases` message; returns what happened (deferred, assembled, unchanged, skipped)."""
+def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms: int,
+            dataverse: Dataverse | None) -> str:
     cases = stores.cases
-    case = parse(body)
     if not case.get("contact"):  # queued by an earlier build for an anonymous ticket: never assembled
         cases.mark(case["case_id"], "skipped", reason="no verified contact")
         logger.info("case %s skipped: no verified contact", case["case_id"], extra={"case_id": case["case_id"]})
@@ -100,6 +112,11 @@ def handle(body: bytes, stores: Stores, settings: Settings, now_ms: int, dataver
         note = dataverse.write_note(case["case_id"], NOTE_SUBJECT, note_text(document, report_url(settings, case)))
     cases.save_timeline(case["case_id"], document, version, fingerprint, note)
     cases.mark(case["case_id"], "assembled", version=version)
+    telemetry.annotate({"dci.timeline.items": len(document["items"]), "dci.timeline.version": version,
+                        "dci.note.written": note is not None})
+    if version == 1:  # a re-assembly after late events is not the case's latency
+        telemetry.record("dci.case.assembly.latency", max(0, now_ms - case["created_ms"]) / 1000,
+                         {"dci.case.source": case.get("source", ""), "dci.note.written": note is not None})
     logger.info("case %s: timeline v%d with %d events in %d visits%s", case.get("ticket") or case["case_id"], version,
                 len(document["items"]), len(document["sessions"]), ", note written" if note else "",
                 extra={"case_id": case["case_id"], "version": version, "events": len(document["items"])})

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Required, TypedDict
 
+from dci import telemetry
 from dci.clock import HOUR_MS, MINUTE_MS, epoch_ms, iso_of
 from dci.ids import is_guid
 from dci.problems import FieldError, Problem
@@ -57,8 +58,8 @@ class Case(TypedDict, total=False):
 
 
 def case_message(case: Case) -> str:
-    """The `cases` queue message for a case."""
-    return json.dumps({"v": 1, **{k: v for k, v in case.items() if v is not None}})
+    """The `cases` queue message for a case (with the trace context its assembly continues)."""
+    return json.dumps({"v": 1, **{k: v for k, v in case.items() if v is not None}, **telemetry.carrier()})
 
 
 def incident_case(incident: Incident, source: str) -> Case:
@@ -86,7 +87,13 @@ def poll_configured(settings: Settings, stores: Stores, now_ms: int) -> PollResu
     from dci.dataverse import client_from
 
     client = client_from(settings)
-    return None if client is None else poll(client, stores.cases, stores.cases_queue.send, now_ms)
+    if client is None:
+        return None
+    with telemetry.span("poll cases") as span:
+        result = poll(client, stores.cases, stores.cases_queue.send, now_ms)
+        span.set({"dci.pages": result.pages, "dci.cases.seen": result.seen, "dci.cases.queued": result.queued,
+                  "dci.cases.skipped": result.skipped})
+    return result
 
 
 def poll(dataverse: Dataverse, cases: CaseStore, enqueue: Callable[[str], None], now_ms: int) -> PollResult:

@@ -21,6 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from dci import telemetry
 from dci.clock import epoch_ms
 
 logger = logging.getLogger(__name__)
@@ -103,9 +104,25 @@ class TokenSource:
         return self._credential
 
 
+class ObservedRetry(Retry):
+    """urllib3's Retry, counting Dataverse's 429s and timing each wait before a retry."""
+
+    def increment(self, *args: Any, **kwargs: Any) -> Retry:
+        response = kwargs.get("response")
+        if response is not None and response.status == 429:
+            telemetry.count("dci.dataverse.throttled")
+        return super().increment(*args, **kwargs)
+
+    def sleep(self, response: Any = None) -> None:
+        started = time.monotonic()
+        super().sleep(response)
+        telemetry.record("dci.dataverse.retry.wait", time.monotonic() - started,
+                         {"http.response.status_code": response.status if response is not None else 0})
+
+
 def session(retries: int = 5, backoff: float = 1.0) -> requests.Session:
     """A Session that retries throttling and transient failures, honouring Retry-After."""
-    retry = Retry(total=retries, connect=retries, read=2, status=retries, backoff_factor=backoff,
+    retry = ObservedRetry(total=retries, connect=retries, read=2, status=retries, backoff_factor=backoff,
                   status_forcelist=(429, 503, 504), respect_retry_after_header=True,
                   allowed_methods=frozenset({"GET", "PATCH", "PUT", "DELETE", "POST"}),
                   raise_on_status=False)
@@ -147,6 +164,12 @@ class Dataverse:
         return note
 
     def _call(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
+        with telemetry.span(f"Dataverse: {what}", {"http.request.method": method}) as span:
+            response = self._authorized_call(method, url, what, **kwargs)
+            span.set({"http.response.status_code": response.status_code})
+            return response
+
+    def _authorized_call(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
         for attempt in (1, 2):
             headers = {"Authorization": f"Bearer {self._tokens.token(force=attempt == 2)}",
                        "Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0",

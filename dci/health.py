@@ -6,6 +6,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
+from dci import telemetry
 from dci.access import closed_reason
 from dci.clock import HOUR_MS, epoch_ms, ms_of
 from dci.problems import Problem
@@ -44,11 +45,12 @@ def check(connection: StorageTarget | str | None = None) -> Reply:
     if closed:
         checks["reports"] = "closed: " + closed
     if not failed:
-        document = {"status": "degraded" if closed else "ok", "checks": checks}
+        document = {"status": "degraded" if closed else "ok", "checks": checks, "telemetry": telemetry.mode()}
         if portals:
             document["portals"] = beacon_report(connection, portals, datetime.now(timezone.utc))
         return json_reply(200, document, {"Cache-Control": "no-store"})
-    logger.warning("health: storage unreachable (%s)", failed, extra={"checks": checks})
+    logger.warning("health: storage unreachable (%s)", failed,
+                   extra={"queue_check": checks["queue"], "table_check": checks["table"]})
     problem = Problem(503, f"Storage is unreachable: {failed}.", "storage-unavailable", extensions={"checks": checks})
     return problem_reply(problem, {"Cache-Control": "no-store", "Retry-After": "30"})
 

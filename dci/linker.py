@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from dci import telemetry
 from dci.cases import CaseFollowUp
+from dci.clock import ms_of
 from dci.ids import GUID_FULL_PATTERN
 from dci.ingest.events import ID_PATTERN
 from dci.insights import event_fact
+from dci.storage.clients import PORTAL_EVENTS_QUEUE
 from dci.storage.insights import InsightStore
 from dci.storage.interactions import InteractionStore, event_entity
 from dci.storage.keys import day_of_row_key
@@ -75,6 +79,18 @@ def link(store: InteractionStore, body: bytes, follow_up: CaseFollowUp | None = 
          insights: InsightStore | None = None) -> int:
     """Process one queue message; returns the rows written. Raises BadMessage or storage errors."""
     message = parse_message(body)
+    with telemetry.span("process portal-events", {"messaging.destination.name": PORTAL_EVENTS_QUEUE},
+                        parent=message, consumer=True) as span:
+        written = _link(store, message, follow_up, insights)
+        span.set({"dci.events.written": written, "dci.signed_in": bool(message.get("contact"))})
+    if telemetry.on() and message["events"]:
+        newest = max(event["ts"] for event in message["events"])
+        telemetry.record("dci.link.lag", max(0, ms_of(datetime.now(timezone.utc)) - newest) / 1000)
+    return written
+
+
+def _link(store: InteractionStore, message: dict[str, Any], follow_up: CaseFollowUp | None,
+          insights: InsightStore | None) -> int:
     contact = message.get("contact")
     if contact:
         # The link first: if the events then fail, the retry rewrites both; a link without events

@@ -163,10 +163,15 @@ def _range_parameters(kind: str) -> list[dict[str, object]]:
 
 _HEALTH_SCHEMA = {
     "type": "object",
-    "required": ["status", "checks"],
+    "required": ["status", "checks", "telemetry"],
     "properties": {
         "status": {"enum": ["ok", "degraded"]},
         "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        "telemetry": {"enum": ["off", "azure-monitor", "otlp", "azure-monitor+otlp"],
+                      "description": "where the app's traces, metrics and logs go (docs/OPERATIONS.md)"},
+        "portals": {"type": "object", "description": "per configured portal: when its beacons last arrived "
+                                                    "(`last_beacon`), and `check` when none arrived in 24 hours",
+                    "additionalProperties": {"type": "object"}},
     },
 }
 

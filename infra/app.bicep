@@ -156,6 +156,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
       APPLICATIONINSIGHTS_CONNECTION_STRING: insights.properties.ConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+      // The app configures the Azure Monitor distro itself (dci/otel.py); the worker passes it each
+      // invocation's trace context and leaves the app's logs to it (host.json telemetryMode).
+      PYTHON_ENABLE_OPENTELEMETRY: 'true'
       DATAVERSE_CLIENT_ID: identity.properties.clientId
     })
   }
@@ -197,3 +200,4 @@ resource deployerUpload 'Microsoft.Authorization/roleAssignments@2022-04-01' = i
 output functionAppName string = site.name
 output defaultHostName string = site.properties.defaultHostName
 output identityClientId string = identity.properties.clientId
+output insightsId string = insights.id

@@ -61,6 +61,9 @@ param reportsAuth string = 'function-key'
 @description('The app\'s https://…/api address; when set, case notes link to the HTML report (REPORT_BASE_URL).')
 param reportBaseUrl string = ''
 
+@description('Resource id of an action group the alerts notify; empty: alerts show in the Azure portal only.')
+param alertActionGroupId string = ''
+
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
@@ -106,6 +109,18 @@ module app 'app.bicep' = {
     }
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+  }
+}
+
+module alerts 'alerts.bicep' = {
+  name: 'alerts'
+  scope: resourceGroup
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    insightsId: app.outputs.insightsId
+    actionGroupId: alertActionGroupId
   }
 }
 

@@ -8,8 +8,8 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 from azure.core.exceptions import ResourceExistsError
@@ -49,8 +49,23 @@ TEST_SETTINGS = {
     "CASE_SCHEDULE": "*/2 * * * * *",  # the case poller ticks every 2 s under the test runner
 }
 os.environ.update(TEST_SETTINGS)
-for _name in ("PORTAL_CLIENT_ID", "DATAVERSE_URL", "DATAVERSE_TOKEN", "CASE_SETTLE_SECONDS"):
+for _name in ("PORTAL_CLIENT_ID", "DATAVERSE_URL", "DATAVERSE_TOKEN", "CASE_SETTLE_SECONDS",
+              "APPLICATIONINSIGHTS_CONNECTION_STRING", "OTEL_EXPORTER_OTLP_ENDPOINT"):  # telemetry: off
     os.environ.pop(_name, None)
+
+
+T = TypeVar("T")
+
+
+def eventually(what: Callable[[], T], timeout: float = 30.0) -> T:
+    """Poll `what()` until it is truthy or `timeout` seconds pass; its last value (for exports and
+    queues that arrive on their own schedule)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = what()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")

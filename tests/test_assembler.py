@@ -162,6 +162,23 @@ def test_assembler_writes_exactly_one_note_and_unchanged_reruns_do_nothing(world
     assert world.cases.timeline(case)["version"] == 1
 
 
+def test_assembler_trace_context_in_a_message_is_not_part_of_the_case(world: World, fake: FakeDataverse) -> None:
+    # Queue messages carry the W3C trace context of the batch that led to them; a re-delivery from
+    # another trace is the same case, and no trace id is stored with it.
+    world.browse(str(uuid.uuid4()), [15], contact=A)
+    case = world.open_case(A)
+    (text, _), = world.queue
+    traced = [json.dumps({**json.loads(text), "traceparent": f"00-{trace * 32}-{'2' * 16}-01", "tracestate": "a=b"})
+              for trace in "13"]
+    world.queue = [(traced[0], 0)]
+    assert world.assemble() == ["assembled"]
+    world.queue = [(traced[1], 0)]
+    assert world.assemble() == ["unchanged"]
+    stored = json.dumps([world.cases.stored_case(case), world.timeline(case)])
+    assert "traceparent" not in stored and "a=b" not in stored
+    assert len(fake.notes_for(case)) == 1
+
+
 def test_assembler_late_events_reassemble_and_update_the_same_note(world: World, fake: FakeDataverse) -> None:
     phone = str(uuid.uuid4())
     first = world.browse(phone, [30], contact=A)

@@ -84,12 +84,14 @@ def test_function_json_is_what_the_host_would_read() -> None:
         assert sum(1 for b in document["bindings"] if b["type"].endswith("Trigger")) == 1
 
 
-def test_host_json_pins_the_extension_bundle_and_never_samples_requests() -> None:
+def test_host_json_pins_the_extension_bundle_and_exports_opentelemetry() -> None:
     host = json.loads((ROOT / "host.json").read_text())
     assert host["version"] == "2.0"
     assert host["extensionBundle"] == {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.*, 5.0.0)"}
-    sampling = host["logging"]["applicationInsights"]["samplingSettings"]
-    assert "Request" in sampling["excludedTypes"].split(";")
+    assert host["telemetryMode"] == "OpenTelemetry"
+    # logging.applicationInsights (sampling included) applies only outside OpenTelemetry mode: none, so
+    # nobody tunes a block the host ignores (sampling is OTEL_TRACES_SAMPLER, docs/OPERATIONS.md).
+    assert "applicationInsights" not in host["logging"]
     assert host["extensions"]["queues"]["messageEncoding"] == "base64"
 
 

@@ -134,7 +134,9 @@ def type_index():  # noqa: ANN201 - tests.bicep_types.TypeIndex
 
     if not AZURE_TYPES.exists():
         pytest.skip("../shared/azure-types is not beside this checkout")
-    return TypeIndex.load(sorted(AZURE_TYPES.rglob("types.json")))
+    # tests/azure-types: the types the shared set lacks, transcribed (see its README).
+    return TypeIndex.load(sorted(AZURE_TYPES.rglob("types.json")) + sorted((ROOT / "tests" / "azure-types").rglob(
+        "types.json")))
 
 
 @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.name)
@@ -153,7 +155,8 @@ def test_infra_every_resource_type_and_child_is_checked(type_index) -> None:
     assert {"Microsoft.Web/sites@2024-04-01", "Microsoft.Web/sites/config@2024-04-01",
             "Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01",
             "Microsoft.Authorization/roleAssignments@2022-04-01",
-            "Microsoft.Resources/resourceGroups@2024-03-01"} <= checked
+            "Microsoft.Resources/resourceGroups@2024-03-01",
+            "Microsoft.Insights/scheduledQueryRules@2023-12-01"} <= checked
 
 
 MUTATIONS = [  # (what app.bicep says, what a typo makes of it, what the checker must say)
@@ -169,16 +172,48 @@ MUTATIONS = [  # (what app.bicep says, what a typo makes of it, what the checker
 ]
 
 
-@pytest.mark.parametrize(("original", "typo", "said"), MUTATIONS, ids=[m[2] for m in MUTATIONS])
-def test_infra_type_check_catches_a_misspelled_bicep(type_index, tmp_path: Path, original: str, typo: str,
-                                                     said: str) -> None:
+ALERT_MUTATIONS = [  # the same for alerts.bicep, whose type is transcribed in tests/azure-types
+    ("    severity: 1\n", "    severity: 1\n    autoMitigat: true\n", "unknown property 'autoMitigat'"),
+    ("    severity: 2\n", "    severity: 2\n    createdWithApiVersion: 'x'\n", "'createdWithApiVersion' is read-only"),
+    ("  name: 'alert-poison-${resourceToken}'\n  location: location\n",
+     "  name: 'alert-poison-${resourceToken}'\n", "required property 'location' is missing"),
+]
+
+
+@pytest.mark.parametrize(("name", "original", "typo", "said"),
+                         [("app.bicep", *m) for m in MUTATIONS] + [("alerts.bicep", *m) for m in ALERT_MUTATIONS],
+                         ids=[m[2] for m in MUTATIONS + ALERT_MUTATIONS])
+def test_infra_type_check_catches_a_misspelled_bicep(type_index, tmp_path: Path, name: str, original: str,
+                                                     typo: str, said: str) -> None:
     from tests.bicep_types import check
 
-    assert APP.count(original) == 1, original
-    broken = tmp_path / "app.bicep"
-    broken.write_text(APP.replace(original, typo))
+    source = (INFRA / name).read_text()
+    assert source.count(original) == 1, original
+    broken = tmp_path / name
+    broken.write_text(source.replace(original, typo))
     problems, _ = check(type_index, broken)
     assert any(said in problem for problem in problems), problems
+
+
+def test_infra_alerts_watch_the_poison_gauge_and_the_failure_rate_of_the_apps_own_insights() -> None:
+    from dci import telemetry
+
+    alerts = (INFRA / "alerts.bicep").read_text()
+    (poison,) = re.findall(r'customMetrics \| where name == "([\w.]+)"', alerts)
+    assert telemetry.INSTRUMENTS[poison][0] == "gauge"
+    assert alerts.count("scopes: [insightsId]") == 2
+    assert re.search(r"insightsId: app\.outputs\.insightsId", MAIN)
+    assert "output insightsId string = insights.id" in APP
+
+
+def test_infra_telemetry_runs_in_the_workers_opentelemetry_mode() -> None:
+    # The host exports OpenTelemetry (host.json); the worker passes each invocation's trace context
+    # to the app, which configures the distro itself (PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY
+    # would make the worker configure it a second time, with URL-recording instrumentations).
+    assert json.loads((ROOT / "host.json").read_text())["telemetryMode"] == "OpenTelemetry"
+    assert "PYTHON_ENABLE_OPENTELEMETRY: 'true'" in APP
+    assert "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY" not in APP
+    assert "APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=" in APP
 
 
 def test_infra_cors_is_the_apps_alone() -> None:

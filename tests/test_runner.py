@@ -286,3 +286,20 @@ def test_runner_takes_an_identity_based_storage_connection() -> None:
             runner.server.server_close()
     with pytest.raises(RuntimeError, match="AzureWebJobsStorage__accountName"):
         Runner(function_app.app, load_host_config(ROOT / "host.json"), base, ("127.0.0.1", free_ports(1)[0]))
+
+
+def test_runner_access_log_names_the_route_template_not_the_path(store: Store,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    # The path holds a contact id and the query a function key: neither belongs in a log line
+    # (with telemetry on, the runner's log lines are exported like the app's).
+    import uuid
+
+    from tests.conftest import running_app
+    from tests.http import call
+
+    contact = str(uuid.uuid4())
+    with caplog.at_level("INFO", logger="dci.runner"), running_app() as base:
+        status, _ = call("GET", f"{base}/api/contacts/{contact}/timeline?code=not-a-real-key")
+    assert status == 200
+    assert "GET /api/contacts/{contact_id}/timeline -> 200" in caplog.text
+    assert contact not in caplog.text and "not-a-real-key" not in caplog.text

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,44 +15,19 @@ from pathlib import Path
 import pytest
 
 from dci.storage.interactions import InteractionStore
-from tests.conftest import BROWSER_UA, PORTAL_ORIGIN, ROOT, Store, free_ports
+from tests.conftest import BROWSER_UA, PORTAL_ORIGIN, Store, free_ports
 from tests.factories import batch, body, event
-
-
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "dci", "serve", *args], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def _wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"runner exited early:\n{process.stdout.read() if process.stdout else ''}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
-    raise AssertionError("runner did not answer in time")
+from tests.http import served, start_serve
 
 
 @pytest.fixture
-def served(store: Store, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    (port,) = free_ports(1)
-    process = _start(["--port", str(port), "--settings", str(tmp_path / "none.json")], dict(os.environ))
-    base = f"http://127.0.0.1:{port}/api"
-    try:
-        _wait_ready(f"{base}/health", process)
-        yield base, process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+def served_app(store: Store) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    with served(os.environ) as running:
+        yield running
 
 
-def test_serve_collect_batch_is_queued_and_linked_on_azurite(served, store: Store) -> None:
-    base, _ = served
+def test_serve_collect_batch_is_queued_and_linked_on_azurite(served_app, store: Store) -> None:
+    base, _ = served_app
     document = batch([event("search"), event("page_view")])
     request = urllib.request.Request(f"{base}/collect", data=body(document), method="POST", headers={
         "Content-Type": "text/plain;charset=UTF-8", "Origin": PORTAL_ORIGIN, "User-Agent": BROWSER_UA})
@@ -70,8 +44,8 @@ def test_serve_collect_batch_is_queued_and_linked_on_azurite(served, store: Stor
     assert sorted(r["id"] for r in stored) == sorted(e["id"] for e in document["events"])
 
 
-def test_serve_health_and_openapi(served) -> None:
-    base, _ = served
+def test_serve_health_and_openapi(served_app) -> None:
+    base, _ = served_app
     with urllib.request.urlopen(f"{base}/health", timeout=10) as response:
         document = json.loads(response.read())
         assert (document["status"], document["checks"]) == ("ok", {"queue": "ok", "table": "ok"})
@@ -80,8 +54,8 @@ def test_serve_health_and_openapi(served) -> None:
         assert json.loads(response.read())["openapi"] == "3.1.0"
 
 
-def test_serve_ctrl_c_stops_cleanly_and_logs_each_invocation(served) -> None:
-    base, process = served
+def test_serve_ctrl_c_stops_cleanly_and_logs_each_invocation(served_app) -> None:
+    base, process = served_app
     urllib.request.urlopen(f"{base}/openapi.json", timeout=10).read()
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=20)
@@ -92,7 +66,7 @@ def test_serve_ctrl_c_stops_cleanly_and_logs_each_invocation(served) -> None:
 
 def test_serve_bad_settings_exit_with_the_setting_named(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PORTAL_ISSUERS"}
-    process = _start(["--port", str(free_ports(1)[0]), "--settings", str(tmp_path / "none.json")], env)
+    process = start_serve(["--port", str(free_ports(1)[0]), "--settings", str(tmp_path / "none.json")], env)
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "PORTAL_ISSUERS" in output
@@ -104,7 +78,7 @@ def test_serve_reads_local_settings_but_the_environment_wins(tmp_path: Path, sto
     settings.write_text(json.dumps({"IsEncrypted": False, "Values": {
         "PORTAL_ISSUERS": "from-file.example", "CASE_SETTLE_SECONDS": "not-a-number"}}))
     env = {k: v for k, v in os.environ.items() if k != "CASE_SETTLE_SECONDS"}
-    process = _start(["--port", str(free_ports(1)[0]), "--settings", str(settings)], env)
+    process = start_serve(["--port", str(free_ports(1)[0]), "--settings", str(settings)], env)
     output, _ = process.communicate(timeout=30)
     # The file's bad CASE_SETTLE_SECONDS was applied (so it was read) and is reported by name.
     assert process.returncode == 2 and "CASE_SETTLE_SECONDS" in output

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 from pydantic_core import to_json
 
+from dci import telemetry
 from dci.clock import DAY_MS, epoch_ms, iso_ms, ms_of
 from dci.ingest import cors
 from dci.ingest.events import EVENT_TYPES, MAX_EVENTS, PATTERN_MESSAGES, CollectBatch, host_of, portal_url_pattern
@@ -74,6 +76,12 @@ def handle(
     limiter: RateLimiter = _default_limiter,
 ) -> Outcome:
     """Answer one request to the collect endpoint."""
+    with telemetry.span("collect", {"http.request.method": method}):
+        return _answer(method, headers, body, settings, received_at, limiter)
+
+
+def _answer(method: str, headers: Mapping[str, str], body: bytes, settings: Settings, received_at: datetime | None,
+            limiter: RateLimiter) -> Outcome:
     origin = headers.get("origin")
     try:
         if method == "OPTIONS":
@@ -81,6 +89,7 @@ def handle(
         cors_headers = cors.allow(origin, settings.allowed_origins)
     except Problem as problem:
         logger.info("collect refused: %s", problem.detail, extra={"origin": origin})
+        _measure_refused(problem)
         return Outcome(problem_reply(problem))
     cors_headers["Cache-Control"] = "no-store"
     try:
@@ -97,13 +106,36 @@ def handle(
     except Problem as problem:
         logger.info("collect rejected (%s): %s", problem.status, problem.detail,
                     extra={"status": problem.status, "fields": [e.field for e in problem.errors]})
+        _measure_refused(problem)
         return Outcome(problem_reply(problem, cors_headers))
+    _measure_accepted(checked.events, rejected, bot=message is None, signed_in=contact is not None)
     if rejected:
         logger.info("collect accepted %d events and rejected %d", len(batch.events), len(rejected),
                     extra={"status": 202, "fields": [e["field"] for r in rejected for e in r["errors"]]})
         answer = to_json({"accepted": len(batch.events), "rejected": rejected})
         return Outcome(Reply(202, answer, JSON, cors_headers), message)
     return Outcome(Reply(202, _accepted(len(batch.events)), JSON, cors_headers), message)
+
+
+def _measure_refused(problem: Problem) -> None:
+    reason = problem.kind or str(problem.status)
+    telemetry.count("dci.batches.rejected", 1, {"dci.reason": reason})
+    telemetry.annotate({"dci.outcome": "refused", "dci.reason": reason, "http.response.status_code": problem.status})
+
+
+def _measure_accepted(events: list[dict[str, Any]], rejected: Rejected, *, bot: bool, signed_in: bool) -> None:
+    if not telemetry.on():  # the per-event count below is only for telemetry
+        return
+    if bot:
+        telemetry.count("dci.batches.bots")
+    else:
+        for kind, count in Counter(event["type"] for event in events).items():
+            telemetry.count("dci.events.accepted", count, {"dci.event.type": kind})
+    if rejected:
+        telemetry.count("dci.events.rejected", len(rejected), {"dci.reason": "invalid-event"})
+    telemetry.annotate({"dci.outcome": "bot" if bot else "accepted", "http.response.status_code": 202,
+                        "dci.events.accepted": len(events), "dci.events.rejected": len(rejected),
+                        "dci.signed_in": signed_in})
 
 
 @functools.lru_cache(maxsize=MAX_EVENTS + 1)
@@ -342,6 +374,7 @@ def enrich(batch: CollectBatch, checked: Checked, received: datetime, user_agent
     }
     if contact:
         document["contact"] = contact
+    document.update(telemetry.carrier())  # the link and case spans continue this trace
     message = to_json(document).decode()
     if len(message.encode()) > MAX_MESSAGE_BYTES:  # cannot happen within MAX_BODY_BYTES; guard the queue anyway
         raise Problem(413, "The enriched batch would not fit in one queue message; send fewer events.",

@@ -17,8 +17,9 @@ from dci.runner.config import HostConfig
 from dci.runner.http import HttpFrontEnd, build_routes
 from dci.runner.index import IndexedFunction, index
 from dci.runner.invoke import Invoker, QueueSender, connection_target
-from dci.runner.queues import QueueListener, poison_queue_name
+from dci.runner.queues import QueueListener
 from dci.runner.timers import TimerScheduler
+from dci.storage.clients import poison_queue
 
 if TYPE_CHECKING:
     from dci.storage.clients import StorageTarget
@@ -73,7 +74,7 @@ class Runner:
             for binding in bindings:
                 names = [binding.props["queueName"]]
                 if binding.type == "queueTrigger":
-                    names.append(poison_queue_name(binding.props["queueName"]))
+                    names.append(poison_queue(binding.props["queueName"]))
                 for name in names:
                     try:
                         self._sender.client(binding.props["connection"], name).create_queue()

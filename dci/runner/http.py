@@ -29,6 +29,7 @@ class Route:
     function: IndexedFunction
     pattern: re.Pattern[str]
     methods: frozenset[str]
+    template: str  # what the access log shows: the path itself may hold a contact id
 
 
 def compile_route(template: str, prefix: str) -> re.Pattern[str]:
@@ -60,7 +61,8 @@ def build_routes(functions: list[IndexedFunction], prefix: str) -> list[Route]:
         template = function.trigger.props.get("route") or function.name
         methods = function.trigger.props.get("methods") or ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
         names = frozenset(getattr(m, "value", str(m)).upper() for m in methods)
-        routes.append(Route(function, compile_route(template, prefix), names))
+        shown = "/" + "/".join(part for part in f"{prefix}/{template}".split("/") if part)
+        routes.append(Route(function, compile_route(template, prefix), names, shown))
     return sorted(routes, key=lambda r: r.pattern.pattern.count("(?P<"))
 
 
@@ -116,13 +118,13 @@ class HttpFrontEnd(ThreadingHTTPServer):
         try:
             response = self.invoker.call(route.function, request)
         except Exception:
-            logger.exception("%s raised on %s %s", route.function.name, method, target)
+            logger.exception("%s raised on %s %s", route.function.name, method, route.template)
             return _problem(500, f"Function {route.function.name!r} failed; see the runner log.")
         elapsed = (time.perf_counter() - started) * 1000
         if not isinstance(response, func.HttpResponse):
             logger.error("%s returned %r, not an HttpResponse", route.function.name, type(response).__name__)
             return _problem(500, f"Function {route.function.name!r} returned no HttpResponse.")
-        logger.info("%s %s -> %d in %.1f ms [%s]", method, urlsplit(target).path, response.status_code, elapsed,
+        logger.info("%s %s -> %d in %.1f ms [%s]", method, route.template, response.status_code, elapsed,
                     route.function.name)
         out_headers = dict(response.headers.items())
         if "content-type" not in {k.lower() for k in out_headers}:

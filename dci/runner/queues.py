@@ -20,7 +20,7 @@ from azure.functions.queue import QueueMessage
 from dci.runner.config import QueueOptions
 from dci.runner.index import IndexedFunction
 from dci.runner.invoke import Invoker
-from dci.storage.clients import queue_client
+from dci.storage.clients import poison_queue, queue_client
 
 if TYPE_CHECKING:
     from dci.storage.clients import StorageTarget
@@ -29,11 +29,6 @@ logger = logging.getLogger(__name__)
 
 LEASE_SECONDS = 600  # how long a message stays invisible while its function runs
 MIN_POLL_SECONDS = 0.1
-
-
-def poison_queue_name(queue: str) -> str:
-    """The host's poison queue for `queue`."""
-    return f"{queue}-poison"
 
 
 class QueueListener:
@@ -46,7 +41,7 @@ class QueueListener:
         self._options = options
         self._invoker = invoker
         self._client = queue_client(connection, self.queue)
-        self._poison = queue_client(connection, poison_queue_name(self.queue))
+        self._poison = queue_client(connection, poison_queue(self.queue))
         self._pool = ThreadPoolExecutor(max_workers=options.batch_size, thread_name_prefix=f"queue-{self.queue}")
 
     def run(self, stop: threading.Event) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from dci import telemetry
 from dci.storage.clients import CASES_QUEUE, CONNECTION_SETTING, PORTAL_EVENTS_QUEUE, StorageTarget
 
 if TYPE_CHECKING:
@@ -50,19 +51,27 @@ def stores(settings: Settings) -> Stores:
 @functools.cache
 def _stores(target: StorageTarget, follow_days: int) -> Stores:
     from dci.storage.cases import CaseStore
-    from dci.storage.clients import QueueWriter, table_service
+    from dci.storage.clients import PoisonDepths, QueueWriter, table_service
     from dci.storage.insights import InsightStore
     from dci.storage.interactions import InteractionStore
 
     tables = table_service(target)
+    telemetry.observe("dci.queue.poison.depth", PoisonDepths(target))
     return Stores(InteractionStore(tables), CaseStore(tables), InsightStore(tables, follow_days),
                   QueueWriter(target, CASES_QUEUE))
 
 
-def run(job: Callable[[Settings, Stores], T]) -> T:
-    """`job(settings, stores)` for a queue or timer trigger. Bad settings raise SettingsError: the
-    host retries the message (then keeps it in the poison queue) or the next tick tries again."""
+def run(job: Callable[[Settings, Stores], T], consuming: str | None = None) -> T:
+    """`job(settings, stores)` for a queue trigger (`consuming` its queue) or a timer trigger. Bad
+    settings raise SettingsError: the host retries the message (then keeps it in the poison queue)
+    or the next tick tries again. A failed message is counted (dci.messages.failed)."""
     from dci.settings import get_settings
 
-    settings = get_settings()
-    return job(settings, stores(settings))
+    try:
+        settings = get_settings()
+        return job(settings, stores(settings))
+    except Exception as error:
+        if consuming is not None:
+            telemetry.count("dci.messages.failed", 1, {"messaging.destination.name": consuming,
+                                                       "error.type": type(error).__qualname__})
+        raise

@@ -4,7 +4,7 @@ identity), the way the Functions host reads the same setting for its bindings.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 PORTAL_EVENTS_QUEUE = "portal-events"
 CASES_QUEUE = "cases"
 CONNECTION_SETTING = "AzureWebJobsStorage"
+
+
+def poison_queue(queue: str) -> str:
+    """Where the Functions host moves a message of `queue` that failed maxDequeueCount times."""
+    return f"{queue}-poison"
 
 
 @dataclass(frozen=True)
@@ -102,3 +107,21 @@ class QueueWriter:
         except ResourceNotFoundError:
             self._client.create_queue()
             self._client.send_message(text, visibility_timeout=delay_seconds or None)
+
+
+class PoisonDepths:
+    """Messages waiting in each poison queue of the app (a missing queue holds none)."""
+
+    def __init__(self, target: StorageTarget) -> None:
+        self._clients = {poison_queue(queue): queue_client(target, poison_queue(queue))
+                         for queue in (PORTAL_EVENTS_QUEUE, CASES_QUEUE)}
+
+    def __call__(self) -> Iterator[tuple[int, dict[str, str]]]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        for name, client in self._clients.items():
+            try:
+                depth = client.get_queue_properties().approximate_message_count
+            except ResourceNotFoundError:
+                depth = 0
+            yield depth, {"messaging.destination.name": name}
