@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: dev test test-newest setup tools bench beacon clean
+.PHONY: dev demo test test-newest setup tools bench beacon clean
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -34,6 +34,10 @@ local.settings.json:
 
 dev: setup local.settings.json
 	scripts/dev.sh
+
+# make dev with a local Dataverse: cases from the demo portal's form, notes, the agent's report in seconds.
+demo: setup local.settings.json
+	scripts/dev.sh --demo
 
 test: setup
 	$(VENV)/bin/ruff check .

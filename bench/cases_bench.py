@@ -28,12 +28,12 @@ from dci.assembler import case_events  # noqa: E402
 from dci.cases import poll  # noqa: E402
 from dci.dataverse import Dataverse, TokenSource, session  # noqa: E402
 from dci.linker import link  # noqa: E402
+from dci.runner.dataverse import LocalDataverse  # noqa: E402
 from dci.settings import Settings  # noqa: E402
 from dci.storage.cases import CaseStore  # noqa: E402
 from dci.storage.interactions import InteractionStore  # noqa: E402
 from dci.timeline import assemble  # noqa: E402
 from tests import azurite  # noqa: E402
-from tests.dataverse_server import FakeDataverse  # noqa: E402
 from tests.factories import encoded, queued_batch, queued_event  # noqa: E402
 
 CREATED = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
@@ -80,6 +80,55 @@ def measure_assembly(service: TableServiceClient, counter: Counter, settings: Se
             "bare_partition_reads_ms_median": round(statistics.median(raw) * 1000, 1)}
 
 
+def created_to_note(connection: str, cases: int = 3) -> dict[str, object]:
+    """Seconds from a case's creation to its note on the case, through the runner with the real
+    host.json, the default settings (CASE_SETTLE_SECONDS) and the Dataverse webhook."""
+    import json
+    import os
+    import urllib.request
+
+    from dci.settings import get_settings
+    from tests.test_cases import context
+
+    fake = LocalDataverse()
+    os.environ.update({"AzureWebJobsStorage": connection, "PORTAL_ISSUERS": "portal.example.com",
+                       "DATAVERSE_URL": fake.url, "DATAVERSE_TOKEN": "test-token", "CASE_SCHEDULE": "0 0 0 1 1 *"})
+    os.environ.pop("CASE_SETTLE_SECONDS", None)
+    get_settings.cache_clear()
+    import function_app
+    from dci.runner import Runner
+    from dci.runner.config import load_host_config
+
+    runner = Runner(function_app.app, load_host_config(ROOT / "host.json"), dict(os.environ),
+                    ("127.0.0.1", azurite.free_ports(1)[0]))
+    runner.start()
+    try:
+        created: dict[str, float] = {}
+        for _ in range(cases):
+            now = time.time()
+            case = fake.add_incident(datetime.fromtimestamp(now, timezone.utc), contact=str(uuid.uuid4()))
+            document = context(created_ms=int(now * 1000), PrimaryEntityId=case)
+            created[case] = now
+            request = urllib.request.Request(f"{runner.url}/dataverse/incidents", method="POST",
+                                             data=json.dumps(document).encode(),
+                                             headers={"Content-Type": "application/json"})
+            assert urllib.request.urlopen(request, timeout=10).status == 202
+            time.sleep(1)
+        noted: dict[str, float] = {}
+        deadline = time.time() + get_settings().case_settle_seconds + 60
+        while len(noted) < cases and time.time() < deadline:
+            for case in created:
+                if case not in noted and fake.notes_for(case):
+                    noted[case] = time.time()
+            time.sleep(0.05)
+        seconds = sorted(noted[case] - created[case] for case in noted)
+        return {"settle_seconds": get_settings().case_settle_seconds, "cases": cases, "noted": len(noted),
+                "seconds_median": round(statistics.median(seconds), 1), "seconds_max": round(seconds[-1], 1)}
+    finally:
+        runner.stop(timeout=10)
+        fake.close()
+
+
 def main() -> None:
     ports = tuple(azurite.free_ports(3))
     result: dict = {"python": sys.version.split()[0]}
@@ -110,7 +159,7 @@ def main() -> None:
             result["assembly"] = assembly | {"ratio_100k_over_10k": round(large / small, 2),
                                              "bare_reads_ratio_100k_over_10k": round(raw_large / raw_small, 2)}
 
-            fake = FakeDataverse()
+            fake = LocalDataverse()
             try:
                 for i in range(POLLED_CASES):
                     fake.add_incident(CREATED + timedelta(seconds=i), contact=str(uuid.uuid4()))
@@ -125,6 +174,7 @@ def main() -> None:
                                     "dataverse_requests": dataverse.requests}
             finally:
                 fake.close()
+            result["created_to_note"] = created_to_note(connection)
         finally:
             azurite.stop(process)
     save("cases", result)

@@ -9,7 +9,13 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dci.runner.dataverse import LocalDataverse
+    from dci.runner.portal import DemoPortal
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--settings", type=Path, default=Path("local.settings.json"))
     serve.add_argument("--host-json", type=Path, default=Path("host.json"))
     serve.add_argument("--no-portal", action="store_true", help="do not serve the demo portal")
+    serve.add_argument("--demo", action="store_true",
+                       help="also run a local Dataverse (cases from the demo portal's form, notes at /notes), "
+                            "with a 15 s settle time and a 5 s poll, for a demo of the agent's side")
+    serve.add_argument("--dataverse-port", type=int, help="the local Dataverse's port with --demo (default: port + 1)")
     args = parser.parse_args(argv)
     return _serve(args)
 
@@ -38,6 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
     from dci.runner.config import ConfigError, load_host_config, load_local_settings
     from dci.settings import load_settings
 
+    demo = _start_demo(args) if args.demo else None
     try:
         applied = load_local_settings(args.settings)
         load_settings()  # locally, bad settings stop the runner at once (SettingsError names them)
@@ -45,7 +56,8 @@ def _serve(args: argparse.Namespace) -> int:
         sys.path.insert(0, os.getcwd())
         module_name, _, attribute = args.app.partition(":")
         app = getattr(importlib.import_module(module_name), attribute or "app")
-        runner = Runner(app, host, os.environ, (args.host, args.port), portal=not args.no_portal)
+        portal = demo.portal if demo else not args.no_portal
+        runner = Runner(app, host, os.environ, (args.host, args.port), portal=portal)
     except (ConfigError, RuntimeError, OSError, ImportError) as error:
         log.error("cannot start: %s", error)
         return 2
@@ -58,12 +70,50 @@ def _serve(args: argparse.Namespace) -> int:
     log.info("listening on %s (Ctrl-C to stop)", runner.url)
     if runner.portal:
         log.info("demo portal on http://%s:%d/ (dev only)", args.host, args.port)
-    log.info("insights dashboard on http://%s:%d/api/insights?format=html", args.host, args.port)
+    base = f"http://{args.host}:{args.port}/api"
+    log.info("the agent's case report: %s/cases/{ticket number}/timeline?format=html", base)
+    log.info("the manager's insights dashboard: %s/insights?format=html", base)
+    if demo:
+        log.info("demo: sign in at http://%s:%d/signin, browse, then create a case; its note appears at %s/notes "
+                 "%d s later (CASE_SETTLE_SECONDS) and the case page links to the report", args.host, args.port,
+                 demo.dataverse.url, int(os.environ["CASE_SETTLE_SECONDS"]))
+    log.info("headless browsers and crawlers are answered 202 and dropped as bots (a log line counts them): "
+             "drive the demo with a normal browser, or set a browser User-Agent")
     stop.wait()
     log.info("stopping")
     runner.stop()
+    if demo:
+        demo.dataverse.close()
     log.info("stopped")
     return 0
+
+
+@dataclass(frozen=True)
+class _Demo:
+    dataverse: LocalDataverse
+    portal: DemoPortal
+
+
+def _start_demo(args: argparse.Namespace) -> _Demo:
+    """A local Dataverse beside the runner, the demo portal creating cases in it, and settings that
+    show a case's timeline and note within seconds (the environment, when set, still wins)."""
+    from datetime import datetime, timezone
+
+    from dci.runner.dataverse import LocalDataverse
+    from dci.runner.portal import DEMO_CONTACT, DemoPortal
+
+    dataverse = LocalDataverse(token="demo-token", port=args.dataverse_port or args.port + 1)
+    dataverse.add_contact(DEMO_CONTACT, "Dana Demo")
+    for name, value in {"DATAVERSE_URL": dataverse.url, "DATAVERSE_TOKEN": "demo-token", "CASE_SETTLE_SECONDS": "15",
+                        "CASE_SCHEDULE": "*/5 * * * * *", "REPORT_BASE_URL": f"http://{args.host}:{args.port}/api"
+                        }.items():
+        os.environ.setdefault(name, value)
+
+    def create_case(contact: str, ticket: str, title: str) -> None:
+        dataverse.add_contact(contact, dataverse.contacts.get(contact, "Demo customer"))
+        dataverse.add_incident(datetime.now(timezone.utc), contact=contact, ticket=ticket, title=title)
+
+    return _Demo(dataverse, DemoPortal(on_case=create_case))
 
 
 if __name__ == "__main__":

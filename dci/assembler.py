@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NOTE_SUBJECT = "Portal activity before this case"
+CREATED_PRECISION_MS = 1000  # `createdon` has whole seconds
 
 
 class BadCaseMessage(ValueError):
@@ -59,9 +60,11 @@ def handle(body: bytes, stores: Stores, settings: Settings, now_ms: int, dataver
 
 
 def case_events(store: InteractionStore, case: Case, settings: Settings) -> list[dict]:
-    """The events in the case's window that belong to its customer, each with its attribution."""
-    end = case["created_ms"]
-    start = end - settings.lookback_ms
+    """The events in the case's window that belong to its customer, each with its attribution. The
+    window ends a second after the case's creation time, which Dataverse keeps to the second: the
+    steps that led to the case in its last second are part of it."""
+    end = case["created_ms"] + CREATED_PRECISION_MS
+    start = case["created_ms"] - settings.lookback_ms
     window = settings.stitch_window_ms
     picked = []
     for visitor, rows, owners in owned(store, case["contact"], window):
@@ -98,6 +101,10 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
         return "deferred"
     events = case_events(stores.interactions, case, settings)
     document = assemble(case, events, settings.session_gap_ms)
+    if dataverse is not None and case.get("source") != "portal":
+        name = _name_of(dataverse, case["contact"])
+        if name:  # shown on the report; kept in the timeline row, which erasure deletes with the contact
+            document["case"]["contact_name"] = name
     fingerprint = digest(document)
     stores.insights.put_case(  # idempotent: the same events give the same fact
         case["case_id"], case_fact(case, events, settings.insights_follow_days))
@@ -121,3 +128,14 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
                 len(document["items"]), len(document["sessions"]), ", note written" if note else "",
                 extra={"case_id": case["case_id"], "version": version, "events": len(document["items"])})
     return "assembled"
+
+
+def _name_of(dataverse: Dataverse, contact: str) -> str | None:
+    from dci.dataverse import DataverseError
+
+    try:
+        return dataverse.contact_name(contact)
+    except DataverseError as error:  # the timeline is worth more than the name: assemble without it
+        logger.warning("the contact's name could not be read (%s); the report shows none", error.status,
+                       extra={"status": error.status})
+        return None

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # (not at run time: requests stays off the linker's imports)
     from dci.dataverse import Dataverse, Incident
     from dci.settings import Settings
     from dci.storage import Stores
+    from dci.storage.interactions import InteractionStore
 
 logger = logging.getLogger(__name__)
 
@@ -143,33 +144,44 @@ def claimed_case(message: dict[str, Any], event: dict[str, Any], portal_cases: b
 @dataclass(frozen=True)
 class CaseFollowUp:
     """What a linked batch means for cases: portal cases of a signed-in batch, and re-assembly of
-    the contact's cases whose window late events fall in. An anonymous batch changes no case."""
+    the cases whose window late events fall in — the batch's contact's, or, for an anonymous batch,
+    those of the contacts who signed in on that browser (its events may be stitched to them). An
+    anonymous batch creates no case."""
 
     cases: CaseStore
     enqueue: Callable[[str], None]
     portal_cases: bool  # no Dataverse: a `case_submitted` event of a signed-in batch is the case
     settle_ms: int
     lookback_ms: int
+    interactions: InteractionStore | None = None  # to find who signed in on a browser
 
     @classmethod
     def of(cls, settings: Settings, stores: Stores) -> CaseFollowUp:
         """The follow-up these settings ask for."""
         return cls(stores.cases, stores.cases_queue.send, settings.portal_cases, settings.settle_ms,
-                   settings.lookback_ms)
+                   settings.lookback_ms, stores.interactions)
 
     def after_batch(self, message: dict[str, Any]) -> None:
         """Act on one stored `portal-events` message."""
         contact = message.get("contact")
-        if not contact:
-            return
-        for event in message["events"]:
-            case = claimed_case(message, event, self.portal_cases)
-            if case is not None:
-                take(self.cases, case, self.enqueue)
+        if contact:
+            for event in message["events"]:
+                case = claimed_case(message, event, self.portal_cases)
+                if case is not None:
+                    take(self.cases, case, self.enqueue)
         received_ms = epoch_ms(message["received_at"])
         late = [e["ts"] for e in message["events"] if received_ms - e["ts"] > self.settle_ms]
-        if late:
-            self._reassemble(contact, min(late), max(late))
+        if not late:
+            return
+        if contact:
+            owners = {contact}
+        elif self.interactions is not None:  # read only for late anonymous events, which are rare
+            owners = {row["contact"] for row in self.interactions.visitor_events(message["visitor"])
+                      if row.get("contact")}
+        else:
+            owners = set()
+        for owner in sorted(owners):
+            self._reassemble(owner, min(late), max(late))
 
     def _reassemble(self, contact: str, first: int, last: int) -> None:
         for row in self.cases.cases_of(contact):  # cases whose window these late events fall in

@@ -44,3 +44,15 @@ def epoch_ms(text: str, naive_is_utc: bool = False) -> int:
 def day_of(ms: int) -> str:
     """The UTC day (`2026-11-28`) an instant falls on."""
     return moment(ms).date().isoformat()
+
+
+def duration(ms: int) -> str:
+    """`2 h 5 min`, `12 min`, `40 s`: a length of time as a person says it."""
+    seconds = ms // 1000
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"

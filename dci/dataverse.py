@@ -30,6 +30,7 @@ API = "/api/data/v9.2"
 TIMEOUT = (5, 60)  # connect, read (seconds)
 PAGE_SIZE = 500
 TOKEN_REFRESH_MARGIN = 300  # seconds before expiry a cached token is renewed
+NAME_TTL_SECONDS = 3600  # how long a contact's name is remembered in memory (never stored)
 LOOKUP_TYPE = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 NOTE_NAMESPACE = uuid.UUID("6b1f4a1e-8f65-4a4b-9d1e-5b8e0e7f2c10")  # note ids derive from case ids
 
@@ -142,6 +143,7 @@ class Dataverse:
         self._tokens = tokens
         self._http = http or session()
         self._page_size = page_size
+        self._names: dict[str, tuple[str | None, float]] = {}
         self.requests = 0  # calls made, for logs and benchmarks
 
     def incidents_since(self, since_ms: int) -> Iterator[list[Incident]]:
@@ -154,6 +156,22 @@ class Dataverse:
             document = self._call("GET", url, "list incidents", headers={"Prefer": prefer}).json()
             yield [incident_from_row(row) for row in document.get("value", [])]
             url = document.get("@odata.nextLink")  # verbatim: it carries the paging cookie
+
+    def contact_name(self, contact: str) -> str | None:
+        """The contact's full name, as the report shows it (None when Dataverse has no such contact);
+        remembered for NAME_TTL_SECONDS, so a busy hour asks once per customer."""
+        cached = self._names.get(contact)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        try:
+            row = self._call("GET", f"{self._base}/contacts({contact})?$select=fullname", "read the contact").json()
+            name = row.get("fullname") or None
+        except DataverseError as error:
+            if error.status != 404:
+                raise
+            name = None
+        self._names[contact] = (name, time.monotonic() + NAME_TTL_SECONDS)
+        return name
 
     def write_note(self, case_id: str, subject: str, text: str) -> str:
         """Create or update the case's timeline note (an upsert on a derived id); returns the note id."""

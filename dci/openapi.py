@@ -272,15 +272,21 @@ def document() -> dict[str, object]:
                     "operationId": "caseTimeline",
                     "summary": "The portal activity before a case",
                     "parameters": [{"name": "case_id", "in": "path", "required": True,
-                                    "schema": {"type": "string", "format": "uuid"}}, _FORMAT_PARAMETER],
+                                    "description": "The case's id (a GUID) or its ticket number (CAS-01234-X1Y2Z3)",
+                                    "schema": {"type": "string"}}, _FORMAT_PARAMETER],
                     "responses": {
                         "200": {"description": "The timeline (status assembled), or why there is none (skipped)",
                                 "content": {"application/json": {"schema": {"$ref": REF.format(model="Timeline")}},
                                             **_HTML}},
-                        "202": {"description": "The case is settling; try again later",
+                        "202": {"description": "The case is settling; `Retry-After` (and `ready_in_seconds`) say "
+                                               "when its timeline is due",
                                 "content": {"application/json": {"schema": {
-                                    "type": "object", "properties": {"status": {"const": "pending"}}}}, **_HTML}},
-                        "400": _page_or_problem("The case id is not a GUID, or `format` is neither json nor html"),
+                                    "type": "object", "properties": {"status": {"const": "pending"},
+                                                                     "ready_in_seconds": {"type": "integer"}}}},
+                                            **_HTML}},
+                        "400": _page_or_problem("The case is named by neither a GUID nor a ticket number, or "
+                                                "`format` is neither json nor html"),
+                        "409": _page_or_problem("Several cases carry this ticket number; `cases` lists their ids"),
                         "401": _problem("REPORTS_AUTH=app-service and the request is not signed in"),
                         "503": _problem("REPORTS_AUTH=app-service but App Service authentication is not on, "
                                         "or the app settings are invalid"),

@@ -7,21 +7,36 @@ prints, and passes a strict Content Security Policy.
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import math
-from collections.abc import Sequence
-from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
-from dci.clock import epoch_ms, moment
-from dci.timeline import describe, duration
+from markupsafe import Markup
+
+from dci.clock import duration, epoch_ms, iso_of, moment
+from dci.steps import steps
 
 WIDTH, PAD, GAP_SLOT = 1000, 16, 56
-LANES = {"search": 0, "search_click": 1, "page_view": 2, "engagement": 3, "case_form": 4, "case_submitted": 4}
-LANE_NAMES = ["Searches", "Result clicks", "Page views", "Time on page", "Case form"]
-LANE_TOP, LANE_HEIGHT = 28, 22
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'self'"
+LANES = {"search": 0, "click": 1, "view": 2, "signin": 3, "case_form": 4, "case_submitted": 4}
+LANE_NAMES = ["Searches", "Result clicks", "Pages", "Sign-in", "Case form"]
+LANE_TOP, LANE_HEIGHT = 34, 22
+CONTACT_DAYS_AROUND_A_CASE = 30
+SOURCES = {"poll": "Dataverse", "webhook": "Dataverse", "portal": "the portal's case form"}
+# Times are written in UTC and shown in the reader's own time zone by this script (the only one;
+# the Content Security Policy allows it by its hash, and nothing else).
+LOCAL_TIME_SCRIPT = (
+    "for(const e of document.querySelectorAll('[data-at]')){const d=new Date(e.dataset.at);"
+    "if(isNaN(d))continue;const o=e.dataset.format==='time'?{timeStyle:'short'}:"
+    "{dateStyle:'medium',timeStyle:'short'};e.textContent=new Intl.DateTimeFormat(undefined,o).format(d)}")
+_SCRIPT_HASH = base64.b64encode(hashlib.sha256(LOCAL_TIME_SCRIPT.encode()).digest()).decode()
+CSP = (f"default-src 'none'; script-src 'sha256-{_SCRIPT_HASH}'; style-src 'unsafe-inline'; img-src data:; "
+       "base-uri 'none'; form-action 'self'")
 
 
 @functools.cache
@@ -32,6 +47,7 @@ def _environment() -> Any:
                       autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["duration"] = duration
     env.filters["when"] = when
+    env.filters["at"] = at
     env.filters["clock"] = lambda ms: moment(ms).strftime("%d %b %Y %H:%M")
     env.filters["percent"] = lambda rate: "–" if rate is None else f"{rate * 100:.0f} %"
     return env
@@ -40,7 +56,39 @@ def _environment() -> Any:
 def render(template: str, **context: Any) -> bytes:
     """A page from `dci/templates/{template}`."""
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
-    return _environment().get_template(template).render(generated=generated, **context).encode()
+    return _environment().get_template(template).render(
+        generated=generated, local_time_script=Markup(LOCAL_TIME_SCRIPT), **context).encode()
+
+
+def at(value: int | str, time_only: bool = False) -> Markup:
+    """A `<time>` the reader's browser shows in their own zone; UTC text until it does (or without
+    script)."""
+    ms = value if isinstance(value, int) else epoch_ms(value)
+    iso = iso_of(ms)
+    text = moment(ms).strftime("%H:%M UTC" if time_only else "%d %b %Y, %H:%M UTC")
+    fmt = ' data-format="time"' if time_only else ""
+    return Markup('<time datetime="{0}" data-at="{0}"{1}>{2}</time>').format(iso, Markup(fmt), text)
+
+
+def link(path: str, keep: Mapping[str, str]) -> str:
+    """A link to another report page, relative to `…/api/{kind}/{id}/timeline`, asking for HTML and
+    keeping the parameters that must travel with it (the function key, `code`)."""
+    return "../../" + path + "?" + urlencode({"format": "html", **keep})
+
+
+def case_link(case_id: str, keep: Mapping[str, str]) -> str:
+    """The HTML report of a case, from another report page."""
+    return link(f"cases/{quote(case_id)}/timeline", keep)
+
+
+def contact_link(contact: str, keep: Mapping[str, str], until: str | None = None) -> str:
+    """A contact's HTML timeline, from another report page; with `until` (a time), the 30 days up to
+    that day (a case's creation, say) rather than up to today."""
+    if until is None:
+        return link(f"contacts/{quote(contact)}/timeline", keep)
+    last = moment(epoch_ms(until)).date()
+    first = last - timedelta(days=CONTACT_DAYS_AROUND_A_CASE)
+    return link(f"contacts/{quote(contact)}/timeline", {"from": first.isoformat(), "to": last.isoformat(), **keep})
 
 
 def when(value: int | str) -> str:
@@ -82,6 +130,7 @@ def layout(points: Sequence[dict[str, Any]], gap_ms: int) -> dict[str, Any]:
         if weight:
             number += 1
             geometry["bands"].append({"x": round(x, 1), "w": round(width, 1), "label": f"Visit {number}",
+                                      "at": iso_of(start), "clock": moment(start).strftime("%H:%M UTC"),
                                       "title": f"Visit {number}: {when(start)}, {duration(end - start)}"})
         for point in visit:
             at = x + width / 2 if end == start else x + 4 + (width - 8) * (point["ms"] - start) / (end - start)
@@ -90,7 +139,8 @@ def layout(points: Sequence[dict[str, Any]], gap_ms: int) -> dict[str, Any]:
             else:
                 lane = LANES.get(point["kind"], 2)
                 geometry["marks"].append({"x": round(at, 1), "y": LANE_TOP + LANE_HEIGHT * lane + LANE_HEIGHT / 2,
-                                          "kind": point["kind"], "label": point["label"]})
+                                          "kind": point["kind"], "label": point["label"],
+                                          "zero": point.get("zero", False)})
         x += width
         if index < len(visits):
             geometry["breaks"].append({"x": round(x + GAP_SLOT / 2, 1),
@@ -99,31 +149,51 @@ def layout(points: Sequence[dict[str, Any]], gap_ms: int) -> dict[str, Any]:
     return geometry
 
 
-def case_page(document: dict[str, Any], gap_ms: int) -> bytes:
-    """The report an agent opens from the case."""
+def _visits(all_steps: list[dict[str, Any]], gap_ms: int) -> list[dict[str, Any]]:
+    """Steps grouped into visits (no more than `gap_ms` apart), each with its start and end."""
+    visits: list[dict[str, Any]] = []
+    for step in all_steps:
+        if visits and step["ms"] - visits[-1]["end"] <= gap_ms:
+            visits[-1]["steps"].append(step)
+            visits[-1]["end"] = step["ms"]
+        else:
+            visits.append({"start": step["ms"], "end": step["ms"], "steps": [step], "ended_in_case": False})
+    return visits
+
+
+def case_page(document: dict[str, Any], gap_ms: int, keep: Mapping[str, str] | None = None) -> bytes:
+    """The report an agent opens from the case: one row per thing the customer did."""
     case = document["case"]
     created_ms = epoch_ms(case["created"])
-    points = [{"ms": item["ms"], "kind": item["type"],
-               "label": f"{duration(item['before_case_ms'])} before the case: {describe(item)}"}
-              for item in document["items"]]
+    rows = steps(document["items"])
+    points = [{"ms": step["ms"], "kind": step["kind"], "zero": step.get("zero", False),
+               "label": f"{duration(step.get('before_case_ms', 0))} before the case: {step['text']}"} for step in rows]
     points.append({"ms": created_ms, "kind": "case", "label": f"Case created {when(created_ms)}"})
-    visits = [{**session, "items": document["items"][session["first"]:session["last"] + 1]}
-              for session in document["sessions"]]
-    return render("case.html", title=f"Case {case.get('ticket') or case['case_id']}", document=document,
-                  case=case, visits=visits, geometry=layout(points, gap_ms), describe=describe)
+    visits = _visits(rows, gap_ms)
+    if visits:
+        visits[-1]["ended_in_case"] = created_ms - visits[-1]["end"] <= gap_ms
+    summary = document["summary"]
+    source = SOURCES.get(case.get("source", ""), "Dataverse")
+    return render("case.html", title=f"Case {case.get('ticket') or case['case_id']}", document=document, case=case,
+                  visits=visits, geometry=layout(points, gap_ms), source=source,
+                  searches=len(summary["searches"]), zero=len(summary["zero_result_searches"]),
+                  articles=len(summary["articles"]), keep=keep or {}, contact_link=contact_link)
 
 
-def contact_page(report: dict[str, Any], gap_ms: int) -> bytes:
-    """A contact's activity over a range, with their cases on it."""
-    points = [{"ms": item["ms"], "kind": item["type"], "label": f"{when(item['ms'])}: {describe(item)}"}
-              for item in report["interactions"]]
+def contact_page(report: dict[str, Any], gap_ms: int, keep: Mapping[str, str] | None = None) -> bytes:
+    """A contact's activity over a range, with their cases on it and linked."""
+    rows = [step for step in steps(report["interactions"])
+            if not (report["types"] and step["kind"] == "signin")]  # a filtered page shows those types only
+    points = [{"ms": step["ms"], "kind": step["kind"], "zero": step.get("zero", False),
+               "label": f"{when(step['ms'])}: {step['text']}"} for step in rows]
     points += [{"ms": case["created_ms"], "kind": "case",
                 "label": f"Case {case.get('ticket') or case['case_id']} created {when(case['created_ms'])}"}
                for case in report["cases"]]
-    rows = sorted([{"ms": i["ms"], "item": i} for i in report["interactions"]]
-                  + [{"ms": c["created_ms"], "case": c} for c in report["cases"]], key=lambda r: r["ms"])
-    return render("contact.html", title=f"Contact {report['contact']}", report=report, rows=rows,
-                  geometry=layout(points, gap_ms), describe=describe)
+    merged = sorted([{"ms": step["ms"], "step": step} for step in rows]
+                    + [{"ms": c["created_ms"], "case": c} for c in report["cases"]], key=lambda r: r["ms"])
+    name = report.get("name") or report["contact"]
+    return render("contact.html", title=f"Contact {name}", name=name, report=report, rows=merged,
+                  geometry=layout(points, gap_ms), keep=keep or {}, case_link=case_link)
 
 
 def insights_page(report: dict[str, Any]) -> bytes:
@@ -131,6 +201,7 @@ def insights_page(report: dict[str, Any]) -> bytes:
     return render("insights.html", title=f"Portal insights {report['from']} to {report['to']}", report=report)
 
 
-def status_page(title: str, message: str) -> bytes:
-    """A short page for a case that is pending, skipped or unknown, or a bad request."""
-    return render("status.html", title=title, message=message)
+def status_page(title: str, message: str, refresh_seconds: int | None = None) -> bytes:
+    """A short page for a case that is pending, skipped or unknown, or a bad request; with
+    `refresh_seconds`, the browser reloads it by itself then."""
+    return render("status.html", title=title, message=message, refresh=refresh_seconds)

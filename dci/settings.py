@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     dataverse_token: SecretStr | None = Field(None, alias="DATAVERSE_TOKEN")
     dataverse_client_id: str | None = Field(None, alias="DATAVERSE_CLIENT_ID")
     case_schedule: str = Field(DEFAULT_CASE_SCHEDULE, alias="CASE_SCHEDULE")
-    case_settle_seconds: int = Field(600, alias="CASE_SETTLE_SECONDS", ge=0, le=86_400)
+    case_settle_seconds: int = Field(60, alias="CASE_SETTLE_SECONDS", ge=0, le=86_400)
     timeline_lookback_hours: int = Field(72, alias="TIMELINE_LOOKBACK_HOURS", ge=1, le=24 * 30)
     stitch_window_hours: int = Field(24, alias="STITCH_WINDOW_HOURS", ge=0, le=24 * 30)
     session_gap_minutes: int = Field(30, alias="SESSION_GAP_MINUTES", ge=1, le=24 * 60)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dci.clock import iso_of
+from dci.clock import duration, iso_of
+from dci.steps import article_name, steps
 
 MAX_ITEMS = 400  # a timeline row must stay well under Table storage's 64 KiB string limit
 _ITEM_FIELDS = ("type", "url", "title", "query", "results", "position", "target", "engaged_ms", "scroll", "ticket",
@@ -25,7 +26,7 @@ def assemble(case: dict[str, Any], events: Sequence[dict[str, Any]], gap_ms: int
     for event in ordered:
         item = {k: event[k] for k in _ITEM_FIELDS if event.get(k) is not None}
         item.update(id=event.get("id"), ts=iso_of(event["ts"]), ms=event["ts"],
-                    before_case_ms=created - event["ts"])
+                    before_case_ms=max(0, created - event["ts"]))  # (its last second: `createdon` is whole seconds)
         items.append(item)
     sessions = _sessions(items, gap_ms)
     if sessions:
@@ -63,6 +64,7 @@ def summarize(items: list[dict[str, Any]], sessions: list[dict[str, Any]], creat
         if not number:
             continue
         read = reads.setdefault(number, {"number": number, "title": item.get("title"), "engaged_ms": 0, "views": 0})
+        read["title"] = read["title"] or item.get("title")
         if item["type"] == "page_view":
             read["views"] += 1
         elif item["type"] == "engagement":
@@ -88,34 +90,23 @@ def summarize(items: list[dict[str, Any]], sessions: list[dict[str, Any]], creat
 
 def _path(items: list[dict[str, Any]]) -> list[str]:
     """The last search → click → read → case steps before the case, as short labels."""
-    steps: list[str] = []
-    for item in items:
-        kind = item["type"]
+    labels: list[str] = []
+    for step in steps(items):
+        kind = step["kind"]
         if kind == "search":
-            found = item.get("results")
-            steps.append(f'searched "{item["query"]}"' + (f" ({found} results)" if found is not None else ""))
-        elif kind == "search_click":
-            steps.append(f"clicked result #{item['position']}")
-        elif kind == "page_view" and item.get("article_number"):
-            steps.append(f"read {item['article_number']}")
+            found = step.get("results")
+            labels.append(f'searched "{step["query"]}"' + ("" if found is None else
+                                                           " (no results)" if found == 0 else f" ({found} results)"))
+        elif kind == "click":
+            labels.append(f"clicked result #{step['position']}")
+        elif kind == "view" and step.get("article"):
+            labels.append(f"read {article_name(step['article'])}")
         elif kind == "case_form":
-            steps.append("opened the case form")
+            labels.append("opened the case form")
         elif kind == "case_submitted":
-            steps.append("submitted the case")
-    compact = [s for i, s in enumerate(steps) if i == 0 or s != steps[i - 1]]
+            labels.append("submitted the case")
+    compact = [s for i, s in enumerate(labels) if i == 0 or s != labels[i - 1]]
     return compact[-8:]
-
-
-def duration(ms: int) -> str:
-    """`2 h 5 min`, `12 min`, `40 s`."""
-    seconds = ms // 1000
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 def sentence(summary: dict[str, Any]) -> str:
@@ -125,12 +116,14 @@ def sentence(summary: dict[str, Any]) -> str:
     parts = [f"First seen on the portal {duration(summary['first_touch_before_case_ms'])} before this case"]
     searches = summary["searches"]
     if searches:
+        zero = len(summary["zero_result_searches"])
+        found_nothing = f" ({zero} found nothing)" if zero else ""
         quoted = ", ".join(f'"{s["query"]}"' + (" (no results)" if s["results"] == 0 else "") for s in searches[:4])
         more = f" and {len(searches) - 4} more" if len(searches) > 4 else ""
-        parts.append(f"searched {len(searches)} time{'s' if len(searches) != 1 else ''}: {quoted}{more}")
+        parts.append(f"searched {len(searches)} time{'s' if len(searches) != 1 else ''}{found_nothing}: {quoted}{more}")
     articles = summary["articles"]
     if articles:
-        reads = ", ".join(a["number"] + (f" ({duration(a['engaged_ms'])})" if a["engaged_ms"] else "")
+        reads = ", ".join(article_name(a) + (f" ({duration(a['engaged_ms'])})" if a["engaged_ms"] >= 1000 else "")
                           for a in articles[:4])
         parts.append(f"read {len(articles)} article{'s' if len(articles) != 1 else ''}: {reads}")
     if summary["sessions"] > 1:
@@ -138,37 +131,35 @@ def sentence(summary: dict[str, Any]) -> str:
     return "; ".join(parts) + "."
 
 
+NOTE_SEARCHES, NOTE_ARTICLES = 4, 3  # lines of each in the note; the report has them all
+
+
 def note_text(document: dict[str, Any], report_url: str | None = None) -> str:
-    """The plain-text note written on the case: the sentence, the report's address (when the app
-    has one), then each visit line by line."""
-    lines = [document["summary"]["sentence"], ""]
+    """The note written on the case, short enough to read on the case's timeline wall (≤ 15 lines
+    however long the journey): the sentence, the searches (those that found nothing marked), the
+    articles read, first visit to case, and the report's address; the report has the rest."""
+    summary = document["summary"]
+    lines = [summary["sentence"], ""]
+    searches = summary["searches"]
+    if searches:
+        zero = len(summary["zero_result_searches"])
+        lines += [f"Searches ({len(searches)}" + (f", {zero} found nothing" if zero else "") + "):"]
+        lines += [f'  - "{s["query"]}"' + ("" if s["results"] is None else " - NO RESULTS" if s["results"] == 0
+                                           else f" - {s['results']} result{'s' if s['results'] != 1 else ''}")
+                  for s in searches[:NOTE_SEARCHES]]
+        if len(searches) > NOTE_SEARCHES:
+            lines.append(f"  ... and {len(searches) - NOTE_SEARCHES} more in the report")
+    articles = summary["articles"]
+    if articles:
+        lines += [f"Articles read ({len(articles)}):"]
+        lines += [f"  - {article_name(a)}" + (f", {duration(a['engaged_ms'])}" if a["engaged_ms"] >= 1000 else "")
+                  for a in articles[:NOTE_ARTICLES]]
+        if len(articles) > NOTE_ARTICLES:
+            lines.append(f"  ... and {len(articles) - NOTE_ARTICLES} more in the report")
+    if summary["first_touch_before_case_ms"] is not None:
+        visits = summary["sessions"]
+        lines += [f"First visit to case: {duration(summary['first_touch_before_case_ms'])}"
+                  + (f" ({visits} visits)" if visits > 1 else "")]
     if report_url:
-        lines[1:1] = [f"Report: {report_url}", ""]
-    items = document["items"]
-    for number, session in enumerate(document["sessions"], start=1):
-        lines.append(f"Visit {number}: {session['start'][:16].replace('T', ' ')} UTC"
-                     + (" (ended in this case)" if session["ended_in_case"] else ""))
-        for item in items[session["first"]:session["last"] + 1]:
-            lines.append(f"  {duration(item['before_case_ms'])} before: {describe(item)}")
-    if document.get("truncated"):
-        lines.append(f"(only the last {MAX_ITEMS} events are shown)")
+        lines.append(f"Full timeline: {report_url}")
     return "\n".join(lines)
-
-
-def describe(item: dict[str, Any]) -> str:
-    kind = item["type"]
-    if kind == "search":
-        found = item.get("results")
-        return f'searched "{item["query"]}"' + ("" if found is None else f" – {found} results")
-    if kind == "search_click":
-        return f"clicked result #{item['position']} {item.get('target', '')}".rstrip()
-    if kind == "page_view":
-        label = item.get("article_number") or item.get("title") or item.get("url", "")
-        return f"viewed {label}" + (f" – {item['title']}" if item.get("article_number") and item.get("title") else "")
-    if kind == "engagement":
-        return f"spent {duration(item.get('engaged_ms', 0))} on the page, scrolled {item.get('scroll', 0)}%"
-    if kind == "case_form":
-        return "opened the case form"
-    if kind == "case_submitted":
-        return f"submitted case {item.get('ticket', '')}".rstrip()
-    return kind

@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from dci.activity import attributed
-from dci.clock import iso_ms, iso_of, ms_of
+from dci.clock import duration, iso_ms, iso_of, ms_of
 from dci.ids import contact_id, is_guid
 from dci.ingest.events import EVENT_TYPES
 from dci.insights import report as insights_report
@@ -21,7 +21,7 @@ from dci.pages import CSP, case_page, contact_page, insights_page, status_page
 from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import Settings
-from dci.storage.cases import PENDING
+from dci.storage.cases import PENDING, ticket_key
 
 if TYPE_CHECKING:
     from dci.storage import Stores
@@ -75,11 +75,26 @@ def negotiated(params: Mapping[str, str], accept: str | None, build: Callable[[b
 
 # --- GET /api/cases/{case_id}/timeline -----------------------------------------------------------
 
-def case_timeline(cases: CaseStore, case_id: str, html: bool, settings: Settings) -> Reply:
+def case_of(cases: CaseStore, key: str) -> str:
+    """The case id a route names: the id itself (a GUID), or the one case with that ticket number."""
+    if is_guid(key):
+        return key.lower()
+    if ticket_key(key) is None:
+        raise Problem(400, "Name a case by its id (a GUID) or its ticket number (like CAS-01234-X1Y2Z3).",
+                      "invalid-case-id", [FieldError("case_id", "must be a GUID or a ticket number")])
+    found = cases.cases_with_ticket(key)
+    if not found:
+        raise Problem(404, f"No case with ticket number {key} is known here (yet).", "unknown-case")
+    if len(found) > 1:
+        raise Problem(409, f"{len(found)} cases carry ticket number {key}; open one by its id: {', '.join(found)}.",
+                      "ambiguous-ticket", extensions={"cases": found})
+    return found[0]
+
+
+def case_timeline(cases: CaseStore, key: str, html: bool, settings: Settings, now: datetime | None = None,
+                  keep: Mapping[str, str] | None = None) -> Reply:
     """200 with the timeline, 202 while pending, 200 with the reason when skipped, 404 when unknown."""
-    if not is_guid(case_id):
-        raise Problem(400, "A case id is a GUID.", "invalid-case-id", [FieldError("case_id", "must be a GUID")])
-    case_id = case_id.lower()
+    case_id = case_of(cases, key)
     case = cases.case(case_id)
     if case is None:
         raise Problem(404, f"No case {case_id} is known here (yet).", "unknown-case")
@@ -90,13 +105,26 @@ def case_timeline(cases: CaseStore, case_id: str, html: bool, settings: Settings
             return _html(200, status_page("No timeline for this case", f"This case has no portal timeline: {reason}"))
         return json_reply(200, {"case_id": case_id, "status": "skipped", "reason": reason})
     if case["status"] in PENDING or timeline is None:
+        wait = ready_in(case, settings, now or datetime.now(timezone.utc))
+        headers = {"Retry-After": str(wait)}
         if html:
-            return _html(202, status_page("Timeline on its way", "The case is settling: portal activity sent just "
-                                          "before it may still arrive. Reload in a minute."), {"Retry-After": "60"})
-        return json_reply(202, {"case_id": case_id, "status": "pending"}, {"Retry-After": "60"})
+            return _html(202, status_page("Timeline on its way", (
+                f"Portal activity sent just before the case may still be arriving: the timeline is assembled "
+                f"{duration(settings.settle_ms)} after the case was created, about {duration(wait * 1000)} from now. "
+                "This page reloads itself."), refresh_seconds=wait), headers)
+        return json_reply(202, {"case_id": case_id, "status": "pending", "ready_in_seconds": wait}, headers)
     if html:
-        return _html(200, case_page(timeline["document"], settings.session_gap_ms))
+        return _html(200, case_page(timeline["document"], settings.session_gap_ms, keep))
     return json_reply(200, {"status": "assembled", **timeline["document"]}, NO_STORE)
+
+
+MIN_WAIT_SECONDS = 5  # once settled, the assembler runs within seconds of its queue message
+
+
+def ready_in(case: dict[str, Any], settings: Settings, now: datetime) -> int:
+    """Seconds until a pending case's timeline should exist: the rest of its settle time."""
+    remaining_ms = min(case["created_ms"] + settings.settle_ms - ms_of(now), settings.settle_ms)  # clock skew
+    return max(MIN_WAIT_SECONDS, -(-remaining_ms // 1000))
 
 
 # --- GET /api/contacts/{contact_id}/timeline -----------------------------------------------------
@@ -152,11 +180,25 @@ def contact_timeline(stores: Stores, raw_contact: str, params: Mapping[str, str]
     lo, hi = ms_of(first), ms_of(last)
     items = [item for item in attributed(stores.interactions, contact, settings.stitch_window_ms)
              if lo <= item["ms"] <= hi and (not types or item["type"] in types)]
+    all_cases = stores.cases.cases_of(contact)
     own_cases = [{"case_id": row["case_id"], "ticket": row.get("ticket") or None, "title": row.get("title") or None,
                   "created": iso_of(row["created_ms"]), "created_ms": row["created_ms"]}
-                 for row in stores.cases.cases_of(contact) if lo <= row["created_ms"] <= hi]
-    return {"contact": contact, "from": iso_ms(first), "to": iso_ms(last), "types": types,
-            "interactions": items, "cases": own_cases}
+                 for row in all_cases if lo <= row["created_ms"] <= hi]
+    report = {"contact": contact, "from": iso_ms(first), "to": iso_ms(last), "types": types,
+              "interactions": items, "cases": own_cases}
+    name = _name_from_cases(stores.cases, all_cases)
+    if name:
+        report["name"] = name
+    return report
+
+
+def _name_from_cases(cases: CaseStore, rows: list[dict[str, Any]]) -> str | None:
+    """The contact's name as their latest case's timeline has it (read from Dataverse at assembly)."""
+    for row in sorted(rows, key=lambda r: r["created_ms"], reverse=True)[:1]:
+        timeline = cases.timeline(row["case_id"])
+        if timeline is not None:
+            return timeline["document"]["case"].get("contact_name")
+    return None
 
 
 def contact_timeline_reply(asked: Asked, settings: Settings, stores: Stores) -> Reply:
@@ -164,7 +206,7 @@ def contact_timeline_reply(asked: Asked, settings: Settings, stores: Stores) -> 
     def build(html: bool) -> Reply:
         report = contact_timeline(stores, asked.key, asked.params, settings, asked.now)
         if html:
-            return _html(200, contact_page(report, settings.session_gap_ms))
+            return _html(200, contact_page(report, settings.session_gap_ms, kept(asked.params)))
         return json_reply(200, report, NO_STORE)
 
     return negotiated(asked.params, asked.accept, build)
@@ -209,6 +251,12 @@ def insights_reply(asked: Asked, settings: Settings, stores: Stores) -> Reply:
     return negotiated(asked.params, asked.accept, build)
 
 
+def kept(params: Mapping[str, str]) -> dict[str, str]:
+    """The query parameters a link to another report page must carry: the function key (`code`)."""
+    return {"code": params["code"]} if params.get("code") else {}
+
+
 def case_timeline_reply(asked: Asked, settings: Settings, stores: Stores) -> Reply:
     """GET /api/cases/{case_id}/timeline."""
-    return negotiated(asked.params, asked.accept, lambda html: case_timeline(stores.cases, asked.key, html, settings))
+    return negotiated(asked.params, asked.accept, lambda html: case_timeline(
+        stores.cases, asked.key, html, settings, asked.now, kept(asked.params)))

@@ -35,7 +35,8 @@ param dataverseUrl string = ''
 @description('Six-field NCRONTAB schedule of the case poller (CASE_SCHEDULE).')
 param caseSchedule string = '0 */5 * * * *'
 
-param caseSettleSeconds int = 600
+@description('Seconds after a case is created before its timeline is assembled; later events assemble it again.')
+param caseSettleSeconds int = 60
 param timelineLookbackHours int = 72
 param stitchWindowHours int = 24
 param sessionGapMinutes int = 30

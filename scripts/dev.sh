@@ -31,7 +31,19 @@ cat <<MSG
   Collect endpoint  http://127.0.0.1:7071/api/collect
   Health            http://127.0.0.1:7071/api/health
   OpenAPI           http://127.0.0.1:7071/api/openapi.json
+  Case report       http://127.0.0.1:7071/api/cases/{ticket number}/timeline?format=html
+  Insights          http://127.0.0.1:7071/api/insights?format=html
+MSG
+if [ "${1:-}" = "--demo" ]; then
+  cat <<MSG
+  Local Dataverse   http://127.0.0.1:7072/notes     (the notes written on cases)
+
+  Demo: sign in at /signin, read and search, then create a case: 15 s later its note is at /notes
+  and the confirmation page links to the agent's report.
+MSG
+fi
+cat <<MSG
 
   Ctrl-C stops everything.
 MSG
-.venv/bin/python -m dci serve --host 127.0.0.1 --port 7071
+.venv/bin/python -m dci serve --host 127.0.0.1 --port 7071 "$@"

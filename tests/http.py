@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -47,14 +49,20 @@ def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 30) ->
 
 
 @contextlib.contextmanager
-def served(env: Mapping[str, str], *args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """The runner on a free port with `env` (no local.settings.json); yields its API base URL and
-    process, and kills it afterwards."""
-    (port,) = free_ports(1)
+def served(env: Mapping[str, str], *args: str,
+           port: int | None = None) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """The runner on `port` (default: a free one) with `env` (no local.settings.json); yields its API
+    base URL and process, and kills it afterwards."""
+    port = port or free_ports(1)[0]
     process = start_serve(["--port", str(port), "--settings", str(ROOT / "tests" / "apps" / "none.json"), *args], env)
     base = f"http://127.0.0.1:{port}/api"
     try:
         wait_ready(f"{base}/health", process)
+        # Its log is read as it comes (the last lines kept): a full pipe would stop the runner.
+        output: collections.deque[str] = collections.deque(maxlen=400)
+        reader = threading.Thread(target=lambda: output.extend(process.stdout or ()), daemon=True)
+        reader.start()
+        process.output, process.reader = output, reader  # type: ignore[attr-defined]
         yield base, process
     finally:
         if process.poll() is None:

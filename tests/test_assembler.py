@@ -15,9 +15,9 @@ from dci import assembler
 from dci.cases import CaseFollowUp, case_message, incident_case, take
 from dci.dataverse import Dataverse, Incident, TokenSource, session
 from dci.linker import link
+from dci.runner.dataverse import LocalDataverse
 from dci.settings import Settings
 from tests.conftest import STORAGE, RecordingQueue, Store, stores_of
-from tests.dataverse_server import FakeDataverse
 from tests.factories import encoded, iso, queued_batch, queued_event
 
 M, H = 60_000, 3_600_000
@@ -27,8 +27,8 @@ A, B = "6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30", "0b9e3d51-7a2c-4f8e-8d10-3c6a2e9f
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeDataverse]:
-    server = FakeDataverse()
+def fake() -> Iterator[LocalDataverse]:
+    server = LocalDataverse()
     yield server
     server.close()
 
@@ -36,7 +36,7 @@ def fake() -> Iterator[FakeDataverse]:
 class World:
     """Storage, Dataverse and the `cases` queue of one test, and helpers to act in it."""
 
-    def __init__(self, store: Store, fake: FakeDataverse) -> None:
+    def __init__(self, store: Store, fake: LocalDataverse) -> None:
         self.fake = fake
         self.queue: list[tuple[str, int]] = []
         self.stores = stores_of(store, queue=self)
@@ -76,7 +76,7 @@ class World:
 
 
 @pytest.fixture
-def world(store: Store, fake: FakeDataverse) -> World:
+def world(store: Store, fake: LocalDataverse) -> World:
     return World(store, fake)
 
 
@@ -120,7 +120,7 @@ def test_assembler_shared_device_keeps_other_people_out(world: World) -> None:
     assert not set(b_before + between + b_after) & set(ids(world.timeline(case)))
 
 
-def test_assembler_anonymous_ticket_adds_nothing_to_the_case(world: World, fake: FakeDataverse) -> None:
+def test_assembler_anonymous_ticket_adds_nothing_to_the_case(world: World, fake: LocalDataverse) -> None:
     # The attack: while the victim's case settles, a tokenless batch from the attacker's browser
     # carries the victim's ticket number and a search. It used to land in the victim's timeline
     # (and so in the note written on the case in Dataverse).
@@ -147,7 +147,7 @@ def test_assembler_a_case_is_never_rebound_to_another_contact(world: World) -> N
     assert world.assemble() == ["assembled"]  # the one queued for A
 
 
-def test_assembler_writes_exactly_one_note_and_unchanged_reruns_do_nothing(world: World, fake: FakeDataverse) -> None:
+def test_assembler_writes_exactly_one_note_and_unchanged_reruns_do_nothing(world: World, fake: LocalDataverse) -> None:
     world.browse(str(uuid.uuid4()), [15], contact=A, kind="search", query="reset password", results=0)
     case = world.open_case(A)
     message = world.queue[0]
@@ -162,7 +162,7 @@ def test_assembler_writes_exactly_one_note_and_unchanged_reruns_do_nothing(world
     assert world.cases.timeline(case)["version"] == 1
 
 
-def test_assembler_trace_context_in_a_message_is_not_part_of_the_case(world: World, fake: FakeDataverse) -> None:
+def test_assembler_trace_context_in_a_message_is_not_part_of_the_case(world: World, fake: LocalDataverse) -> None:
     # Queue messages carry the W3C trace context of the batch that led to them; a re-delivery from
     # another trace is the same case, and no trace id is stored with it.
     world.browse(str(uuid.uuid4()), [15], contact=A)
@@ -179,7 +179,7 @@ def test_assembler_trace_context_in_a_message_is_not_part_of_the_case(world: Wor
     assert len(fake.notes_for(case)) == 1
 
 
-def test_assembler_late_events_reassemble_and_update_the_same_note(world: World, fake: FakeDataverse) -> None:
+def test_assembler_late_events_reassemble_and_update_the_same_note(world: World, fake: LocalDataverse) -> None:
     phone = str(uuid.uuid4())
     first = world.browse(phone, [30], contact=A)
     case = world.open_case(A)
@@ -191,6 +191,35 @@ def test_assembler_late_events_reassemble_and_update_the_same_note(world: World,
     assert world.cases.timeline(case)["version"] == 2
     (note,) = fake.notes_for(case)
     assert note["updates"] == 1  # the same note, updated
+
+
+def test_assembler_late_anonymous_events_of_a_signed_in_browser_reassemble_too(world: World) -> None:
+    # Browsing before sign-in that reaches the app after the case (the beacon retried it) is still
+    # the customer's (stitched): the case is assembled again with it.
+    laptop = str(uuid.uuid4())
+    signed_in = world.browse(laptop, [20], contact=A)
+    case = world.open_case(A)
+    assert world.assemble() == ["assembled"]
+    before = world.browse(laptop, [22], received_minutes_after=90)  # anonymous, late
+    assert len(world.queue) == 1
+    assert world.assemble(minutes_after=91) == ["assembled"]
+    assert ids(world.timeline(case)) == before + signed_in
+    world.browse(str(uuid.uuid4()), [21], received_minutes_after=95)  # late, on a browser nobody signed in on
+    assert world.queue == []
+
+
+def test_assembler_shows_the_contacts_name_from_dataverse_read_once(world: World, fake: LocalDataverse) -> None:
+    fake.add_contact(A, "Jane Doe")
+    world.browse(str(uuid.uuid4()), [15], contact=A)
+    first, second = world.open_case(A), world.open_case(A, ticket="CAS-09999-Z9Y8X7")
+    assert world.assemble() == ["assembled", "assembled"]
+    assert [world.timeline(case)["case"]["contact_name"] for case in (first, second)] == ["Jane Doe"] * 2
+    assert sum(path.startswith(f"/api/data/v9.2/contacts({A})") for _, path in fake.requests) == 1
+    # A contact Dataverse does not know (deleted since): the timeline without a name.
+    world.browse(str(uuid.uuid4()), [15], contact=B)
+    unknown = world.open_case(B, ticket="CAS-07777-Q1W2E3")
+    assert world.assemble() == ["assembled"]
+    assert "contact_name" not in world.timeline(unknown)["case"]
 
 
 def test_assembler_defers_a_case_until_it_has_settled(world: World) -> None:

@@ -12,17 +12,17 @@ import pytest
 from dci.cases import OVERLAP_MS, parse_webhook, poll
 from dci.dataverse import Dataverse, DataverseError, TokenSource, session
 from dci.problems import Problem
+from dci.runner.dataverse import LocalDataverse
 from dci.storage.cases import CaseStore
 from tests.conftest import Store
-from tests.dataverse_server import FakeDataverse
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
 NOW_MS = int((T0 + timedelta(hours=1)).timestamp() * 1000)
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeDataverse]:
-    server = FakeDataverse()
+def fake() -> Iterator[LocalDataverse]:
+    server = LocalDataverse()
     yield server
     server.close()
 
@@ -32,7 +32,7 @@ def cases(store: Store) -> CaseStore:
     return CaseStore(store.tables)
 
 
-def dataverse(fake: FakeDataverse, retries: int = 5) -> Dataverse:
+def dataverse(fake: LocalDataverse, retries: int = 5) -> Dataverse:
     return Dataverse(fake.url, TokenSource(fake.url, fixed="test-token"), session(retries=retries, backoff=0.05),
                      page_size=3)
 
@@ -42,7 +42,7 @@ class Queue(list):
         self.append(json.loads(text))
 
 
-def test_poller_queues_every_case_of_three_pages_once(fake: FakeDataverse, cases: CaseStore) -> None:
+def test_poller_queues_every_case_of_three_pages_once(fake: LocalDataverse, cases: CaseStore) -> None:
     ids = [fake.add_incident(T0 + timedelta(minutes=i), contact=str(uuid.uuid4())) for i in range(8)]
     queue = Queue()
     result = poll(dataverse(fake), cases, queue, NOW_MS)
@@ -54,7 +54,7 @@ def test_poller_queues_every_case_of_three_pages_once(fake: FakeDataverse, cases
     assert {cases.case(i)["status"] for i in ids} == {"queued"}
 
 
-def test_poller_429_midway_is_waited_out(fake: FakeDataverse, cases: CaseStore) -> None:
+def test_poller_429_midway_is_waited_out(fake: LocalDataverse, cases: CaseStore) -> None:
     for i in range(8):
         fake.add_incident(T0 + timedelta(minutes=i), contact=str(uuid.uuid4()))
     fake.fail(429, retry_after=1, after=1)  # the second page is throttled once
@@ -63,7 +63,7 @@ def test_poller_429_midway_is_waited_out(fake: FakeDataverse, cases: CaseStore) 
 
 
 def test_poller_crash_after_page_two_then_restart_loses_and_repeats_nothing(
-        fake: FakeDataverse, cases: CaseStore) -> None:
+        fake: LocalDataverse, cases: CaseStore) -> None:
     ids = [fake.add_incident(T0 + timedelta(minutes=i), contact=str(uuid.uuid4())) for i in range(8)]
     fake.fail(500, after=2)  # the third page fails for good this time
     queue = Queue()
@@ -75,7 +75,7 @@ def test_poller_crash_after_page_two_then_restart_loses_and_repeats_nothing(
     assert [m["case_id"] for m in queue] == ids  # every case exactly once
 
 
-def test_poller_throttled_beyond_retries_keeps_the_watermark(fake: FakeDataverse, cases: CaseStore) -> None:
+def test_poller_throttled_beyond_retries_keeps_the_watermark(fake: LocalDataverse, cases: CaseStore) -> None:
     fake.add_incident(T0, contact=str(uuid.uuid4()))
     fake.fail(429, times=10, retry_after=0)
     with pytest.raises(DataverseError, match="429"):
@@ -83,7 +83,7 @@ def test_poller_throttled_beyond_retries_keeps_the_watermark(fake: FakeDataverse
     assert cases.watermark() is None
 
 
-def test_poller_skips_cases_without_a_contact_and_records_why(fake: FakeDataverse, cases: CaseStore) -> None:
+def test_poller_skips_cases_without_a_contact_and_records_why(fake: LocalDataverse, cases: CaseStore) -> None:
     primary = str(uuid.uuid4())
     via_account = fake.add_incident(T0, account=str(uuid.uuid4()), primary_contact=primary)
     lonely_account = fake.add_incident(T0 + timedelta(seconds=1), account=str(uuid.uuid4()))
@@ -97,7 +97,7 @@ def test_poller_skips_cases_without_a_contact_and_records_why(fake: FakeDatavers
     assert cases.case(nobody)["reason"] == "no customer contact"
 
 
-def test_poller_first_run_looks_back_a_day_and_reads_with_an_overlap(fake: FakeDataverse, cases: CaseStore) -> None:
+def test_poller_first_run_looks_back_a_day_and_reads_with_an_overlap(fake: LocalDataverse, cases: CaseStore) -> None:
     fake.add_incident(T0 - timedelta(days=2), contact=str(uuid.uuid4()))
     recent = fake.add_incident(T0, contact=str(uuid.uuid4()))
     queue = Queue()
@@ -110,7 +110,7 @@ def test_poller_first_run_looks_back_a_day_and_reads_with_an_overlap(fake: FakeD
 
 # --- the webhook ----------------------------------------------------------------------------------
 
-def context(**overrides) -> dict:
+def context(created_ms: int = 1796130000000, **overrides) -> dict:
     """A RemoteExecutionContext as Dataverse posts it for Create of incident (DataContract JSON)."""
     case, contact = str(uuid.uuid4()), str(uuid.uuid4())
     attributes = [
@@ -118,7 +118,7 @@ def context(**overrides) -> dict:
                                         "Id": contact, "KeyAttributes": [], "LogicalName": "contact", "Name": "Jane"}},
         {"key": "ticketnumber", "value": "CAS-01234-X1Y2Z3"},
         {"key": "title", "value": "Cannot reset my password"},
-        {"key": "createdon", "value": "/Date(1796130000000)/"},
+        {"key": "createdon", "value": f"/Date({created_ms})/"},
     ]
     document = {
         "BusinessUnitId": str(uuid.uuid4()), "CorrelationId": str(uuid.uuid4()), "Depth": 1,

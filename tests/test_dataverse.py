@@ -12,20 +12,20 @@ from urllib.parse import unquote
 import pytest
 
 from dci.dataverse import Dataverse, DataverseError, TokenSource, note_id, session
-from tests.dataverse_server import FakeDataverse
+from dci.runner.dataverse import LocalDataverse
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
 T0_MS = int(T0.timestamp() * 1000)
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeDataverse]:
-    server = FakeDataverse()
+def fake() -> Iterator[LocalDataverse]:
+    server = LocalDataverse()
     yield server
     server.close()
 
 
-def client(fake: FakeDataverse, page_size: int = 2, token: str = "test-token", **retry) -> Dataverse:
+def client(fake: LocalDataverse, page_size: int = 2, token: str = "test-token", **retry) -> Dataverse:
     return Dataverse(fake.url, TokenSource(fake.url, fixed=token), session(**({"backoff": 0.05} | retry)),
                      page_size=page_size)
 
@@ -34,7 +34,7 @@ def all_incidents(dv: Dataverse, since_ms: int = T0_MS - 1) -> list:
     return [incident for page in dv.incidents_since(since_ms) for incident in page]
 
 
-def test_dataverse_pages_follow_next_link_verbatim(fake: FakeDataverse) -> None:
+def test_dataverse_pages_follow_next_link_verbatim(fake: LocalDataverse) -> None:
     contact = str(uuid.uuid4())
     ids = [fake.add_incident(T0 + timedelta(minutes=i), contact=contact) for i in range(5)]
     dv = client(fake, page_size=2)
@@ -44,7 +44,7 @@ def test_dataverse_pages_follow_next_link_verbatim(fake: FakeDataverse) -> None:
     assert all("$skiptoken=" in path for _, path in fake.requests[1:])
 
 
-def test_dataverse_filters_on_createdon_and_asks_for_lookup_annotations(fake: FakeDataverse) -> None:
+def test_dataverse_filters_on_createdon_and_asks_for_lookup_annotations(fake: LocalDataverse) -> None:
     contact = str(uuid.uuid4())
     fake.add_incident(T0 - timedelta(hours=1), contact=contact)
     newer = fake.add_incident(T0 + timedelta(minutes=1), contact=contact)
@@ -54,7 +54,7 @@ def test_dataverse_filters_on_createdon_and_asks_for_lookup_annotations(fake: Fa
     assert "$select=incidentid" in path and "$filter=createdon ge 2026-11-28T09:00:00Z" in path
 
 
-def test_dataverse_account_customer_falls_back_to_its_primary_contact(fake: FakeDataverse) -> None:
+def test_dataverse_account_customer_falls_back_to_its_primary_contact(fake: LocalDataverse) -> None:
     primary = str(uuid.uuid4())
     fake.add_incident(T0, account=str(uuid.uuid4()), primary_contact=primary)
     fake.add_incident(T0 + timedelta(seconds=1), account=str(uuid.uuid4()))
@@ -65,7 +65,7 @@ def test_dataverse_account_customer_falls_back_to_its_primary_contact(fake: Fake
     assert nobody.contact is None and nobody.skipped == "no customer contact"
 
 
-def test_dataverse_429_with_retry_after_is_waited_out(fake: FakeDataverse) -> None:
+def test_dataverse_429_with_retry_after_is_waited_out(fake: LocalDataverse) -> None:
     fake.add_incident(T0, contact=str(uuid.uuid4()))
     fake.fail(429, times=2, retry_after=1)
     started = time.monotonic()
@@ -74,27 +74,27 @@ def test_dataverse_429_with_retry_after_is_waited_out(fake: FakeDataverse) -> No
     assert len(fake.requests) == 3
 
 
-def test_dataverse_503_is_retried(fake: FakeDataverse) -> None:
+def test_dataverse_503_is_retried(fake: LocalDataverse) -> None:
     fake.add_incident(T0, contact=str(uuid.uuid4()))
     fake.fail(503, times=2)
     assert len(all_incidents(client(fake))) == 1
 
 
-def test_dataverse_throttling_beyond_the_retries_is_an_error_naming_the_call(fake: FakeDataverse) -> None:
+def test_dataverse_throttling_beyond_the_retries_is_an_error_naming_the_call(fake: LocalDataverse) -> None:
     fake.fail(429, times=10, retry_after=0)
     with pytest.raises(DataverseError, match=r"list incidents: HTTP 429 0x80072322") as caught:
         all_incidents(client(fake, retries=2))
     assert caught.value.status == 429
 
 
-def test_dataverse_500_is_not_retried_and_says_what_failed(fake: FakeDataverse) -> None:
+def test_dataverse_500_is_not_retried_and_says_what_failed(fake: LocalDataverse) -> None:
     fake.fail(500)
     with pytest.raises(DataverseError, match="HTTP 500"):
         all_incidents(client(fake))
     assert len(fake.requests) == 1
 
 
-def test_dataverse_wrong_token_is_401_after_one_renewal(fake: FakeDataverse) -> None:
+def test_dataverse_wrong_token_is_401_after_one_renewal(fake: LocalDataverse) -> None:
     with pytest.raises(DataverseError, match="HTTP 401"):
         all_incidents(client(fake, token="wrong"))
     assert len(fake.requests) == 2  # the first answer, then once more with a renewed token
@@ -103,7 +103,7 @@ def test_dataverse_wrong_token_is_401_after_one_renewal(fake: FakeDataverse) -> 
 class Credential:
     """azure-identity's credential protocol: get_token(scope) -> AccessToken-like."""
 
-    def __init__(self, fake: FakeDataverse) -> None:
+    def __init__(self, fake: LocalDataverse) -> None:
         self.fake, self.calls, self.scopes = fake, 0, []
 
     def get_token(self, scope: str):
@@ -114,7 +114,7 @@ class Credential:
         return SimpleNamespace(token=token, expires_on=int(time.time()) + 3600)
 
 
-def test_dataverse_tokens_are_cached_and_renewed_when_refused(fake: FakeDataverse) -> None:
+def test_dataverse_tokens_are_cached_and_renewed_when_refused(fake: LocalDataverse) -> None:
     credential = Credential(fake)
     tokens = TokenSource(fake.url, credential=credential)
     dv = Dataverse(fake.url, tokens, session(backoff=0.05))
@@ -127,7 +127,7 @@ def test_dataverse_tokens_are_cached_and_renewed_when_refused(fake: FakeDatavers
     assert credential.calls == 2
 
 
-def test_dataverse_token_near_expiry_is_renewed_before_use(fake: FakeDataverse) -> None:
+def test_dataverse_token_near_expiry_is_renewed_before_use(fake: LocalDataverse) -> None:
     now = [1000.0]
     credential = Credential(fake)
     tokens = TokenSource(fake.url, credential=credential, clock=lambda: now[0])
@@ -139,7 +139,7 @@ def test_dataverse_token_near_expiry_is_renewed_before_use(fake: FakeDataverse) 
     assert credential.calls == 2
 
 
-def test_dataverse_note_is_an_upsert_on_an_id_derived_from_the_case(fake: FakeDataverse) -> None:
+def test_dataverse_note_is_an_upsert_on_an_id_derived_from_the_case(fake: LocalDataverse) -> None:
     case = fake.add_incident(T0, contact=str(uuid.uuid4()))
     dv = client(fake)
     first = dv.write_note(case, "Portal activity before this case", "v1")
@@ -150,12 +150,12 @@ def test_dataverse_note_is_an_upsert_on_an_id_derived_from_the_case(fake: FakeDa
     assert "*WEB*" not in note["notetext"] and "*WEB*" not in note["subject"]
 
 
-def test_dataverse_note_on_an_unknown_case_is_a_clear_error(fake: FakeDataverse) -> None:
+def test_dataverse_note_on_an_unknown_case_is_a_clear_error(fake: LocalDataverse) -> None:
     with pytest.raises(DataverseError, match="write the timeline note: HTTP 400 0x80040203"):
         client(fake).write_note(str(uuid.uuid4()), "s", "t")
 
 
-def test_dataverse_slow_answers_are_waited_for_within_the_timeout(fake: FakeDataverse) -> None:
+def test_dataverse_slow_answers_are_waited_for_within_the_timeout(fake: LocalDataverse) -> None:
     fake.add_incident(T0, contact=str(uuid.uuid4()))
     with fake.slow(0.5):
         assert len(all_incidents(client(fake))) == 1

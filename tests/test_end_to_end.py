@@ -15,9 +15,9 @@ import pytest
 
 from dci.runner import Runner
 from dci.runner.config import load_host_config
+from dci.runner.dataverse import LocalDataverse
 from dci.settings import get_settings
 from tests.conftest import ROOT, TEST_PORTAL, Store, free_ports
-from tests.dataverse_server import FakeDataverse
 from tests.factories import batch, body, event, iso
 from tests.http import call
 
@@ -25,10 +25,10 @@ CONTACT = "6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30"
 
 
 @pytest.fixture
-def system(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, FakeDataverse]]:
+def system(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, LocalDataverse]]:
     import function_app
 
-    fake = FakeDataverse()
+    fake = LocalDataverse()
     monkeypatch.setenv("DATAVERSE_URL", fake.url)
     monkeypatch.setenv("DATAVERSE_TOKEN", "test-token")
     monkeypatch.setenv("CASE_SETTLE_SECONDS", "0")
@@ -77,7 +77,8 @@ def test_end_to_end_portal_activity_becomes_the_case_timeline_and_one_note(syste
         time.sleep(0.2)
     (note,) = fake.notes_for(case)
     assert re.match(r"First seen on the portal [78] min before this case", note["notetext"])
-    assert 'searched 1 time: "reset password" (no results)' in note["notetext"]
+    assert 'searched 1 time (1 found nothing): "reset password" (no results)' in note["notetext"]
+    assert '  - "reset password" - NO RESULTS' in note["notetext"].splitlines()
 
 
 def test_end_to_end_webhook_queues_the_case_at_once(system) -> None:
@@ -97,5 +98,8 @@ def test_end_to_end_webhook_queues_the_case_at_once(system) -> None:
 def test_end_to_end_unknown_case_is_404_and_a_bad_id_400(system) -> None:
     api, _ = system
     assert call("GET", f"{api}/cases/{uuid.uuid4()}/timeline")[0] == 404
-    status, problem = call("GET", f"{api}/cases/not-a-case/timeline")
+    status, problem = call("GET", f"{api}/cases/not%20a%20case/timeline")
     assert status == 400 and problem["errors"][0]["field"] == "case_id"
+    status, problem = call("GET", f"{api}/cases/CAS-99999-NOPE/timeline")  # a ticket number no case has
+    assert (status, problem["type"]) == (404, "urn:dci:problem:unknown-case")
+    assert "ticket number CAS-99999-NOPE" in problem["detail"]

@@ -7,6 +7,7 @@ import json
 import uuid
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import urlencode
 
 import azure.functions as func
 import jsonschema
@@ -61,11 +62,17 @@ class Scene:
 
 
 def search(query: str, results: int | None) -> dict[str, Any]:
-    return {"query": query} | ({} if results is None else {"results": results})
+    url = "https://portal.example.com/search/?" + urlencode({"q": query})
+    return {"query": query, "url": url} | ({} if results is None else {"results": results})
 
 
 def article(number: str) -> dict[str, Any]:
-    return {"article": {"number": number, "lang": "en-us"}, "title": f"Article {number}"}
+    return {"article": {"number": number, "lang": "en-us"}, "title": f"Article {number}", "url": kb(number)}
+
+
+def kb(number: str) -> str:
+    """A knowledge article's address on the portal."""
+    return f"https://portal.example.com/knowledgebase/article/{number}/en-us"
 
 
 @pytest.fixture

@@ -7,14 +7,16 @@ from __future__ import annotations
 import os
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dci.pages import LOCAL_TIME_SCRIPT
 from tests.conftest import Store, running_app
 from tests.test_beacon import CHROMIUM, browser  # noqa: F401  (the module's Chromium fixture)
-from tests.test_insights import C1, C2, Scene, article, at, search
+from tests.test_insights import C1, C2, Scene, article, at, kb, search
 
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
@@ -33,9 +35,10 @@ def world(store: Store) -> dict[str, Any]:
     scene.browse("visitor-aaaa", [(at(0, 9), "search", search(XSS[0], 0)),
                                   (at(0, 9, 2), "search", search(XSS[1], 3)),
                                   (at(0, 9, 3), "search_click", {"query": XSS[1], "position": 2,
-                                                                 "target": "https://portal.example.com/kb/KA-00001"}),
+                                                                 "target": kb("KA-00001")}),
                                   (at(0, 9, 4), "page_view", article("KA-00001") | {"title": XSS[1]}),
-                                  (at(0, 9, 9), "engagement", {"engaged_ms": 300_000, "scroll": 80}),
+                                  (at(0, 9, 9), "engagement", {"engaged_ms": 300_000, "scroll": 80,
+                                                               "url": kb("KA-00001")}),
                                   (at(0, 9, 12), "case_form", {})], contact=C1)
     scene.browse("visitor-a2a2", [(at(-1, 20), "page_view", article("KA-00002")),
                                   (at(-1, 20, 30), "search", search("vpn " * 40, 12))], contact=C1)
@@ -67,28 +70,34 @@ def no_overflow(page: Any) -> None:
 
 
 def hostile_text_is_text(page: Any) -> None:
-    assert page.evaluate("document.scripts.length") == 0
+    # One script: the page's own, which shows times in the reader's zone (allowed by its CSP hash).
+    assert page.evaluate("[...document.scripts].map(s => s.textContent)") == [LOCAL_TIME_SCRIPT]
     assert page.locator("main img").count() == 0
     text = page.inner_text("main")
     for payload in XSS:
         assert payload in text
 
 
-def test_case_report_shows_every_event_once_and_escapes_what_visitors_typed(
+def test_case_report_shows_one_row_per_step_and_escapes_what_visitors_typed(
         browser: Any, server: str, world: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
     context, page, dialogs = open_page(browser, f"{server}/cases/{world['case']}/timeline?format=html", tmp_path,
                                        "case")
-    items = world["timeline"]["items"]
-    assert len(items) == 8
-    assert page.locator("svg.timeline circle.mark").count() == len(items)
+    assert len(world["timeline"]["items"]) == 8
+    # Seven things done (the engagement is its page view's time) and a sign-in on each browser.
+    texts = page.locator("main table.steps tbody tr td:nth-child(3)").all_inner_texts()
+    assert texts == ["Signed in", 'Read "Article KA-00002" (KA-00002)', 'Searched "' + "vpn " * 40 + '" – 12 results',
+                     "Signed in", f'Searched "{XSS[0]}" – no results found nothing', f'Searched "{XSS[1]}" – 3 results',
+                     f'Opened search result #2: "{XSS[1]}" (KA-00001)',
+                     f'Read "{XSS[1]}" (KA-00001) (5 min on the page, scrolled 80 %)', "Opened the case form"]
+    assert page.locator("svg.timeline circle.mark").count() == len(texts)
+    assert page.locator("svg.timeline circle.mark.zero").count() == 1
+    assert page.locator("tr.zero").count() == 1
     assert page.locator("svg.timeline .case-line").count() == 1
     assert page.locator("svg.timeline rect.band").count() == len(world["timeline"]["sessions"]) == 2
-    assert page.locator("main table tbody tr").count() == len(items)
     assert page.inner_text("h1") == "Case CAS-01234-X1Y2Z3: Help"
     assert page.inner_text(".summary") == world["timeline"]["summary"]["sentence"]
     titles = page.locator("svg.timeline circle.mark title").all_text_contents()
-    assert titles[0] == "14 h before the case: viewed KA-00002 – Article KA-00002"
-    assert titles[2].startswith("1 h before the case: searched")
+    assert titles[1] == '14 h before the case: Read "Article KA-00002" (KA-00002)'
     no_overflow(page)
     hostile_text_is_text(page)
     assert dialogs == []
@@ -109,7 +118,7 @@ def test_contact_timeline_marks_events_and_cases(
         browser: Any, server: str, world: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
     url = f"{server}/contacts/{C1}/timeline?format=html&from=2031-03-09&to=2031-03-11"
     context, page, dialogs = open_page(browser, url, tmp_path, "contact")
-    assert page.locator("svg.timeline circle.mark").count() == 8
+    assert page.locator("svg.timeline circle.mark").count() == 9  # as on the case report: 7 steps, 2 sign-ins
     assert page.locator("svg.timeline .case-line").count() == 1
     assert page.locator("tr.case-row").count() == 1
     no_overflow(page)
@@ -118,6 +127,18 @@ def test_contact_timeline_marks_events_and_cases(
     filtered, page2, _ = open_page(browser, url + "&types=search", tmp_path, "contact-searches")
     assert page2.locator("svg.timeline circle.mark").count() == 3
     filtered.close()
+    # The contact's case opens from its row, and links back to the contact, keeping the function key.
+    with page.expect_navigation():
+        page.click("tr.case-row a")
+    assert page.url.endswith(f"/cases/{world['case']}/timeline?format=html")
+    assert page.inner_text("h1") == "Case CAS-01234-X1Y2Z3: Help"
+    keyed, page3, _ = open_page(browser, f"{server}/cases/{world['case']}/timeline?format=html&code=k1", tmp_path,
+                                "case-keyed")
+    with page3.expect_navigation():
+        page3.click(".meta a")
+    assert page3.url.endswith(f"/contacts/{C1}/timeline?format=html&from=2031-02-08&to=2031-03-10&code=k1")
+    assert page3.locator("ul.cases a").count() == 1
+    keyed.close()
     context.close()
 
 
@@ -167,14 +188,21 @@ def test_case_report_of_a_settling_case_says_so(server: str, store: Store) -> No
     import uuid
 
     from dci.cases import take
+    from dci.clock import ms_of
+    from dci.settings import get_settings
     from dci.storage.cases import CaseStore
 
     case_id = str(uuid.uuid4())
-    take(CaseStore(store.tables), {"case_id": case_id, "created_ms": at(0, 10), "ticket": "CAS-3", "contact": C1,
+    created = ms_of(datetime.now(timezone.utc)) - 20_000
+    take(CaseStore(store.tables), {"case_id": case_id, "created_ms": created, "ticket": "CAS-3", "contact": C1,
                                    "source": "portal"}, lambda _: None)
-    request = urllib.request.Request(f"{server}/cases/{case_id}/timeline", headers={"Accept": "text/html"})
+    # Opened by its ticket number, as an agent has it; answered with the time left to settle.
+    request = urllib.request.Request(f"{server}/cases/cas-3/timeline", headers={"Accept": "text/html"})
     with urllib.request.urlopen(request, timeout=10) as response:
+        left = (created + get_settings().settle_ms - ms_of(datetime.now(timezone.utc))) / 1000
         assert response.status == 202
-        assert response.headers["Retry-After"] == "60"
+        assert left - 2 <= int(response.headers["Retry-After"]) <= left + 2
         assert response.headers["Content-Type"].startswith("text/html")
-        assert "Timeline on its way" in response.read().decode()
+        page = response.read().decode()
+        assert "Timeline on its way" in page
+        assert f'<meta http-equiv="refresh" content="{response.headers["Retry-After"]}">' in page

@@ -58,7 +58,9 @@ def test_serve_ctrl_c_stops_cleanly_and_logs_each_invocation(served_app) -> None
     base, process = served_app
     urllib.request.urlopen(f"{base}/openapi.json", timeout=10).read()
     process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=20)
+    process.wait(timeout=20)
+    process.reader.join(timeout=10)
+    output = "".join(process.output)
     assert process.returncode == 0, output
     assert "GET /api/openapi.json -> 200" in output
     assert "stopped" in output

@@ -25,7 +25,7 @@ def env(monkeypatch: pytest.MonkeyPatch):
 def test_settings_defaults(env) -> None:
     env()
     s = load_settings()
-    assert (s.case_schedule, s.case_settle_seconds, s.timeline_lookback_hours) == ("0 */5 * * * *", 600, 72)
+    assert (s.case_schedule, s.case_settle_seconds, s.timeline_lookback_hours) == ("0 */5 * * * *", 60, 72)
     assert (s.stitch_window_hours, s.session_gap_minutes, s.retention_days) == (24, 30, 90)
     assert s.allowed_origins == () and s.portal_issuers == ("contoso.powerappsportals.com",)
     assert s.notes_enabled is False

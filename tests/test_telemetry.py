@@ -14,9 +14,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dci import telemetry
+from dci.runner.dataverse import LocalDataverse
 from tests.appinsights import Ingestion
 from tests.conftest import ROOT, TEST_PORTAL, Store, eventually
-from tests.dataverse_server import FakeDataverse
 from tests.factories import batch, body, event
 from tests.http import call, served
 from tests.otlp import Point, Receiver
@@ -111,7 +111,7 @@ def test_telemetry_one_trace_from_collect_to_the_assembled_case_with_metrics_and
 
 
 def test_telemetry_counts_dataverse_throttling_and_the_wait_it_costs(receiver: Receiver, store: Store) -> None:
-    dataverse = FakeDataverse()
+    dataverse = LocalDataverse()
     try:
         settings = exporting(receiver, DATAVERSE_URL=dataverse.url, DATAVERSE_TOKEN="test-token",
                              CASE_SETTLE_SECONDS="0")

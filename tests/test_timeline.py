@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dci.timeline import MAX_ITEMS, assemble, duration, note_text
+from dci.clock import duration
+from dci.timeline import MAX_ITEMS, assemble, note_text
 
 M = 60_000
 CREATED = 1_796_137_200_000
@@ -37,10 +38,11 @@ def test_timeline_summary_searches_zero_results_articles_and_first_touch() -> No
     assert summary["articles"] == [{"number": "KA-01023", "title": "Reset your password", "engaged_ms": 90_000,
                                     "views": 1}]
     assert summary["first_touch_before_case_ms"] == 40 * M
-    assert summary["path"][-4:] == ["clicked result #2", "read KA-01023", "opened the case form", "submitted the case"]
-    assert summary["sentence"] == ('First seen on the portal 40 min before this case; searched 2 times: '
-                                   '"reset password" (no results), "password"; read 1 article: KA-01023 (1 min); '
-                                   'over 2 visits.')
+    assert summary["path"][-4:] == ["clicked result #2", 'read "Reset your password" (KA-01023)',
+                                    "opened the case form", "submitted the case"]
+    assert summary["sentence"] == ('First seen on the portal 40 min before this case; searched 2 times (1 found '
+                                   'nothing): "reset password" (no results), "password"; read 1 article: '
+                                   '"Reset your password" (KA-01023) (1 min); over 2 visits.')
 
 
 def test_timeline_without_activity_says_so() -> None:
@@ -56,13 +58,30 @@ def test_timeline_keeps_the_last_items_when_there_are_too_many() -> None:
     assert doc["items"][-1]["before_case_ms"] == 0
 
 
-def test_timeline_note_text_lists_every_visit_line_by_line() -> None:
-    events = [ev(125, "search", query="vpn", results=3), ev(10, "search", query="reset", results=0), ev(5, "case_form")]
-    text = note_text(assemble(CASE, events, GAP))
+def test_timeline_note_is_short_however_long_the_journey() -> None:
+    events = [ev(300 - i, "search", query=f"term {i}", results=i % 3) for i in range(40)]
+    events += [ev(200 - i, "page_view", article_number=f"KA-{i:05}", title=f"Article {i}",
+                  url=f"https://p/kb/KA-{i:05}") for i in range(30)]
+    events += [ev(5, "case_form"), ev(0, "case_submitted", ticket="CAS-1")]
+    text = note_text(assemble(CASE, events, GAP), "https://app.example/api/cases/c1/timeline?format=html")
     lines = text.splitlines()
-    assert lines[0].startswith("First seen on the portal 2 h 5 min before this case")
-    assert any(line.startswith("Visit 2:") and line.endswith("(ended in this case)") for line in lines)
-    assert '  10 min before: searched "reset" – 0 results' in lines
+    assert len(lines) <= 15, text
+    assert lines[0].startswith("First seen on the portal 5 h before this case; searched 40 times (14 found nothing)")
+    assert 'Searches (40, 14 found nothing):' in lines
+    assert '  - "term 0" - NO RESULTS' in lines and '  - "term 1" - 1 result' in lines
+    assert "  ... and 36 more in the report" in lines
+    assert 'Articles read (30):' in lines and '  - "Article 0" (KA-00000)' in lines
+    assert lines[-2:] == ["First visit to case: 5 h (3 visits)",
+                          "Full timeline: https://app.example/api/cases/c1/timeline?format=html"]
+
+
+def test_timeline_note_of_a_short_journey() -> None:
+    events = [ev(12, "search", query="vpn", results=3), ev(10, "search", query="reset", results=0), ev(5, "case_form")]
+    text = note_text(assemble(CASE, events, GAP))
+    assert text.splitlines() == [
+        'First seen on the portal 12 min before this case; searched 2 times (1 found nothing): "vpn", "reset" '
+        "(no results).", "", "Searches (2, 1 found nothing):", '  - "vpn" - 3 results', '  - "reset" - NO RESULTS',
+        "First visit to case: 12 min"]
     assert "*WEB*" not in text
 
 

@@ -12,6 +12,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import function_app
+from dci.storage.interactions import InteractionStore
 from tests.conftest import Store
 from tests.test_insights import C1
 
@@ -83,3 +84,37 @@ def test_views_any_date_is_a_result_or_a_400(azurite: str, route: str, first: st
     params = {name: value for name, value in (("from", first), ("to", last)) if value is not None}
     status, body = call(route, params)
     assert_result_or_named_400(status, body, params)
+
+
+def case_route(key: str) -> tuple[int, dict]:
+    request = func.HttpRequest("GET", f"http://localhost/api/cases/{key}/timeline", body=b"",
+                               route_params={"case_id": key}, headers={"accept": "application/json"})
+    response = function_app.case_timeline(request)
+    return response.status_code, json.loads(response.get_body())
+
+
+def test_views_a_case_opens_by_its_ticket_number_as_well_as_its_id(store: Store) -> None:
+    from dci.cases import take
+    from dci.privacy import erase
+    from dci.storage.cases import CaseStore
+    from tests.test_insights import C2
+
+    cases = CaseStore(store.tables)
+    mine, theirs, other = "2f0d6c1a-1b9e-4c55-9f3e-7d2a8b6c4e10", "9a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", \
+        "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"
+    created = 1_796_137_200_000
+    take(cases, {"case_id": mine, "created_ms": created, "ticket": "CAS-01234-X1Y2Z3", "contact": C1,
+                 "source": "poll"}, lambda _: None)
+    take(cases, {"case_id": other, "created_ms": created, "ticket": "CAS-07777-A1B2C3", "contact": C1,
+                 "source": "portal"}, lambda _: None)
+    assert case_route("cas-01234-x1y2z3") == case_route(mine)  # any letter case, same answer as the id
+    assert case_route(mine)[1]["case_id"] == mine
+    # Two portal cases may carry one number (each contact's claim is a case of their own): ask which.
+    take(cases, {"case_id": theirs, "created_ms": created + 1, "ticket": "CAS-07777-A1B2C3", "contact": C2,
+                 "source": "portal"}, lambda _: None)
+    status, problem = case_route("CAS-07777-A1B2C3")
+    assert (status, problem["type"], problem["cases"]) == (409, "urn:dci:problem:ambiguous-ticket", [other, theirs])
+    # Erasure takes the contact's ticket numbers with it.
+    erase(InteractionStore(store.tables), C1, 24 * 3_600_000, cases)
+    assert case_route("CAS-01234-X1Y2Z3")[0] == 404
+    assert case_route("CAS-07777-A1B2C3")[1]["case_id"] == theirs

@@ -22,6 +22,7 @@ from dci.runner.timers import TimerScheduler
 from dci.storage.clients import poison_queue
 
 if TYPE_CHECKING:
+    from dci.runner.portal import DemoPortal
     from dci.storage.clients import StorageTarget
 
 logger = logging.getLogger(__name__)
@@ -31,17 +32,19 @@ class Runner:
     """Owns the HTTP server and the trigger threads of one app."""
 
     def __init__(self, app: func.FunctionApp, host: HostConfig, environ: Mapping[str, str],
-                 address: tuple[str, int] = ("127.0.0.1", 7071), portal: bool = False) -> None:
+                 address: tuple[str, int] = ("127.0.0.1", 7071), portal: bool | DemoPortal = False) -> None:
         self.functions = index(app, environ)
         self.host = host
         self._environ = environ
         self._sender = QueueSender(environ, host.queues)
         self.invoker = Invoker(self._sender)
-        self.portal = None
-        if portal:
+        self.portal: DemoPortal | None = None
+        if portal is True:
             from dci.runner.portal import DemoPortal
 
             self.portal = DemoPortal()
+        elif portal:
+            self.portal = portal
         self.listeners = [QueueListener(f, self._connection(f.trigger.props["connection"]), host.queues, self.invoker)
                           for f in self._of("queueTrigger")]  # (before the port is taken: a bad setting stops here)
         self.server = HttpFrontEnd(address, build_routes(self.functions, host.route_prefix), self.invoker,

@@ -13,6 +13,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
@@ -39,7 +40,10 @@ def article_path(number: str) -> str:
 class DemoPortal:
     """Answers every non-API path of the local runner."""
 
-    def __init__(self, search_delay_ms: int = 500) -> None:
+    def __init__(self, search_delay_ms: int = 500,
+                 on_case: Callable[[str, str, str], None] | None = None) -> None:
+        """`on_case(contact, ticket, title)` is told of each case a signed-in visitor submits (the demo
+        creates it in its local Dataverse, as the portal creates it in Dataverse)."""
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -47,6 +51,7 @@ class DemoPortal:
         self.public_pem = self._key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
         self.search_delay_ms = search_delay_ms
+        self.on_case = on_case
         self._tickets = 0
 
     def handle(self, method: str, target: str, headers: dict[str, str]) -> Response | None:
@@ -77,8 +82,12 @@ class DemoPortal:
         if path.rstrip("/") == "/support/case-created":
             self._tickets += 1
             ticket = f"CAS-{self._tickets:05d}-{uuid.uuid4().hex[:6].upper()}"
+            if contact and self.on_case:
+                self.on_case(contact, ticket, query.get("title", [""])[0] or "Case from the demo portal")
+            report = (f'<p>Support side: <a href="/api/cases/{ticket}/timeline?format=html">the agent\'s report '
+                      "of this case</a></p>" if contact and self.on_case else "")
             return self._page(host, contact, "Case created",
-                              f'<p>Your case number is <span data-ticket-number>{ticket}</span>.</p>')
+                              f'<p>Your case number is <span data-ticket-number>{ticket}</span>.</p>{report}')
         if path in ("", "/"):
             links = "".join(f'<li><a href="{article_path(n)}">{html.escape(t)}</a></li>'
                             for n, (t, _, _) in ARTICLES.items())

@@ -5,6 +5,7 @@
 | `timelines` | `{case id}` | `case` | the case: contact, created, ticket, title, source, status |
 | `timelines` | `{case id}` | `timeline` | the assembled timeline (JSON), version, digest, note id |
 | `cases` | `c_{contact}` | `{created}_{case id}` | a contact's cases, for export and late-event re-assembly |
+| `cases` | `t_{TICKET}` | `{case id}` | the cases a ticket number names (usually one), to open a case by it |
 | `state` | `{name}` | `{key}` | the poller's watermark |
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from azure.core.exceptions import ResourceExistsError
@@ -29,6 +31,14 @@ logger = logging.getLogger(__name__)
 
 TIMELINES, CASES, STATE = "timelines", "cases", STATE_TABLE
 CASE_FIELDS = ("created_ms", "ticket", "title", "contact", "source")
+
+
+TICKET_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # Dataverse auto-numbers: CAS-01234-X1Y2Z3
+
+
+def ticket_key(ticket: str | None) -> str | None:
+    """The partition of a ticket number's index (case-insensitive), None for one that is not a ticket."""
+    return f"t_{ticket.upper()}" if ticket and TICKET_PATTERN.fullmatch(ticket) else None
 
 
 class StoredCase(TypedDict):
@@ -66,6 +76,9 @@ class CaseStore:
                                case["case_id"], case.get("source"), extra={"case_id": case["case_id"]})
                 return False
             return stored.get("status") == "new"
+        if ticket_key(case.get("ticket")):
+            self._upsert(CASES, {"PartitionKey": ticket_key(case.get("ticket")), "RowKey": case["case_id"],
+                                 "created_ms": EntityProperty(case["created_ms"], EdmType.INT64)})
         if case.get("contact"):
             self._upsert(CASES, {
                 "PartitionKey": contact_key(case["contact"]),
@@ -93,6 +106,12 @@ class CaseStore:
         case = {"case_id": case_id, **{k: row[k] for k in CASE_FIELDS if row.get(k) not in (None, "")}}
         return {"case": case, "status": row["status"]}  # type: ignore[typeddict-item]
 
+    def cases_with_ticket(self, ticket: str) -> list[str]:
+        """The ids of the cases stored with this ticket number (any case), oldest first."""
+        key = ticket_key(ticket)
+        rows = self._tables[CASES].partition(key) if key else []
+        return [row["RowKey"] for row in sorted(rows, key=lambda row: row["created_ms"])]
+
     def cases_of(self, contact: str) -> list[dict[str, Any]]:
         """A contact's cases, oldest first."""
         return self._tables[CASES].partition(contact_key(contact))
@@ -103,6 +122,8 @@ class CaseStore:
         for case in cases:
             for row_key in ("case", "timeline"):
                 self._tables[TIMELINES].delete(case["case_id"], row_key)
+            if ticket_key(case.get("ticket")):
+                self._tables[CASES].delete(ticket_key(case.get("ticket")), case["case_id"])
             self._tables[CASES].delete(case["PartitionKey"], case["RowKey"])
         return len(cases)
 

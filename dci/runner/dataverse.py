@@ -1,9 +1,11 @@
-"""A local HTTP server speaking the documented Dataverse Web API shapes the product uses.
+"""A local HTTP server speaking the documented Dataverse Web API shapes the product uses: for the
+tests, and for `make demo` (never deployed).
 
 OData JSON with `@odata.context`, `@odata.nextLink` paging that honours `Prefer:
-odata.maxpagesize`, lookup annotations when asked for, upsert by PATCH on `annotations(id)`,
-401 without a valid bearer token, scripted 429 (with `Retry-After`) / 503 / 500 failures and slow
-answers. It is a stand-in for the one thing that cannot run here, not a mock of our code.
+odata.maxpagesize`, lookup annotations when asked for, upsert by PATCH on `annotations(id)`, a
+contact's `fullname`, 401 without a valid bearer token, scripted 429 (with `Retry-After`) / 503 /
+500 failures and slow answers. It is a stand-in for the one thing that cannot run here, not a mock
+of our code. `GET /notes` (no token) shows the notes written on its cases, for a person to read.
 """
 
 from __future__ import annotations
@@ -25,18 +27,19 @@ API = "/api/data/v9.2"
 LOOKUP = "Microsoft.Dynamics.CRM.lookuplogicalname"
 
 
-class FakeDataverse:
+class LocalDataverse:
     """State and behaviour; `url` is the organisation URL to configure as DATAVERSE_URL."""
 
-    def __init__(self, token: str = "test-token") -> None:
+    def __init__(self, token: str = "test-token", port: int = 0) -> None:
         self.tokens = {token}
         self.incidents: list[dict[str, Any]] = []
         self.annotations: dict[str, dict[str, Any]] = {}
+        self.contacts: dict[str, str] = {}  # contact id -> full name
         self.requests: list[tuple[str, str]] = []
         self.failures: list[dict[str, Any]] = []
         self.delay = 0.0
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -45,6 +48,12 @@ class FakeDataverse:
         self.server.server_close()
 
     # --- test-side setup --------------------------------------------------------------------------
+
+    def add_contact(self, contact: str, fullname: str) -> str:
+        """Add a contact with its full name (read by GET contacts({id})?$select=fullname)."""
+        with self.lock:
+            self.contacts[contact.lower()] = fullname
+        return contact
 
     def add_incident(self, created: datetime, *, contact: str | None = None, account: str | None = None,
                      primary_contact: str | None = None, ticket: str | None = None, title: str = "Cannot sign in",
@@ -133,12 +142,25 @@ class FakeDataverse:
                                          (existing or {}).get("updates", -1) + 1}
         return 204
 
+    def notes_text(self) -> str:
+        """Every note on every case, newest case first, as a person reads them."""
+        with self.lock:
+            tickets = {i["incidentid"]: i["ticketnumber"] for i in self.incidents}
+            notes = list(self.annotations.values())
+        blocks = []
+        for note in reversed(notes):
+            case = re.search(r"\(([0-9a-f-]{36})\)", note.get("objectid_incident@odata.bind", ""))
+            case_id = case.group(1) if case else "?"
+            blocks.append(f"=== Case {tickets.get(case_id, case_id)}: {note.get('subject', '')} "
+                          f"(written {note.get('updates', 0) + 1} time(s))\n{note.get('notetext', '')}")
+        return "\n\n".join(blocks) or "No note has been written yet."
+
     def notes_for(self, case_id: str) -> list[dict[str, Any]]:
         return [n for n in self.annotations.values()
                 if n.get("objectid_incident@odata.bind") == f"/incidents({case_id})"]
 
 
-def _handler(dataverse: FakeDataverse) -> type[BaseHTTPRequestHandler]:
+def _handler(dataverse: LocalDataverse) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -156,12 +178,22 @@ def _handler(dataverse: FakeDataverse) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
+        def _send_text(self, text: str) -> None:
+            body = text.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def _error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
             self._send(status, {"error": {"code": code, "message": message}}, headers)
 
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
+            if self.command == "GET" and self.path == "/notes":
+                return self._send_text(dataverse.notes_text())
             dataverse.requests.append((self.command, self.path))
             if dataverse.delay:
                 time.sleep(dataverse.delay)
@@ -179,6 +211,12 @@ def _handler(dataverse: FakeDataverse) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             if self.command == "GET" and parts.path == f"{API}/incidents":
                 return self._send(200, dataverse.list_incidents(parts.query, self.headers.get("Prefer", "")))
+            person = re.fullmatch(rf"{API}/contacts\(([0-9a-f-]{{36}})\)", parts.path)
+            if self.command == "GET" and person:
+                if person.group(1) not in dataverse.contacts:
+                    return self._error(404, "0x80040217", f"contact With Id = {person.group(1)} Does Not Exist")
+                return self._send(200, {"@odata.etag": 'W/"1"', "contactid": person.group(1),
+                                        "fullname": dataverse.contacts[person.group(1)]})
             note = re.fullmatch(rf"{API}/annotations\(([0-9a-f-]{{36}})\)", parts.path)
             if self.command == "PATCH" and note:
                 status = dataverse.upsert_annotation(note.group(1), json.loads(raw or b"{}"))

@@ -1,0 +1,167 @@
+"""What the customer did, one step per action: the agent's reading of a timeline's events. Pure.
+
+The beacon reports more than a person does: a page view and, when the page is left, the time spent
+on it; the search results page as a page view and as a search; every reload. The rules, over a
+timeline's (or a contact's) events in time order:
+
+1. a page view carries its engaged time and scroll depth: the `engagement` events of that page
+   (same browser, same URL, after the view) add to it;
+2. a page whose own event says more is not a step of its own: the page view of the search results
+   belongs to the search made on them, the case form's to opening the form, the confirmation
+   page's to the submission (same browser, same URL, within a minute either way);
+3. reloads collapse: consecutive views of the same URL on one browser are one step (`times`);
+4. a result click names what it opened: the page viewed at that address, or the article its link
+   names (number, and title from any view of that article);
+5. where a browser first shows the contact signed in, a `signin` step says so, and whether earlier
+   activity on that browser was attributed to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from dci.attribution import STITCHED, VERIFIED
+from dci.clock import duration
+
+SAME_PAGE_WINDOW_MS = 60_000
+PAGE_EVENTS = ("search", "case_form", "case_submitted")  # events that say what their page was for
+HOW = {VERIFIED: "signed in", STITCHED: "before signing in, on this browser"}
+
+
+def steps(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The steps of `items` (timeline items or contact interactions: `type`, `ms`, fields), in order.
+
+    Each step: `kind` (search, view, click, case_form, case_submitted, signin, or the event type),
+    `ms`, `ts`, `before_case_ms` when the items have it, `ids` (the events folded into it),
+    `text` (plain words), `how` (how it is known to be the contact's), and per kind `query`,
+    `results`, `zero`, `article` ({number, title}), `times`, `engaged_ms`, `scroll`.
+    """
+    titles = {i["article_number"]: i["title"] for i in items if i.get("article_number") and i.get("title")}
+    pages = {i["url"]: i for i in items if i["type"] == "page_view" and i.get("url")}  # what a click opened
+    out: list[dict[str, Any]] = []
+    last_of: dict[str, int] = {}  # browser -> index of its latest step
+    view_of: dict[tuple[str, str], int] = {}  # (browser, url) -> the step its engagement adds to
+    seen_signed_in: set[str] = set()
+    anonymous_before: set[str] = set()
+    for item in sorted(items, key=lambda i: (i["ms"], i.get("id", ""))):
+        browser, kind, url = item.get("visitor", ""), item["type"], item.get("url") or ""
+        if item.get("attribution") == STITCHED:
+            anonymous_before.add(browser)
+        elif item.get("attribution") == VERIFIED and browser not in seen_signed_in:
+            seen_signed_in.add(browser)
+            out.append(_step(item, "signin", ids=[], text=(
+                "Signed in here; the earlier activity on this browser is attributed to them"
+                if browser in anonymous_before else "Signed in")))
+            last_of[browser] = len(out) - 1
+        previous = out[last_of[browser]] if browser in last_of else None
+        if kind == "engagement":
+            target = view_of.get((browser, url))
+            if target is not None:
+                _engaged(out[target], item)
+            continue
+        if kind == "page_view":
+            if previous and previous["kind"] in PAGE_EVENTS and previous.get("url") == url \
+                    and item["ms"] - previous["ms"] <= SAME_PAGE_WINDOW_MS:
+                previous["ids"].append(item.get("id"))  # the page of that search or case form (rule 2)
+                view_of[(browser, url)] = last_of[browser]
+                continue
+            if previous and previous["kind"] == "view" and previous.get("url") == url:
+                previous["times"] += 1  # a reload (rule 3)
+                previous["ids"].append(item.get("id"))
+                continue
+            step = _step(item, "view", url=url, title=item.get("title"), times=1, engaged_ms=0, scroll=None,
+                         article=_article(item, titles))
+        elif kind == "search":
+            step = _step(item, "search", url=url, query=item.get("query", ""), results=item.get("results"),
+                         zero=item.get("results") == 0)
+        elif kind == "search_click":
+            target = item.get("target") or ""
+            opened = pages.get(target, {})
+            number = opened.get("article_number") or _article_number(target)
+            step = _step(item, "click", position=item.get("position"), target=target, title=opened.get("title"),
+                         article={"number": number, "title": titles.get(number)} if number else None)
+        else:
+            step = _step(item, kind, url=url, ticket=item.get("ticket"))
+        if kind in PAGE_EVENTS and previous and previous["kind"] == "view" and previous.get("url") == url \
+                and previous["times"] == 1 and step["ms"] - previous["ms"] <= SAME_PAGE_WINDOW_MS:
+            step["ids"] = previous["ids"] + step["ids"]  # its page was reported first (rule 2)
+            previous["absorbed"] = True
+        out.append(step)
+        last_of[browser] = len(out) - 1
+        if kind == "page_view" or kind in PAGE_EVENTS:
+            view_of[(browser, url)] = last_of[browser]
+    out = [step for step in out if not step.pop("absorbed", False)]
+    for step in out:
+        step["text"] = step.get("text") or describe(step)
+    return out
+
+
+def _step(item: dict[str, Any], kind: str, **fields: Any) -> dict[str, Any]:
+    step = {"kind": kind, "ms": item["ms"], "ts": item.get("ts"), "ids": [item.get("id")],
+            "how": HOW.get(item.get("attribution", ""), ""), **fields}  # (a sign-in step has no event of its own)
+    if "before_case_ms" in item:
+        step["before_case_ms"] = item["before_case_ms"]
+    return step
+
+
+def _engaged(step: dict[str, Any], item: dict[str, Any]) -> None:
+    step["ids"].append(item.get("id"))
+    if step["kind"] != "view":
+        return
+    step["engaged_ms"] += item.get("engaged_ms") or 0
+    if item.get("scroll") is not None:
+        step["scroll"] = max(step["scroll"] or 0, item["scroll"])
+
+
+def _article(item: dict[str, Any], titles: dict[str, str]) -> dict[str, Any] | None:
+    number = item.get("article_number")
+    return {"number": number, "title": item.get("title") or titles.get(number)} if number else None
+
+
+def _article_number(url: str) -> str | None:
+    from dci.ingest.urls import article_of
+
+    found = article_of(url) if url else None
+    return found["number"] if found else None
+
+
+def _page(step: dict[str, Any]) -> str:
+    """A page as a person names it: its title, else its path."""
+    if step.get("title"):
+        return f'"{step["title"]}"'
+    parts = urlsplit(step.get("url") or step.get("target") or "")
+    return unquote(parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def article_name(article: dict[str, Any]) -> str:
+    """`"Reset your password" (KA-01023)`, or the number alone when no title was seen."""
+    return f'"{article["title"]}" ({article["number"]})' if article.get("title") else article["number"]
+
+
+def describe(step: dict[str, Any]) -> str:
+    """The step in plain words."""
+    kind = step["kind"]
+    if kind == "search":
+        found = step.get("results")
+        outcome = "" if found is None else " – no results" if found == 0 else \
+            f" – {found} result{'s' if found != 1 else ''}"
+        return f'Searched "{step["query"]}"{outcome}'
+    if kind == "view":
+        article = step.get("article")
+        what = f"Read {article_name(article)}" if article else f"Viewed {_page(step)}"
+        extras = [f"{step['times']} times"] if step.get("times", 1) > 1 else []
+        if (step.get("engaged_ms") or 0) >= 1000:  # under a second: passed through, nothing to say
+            extras.append(duration(step["engaged_ms"]) + " on the page")
+            if step.get("scroll") is not None:
+                extras.append(f"scrolled {step['scroll']} %")
+        return what + (f" ({', '.join(extras)})" if extras else "")
+    if kind == "click":
+        opened = article_name(step["article"]) if step.get("article") else _page(step)
+        return f"Opened search result #{step.get('position')}: {opened}"
+    if kind == "case_form":
+        return "Opened the case form"
+    if kind == "case_submitted":
+        return f"Submitted case {step.get('ticket') or ''}".rstrip()
+    return kind.replace("_", " ").capitalize()
