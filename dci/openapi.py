@@ -83,7 +83,11 @@ _TIMELINE_SCHEMA = {
         "status": {"enum": ["assembled", "skipped"]},
         "reason": {"type": "string"},
         "version": {"type": "integer"},
-        "case": {"type": "object"},
+        "case": {"type": "object", "properties": {
+            "case_id": {"type": "string"}, "ticket": {"type": "string"}, "title": {"type": "string"},
+            "contact": {"type": "string"}, "created": {"type": "string", "format": "date-time"},
+            "source": {"enum": ["poll", "webhook", "portal"]},
+            "contact_name": {"type": "string", "description": "the contact's fullname in Dataverse, when read"}}},
         "summary": {"type": "object", "properties": {
             "sentence": {"type": "string"}, "searches": {"type": "array"},
             "zero_result_searches": {"type": "array", "items": {"type": "string"}},
@@ -134,6 +138,7 @@ _CONTACT_TIMELINE_SCHEMA = {
     "required": ["contact", "from", "to", "types", "interactions", "cases"],
     "properties": {
         "contact": {"type": "string", "format": "uuid"},
+        "name": {"type": "string", "description": "the contact's name, as their latest case's timeline has it"},
         "from": {"type": "string", "format": "date-time"},
         "to": {"type": "string", "format": "date-time"},
         "types": {"type": "array", "items": {"type": "string"}},
