@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode
 from markupsafe import Markup
 
 from dci.clock import duration, epoch_ms, iso_of, moment
+from dci.problems import Problem
 from dci.steps import steps
 
 WIDTH, PAD, GAP_SLOT = 1000, 16, 56
@@ -196,9 +197,15 @@ def contact_page(report: dict[str, Any], gap_ms: int, keep: Mapping[str, str] | 
                   geometry=layout(points, gap_ms), keep=keep or {}, case_link=case_link)
 
 
-def insights_page(report: dict[str, Any]) -> bytes:
-    """The support manager's dashboard."""
-    return render("insights.html", title=f"Portal insights {report['from']} to {report['to']}", report=report)
+def insights_page(report: dict[str, Any] | None, params: Mapping[str, str], problem: Problem | None = None) -> bytes:
+    """The support manager's dashboard; without a report (a bad range), its form and the error.
+    The form carries on every query parameter it does not set (the function key, `code`, among
+    them), so "Show" works wherever the page did."""
+    title = f"Portal insights {report['from']} to {report['to']}" if report else "Portal insights"
+    errors = {error.field: error.detail for error in problem.errors} if problem else {}
+    carried = {name: value for name, value in params.items() if name not in ("from", "to", "format")}
+    return render("insights.html", title=title, report=report, asked=params, carried=carried, problem=problem,
+                  errors=errors)
 
 
 def status_page(title: str, message: str, refresh_seconds: int | None = None) -> bytes:

@@ -242,13 +242,20 @@ def insight_range(params: Mapping[str, str], today: date) -> tuple[str, str]:
 def insights_reply(asked: Asked, settings: Settings, stores: Stores) -> Reply:
     """GET /api/insights."""
     def build(html: bool) -> Reply:
-        first, last = insight_range(asked.params, asked.now.date())
+        try:
+            first, last = insight_range(asked.params, asked.now.date())
+        except Problem as problem:
+            if not html:
+                raise
+            # The dashboard's form again, with what was asked and what is wrong with it.
+            return _html(problem.status, insights_page(None, asked.params, problem))
         report = insights_report(first, last, stores.insights.rollups(first, last))
         if html:
-            return _html(200, insights_page(report))
+            return _html(200, insights_page(report, asked.params))
         return json_reply(200, report, NO_STORE)
 
     return negotiated(asked.params, asked.accept, build)
+
 
 
 def kept(params: Mapping[str, str]) -> dict[str, str]:
