@@ -323,11 +323,18 @@ def document() -> dict[str, object]:
                 "get": {
                     "operationId": "insights",
                     "summary": "KPIs across cases for a range of days (UTC); default the last 30",
-                    "parameters": [*_range_parameters("date"), _FORMAT_PARAMETER],
+                    "parameters": [*_range_parameters("date"), {
+                        "name": "format", "in": "query", "required": False, "schema": {"enum": ["json", "html", "csv"]},
+                        "description": "html for the dashboard (also chosen by `Accept: text/html`); csv for one "
+                                       "table as a file (also `Accept: text/csv`)"}, {
+                        "name": "table", "in": "query", "required": False,
+                        "schema": {"enum": ["searches", "zero-results", "articles"], "default": "searches"},
+                        "description": "with format=csv: which table"}],
                     "responses": {
-                        "200": {"description": "The insights",
+                        "200": {"description": "The insights; with format=csv one table, UTF-8 with a BOM, formulas "
+                                               "neutralised (a leading apostrophe)",
                                 "content": {"application/json": {"schema": {"$ref": REF.format(model="Insights")}},
-                                            **_HTML}},
+                                            **_HTML, "text/csv": {"schema": {"type": "string"}}}},
                         "400": _page_or_problem("A bad range (at most 400 days) or format; `errors` names it"),
                         "401": _problem("REPORTS_AUTH=app-service and the request is not signed in"),
                         "503": _problem("REPORTS_AUTH=app-service but App Service authentication is not on, "

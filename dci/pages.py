@@ -204,8 +204,11 @@ def insights_page(report: dict[str, Any] | None, params: Mapping[str, str], prob
     title = f"Portal insights {report['from']} to {report['to']}" if report else "Portal insights"
     errors = {error.field: error.detail for error in problem.errors} if problem else {}
     carried = {name: value for name, value in params.items() if name not in ("from", "to", "format")}
+    csv = {table: "?" + urlencode({"from": report["from"], "to": report["to"], "format": "csv", **carried,
+                                   "table": table}) for table in ("searches", "zero-results", "articles")
+           } if report else {}
     return render("insights.html", title=title, report=report, asked=params, carried=carried, problem=problem,
-                  errors=errors)
+                  errors=errors, csv=csv)
 
 
 def status_page(title: str, message: str, refresh_seconds: int | None = None) -> bytes:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from dci import spreadsheet
 from dci.activity import attributed
 from dci.clock import duration, iso_ms, iso_of, ms_of
 from dci.ids import contact_id, is_guid
@@ -48,8 +49,8 @@ def wants_html(params: Mapping[str, str], accept: str | None) -> bool:
     """True for `?format=html`, or no `format` and a browser's Accept; Problem for another format."""
     chosen = (params.get("format") or "").lower()
     if chosen not in ("", "json", "html"):
-        raise Problem(400, "format is json or html.", "invalid-parameter",
-                      [FieldError("format", "must be json or html")])
+        raise Problem(400, "format is json or html (csv, for the insights).", "invalid-parameter",
+                      [FieldError("format", "must be json or html (or csv on /api/insights)")])
     return chosen == "html" or (not chosen and "text/html" in (accept or ""))
 
 
@@ -239,8 +240,49 @@ def insight_range(params: Mapping[str, str], today: date) -> tuple[str, str]:
     return first.isoformat(), last.isoformat()
 
 
+CSV_TABLES: dict[str, tuple[str, tuple[str, ...], Callable[[dict[str, Any]], tuple[object, ...]]]] = {
+    # ?table= : (the report's list, the header, one row)
+    "searches": ("top_searches_before_cases", ("search", "cases after", "all searches"),
+                 lambda r: (r["query"], r["cases"], r["searches"])),
+    "zero-results": ("zero_result_searches", ("search", "times", "then a case", "cases after"),
+                     lambda r: (r["query"], r["searches"], r["followed_by_case"], r["cases_after"])),
+    "articles": ("articles", ("article", "cases after", "reads", "failed to deflect"),
+                 lambda r: (r["article"], r["cases_after"], r["reads"], r["failed_to_deflect_rate"])),
+}
+
+
+def wants_csv(params: Mapping[str, str], accept: str | None) -> bool:
+    """`?format=csv`, or no `format` and an Accept that asks for CSV first."""
+    chosen = (params.get("format") or "").lower()
+    return chosen == "csv" or (not chosen and (accept or "").split(",")[0].strip().startswith("text/csv"))
+
+
+def insights_csv(asked: Asked, stores: Stores) -> Reply:
+    """One table of the insights as a CSV file (`table`: searches, zero-results or articles)."""
+    try:
+        name = asked.params.get("table") or "searches"
+        if name not in CSV_TABLES:
+            raise Problem(400, "table is searches, zero-results or articles.", "invalid-parameter",
+                          [FieldError("table", "must be one of " + ", ".join(CSV_TABLES))])
+        first, last = insight_range(asked.params, asked.now.date())
+    except Problem as problem:
+        return problem_reply(problem)
+    key, header, row = CSV_TABLES[name]
+    report = insights_report(first, last, stores.insights.rollups(first, last), top=MAX_CSV_ROWS)
+    body = spreadsheet.table(header, (row(item) for item in report[key]))
+    return Reply(200, body, spreadsheet.MEDIA_TYPE, {
+        **NO_STORE, "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": f'attachment; filename="insights-{name}-{first}-to-{last}.csv"'})
+
+
+MAX_CSV_ROWS = 1000
+
+
 def insights_reply(asked: Asked, settings: Settings, stores: Stores) -> Reply:
     """GET /api/insights."""
+    if wants_csv(asked.params, asked.accept):
+        return insights_csv(asked, stores)
+
     def build(html: bool) -> Reply:
         try:
             first, last = insight_range(asked.params, asked.now.date())
