@@ -13,6 +13,7 @@ known only by a hash of visitor and session id.
 from __future__ import annotations
 
 import hashlib
+import math
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +24,9 @@ from dci.clock import DAY_MS, day_of
 
 MAX_TERM = 100  # characters of a search term kept for grouping
 MAX_KEYS_PER_DAY = 250  # distinct terms or articles a day's rollup keeps, the most frequent (64 KiB columns)
+MAX_PAGES_PER_DAY, MAX_TITLE, MAX_URL = 100, 100, 200  # article titles and addresses a day keeps (one column)
+MIN_SAMPLE = 10  # below this many, a rate is "too few" on the dashboard (JSON: its interval says how unsure)
+Z95 = 1.959964  # the 95 % normal quantile, for Wilson intervals
 
 
 def days(first: str, last: str) -> list[str]:
@@ -50,7 +54,12 @@ def event_fact(row: Mapping[str, Any], visitor: str) -> dict[str, Any] | None:
             fact["results"] = int(row["results"])
         return fact
     if row.get("type") == "page_view" and row.get("article_number"):
-        return {"kind": "read", "article": row["article_number"].upper(), "session": session}
+        fact = {"kind": "read", "article": row["article_number"].upper(), "session": session}
+        if row.get("title"):  # the article's own title and address, for the dashboard's links
+            fact["title"] = str(row["title"])[:MAX_TITLE]
+        if row.get("url"):
+            fact["url"] = str(row["url"])[:MAX_URL]
+        return fact
     return None
 
 
@@ -92,6 +101,7 @@ def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mappin
     zero: Counter[str] = Counter()
     zero_followed: Counter[str] = Counter()
     reads: Counter[str] = Counter()
+    pages: dict[str, dict[str, str | None]] = {}
     self_service: set[str] = set()
     for fact in events:
         self_service.add(fact["session"])
@@ -103,6 +113,8 @@ def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mappin
                     zero_followed[fact["term"]] += 1
         elif fact["kind"] == "read":
             reads[fact["article"]] += 1
+            if fact.get("title") or fact.get("url"):  # the day's last view of an article names it
+                pages[fact["article"]] = {"title": fact.get("title"), "url": fact.get("url")}
     before: Counter[str] = Counter()
     zero_before: Counter[str] = Counter()
     read_before: Counter[str] = Counter()
@@ -123,6 +135,8 @@ def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mappin
         "zero_result_searches": _top(zero),
         "zero_result_searches_followed": _top(zero_followed),
         "article_reads": _top(reads),
+        "article_pages": {a: pages[a] for a in sorted(
+            a for a, _ in Counter({a: reads[a] for a in pages}).most_common(MAX_PAGES_PER_DAY))},
         "searches_before_cases": _top(before),
         "zero_result_searches_before_cases": _top(zero_before),
         "articles_before_cases": _top(read_before),
@@ -142,10 +156,11 @@ COUNTS = ("searches", "zero_result_searches", "zero_result_searches_followed", "
 def total(rollups: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The sum of day rollups: counts added key by key, lead times pooled."""
     sums: dict[str, Any] = {name: Counter() for name in COUNTS}
-    result: dict[str, Any] = {"cases": 0, "sessions": 0, "sessions_followed": 0, "lead_ms": []}
-    for day in rollups:
+    result: dict[str, Any] = {"cases": 0, "sessions": 0, "sessions_followed": 0, "lead_ms": [], "article_pages": {}}
+    for day in rollups:  # (in day order: a later day's title of an article wins)
         for name in COUNTS:
             sums[name].update(day[name])
+        result["article_pages"].update(day.get("article_pages", {}))  # (rollups before 0.3 have none)
         for name in ("cases", "sessions", "sessions_followed"):
             result[name] += day[name]
         result["lead_ms"].extend(day["lead_ms"])
@@ -172,10 +187,13 @@ def report(first: str, last: str, rollups: Sequence[Mapping[str, Any]], top: int
             {"query": q, "searches": n, "followed_by_case": zero_followed.get(q, 0),
              "cases_after": sums["zero_result_searches_before_cases"].get(q, 0)} for q, n in _ranked(zero, top)],
         "articles": [
-            {"article": a, "reads": reads.get(a, 0), "cases_after": n,
-             "failed_to_deflect_rate": _rate(n, reads.get(a, 0))} for a, n in _ranked(read_before, top)],
+            {"article": a, **_page(sums["article_pages"].get(a)), "reads": reads.get(a, 0), "cases_after": n,
+             "failed_to_deflect_rate": _rate(n, reads.get(a, 0)),
+             "failed_to_deflect_interval": wilson(min(n, reads.get(a, 0)), reads.get(a, 0))}
+            for a, n in _ranked(read_before, top)],
         "deflection": {"self_service_sessions": sessions, "followed_by_case": followed,
-                       "deflected": sessions - followed, "rate": _rate(sessions - followed, sessions)},
+                       "deflected": sessions - followed, "rate": _rate(sessions - followed, sessions),
+                       "interval": wilson(sessions - followed, sessions)},
         "first_touch_to_case": {"cases": len(leads),
                                 "median_ms": int(statistics.median(leads)) if leads else None},
     }
@@ -187,3 +205,19 @@ def _ranked(counts: Mapping[str, int], top: int) -> list[tuple[str, int]]:
 
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
+
+
+def _page(page: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {"title": (page or {}).get("title"), "url": (page or {}).get("url")}
+
+
+def wilson(part: int, whole: int) -> list[float] | None:
+    """The 95 % Wilson score interval of the rate `part / whole` ([low, high]); None for no sample.
+    Unlike ± a normal error it stays within 0..1 and is honest for small samples: 3 of 3 is
+    [0.44, 1.0], not "100 %"."""
+    if whole <= 0:
+        return None
+    p, z2 = part / whole, Z95 * Z95
+    centre = (p + z2 / (2 * whole)) / (1 + z2 / whole)
+    spread = Z95 * math.sqrt(p * (1 - p) / whole + z2 / (4 * whole * whole)) / (1 + z2 / whole)
+    return [round(max(0.0, centre - spread), 4), round(min(1.0, centre + spread), 4)]

@@ -100,6 +100,8 @@ _TIMELINE_SCHEMA = {
 
 _COUNTED = {"type": "object", "additionalProperties": False}
 _RATE = {"type": ["number", "null"], "minimum": 0}
+_INTERVAL = {"type": ["array", "null"], "items": {"type": "number", "minimum": 0, "maximum": 1}, "minItems": 2,
+             "maxItems": 2, "description": "the rate's 95 % Wilson score interval: [low, high]"}
 _INSIGHTS_SCHEMA = {
     "type": "object",
     "required": ["from", "to", "days", "cases", "top_searches_before_cases", "zero_result_searches", "articles",
@@ -119,14 +121,19 @@ _INSIGHTS_SCHEMA = {
                            "followed_by_case": {"type": "integer", "minimum": 0},
                            "cases_after": {"type": "integer", "minimum": 0}}}},
         "articles": {"type": "array", "items": _COUNTED | {
-            "required": ["article", "reads", "cases_after", "failed_to_deflect_rate"],
-            "properties": {"article": {"type": "string"}, "reads": {"type": "integer", "minimum": 0},
-                           "cases_after": {"type": "integer", "minimum": 0}, "failed_to_deflect_rate": _RATE}}},
+            "required": ["article", "title", "url", "reads", "cases_after", "failed_to_deflect_rate",
+                         "failed_to_deflect_interval"],
+            "properties": {"article": {"type": "string"},
+                           "title": {"type": ["string", "null"], "description": "the latest title seen in a view"},
+                           "url": {"type": ["string", "null"], "description": "the article on the portal"},
+                           "reads": {"type": "integer", "minimum": 0},
+                           "cases_after": {"type": "integer", "minimum": 0}, "failed_to_deflect_rate": _RATE,
+                           "failed_to_deflect_interval": _INTERVAL}}},
         "deflection": _COUNTED | {
             "required": ["self_service_sessions", "followed_by_case", "deflected", "rate"],
             "properties": {"self_service_sessions": {"type": "integer", "minimum": 0},
                            "followed_by_case": {"type": "integer", "minimum": 0},
-                           "deflected": {"type": "integer", "minimum": 0}, "rate": _RATE}},
+                           "deflected": {"type": "integer", "minimum": 0}, "rate": _RATE, "interval": _INTERVAL}},
         "first_touch_to_case": _COUNTED | {
             "required": ["cases", "median_ms"],
             "properties": {"cases": {"type": "integer", "minimum": 0},

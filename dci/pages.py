@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode
 from markupsafe import Markup
 
 from dci.clock import duration, epoch_ms, iso_of, moment
+from dci.insights import MIN_SAMPLE
 from dci.problems import Problem
 from dci.steps import steps
 
@@ -51,6 +52,7 @@ def _environment() -> Any:
     env.filters["at"] = at
     env.filters["clock"] = lambda ms: moment(ms).strftime("%d %b %Y %H:%M")
     env.filters["percent"] = lambda rate: "–" if rate is None else f"{rate * 100:.0f} %"
+    env.globals["rate"] = rate_text
     return env
 
 
@@ -59,6 +61,16 @@ def render(template: str, **context: Any) -> bytes:
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
     return _environment().get_template(template).render(
         generated=generated, local_time_script=Markup(LOCAL_TIME_SCRIPT), **context).encode()
+
+
+def rate_text(rate: float | None, interval: Sequence[float] | None, sample: int, unit: str) -> str:
+    """`42 % (35–50 %)`, or `too few (3 reads)` under MIN_SAMPLE: no bare percentage of a handful."""
+    if rate is None:
+        return "–"
+    if sample < MIN_SAMPLE:
+        return f"too few ({sample} {unit if sample != 1 else unit.removesuffix('s')})"
+    low, high = interval or (rate, rate)
+    return f"{rate * 100:.0f} % ({low * 100:.0f}–{high * 100:.0f} %)"
 
 
 def at(value: int | str, time_only: bool = False) -> Markup:

@@ -246,8 +246,10 @@ CSV_TABLES: dict[str, tuple[str, tuple[str, ...], Callable[[dict[str, Any]], tup
                  lambda r: (r["query"], r["cases"], r["searches"])),
     "zero-results": ("zero_result_searches", ("search", "times", "then a case", "cases after"),
                      lambda r: (r["query"], r["searches"], r["followed_by_case"], r["cases_after"])),
-    "articles": ("articles", ("article", "cases after", "reads", "failed to deflect"),
-                 lambda r: (r["article"], r["cases_after"], r["reads"], r["failed_to_deflect_rate"])),
+    "articles": ("articles", ("article", "title", "address", "cases after", "reads", "failed to deflect",
+                              "interval low", "interval high"),
+                 lambda r: (r["article"], r["title"], r["url"], r["cases_after"], r["reads"],
+                            r["failed_to_deflect_rate"], *(r["failed_to_deflect_interval"] or (None, None)))),
 }
 
 

@@ -109,8 +109,12 @@ def test_insights_of_a_hand_computed_data_set(scene: Scene) -> None:
     assert body["zero_result_searches"] == [
         {"query": "reset password", "searches": 2, "followed_by_case": 2, "cases_after": 2},
         {"query": "printer", "searches": 1, "followed_by_case": 0, "cases_after": 0}]
-    assert body["articles"] == [{"article": "KA-00001", "reads": 2, "cases_after": 2, "failed_to_deflect_rate": 1.0}]
-    assert body["deflection"] == {"self_service_sessions": 4, "followed_by_case": 2, "deflected": 2, "rate": 0.5}
+    # Wilson intervals, 95 %: 2 of 2 is [0.34, 1] (not "100 %"), 2 of 4 is [0.15, 0.85].
+    assert body["articles"] == [{"article": "KA-00001", "title": "Article KA-00001", "url": kb("KA-00001"), "reads": 2,
+                                 "cases_after": 2, "failed_to_deflect_rate": 1.0,
+                                 "failed_to_deflect_interval": [0.3424, 1.0]}]
+    assert body["deflection"] == {"self_service_sessions": 4, "followed_by_case": 2, "deflected": 2, "rate": 0.5,
+                                  "interval": [0.15, 0.85]}
     assert body["first_touch_to_case"] == {"cases": 2, "median_ms": (1 * H + 18 * H) // 2}
 
 
@@ -118,7 +122,8 @@ def test_insights_of_one_day_count_cases_that_followed_after_it(scene: Scene) ->
     status, body = insights_api("from=2031-03-10&to=2031-03-10")
     assert status == 200
     assert body["cases"] == 1  # case 2 was opened the next day ...
-    assert body["deflection"] == {"self_service_sessions": 3, "followed_by_case": 2, "deflected": 1, "rate": 0.3333}
+    assert body["deflection"] == {"self_service_sessions": 3, "followed_by_case": 2, "deflected": 1, "rate": 0.3333,
+                                  "interval": [0.0615, 0.7923]}
     assert body["first_touch_to_case"] == {"cases": 1, "median_ms": 1 * H}  # ... but followed D's session
 
 
@@ -129,7 +134,9 @@ def test_insights_change_when_a_contact_is_erased(scene: Scene) -> None:
     assert body["top_searches_before_cases"] == [{"query": "password reset", "cases": 1, "searches": 1},
                                                  {"query": "reset password", "cases": 1, "searches": 1}]
     assert body["deflection"]["self_service_sessions"] == 3
-    assert body["articles"] == [{"article": "KA-00001", "reads": 1, "cases_after": 1, "failed_to_deflect_rate": 1.0}]
+    assert body["articles"] == [{"article": "KA-00001", "title": "Article KA-00001", "url": kb("KA-00001"), "reads": 1,
+                                 "cases_after": 1, "failed_to_deflect_rate": 1.0,
+                                 "failed_to_deflect_interval": [0.2065, 1.0]}]
 
 
 def test_reassembly_and_redelivery_do_not_count_twice(scene: Scene) -> None:

@@ -150,6 +150,12 @@ def test_insights_dashboard(browser: Any, server: str, world: dict[str, Any], tm
     assert tables.count() == 3
     zero = tables.nth(1).inner_text()
     assert XSS[0] in zero and "printer" in zero
+    # Articles by title, linked to the portal; a rate of a handful of reads is "too few", not "100 %".
+    articles = tables.nth(2)
+    assert articles.locator("a").first.get_attribute("href") == kb("KA-00001")
+    assert articles.locator("a").first.inner_text() == XSS[1]
+    assert articles.locator("td.rate").first.inner_text() == "too few (1 read)"
+    assert page.locator("a[download]").count() == 3
     no_overflow(page)
     hostile_text_is_text(page)
     assert dialogs == []

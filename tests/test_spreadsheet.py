@@ -58,6 +58,7 @@ def test_spreadsheet_insights_export_keeps_hostile_terms_as_text(store: Store) -
     assert insights_csv("from=2031-03-10&to=2031-03-10", "text/csv").get_body().decode("utf-8-sig").startswith(
         "search,cases after,all searches\r\n")
     articles = insights_csv("from=2031-03-10&to=2031-03-10&format=csv&table=articles").get_body()
-    assert articles.decode("utf-8-sig").startswith("article,cases after,reads,failed to deflect\r\n")
+    assert articles.decode("utf-8-sig").startswith(
+        "article,title,address,cases after,reads,failed to deflect,interval low,interval high\r\n")
     bad = insights_csv("format=csv&table=everything")
     assert bad.status_code == 400 and json.loads(bad.get_body())["errors"][0]["field"] == "table"
