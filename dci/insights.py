@@ -53,6 +53,8 @@ def event_fact(row: Mapping[str, Any], visitor: str) -> dict[str, Any] | None:
         if row.get("results") is not None:
             fact["results"] = int(row["results"])
         return fact
+    if row.get("type") == "search_click":  # for click-through, refinements and exits
+        return {"kind": "click", "term": term(row.get("query") or ""), "session": session}
     if row.get("type") == "page_view" and row.get("article_number"):
         fact = {"kind": "read", "article": row["article_number"].upper(), "session": session}
         if row.get("title"):  # the article's own title and address, for the dashboard's links
@@ -103,7 +105,11 @@ def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mappin
     reads: Counter[str] = Counter()
     pages: dict[str, dict[str, str | None]] = {}
     self_service: set[str] = set()
+    facts_by_session: dict[str, list[Mapping[str, Any]]] = {}
     for fact in events:
+        facts_by_session.setdefault(fact["session"], []).append(fact)
+        if fact["kind"] == "click":
+            continue  # (a click alone does not make a self-service session: it follows a search)
         self_service.add(fact["session"])
         if fact["kind"] == "search":
             searches[fact["term"]] += 1
@@ -129,6 +135,7 @@ def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mappin
             leads.append(case["lead_ms"])
     return {
         "day": day,
+        "site_search": site_search(facts_by_session),
         "cases": count,
         "lead_ms": sorted(leads),
         "searches": _top(searches),
@@ -145,6 +152,53 @@ def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mappin
     }
 
 
+SITE_SEARCH = ("searches", "with_result_count", "zero", "sessions", "clicked", "refinements", "exits")
+
+
+def site_search(facts_by_session: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, int]:
+    """A day's site-search counts, from each session's searches, result clicks and article reads in
+    time order (docs/REPORTS.md defines each):
+
+    * `searches`: search events; `with_result_count` of them reported how many results they found;
+      `zero` found none; `sessions`: sessions with a search;
+    * `clicked`: searches followed by a result click before the session's next search;
+    * `refinements`: searches whose session's next step is another search;
+    * `exits`: searches that were the session's last step of the day (no click, read or search after).
+    """
+    counts = dict.fromkeys(SITE_SEARCH, 0)
+    for facts in facts_by_session.values():
+        steps = [fact for fact in facts if fact["kind"] in ("search", "click", "read")]
+        searched = False
+        for index, fact in enumerate(steps):
+            if fact["kind"] != "search":
+                continue
+            searched = True
+            counts["searches"] += 1
+            if fact.get("results") is not None:
+                counts["with_result_count"] += 1
+                counts["zero"] += fact["results"] == 0
+            after = steps[index + 1:]
+            until_next = next((n for n, later in enumerate(after) if later["kind"] == "search"), len(after))
+            counts["clicked"] += any(later["kind"] == "click" for later in after[:until_next])
+            counts["refinements"] += bool(after) and after[0]["kind"] == "search"
+            counts["exits"] += not after
+        counts["sessions"] += searched
+    return counts
+
+
+def site_search_report(counts: Mapping[str, int]) -> dict[str, Any]:
+    """The site-search figures of a range: its counts, and the rates with their 95 % intervals."""
+    searches = counts["searches"]
+    rates = {"zero_result_rate": (counts["zero"], counts["with_result_count"]),
+             "click_through_rate": (counts["clicked"], searches),
+             "refinement_rate": (counts["refinements"], searches),
+             "exit_rate": (counts["exits"], searches)}
+    return {**counts,
+            "searches_per_session": round(searches / counts["sessions"], 2) if counts["sessions"] else None,
+            **{name: {"rate": _rate(part, whole), "of": whole, "interval": wilson(part, whole)}
+               for name, (part, whole) in rates.items()}}
+
+
 def _top(counts: Counter[str]) -> dict[str, int]:
     return dict(sorted(counts.most_common(MAX_KEYS_PER_DAY)))
 
@@ -156,8 +210,11 @@ COUNTS = ("searches", "zero_result_searches", "zero_result_searches_followed", "
 def total(rollups: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The sum of day rollups: counts added key by key, lead times pooled."""
     sums: dict[str, Any] = {name: Counter() for name in COUNTS}
-    result: dict[str, Any] = {"cases": 0, "sessions": 0, "sessions_followed": 0, "lead_ms": [], "article_pages": {}}
+    result: dict[str, Any] = {"cases": 0, "sessions": 0, "sessions_followed": 0, "lead_ms": [], "article_pages": {},
+                              "site_search": dict.fromkeys(SITE_SEARCH, 0)}
     for day in rollups:  # (in day order: a later day's title of an article wins)
+        for name, value in day.get("site_search", {}).items():  # (rollups before 0.3 have none)
+            result["site_search"][name] += value
         for name in COUNTS:
             sums[name].update(day[name])
         result["article_pages"].update(day.get("article_pages", {}))  # (rollups before 0.3 have none)
@@ -194,6 +251,7 @@ def report(first: str, last: str, rollups: Sequence[Mapping[str, Any]], top: int
         "deflection": {"self_service_sessions": sessions, "followed_by_case": followed,
                        "deflected": sessions - followed, "rate": _rate(sessions - followed, sessions),
                        "interval": wilson(sessions - followed, sessions)},
+        "site_search": site_search_report(sums["site_search"]),
         "first_touch_to_case": {"cases": len(leads),
                                 "median_ms": int(statistics.median(leads)) if leads else None},
     }

@@ -134,6 +134,16 @@ _INSIGHTS_SCHEMA = {
             "properties": {"self_service_sessions": {"type": "integer", "minimum": 0},
                            "followed_by_case": {"type": "integer", "minimum": 0},
                            "deflected": {"type": "integer", "minimum": 0}, "rate": _RATE, "interval": _INTERVAL}},
+        "site_search": {"type": "object", "description": "site-search figures (docs/REPORTS.md defines each)",
+                        "properties": {
+                            **{name: {"type": "integer", "minimum": 0} for name in (
+                                "searches", "with_result_count", "zero", "sessions", "clicked", "refinements",
+                                "exits")},
+                            "searches_per_session": {"type": ["number", "null"]},
+                            **{name: {"type": "object", "properties": {"rate": _RATE, "of": {"type": "integer"},
+                                                                       "interval": _INTERVAL}}
+                               for name in ("zero_result_rate", "click_through_rate", "refinement_rate",
+                                            "exit_rate")}}},
         "first_touch_to_case": _COUNTED | {
             "required": ["cases", "median_ms"],
             "properties": {"cases": {"type": "integer", "minimum": 0},

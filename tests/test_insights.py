@@ -19,7 +19,7 @@ import function_app
 from dci import assembler
 from dci.cases import case_message, take
 from dci.clock import day_of
-from dci.insights import case_fact, report, rollup
+from dci.insights import case_fact, report, rollup, wilson
 from dci.linker import link
 from dci.openapi import document
 from dci.privacy import erase
@@ -172,6 +172,30 @@ def test_insights_of_an_empty_range_are_zeros_not_errors(store: Store) -> None:
     assert body["first_touch_to_case"]["median_ms"] is None
 
 
+def test_insights_site_search_figures_of_a_hand_computed_day(store: Store) -> None:
+    scene = Scene(store)
+    click = {"query": "q", "position": 1, "target": kb("KA-00001")}
+    # v1: "vpn" found 2 and was clicked; then "mfa" found nothing and was the session's last step.
+    scene.browse("visitor-s1s1", [(at(0, 9), "search", search("vpn", 2)), (at(0, 9, 1), "search_click", click),
+                                  (at(0, 9, 2), "page_view", article("KA-00001")),
+                                  (at(0, 9, 5), "search", search("mfa", 0))])
+    # v2: "printer" found nothing and was refined at once; "printer driver" found 3 and was clicked.
+    scene.browse("visitor-s2s2", [(at(0, 10), "search", search("printer", 0)),
+                                  (at(0, 10, 1), "search", search("printer driver", 3)),
+                                  (at(0, 10, 2), "search_click", click)])
+    scene.browse("visitor-s3s3", [(at(0, 11), "page_view", article("KA-00002"))])  # read, never searched
+    scene.browse("visitor-s4s4", [(at(0, 12), "search", search("x", None))])  # no result count, then left
+    status, body = insights_api("from=2031-03-10&to=2031-03-10")
+    figures = body["site_search"]
+    assert {k: figures[k] for k in ("searches", "with_result_count", "zero", "sessions", "clicked", "refinements",
+                                    "exits", "searches_per_session")} == {
+        "searches": 5, "with_result_count": 4, "zero": 2, "sessions": 3, "clicked": 2, "refinements": 1, "exits": 2,
+        "searches_per_session": 1.67}
+    assert figures["zero_result_rate"] == {"rate": 0.5, "of": 4, "interval": wilson(2, 4)}
+    assert [figures[name]["rate"] for name in ("click_through_rate", "refinement_rate", "exit_rate")] == [0.4, 0.2, 0.4]
+    assert body["deflection"]["self_service_sessions"] == 4  # a click is not a session of its own
+
+
 def test_a_session_counts_as_followed_only_within_the_follow_window() -> None:
     events = [{"visitor": "v1", "session": "s1", "ts": at(0, 9), "type": "search", "query": "x", "results": 0},
               {"visitor": "v2", "session": "s2", "ts": at(2, 9), "type": "search", "query": "y", "results": 1}]
@@ -183,7 +207,7 @@ def test_a_session_counts_as_followed_only_within_the_follow_window() -> None:
 # --- a range is the sum of its days ----------------------------------------------------------------
 
 TERMS = st.sampled_from(["vpn", "reset password", "printer", "mfa"])
-EVENT = st.tuples(st.integers(0, 5), st.integers(0, 3), st.sampled_from(["search", "read"]), TERMS,
+EVENT = st.tuples(st.integers(0, 5), st.integers(0, 3), st.sampled_from(["search", "read", "click"]), TERMS,
                   st.sampled_from([None, 0, 2]))
 CASE = st.tuples(st.integers(0, 5), st.lists(st.integers(0, 3), max_size=3, unique=True), st.lists(TERMS, max_size=2),
                  st.integers(1, 5000))
@@ -199,8 +223,10 @@ def test_insights_over_a_range_equal_the_sum_over_its_days(store: Store, events:
     facts = []
     for n, (offset, session, kind, term, results) in enumerate(events):
         fact = {"kind": kind, "session": f"s{session}"}
-        fact |= {"term": term, **({} if results is None else {"results": results})} if kind == "search" else {
-            "article": term.upper()}
+        if kind == "search":
+            fact |= {"term": term, **({} if results is None else {"results": results})}
+        else:
+            fact |= {"term": term} if kind == "click" else {"article": term.upper()}
         facts.append((day[offset], f"{day[offset]}T00:00:00.000Z_{n:04d}", fact))
     insights.add_events(facts)
     for n, (offset, sessions, terms, lead) in enumerate(cases):
@@ -215,6 +241,8 @@ def test_insights_over_a_range_equal_the_sum_over_its_days(store: Store, events:
         return {row[key]: row[value] for row in rows}
 
     assert whole["cases"] == sum(p["cases"] for p in parts)
+    for name in ("searches", "with_result_count", "zero", "sessions", "clicked", "refinements", "exits"):
+        assert whole["site_search"][name] == sum(p["site_search"][name] for p in parts)
     for name in ("self_service_sessions", "followed_by_case", "deflected"):
         assert whole["deflection"][name] == sum(p["deflection"][name] for p in parts)
     assert whole["first_touch_to_case"]["cases"] == sum(p["first_touch_to_case"]["cases"] for p in parts)
