@@ -183,6 +183,21 @@ def _range_parameters(kind: str) -> list[dict[str, object]]:
             (("from", "first day (or moment) of the range"), ("to", "last day (or moment) of the range"))]
 
 
+_BEHIND_SCHEMA = {
+    "type": "object", "description": "The cases and sessions behind one search term or article over a range",
+    "required": ["from", "to", "cases", "case_count", "sessions", "sessions_followed_by_case",
+                 "sessions_without_case"],
+    "properties": {
+        "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"},
+        "search": {"type": "string"}, "article": {"type": "string"},
+        "cases": {"type": "array", "items": {"type": "object", "required": ["case_id", "day"], "properties": {
+            "case_id": {"type": "string"}, "ticket": {"type": ["string", "null"]},
+            "title": {"type": ["string", "null"]}, "day": {"type": "string", "format": "date"}}}},
+        **{name: {"type": "integer", "minimum": 0} for name in (
+            "case_count", "sessions", "sessions_followed_by_case", "sessions_without_case")},
+    },
+}
+
 _HEALTH_SCHEMA = {
     "type": "object",
     "required": ["status", "checks", "telemetry"],
@@ -205,7 +220,8 @@ def document() -> dict[str, object]:
     schemas = batch.pop("$defs", {})
     schemas.update({"CollectBatch": batch, "Problem": _PROBLEM_SCHEMA, "Health": _HEALTH_SCHEMA,
                     "Export": _EXPORT_SCHEMA, "Erased": _ERASE_SCHEMA, "Timeline": _TIMELINE_SCHEMA,
-                    "ContactTimeline": _CONTACT_TIMELINE_SCHEMA, "Insights": _INSIGHTS_SCHEMA})
+                    "ContactTimeline": _CONTACT_TIMELINE_SCHEMA, "Insights": _INSIGHTS_SCHEMA,
+                    "Behind": _BEHIND_SCHEMA})
     collect_body = {"schema": {"$ref": REF.format(model="CollectBatch")}}
     return {
         "openapi": "3.1.0",
@@ -346,11 +362,15 @@ def document() -> dict[str, object]:
                                        "table as a file (also `Accept: text/csv`)"}, {
                         "name": "table", "in": "query", "required": False,
                         "schema": {"enum": ["searches", "zero-results", "articles"], "default": "searches"},
-                        "description": "with format=csv: which table"}],
+                        "description": "with format=csv: which table"}, *({
+                            "name": name, "in": "query", "required": False, "schema": {"type": "string"},
+                            "description": f"what lies behind one {name} over the range (the `Behind` answer)"}
+                        for name in ("search", "article"))],
                     "responses": {
                         "200": {"description": "The insights; with format=csv one table, UTF-8 with a BOM, formulas "
                                                "neutralised (a leading apostrophe)",
-                                "content": {"application/json": {"schema": {"$ref": REF.format(model="Insights")}},
+                                "content": {"application/json": {"schema": {"oneOf": [
+                                    {"$ref": REF.format(model="Insights")}, {"$ref": REF.format(model="Behind")}]}},
                                             **_HTML, "text/csv": {"schema": {"type": "string"}}}},
                         "400": _page_or_problem("A bad range (at most 400 days) or format; `errors` names it"),
                         "401": _problem("REPORTS_AUTH=app-service and the request is not signed in"),

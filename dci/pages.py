@@ -219,8 +219,22 @@ def insights_page(report: dict[str, Any] | None, params: Mapping[str, str], prob
     csv = {table: "?" + urlencode({"from": report["from"], "to": report["to"], "format": "csv", **carried,
                                    "table": table}) for table in ("searches", "zero-results", "articles")
            } if report else {}
+
+    def behind(name: str, value: str) -> str:  # the drill-down of a term or an article over the same days
+        return "?" + urlencode({"from": report["from"], "to": report["to"], "format": "html", **carried,
+                                name: value}) if report else ""
+
     return render("insights.html", title=title, report=report, asked=params, carried=carried, problem=problem,
-                  errors=errors, csv=csv)
+                  errors=errors, csv=csv, behind=behind)
+
+
+def behind_page(document: dict[str, Any], keep: Mapping[str, str]) -> bytes:
+    """The cases behind a search term or an article, each linked to its report."""
+    what = f'search "{document["search"]}"' if "search" in document else f"article {document['article']}"
+    back = "?" + urlencode({"from": document["from"], "to": document["to"], "format": "html", **keep})
+    cases = [{**case, "href": "cases/" + quote(case["case_id"]) + "/timeline?" + urlencode({"format": "html", **keep})}
+             for case in document["cases"]]
+    return render("behind.html", title=f"Behind the {what}", what=what, document=document, cases=cases, back=back)
 
 
 def status_page(title: str, message: str, refresh_seconds: int | None = None) -> bytes:

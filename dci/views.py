@@ -18,7 +18,8 @@ from dci.clock import duration, iso_ms, iso_of, ms_of
 from dci.ids import contact_id, is_guid
 from dci.ingest.events import EVENT_TYPES
 from dci.insights import report as insights_report
-from dci.pages import CSP, case_page, contact_page, insights_page, status_page
+from dci.insights import term
+from dci.pages import CSP, behind_page, case_page, contact_page, insights_page, status_page
 from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import Settings
@@ -280,10 +281,38 @@ def insights_csv(asked: Asked, stores: Stores) -> Reply:
 MAX_CSV_ROWS = 1000
 
 
+MAX_CASES_BEHIND = 100
+
+
+def insights_behind(asked: Asked, stores: Stores, html: bool) -> Reply:
+    """What lies behind one search term (`search`) or article (`article`) over the range: the cases
+    whose timelines hold it, and the sessions that searched or read it without a case after."""
+    first, last = insight_range(asked.params, asked.now.date())
+    search, article = asked.params.get("search"), asked.params.get("article")
+    if bool(search) == bool(article):
+        raise Problem(400, "Ask for one search term (search) or one article (article).", "invalid-parameter",
+                      [FieldError("search" if search else "article", "give exactly one of search and article")])
+    key = {"search": term(search)} if search else {"article": (article or "").upper()}
+    cases, sessions, followed = stores.insights.behind(first, last, **key)
+    listed = []
+    for case_id, day in cases[:MAX_CASES_BEHIND]:
+        row = stores.cases.case(case_id) or {}
+        listed.append({"case_id": case_id, "ticket": row.get("ticket") or None, "title": row.get("title") or None,
+                       "day": day})
+    document = {"from": first, "to": last, **key, "cases": listed, "case_count": len(cases),
+                "sessions": sessions, "sessions_followed_by_case": followed,
+                "sessions_without_case": sessions - followed}
+    if html:
+        return _html(200, behind_page(document, kept(asked.params)))
+    return json_reply(200, document, NO_STORE)
+
+
 def insights_reply(asked: Asked, settings: Settings, stores: Stores) -> Reply:
     """GET /api/insights."""
     if wants_csv(asked.params, asked.accept):
         return insights_csv(asked, stores)
+    if asked.params.get("search") or asked.params.get("article"):
+        return negotiated(asked.params, asked.accept, lambda html: insights_behind(asked, stores, html))
 
     def build(html: bool) -> Reply:
         try:

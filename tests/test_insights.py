@@ -196,6 +196,20 @@ def test_insights_site_search_figures_of_a_hand_computed_day(store: Store) -> No
     assert body["deflection"]["self_service_sessions"] == 4  # a click is not a session of its own
 
 
+def test_insights_behind_a_term_or_an_article_are_its_cases_and_sessions(scene: Scene) -> None:
+    status, body = insights_api("from=2031-03-10&to=2031-03-11&search=Reset PASSWORD")
+    assert status == 200
+    assert [(c["ticket"], c["day"]) for c in body["cases"]] == [("CAS-2", "2031-03-11"), ("CAS-1", "2031-03-10")]
+    assert (body["search"], body["case_count"], body["sessions"], body["sessions_without_case"]) == (
+        "reset password", 2, 2, 0)
+    status, body = insights_api("from=2031-03-10&to=2031-03-11&search=vpn")  # searched by B, who opened no case
+    assert (body["cases"], body["sessions"], body["sessions_without_case"]) == ([], 1, 1)
+    status, body = insights_api("from=2031-03-10&to=2031-03-10&article=ka-00001")  # the first day only
+    assert ([c["ticket"] for c in body["cases"]], body["sessions"]) == (["CAS-1"], 2)
+    status, problem = insights_api("search=vpn&article=KA-00001")
+    assert status == 400 and problem["type"] == "urn:dci:problem:invalid-parameter"
+
+
 def test_a_session_counts_as_followed_only_within_the_follow_window() -> None:
     events = [{"visitor": "v1", "session": "s1", "ts": at(0, 9), "type": "search", "query": "x", "results": 0},
               {"visitor": "v2", "session": "s2", "ts": at(2, 9), "type": "search", "query": "y", "results": 1}]

@@ -156,6 +156,14 @@ def test_insights_dashboard(browser: Any, server: str, world: dict[str, Any], tm
     assert articles.locator("a").first.inner_text() == XSS[1]
     assert articles.locator("td.rate").first.inner_text() == "too few (1 read)"
     assert page.locator("a[download]").count() == 3
+    # The top search opens what lies behind it: its cases, each opening its report.
+    with page.expect_navigation():
+        page.locator("main table >> nth=0").locator("a").first.click()
+    assert page.inner_text("h1").startswith("Behind the search")
+    assert page.locator("main table tbody tr").count() >= 1
+    with page.expect_navigation():
+        page.locator("main table tbody a").first.click()
+    assert page.inner_text("h1").startswith("Case CAS-")
     no_overflow(page)
     hostile_text_is_text(page)
     assert dialogs == []
