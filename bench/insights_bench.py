@@ -28,6 +28,7 @@ from results import Counter, save  # noqa: E402  (bench/ is the script's own fol
 
 from dci.insights import report  # noqa: E402
 from dci.storage.insights import InsightStore  # noqa: E402
+from dci.views import previous_period  # noqa: E402
 from tests import azurite  # noqa: E402
 
 DAYS = 365
@@ -44,7 +45,9 @@ def fill(insights: InsightStore, first: date) -> None:
         facts = []
         for n in range(SEARCHES_PER_DAY):
             session = f"s{offset}-{n % 60}"
-            if n % 3:
+            if n % 6 == 1:  # a result click after the search before it
+                fact = {"kind": "click", "term": TERMS[((n - 1) * 7 + offset) % len(TERMS)], "session": session}
+            elif n % 3:
                 fact = {"kind": "search", "term": TERMS[(n * 7 + offset) % len(TERMS)], "session": session,
                         "results": n % 5}
             else:
@@ -80,11 +83,16 @@ def main() -> None:
                                      "requests": counter.requests}
 
             def year() -> tuple[float, int]:
+                """What GET /api/insights does for a year: its rollups, the year before's (for the
+                trend's comparison), the report with its daily trend and site-search figures."""
                 counter.requests = 0
                 began = time.perf_counter()
+                before = previous_period(first.isoformat(), last.isoformat())
                 body = report(first.isoformat(), last.isoformat(), insights.rollups(first.isoformat(),
-                                                                                     last.isoformat()))
+                                                                                     last.isoformat()),
+                              previous=insights.rollups(*before))
                 assert body["days"] == DAYS and body["cases"] == DAYS * CASES_PER_DAY, body["cases"]
+                assert len(body["trend"]["days"]) == DAYS and body["site_search"]["clicked"] > 0
                 return (time.perf_counter() - began) * 1000, counter.requests
 
             clean = [year() for _ in range(REQUESTS)]
@@ -97,6 +105,16 @@ def main() -> None:
             result["year_request_today_dirty"] = {"median_ms": round(statistics.median(c[0] for c in dirty), 1),
                                                   "max_ms": round(max(c[0] for c in dirty), 1),
                                                   "requests": dirty[0][1]}
+            behind = []
+            for _ in range(REQUESTS):  # what lies behind one term over the year (the drill-down)
+                counter.requests = 0
+                began = time.perf_counter()
+                cases, sessions, _ = insights.behind(first.isoformat(), last.isoformat(), search=TERMS[0])
+                behind.append(((time.perf_counter() - began) * 1000, counter.requests))
+            assert cases and sessions
+            result["year_behind_one_term"] = {"median_ms": round(statistics.median(b[0] for b in behind), 1),
+                                              "max_ms": round(max(b[0] for b in behind), 1),
+                                              "requests": behind[0][1], "cases": len(cases)}
         finally:
             azurite.stop(process)
     save("insights", result)

@@ -225,8 +225,47 @@ def total(rollups: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return result | {name: dict(sorted(counter.items())) for name, counter in sums.items()}
 
 
-def report(first: str, last: str, rollups: Sequence[Mapping[str, Any]], top: int = 20) -> dict[str, Any]:
-    """What a support manager reads: the KPIs over the range, ranked lists, rates."""
+TREND = ("searches", "zero_result_rate", "click_through_rate", "cases", "deflection_rate")
+
+
+def day_figures(rollup_of_day: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The trend's figures of one day (a day without a rollup recorded nothing)."""
+    day = rollup_of_day or {}
+    ss = day.get("site_search") or dict.fromkeys(SITE_SEARCH, 0)
+    sessions, followed = day.get("sessions", 0), day.get("sessions_followed", 0)
+    return {"searches": ss["searches"], "zero_result_rate": _rate(ss["zero"], ss["with_result_count"]),
+            "click_through_rate": _rate(ss["clicked"], ss["searches"]), "cases": day.get("cases", 0),
+            "deflection_rate": _rate(sessions - followed, sessions)}
+
+
+def trend(first: str, last: str, rollups: Sequence[Mapping[str, Any]],
+          previous: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
+    """Each day's figures over the range and, given the rollups of the period of equal length just
+    before it, that period's figures and the change."""
+    by_day = {day["day"]: day for day in rollups}
+    series = [{"day": day, **day_figures(by_day.get(day))} for day in days(first, last)]
+    result: dict[str, Any] = {"days": series, "range": _period_figures(rollups)}
+    if previous is not None:
+        start = date.fromisoformat(first)
+        length = (date.fromisoformat(last) - start).days + 1
+        before = _period_figures(previous)
+        result["previous"] = {"from": (start - timedelta(days=length)).isoformat(),
+                              "to": (start - timedelta(days=1)).isoformat(), **before}
+        result["change"] = {name: None if before[name] is None or result["range"][name] is None
+                            else round(result["range"][name] - before[name], 4) for name in TREND}
+    return result
+
+
+def _period_figures(rollups: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    sums = total(rollups)
+    return day_figures({"site_search": sums["site_search"], "cases": sums["cases"], "sessions": sums["sessions"],
+                        "sessions_followed": sums["sessions_followed"]})
+
+
+def report(first: str, last: str, rollups: Sequence[Mapping[str, Any]], top: int = 20,
+           previous: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """What a support manager reads: the KPIs over the range, ranked lists, rates, the daily trend
+    (and, given the previous period's rollups, the comparison with it)."""
     sums = total(rollups)
     searches, before = sums["searches"], sums["searches_before_cases"]
     reads, read_before = sums["article_reads"], sums["articles_before_cases"]
@@ -252,6 +291,7 @@ def report(first: str, last: str, rollups: Sequence[Mapping[str, Any]], top: int
                        "deflected": sessions - followed, "rate": _rate(sessions - followed, sessions),
                        "interval": wilson(sessions - followed, sessions)},
         "site_search": site_search_report(sums["site_search"]),
+        "trend": trend(first, last, rollups, previous),
         "first_touch_to_case": {"cases": len(leads),
                                 "median_ms": int(statistics.median(leads)) if leads else None},
     }

@@ -134,6 +134,12 @@ _INSIGHTS_SCHEMA = {
             "properties": {"self_service_sessions": {"type": "integer", "minimum": 0},
                            "followed_by_case": {"type": "integer", "minimum": 0},
                            "deflected": {"type": "integer", "minimum": 0}, "rate": _RATE, "interval": _INTERVAL}},
+        "trend": {"type": "object", "description": "each day's searches, zero-result rate, click-through, cases "
+                                                   "and deflection rate (`days`), the range's (`range`), the period "
+                                                   "of equal length before it (`previous`) and the `change`",
+                  "properties": {"days": {"type": "array", "items": {"type": "object"}},
+                                 "range": {"type": "object"}, "previous": {"type": "object"},
+                                 "change": {"type": "object"}}},
         "site_search": {"type": "object", "description": "site-search figures (docs/REPORTS.md defines each)",
                         "properties": {
                             **{name: {"type": "integer", "minimum": 0} for name in (

@@ -224,8 +224,46 @@ def insights_page(report: dict[str, Any] | None, params: Mapping[str, str], prob
         return "?" + urlencode({"from": report["from"], "to": report["to"], "format": "html", **carried,
                                 name: value}) if report else ""
 
+    charts = trend_charts(report["trend"]) if report else []
     return render("insights.html", title=title, report=report, asked=params, carried=carried, problem=problem,
-                  errors=errors, csv=csv, behind=behind)
+                  errors=errors, csv=csv, behind=behind, charts=charts, chart={"w": CHART_W, "h": CHART_H})
+
+
+TREND_NAMES = {"searches": "Searches", "zero_result_rate": "Found nothing", "click_through_rate": "Click-through",
+               "cases": "Cases", "deflection_rate": "Sessions without a case"}
+CHART_W, CHART_H, CHART_PAD = 320, 90, 6
+
+
+def trend_charts(trend: dict[str, Any]) -> list[dict[str, Any]]:
+    """One small chart per trend figure: a point per day (rates on 0–100 %, counts from 0 to the
+    range's highest), with the range's and the previous period's values and the change."""
+    charts = []
+    series = trend["days"]
+    for name, title in TREND_NAMES.items():
+        is_rate = name.endswith("_rate")
+        values = [day[name] for day in series]
+        top = 1.0 if is_rate else float(max([v for v in values if v is not None] or [0]) or 1)
+        step = (CHART_W - 2 * CHART_PAD) / max(len(series) - 1, 1)
+        points = []
+        for index, (day, value) in enumerate(zip(series, values, strict=True)):
+            x = CHART_PAD + index * step if len(series) > 1 else CHART_W / 2
+            y = None if value is None else CHART_H - CHART_PAD - (CHART_H - 2 * CHART_PAD) * value / top
+            points.append({"x": round(x, 1), "y": None if y is None else round(y, 1), "day": day["day"],
+                           "text": _figure(value, is_rate)})
+        now, before = trend["range"][name], (trend.get("previous") or {}).get(name)
+        change = (trend.get("change") or {}).get(name)
+        charts.append({"name": name, "title": title, "points": points, "top": _figure(top, is_rate),
+                       "line": " ".join(f"{p['x']},{p['y']}" for p in points if p["y"] is not None),
+                       "now": _figure(now, is_rate), "before": _figure(before, is_rate),
+                       "change": None if change is None else (
+                           f"{change * 100:+.0f} points" if is_rate else f"{change:+.0f}")})
+    return charts
+
+
+def _figure(value: float | None, is_rate: bool) -> str:
+    if value is None:
+        return "–"
+    return f"{value * 100:.0f} %" if is_rate else f"{value:.0f}"
 
 
 def behind_page(document: dict[str, Any], keep: Mapping[str, str]) -> bytes:

@@ -254,6 +254,13 @@ CSV_TABLES: dict[str, tuple[str, tuple[str, ...], Callable[[dict[str, Any]], tup
 }
 
 
+def previous_period(first: str, last: str) -> tuple[str, str]:
+    """The days of equal number just before `first`..`last`."""
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    length = (end - start).days + 1
+    return (start - timedelta(days=length)).isoformat(), (start - timedelta(days=1)).isoformat()
+
+
 def wants_csv(params: Mapping[str, str], accept: str | None) -> bool:
     """`?format=csv`, or no `format` and an Accept that asks for CSV first."""
     chosen = (params.get("format") or "").lower()
@@ -322,7 +329,9 @@ def insights_reply(asked: Asked, settings: Settings, stores: Stores) -> Reply:
                 raise
             # The dashboard's form again, with what was asked and what is wrong with it.
             return _html(problem.status, insights_page(None, asked.params, problem))
-        report = insights_report(first, last, stores.insights.rollups(first, last))
+        before_first, before_last = previous_period(first, last)
+        report = insights_report(first, last, stores.insights.rollups(first, last),
+                                 previous=stores.insights.rollups(before_first, before_last))
         if html:
             return _html(200, insights_page(report, asked.params))
         return json_reply(200, report, NO_STORE)

@@ -196,6 +196,26 @@ def test_insights_site_search_figures_of_a_hand_computed_day(store: Store) -> No
     assert body["deflection"]["self_service_sessions"] == 4  # a click is not a session of its own
 
 
+def test_insights_trend_day_by_day_against_the_period_before(scene: Scene) -> None:
+    status, body = insights_api("from=2031-03-10&to=2031-03-11")
+    trend = body["trend"]
+    assert trend["days"] == [
+        {"day": "2031-03-10", "searches": 4, "zero_result_rate": 0.5, "click_through_rate": 0.0, "cases": 1,
+         "deflection_rate": 0.3333},
+        {"day": "2031-03-11", "searches": 1, "zero_result_rate": 1.0, "click_through_rate": 0.0, "cases": 1,
+         "deflection_rate": 1.0}]
+    assert trend["range"] == {"searches": 5, "zero_result_rate": 0.6, "click_through_rate": 0.0, "cases": 2,
+                              "deflection_rate": 0.5}
+    assert trend["previous"] == {"from": "2031-03-08", "to": "2031-03-09", "searches": 0, "zero_result_rate": None,
+                                 "click_through_rate": None, "cases": 0, "deflection_rate": None}
+    assert trend["change"] == {"searches": 5, "zero_result_rate": None, "click_through_rate": None, "cases": 2,
+                               "deflection_rate": None}
+    # The next two days compare with these two.
+    status, later = insights_api("from=2031-03-12&to=2031-03-13")
+    assert later["trend"]["previous"] == {"from": "2031-03-10", "to": "2031-03-11", **trend["range"]}
+    assert later["trend"]["change"]["searches"] == -5
+
+
 def test_insights_behind_a_term_or_an_article_are_its_cases_and_sessions(scene: Scene) -> None:
     status, body = insights_api("from=2031-03-10&to=2031-03-11&search=Reset PASSWORD")
     assert status == 200

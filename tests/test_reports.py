@@ -146,8 +146,13 @@ def test_insights_dashboard(browser: Any, server: str, world: dict[str, Any], tm
     context, page, dialogs = open_page(browser, f"{server}/insights?format=html&from=2031-03-09&to=2031-03-11",
                                        tmp_path, "insights")
     assert page.inner_text(".kpi >> nth=0").startswith("2")  # cases created
-    tables = page.locator("main table")
+    tables = page.locator("main > table")
     assert tables.count() == 3
+    # Day by day: a chart per figure, a point per day of the range, a table of the values behind it.
+    assert page.locator("figure.trend").count() == 5
+    searches = page.locator("figure.trend").first
+    assert searches.locator("circle.day").count() == 3
+    assert searches.locator("details table tbody tr").count() == 3
     zero = tables.nth(1).inner_text()
     assert XSS[0] in zero and "printer" in zero
     # Articles by title, linked to the portal; a rate of a handful of reads is "too few", not "100 %".
@@ -158,7 +163,7 @@ def test_insights_dashboard(browser: Any, server: str, world: dict[str, Any], tm
     assert page.locator("a[download]").count() == 3
     # The top search opens what lies behind it: its cases, each opening its report.
     with page.expect_navigation():
-        page.locator("main table >> nth=0").locator("a").first.click()
+        page.locator("main > table >> nth=0").locator("a").first.click()
     assert page.inner_text("h1").startswith("Behind the search")
     assert page.locator("main table tbody tr").count() >= 1
     with page.expect_navigation():
