@@ -44,14 +44,14 @@ def fill(insights: InsightStore, first: date) -> None:
         day = (first + timedelta(days=offset)).isoformat()
         facts = []
         for n in range(SEARCHES_PER_DAY):
-            session = f"s{offset}-{n % 60}"
-            if n % 6 == 1:  # a result click after the search before it
+            session = f"s{offset}-{n // 4}"  # four steps a session: search, click, read, search again
+            if n % 4 == 1:
                 fact = {"kind": "click", "term": TERMS[((n - 1) * 7 + offset) % len(TERMS)], "session": session}
-            elif n % 3:
+            elif n % 4 == 2:
+                fact = {"kind": "read", "article": f"KA-{n % 40:05d}", "session": session}
+            else:
                 fact = {"kind": "search", "term": TERMS[(n * 7 + offset) % len(TERMS)], "session": session,
                         "results": n % 5}
-            else:
-                fact = {"kind": "read", "article": f"KA-{n % 40:05d}", "session": session}
             facts.append((day, f"{day}T00:00:00.000Z_{n:05d}", fact))
         insights.add_events(facts)
         for n in range(CASES_PER_DAY):

@@ -90,23 +90,24 @@ class InsightStore:
         """What lies behind a search term or an article over the days `first`..`last`: the cases
         (id, day) whose timelines hold it, newest first; the sessions that searched or read it; and
         how many of those a case followed (within the follow window). Two range queries."""
-        def rows(prefix: str, until: str) -> list[dict[str, Any]]:
+        def rows(prefix: str, until: str, also: str = "", **values: str) -> list[dict[str, Any]]:
             try:
                 return [plain(row) for row in self._table.client.query_entities(
-                    "PartitionKey ge @lo and PartitionKey le @hi",
-                    parameters={"lo": f"{prefix}{first}", "hi": f"{prefix}{until}"})]
+                    "PartitionKey ge @lo and PartitionKey le @hi" + also,
+                    parameters={"lo": f"{prefix}{first}", "hi": f"{prefix}{until}", **values})]
             except ResourceNotFoundError:
                 return []
 
         after = (date.fromisoformat(last) + timedelta(days=self.follow_days)).isoformat()
         facts = [(row["RowKey"], row["PartitionKey"][2:], json.loads(row["fact"])) for row in rows("c_", after)]
+        # Only the events of that term or article come back (the service filters them).
+        matching = rows("e_", last, " and kind eq 'search' and term eq @value", value=search) if search is not None \
+            else rows("e_", last, " and kind eq 'read' and article eq @value", value=article or "")
         cases = sorted(((case_id, day) for case_id, day, fact in facts if day <= last and (
             (search is not None and search in fact["searches"]) or
             (article is not None and article in fact["articles"]))), key=lambda c: (c[1], c[0]), reverse=True)
         followed = {session for _, _, fact in facts for session in fact["sessions"]}
-        sessions = {row["session"] for row in rows("e_", last)
-                    if (search is not None and row.get("kind") == "search" and row.get("term") == search)
-                    or (article is not None and row.get("kind") == "read" and row.get("article") == article)}
+        sessions = {row["session"] for row in matching}
         return cases, len(sessions), len(sessions & followed)
 
     def forget_before(self, day: str) -> int:
