@@ -50,8 +50,6 @@ def _environment() -> Any:
     env.filters["duration"] = duration
     env.filters["when"] = when
     env.filters["at"] = at
-    env.filters["clock"] = lambda ms: moment(ms).strftime("%d %b %Y %H:%M")
-    env.filters["percent"] = lambda rate: "–" if rate is None else f"{rate * 100:.0f} %"
     env.globals["rate"] = rate_text
     return env
 

@@ -94,8 +94,10 @@ def test_telemetry_one_trace_from_collect_to_the_assembled_case_with_metrics_and
         assert metric("dci.link.lag") >= 1  # a histogram: how many batches were measured
         assert metric("dci.case.assembly.latency", **{"dci.case.source": "portal"}) == 1
         assert metric("dci.insights.rollup.duration") >= 1
-        assert metric("dci.messages.failed", **{"messaging.destination.name": "portal-events",
-                                                "error.type": "BadMessage"}) == 3
+        failed = {"messaging.destination.name": "portal-events", "error.type": "BadMessage"}
+        # A counter that grows attempt by attempt: wait for its final value, not its first.
+        assert eventually(lambda: total(receiver.points("dci.messages.failed"), **failed) == 3), \
+            total(receiver.points("dci.messages.failed"), **failed)
         assert eventually(lambda: [p for p in receiver.points("dci.queue.poison.depth") if p.attributes == {
             "messaging.destination.name": "portal-events-poison"} and p.value == 1])
 
