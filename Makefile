@@ -57,6 +57,7 @@ bench: setup
 	$(PY) bench/beacon_bench.py
 	$(PY) bench/insights_bench.py
 	$(PY) bench/telemetry_bench.py
+	$(PY) bench/lake_bench.py
 
 clean:
 	rm -rf $(VENV) .venv-3.13 node_modules .azurite .pytest_cache .hypothesis

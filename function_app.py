@@ -12,7 +12,7 @@ import azure.functions as func
 from dci import openapi, storage, telemetry, web
 from dci.clock import ms_of
 from dci.ingest import collect as collect_events
-from dci.settings import case_schedule, insights_schedule, reports_auth, settings_or_none
+from dci.settings import case_schedule, insights_schedule, lake_schedule, reports_auth, settings_or_none
 from dci.storage import CASES_QUEUE, CONNECTION_SETTING, PORTAL_EVENTS_QUEUE
 
 telemetry.setup()  # OpenTelemetry when APPLICATIONINSIGHTS_CONNECTION_STRING or OTEL_EXPORTER_OTLP_ENDPOINT is set
@@ -122,6 +122,17 @@ def rollup_insights(timer: func.TimerRequest) -> None:
     storage.run(lambda settings, stores: stores.insights.run_rollups())
 
 
+# --- The lake ----------------------------------------------------------------------------------
+
+@app.timer_trigger(arg_name="timer", schedule=lake_schedule(), use_monitor=True)
+def export_lake(timer: func.TimerRequest) -> None:
+    """Every few minutes (LAKE_SCHEDULE), with LAKE_URL set: the interactions and cases stored since
+    the last run, merged into the Delta tables; pending erasures carried out. Without it: nothing."""
+    from dci.lake import export
+
+    storage.run(export.run)
+
+
 # --- Privacy ------------------------------------------------------------------------------------
 
 @app.route(route="contacts/{contact_id}/export", methods=["GET"])
@@ -144,10 +155,11 @@ def erase_contact(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.timer_trigger(arg_name="timer", schedule="0 30 3 * * *", use_monitor=True)
 def retention(timer: func.TimerRequest) -> None:
-    """Daily: drop the monthly interactions tables, and the insight facts, older than RETENTION_DAYS."""
+    """Daily: drop the monthly interactions tables, and the insight facts, older than RETENTION_DAYS; with
+    LAKE_URL, the lake's old days too, then compact its small files and vacuum the old ones."""
     from dci import retention as policy
 
-    storage.run(lambda settings, stores: policy.apply(stores, datetime.now(timezone.utc), settings.retention_days))
+    storage.run(lambda settings, stores: policy.run(settings, stores, datetime.now(timezone.utc)))
 
 
 # --- Operations ---------------------------------------------------------------------------------

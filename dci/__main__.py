@@ -33,8 +33,58 @@ def main(argv: list[str] | None = None) -> int:
                        help="also run a local Dataverse (cases from the demo portal's form, notes at /notes), "
                             "with a 15 s settle time and a 5 s poll, for a demo of the agent's side")
     serve.add_argument("--dataverse-port", type=int, help="the local Dataverse's port with --demo (default: port + 1)")
+    lake = commands.add_parser("lake", help="the Delta tables (LAKE_URL): export now, or query them with SQL")
+    lake.add_argument("--settings", type=Path, default=Path("local.settings.json"))
+    actions = lake.add_subparsers(dest="action", required=True)
+    export = actions.add_parser("export", help="export what is pending now, as the LAKE_SCHEDULE timer does")
+    export.add_argument("--all", action="store_true", help="first note every stored visitor and case: "
+                        "the history from before LAKE_URL was set")
+    query = actions.add_parser("query", help="run SQL over the tables `interactions` and `cases`")
+    query.add_argument("sql")
+    query.add_argument("--json", action="store_true", help="one JSON object a row instead of a table")
     args = parser.parse_args(argv)
-    return _serve(args)
+    return _lake(args) if args.command == "lake" else _serve(args)
+
+
+def _lake(args: argparse.Namespace) -> int:
+    """`lake export` / `lake query`: the settings of local.settings.json (the environment wins)."""
+    import json
+
+    from dci.runner.config import ConfigError, load_local_settings
+    from dci.settings import SettingsError, load_settings
+
+    logging.basicConfig(level=os.environ.get("DCI_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.settings.exists():
+            load_local_settings(args.settings)
+        settings = load_settings()
+    except (ConfigError, SettingsError) as error:
+        print(f"cannot start: {error}", file=sys.stderr)
+        return 2
+    if settings.lake is None:
+        print("LAKE_URL is not set: there is no lake (e.g. LAKE_URL=az://lake/portal)", file=sys.stderr)
+        return 2
+    from dci import storage
+    from dci.lake import export as lake
+
+    if args.action == "query":
+        from dci.lake.tables import plain
+
+        table = lake.lake_of(settings.lake).query(args.sql)
+        if args.json:
+            for row in plain(table):
+                print(json.dumps(row, ensure_ascii=False, default=str))
+        else:
+            print(table)
+        return 0
+    stores = storage.stores(settings)
+    if args.all:
+        print(f"noted {lake.backfill(stores)} visitors and cases")
+    while True:
+        done = lake.run(settings, stores) or {}
+        print(json.dumps(done))
+        if done.get("entries", 0) < lake.MAX_ENTRIES:
+            return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -77,6 +127,10 @@ def _serve(args: argparse.Namespace) -> int:
         log.info("demo: sign in at http://%s:%d/signin, browse, then create a case; its note appears at %s/notes "
                  "%d s later (CASE_SETTLE_SECONDS) and the case page links to the report", args.host, args.port,
                  demo.dataverse.url, int(os.environ["CASE_SETTLE_SECONDS"]))
+    if demo:
+        log.info("demo: the interactions and cases go to Delta tables every 30 s; query them with LAKE_URL=%s "
+                 ".venv/bin/python -m dci lake query \"SELECT type, count(*) FROM interactions GROUP BY type\"",
+                 os.environ["LAKE_URL"])
     log.info("headless browsers and crawlers are answered 202 and dropped as bots (a log line counts them): "
              "drive the demo with a normal browser, or set a browser User-Agent")
     stop.wait()
@@ -105,8 +159,8 @@ def _start_demo(args: argparse.Namespace) -> _Demo:
     dataverse = LocalDataverse(token="demo-token", port=args.dataverse_port or args.port + 1)
     dataverse.add_contact(DEMO_CONTACT, "Dana Demo")
     for name, value in {"DATAVERSE_URL": dataverse.url, "DATAVERSE_TOKEN": "demo-token", "CASE_SETTLE_SECONDS": "15",
-                        "CASE_SCHEDULE": "*/5 * * * * *", "REPORT_BASE_URL": f"http://{args.host}:{args.port}/api"
-                        }.items():
+                        "CASE_SCHEDULE": "*/5 * * * * *", "REPORT_BASE_URL": f"http://{args.host}:{args.port}/api",
+                        "LAKE_URL": "az://lake/demo", "LAKE_SCHEDULE": "*/30 * * * * *"}.items():
         os.environ.setdefault(name, value)
 
     def create_case(contact: str, ticket: str, title: str) -> None:

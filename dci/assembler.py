@@ -111,6 +111,8 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
     stored = cases.timeline(case["case_id"])
     if stored and stored["digest"] == fingerprint:
         cases.mark(case["case_id"], "assembled")
+        if stores.outbox is not None:  # a re-delivery after a crash between the save and this entry
+            stores.outbox.note_case(case["case_id"])
         return "unchanged"
     version = (stored["version"] + 1) if stored else 1
     document["version"] = version
@@ -119,6 +121,8 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
         note = dataverse.write_note(case["case_id"], NOTE_SUBJECT, note_text(document, report_url(settings, case)))
     cases.save_timeline(case["case_id"], document, version, fingerprint, note)
     cases.mark(case["case_id"], "assembled", version=version)
+    if stores.outbox is not None:
+        stores.outbox.note_case(case["case_id"])
     telemetry.annotate({"dci.timeline.items": len(document["items"]), "dci.timeline.version": version,
                         "dci.note.written": note is not None})
     if version == 1:  # a re-assembly after late events is not the case's latency

@@ -27,6 +27,7 @@ from dci.storage.keys import day_of_row_key
 if TYPE_CHECKING:
     from dci.settings import Settings
     from dci.storage import Stores
+    from dci.storage.outbox import LakeOutbox
 
 logger = logging.getLogger(__name__)
 
@@ -72,16 +73,16 @@ def parse_message(body: bytes) -> dict[str, Any]:
 
 def handle(body: bytes, settings: Settings, stores: Stores) -> int:
     """The `portal-events` trigger: link one message with the follow-up the settings ask for."""
-    return link(stores.interactions, body, CaseFollowUp.of(settings, stores), stores.insights)
+    return link(stores.interactions, body, CaseFollowUp.of(settings, stores), stores.insights, stores.outbox)
 
 
 def link(store: InteractionStore, body: bytes, follow_up: CaseFollowUp | None = None,
-         insights: InsightStore | None = None) -> int:
+         insights: InsightStore | None = None, outbox: LakeOutbox | None = None) -> int:
     """Process one queue message; returns the rows written. Raises BadMessage or storage errors."""
     message = parse_message(body)
     with telemetry.span("process portal-events", {"messaging.destination.name": PORTAL_EVENTS_QUEUE},
                         parent=message, consumer=True) as span:
-        written = _link(store, message, follow_up, insights)
+        written = _link(store, message, follow_up, insights, outbox)
         span.set({"dci.events.written": written, "dci.signed_in": bool(message.get("contact"))})
     if telemetry.on() and message["events"]:
         newest = max(event["ts"] for event in message["events"])
@@ -90,13 +91,15 @@ def link(store: InteractionStore, body: bytes, follow_up: CaseFollowUp | None = 
 
 
 def _link(store: InteractionStore, message: dict[str, Any], follow_up: CaseFollowUp | None,
-          insights: InsightStore | None) -> int:
+          insights: InsightStore | None, outbox: LakeOutbox | None) -> int:
     contact = message.get("contact")
     if contact:
         # The link first: if the events then fail, the retry rewrites both; a link without events
         # is harmless, events that the contact's export and erasure cannot find are not.
         store.link(contact, message["visitor"], message["site"], message["received_at"])
     written = store.write_events(message)
+    if outbox is not None:  # after the events: an entry names rows that are there to read
+        outbox.note_visitor(message["visitor"])
     store.note_beacon(message["site"], message["received_at"])
     logger.info("linked %d events%s", written, " (signed in)" if contact else "",  # no visitor id: it is personal
                 extra={"events": written, "signed_in": bool(contact)})

@@ -73,7 +73,9 @@ _ERASE_SCHEMA = {
     "type": "object",
     "required": ["contact", "removed"],
     "properties": {"contact": {"type": "string"}, "removed": {
-        "type": "object", "properties": {name: {"type": "integer"} for name in ("interactions", "visitors", "cases")}}},
+        "type": "object", "properties": {name: {"type": "integer"} for name in ("interactions", "visitors", "cases")}},
+        "lake": {"enum": ["erased", "pending"], "description": "with LAKE_URL set: the contact's rows are gone from "
+                 "the Delta tables, or the lake could not be reached and the next lake export removes them"}},
 }
 
 _TIMELINE_SCHEMA = {

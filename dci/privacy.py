@@ -15,6 +15,7 @@ from dci.attribution import signins
 from dci.clock import day_of, iso_of
 from dci.ids import contact_id
 from dci.insights import event_fact
+from dci.lake.rows import pseudonym
 from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import Settings
@@ -25,6 +26,7 @@ from dci.storage.keys import day_of_row_key
 
 if TYPE_CHECKING:
     from dci.storage import Stores
+    from dci.storage.outbox import LakeOutbox
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +53,8 @@ def export(store: InteractionStore, contact: str, stitch_window_ms: int, session
 
 
 def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
-          cases: CaseStore | None = None, insights: InsightStore | None = None) -> dict[str, int]:
+          cases: CaseStore | None = None, insights: InsightStore | None = None,
+          outbox: LakeOutbox | None = None) -> dict[str, int]:
     """Erase the contact's activity; idempotent. Returns how much was removed.
 
     A visitor no one else signed in on is the contact's own browser: all its rows go, anonymous
@@ -60,7 +63,11 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
     contact or one of its own browsers afterwards.
     """
     removed = {"interactions": 0, "visitors": 0, "cases": 0}
-    for visitor, rows, owners in owned(store, contact, stitch_window_ms):
+    browsers = owned(store, contact, stitch_window_ms)
+    if outbox is not None:  # first: a retry after a failure here no longer finds the browsers' links
+        outbox.note_erasure(contact, [pseudonym(visitor) for visitor, rows, _ in browsers
+                                      if all(row.get("contact") in (None, contact) for row in rows)])
+    for visitor, rows, owners in browsers:
         others = {row["contact"] for row in rows if row.get("contact") and row["contact"] != contact}
         mine = [row for row, owner in zip(rows, owners, strict=True) if owner.contact == contact]
         doomed = mine if others else rows
@@ -89,9 +96,30 @@ def export_reply(raw_contact: str, settings: Settings, stores: Stores) -> Reply:
 
 
 def erase_reply(raw_contact: str, settings: Settings, stores: Stores) -> Reply:
-    """DELETE /api/contacts/{contact_id}."""
-    return _for_contact(raw_contact, lambda contact: json_reply(200, {"contact": contact, "removed": erase(
-        stores.interactions, contact, settings.stitch_window_ms, stores.cases, stores.insights)}))
+    """DELETE /api/contacts/{contact_id}: the store at once; the lake (with LAKE_URL) at once too,
+    or, when it cannot be reached, by the next lake export (the answer says "pending")."""
+    def action(contact: str) -> Reply:
+        document: dict[str, Any] = {"contact": contact, "removed": erase(
+            stores.interactions, contact, settings.stitch_window_ms, stores.cases, stores.insights, stores.outbox)}
+        if settings.lake is not None:
+            document["lake"] = _erase_from_lake(settings, stores, contact)
+        return json_reply(200, document)
+
+    return _for_contact(raw_contact, action)
+
+
+def _erase_from_lake(settings: Settings, stores: Stores, contact: str) -> str:
+    from dci.lake import export as lake
+    from dci.lake.tables import LAKE_ERRORS
+
+    assert settings.lake is not None
+    try:
+        lake.carry_out_erasures(lake.lake_of(settings.lake), stores, only=contact)
+    except LAKE_ERRORS as error:  # the outbox keeps the erasure
+        logger.warning("lake: an erasure could not be carried out now (%s); the next export retries it",
+                       type(error).__name__)
+        return "pending"
+    return "erased"
 
 
 def _for_contact(raw_contact: str, action: Callable[[str], Reply]) -> Reply:

@@ -11,6 +11,7 @@ from dci.storage.cases import LEGACY_TICKETS
 from dci.storage.keys import month_of_table
 
 if TYPE_CHECKING:
+    from dci.settings import Settings
     from dci.storage import Stores
 
 logger = logging.getLogger(__name__)
@@ -47,4 +48,15 @@ def apply(stores: Stores, now: datetime, retention_days: int) -> list[str]:
     if removed:
         logger.info("retention removed %d insight facts from before %s", removed, cutoff,
                     extra={"facts": removed, "before": cutoff})
+    return dropped
+
+
+def run(settings: Settings, stores: Stores, now: datetime) -> list[str]:
+    """The daily timer: `apply`, then, with LAKE_URL set, the lake's upkeep (its days past the same
+    retention period, compaction, vacuum)."""
+    dropped = apply(stores, now, settings.retention_days)
+    if settings.lake is not None:
+        from dci.lake import export as lake
+
+        lake.maintain(lake.lake_of(settings.lake), now, settings.retention_days, settings.lake_vacuum_hours)
     return dropped

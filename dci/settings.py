@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, HttpUrl, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -13,10 +14,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from dci.clock import HOUR_MS, MINUTE_MS
 from dci.storage.clients import StorageTarget
 
+if TYPE_CHECKING:
+    from dci.lake.target import LakeLocation
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_CASE_SCHEDULE = "0 */5 * * * *"
 DEFAULT_INSIGHTS_SCHEDULE = "30 */5 * * * *"  # 30 s after each case poll
+DEFAULT_LAKE_SCHEDULE = "15 */5 * * * *"  # between the case poll and the rollups
 
 
 class SettingsError(RuntimeError):
@@ -45,6 +50,7 @@ class Settings(BaseSettings):
     storage_account: str | None = Field(None, alias="AzureWebJobsStorage__accountName")
     storage_queue_uri: str | None = Field(None, alias="AzureWebJobsStorage__queueServiceUri")
     storage_table_uri: str | None = Field(None, alias="AzureWebJobsStorage__tableServiceUri")
+    storage_blob_uri: str | None = Field(None, alias="AzureWebJobsStorage__blobServiceUri")
     storage_client_id: str | None = Field(None, alias="AzureWebJobsStorage__clientId")
     storage_connection: str | None = Field(None, alias="AzureWebJobsStorage", validate_default=True)
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field((), alias="ALLOWED_ORIGINS")
@@ -67,6 +73,9 @@ class Settings(BaseSettings):
     website_auth_enabled: bool = Field(False, alias="WEBSITE_AUTH_ENABLED")
     report_base_url: HttpUrl | None = Field(None, alias="REPORT_BASE_URL")
     insights_schedule: str = Field(DEFAULT_INSIGHTS_SCHEDULE, alias="INSIGHTS_SCHEDULE")
+    lake_url: str | None = Field(None, alias="LAKE_URL")
+    lake_schedule: str = Field(DEFAULT_LAKE_SCHEDULE, alias="LAKE_SCHEDULE")
+    lake_vacuum_hours: int = Field(168, alias="LAKE_VACUUM_HOURS", ge=0, le=24 * 30)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -100,7 +109,17 @@ class Settings(BaseSettings):
             checked.append(host)
         return tuple(checked)
 
-    @field_validator("case_schedule", "insights_schedule")
+    @field_validator("lake_url")
+    @classmethod
+    def _check_lake_url(cls, url: str | None, info: ValidationInfo) -> str | None:
+        from dci.lake.target import location
+
+        if url is None:
+            return None
+        storage = _storage_target(info.data)
+        return location(url.strip(), storage).root if storage else url.strip()  # no storage: that error says so
+
+    @field_validator("case_schedule", "insights_schedule", "lake_schedule")
     @classmethod
     def _check_schedule(cls, schedule: str) -> str:
         if len(schedule.split()) != 6:
@@ -126,11 +145,16 @@ class Settings(BaseSettings):
     @functools.cached_property  # read on every report request (web.answer → stores): worked out once
     def storage(self) -> StorageTarget:
         """Where the app's queues and tables are."""
-        values = {field.alias: getattr(self, name) for name, field in type(self).model_fields.items()
-                  if name.startswith("storage_") and getattr(self, name)}
-        target = StorageTarget.from_setting("AzureWebJobsStorage", values)  # the host's rule, as the runner's
+        target = _storage_target({name: getattr(self, name) for name in type(self).model_fields})
         assert target is not None  # the validator refused settings without one
         return target
+
+    @functools.cached_property
+    def lake(self) -> LakeLocation | None:
+        """Where the Delta tables go (LAKE_URL), None when the export is off."""
+        from dci.lake.target import location
+
+        return location(self.lake_url, self.storage) if self.lake_url else None
 
     # Durations in the unit the code uses (epoch milliseconds).
     @property
@@ -171,6 +195,13 @@ class Settings(BaseSettings):
         return self.write_case_notes and self.dataverse_configured
 
 
+def _storage_target(values: Mapping[str, Any]) -> StorageTarget | None:
+    """The storage target of the settings' `storage_*` values (by field name), by the host's rule."""
+    fields = Settings.model_fields
+    aliased = {fields[name].alias: value for name, value in values.items() if name.startswith("storage_") and value}
+    return StorageTarget.from_setting("AzureWebJobsStorage", aliased)  # type: ignore[arg-type]
+
+
 def load_settings() -> Settings:
     """Read the settings from the environment, or raise SettingsError naming each bad one."""
     try:
@@ -207,6 +238,11 @@ def reports_auth() -> str:
 def insights_schedule() -> str:
     """When dirty insight days are recomputed, read when function_app is indexed."""
     return _schedule("INSIGHTS_SCHEDULE", DEFAULT_INSIGHTS_SCHEDULE)
+
+
+def lake_schedule() -> str:
+    """When the lake export runs, read when function_app is indexed."""
+    return _schedule("LAKE_SCHEDULE", DEFAULT_LAKE_SCHEDULE)
 
 
 def _schedule(name: str, default: str) -> str:

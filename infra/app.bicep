@@ -15,10 +15,11 @@ param instanceMemoryMB int
 param maximumInstanceCount int
 
 var deploymentContainer = 'app-package-${resourceToken}'
-// What the code uses: queues (with the host's poison queues) and tables. Monthly interactions
-// tables (interactionsYYYYMM) are created by the app as months begin, and dropped by retention.
+// What the code uses: queues (with the host's poison queues) and tables (lakeoutbox: only with
+// LAKE_URL, harmless without). Monthly interactions tables (interactionsYYYYMM) are created by the
+// app as months begin, and dropped by retention.
 var queueNames = ['portal-events', 'portal-events-poison', 'cases', 'cases-poison']
-var tableNames = ['links', 'timelines', 'cases', 'state', 'insights']
+var tableNames = ['links', 'timelines', 'cases', 'state', 'insights', 'lakeoutbox']
 
 // Built-in role definitions (ids as documented by Azure RBAC).
 var roles = {
@@ -200,4 +201,5 @@ resource deployerUpload 'Microsoft.Authorization/roleAssignments@2022-04-01' = i
 output functionAppName string = site.name
 output defaultHostName string = site.properties.defaultHostName
 output identityClientId string = identity.properties.clientId
+output identityPrincipalId string = identity.properties.principalId
 output insightsId string = insights.id

@@ -62,6 +62,23 @@ param reportsAuth string = 'function-key'
 @description('The app\'s https://…/api address; when set, case notes link to the HTML report (REPORT_BASE_URL).')
 param reportBaseUrl string = ''
 
+@description('Create a Data Lake Storage account and export the interactions and cases to it as Delta tables (LAKE_URL).')
+param lakeEnabled bool = false
+
+@description('Object id of the Customer Insights – Data (or Fabric) service principal granted the lake; empty: none.')
+param lakeReaderPrincipalId string = ''
+
+@allowed(['contributor', 'reader'])
+@description('The lake reader\'s role: Customer Insights – Data documents Storage Blob Data Contributor; Fabric needs reader.')
+param lakeReaderRole string = 'contributor'
+
+@description('Six-field NCRONTAB schedule of the lake export (LAKE_SCHEDULE).')
+param lakeSchedule string = '15 */5 * * * *'
+
+@minValue(0)
+@description('Hours a replaced lake file is kept for readers and time travel before the daily vacuum deletes it (LAKE_VACUUM_HOURS).')
+param lakeVacuumHours int = 168
+
 @description('Resource id of an action group the alerts notify; empty: alerts show in the Azure portal only.')
 param alertActionGroupId string = ''
 
@@ -74,6 +91,9 @@ param maximumInstanceCount int = 40
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
+// The lake account's name is derived here, not read from its module: the module needs the app's
+// identity, and the app's settings need the lake's address.
+var lakeUrl = lakeEnabled ? 'abfss://lake@dl${resourceToken}.dfs.${environment().suffixes.storage}/portal' : ''
 
 resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -107,9 +127,25 @@ module app 'app.bicep' = {
       INSIGHTS_SCHEDULE: insightsSchedule
       REPORTS_AUTH: reportsAuth
       REPORT_BASE_URL: reportBaseUrl
+      LAKE_URL: lakeUrl
+      LAKE_SCHEDULE: lakeSchedule
+      LAKE_VACUUM_HOURS: string(lakeVacuumHours)
     }
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+  }
+}
+
+module lake 'lake.bicep' = if (lakeEnabled) {
+  name: 'lake'
+  scope: resourceGroup
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    appPrincipalId: app.outputs.identityPrincipalId
+    readerPrincipalId: lakeReaderPrincipalId
+    readerRole: lakeReaderRole
   }
 }
 
@@ -131,4 +167,5 @@ output AZURE_FUNCTION_APP_NAME string = app.outputs.functionAppName
 output MANAGED_IDENTITY_CLIENT_ID string = app.outputs.identityClientId
 output COLLECT_URL string = 'https://${app.outputs.defaultHostName}/api/collect'
 output BEACON_URL string = 'https://${app.outputs.defaultHostName}/api/beacon.js'
+output LAKE_URL string = lakeUrl
 output API_URL string = 'https://${app.outputs.defaultHostName}/api'

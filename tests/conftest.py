@@ -50,6 +50,7 @@ TEST_SETTINGS = {
 }
 os.environ.update(TEST_SETTINGS)
 for _name in ("PORTAL_CLIENT_ID", "DATAVERSE_URL", "DATAVERSE_TOKEN", "CASE_SETTLE_SECONDS",
+              "LAKE_URL", "LAKE_SCHEDULE",  # no lake unless a test sets one
               "APPLICATIONINSIGHTS_CONNECTION_STRING", "OTEL_EXPORTER_OTLP_ENDPOINT"):  # telemetry: off
     os.environ.pop(_name, None)
 

@@ -11,7 +11,7 @@ import pytest
 
 import function_app
 from dci.runner.index import host_functions
-from dci.settings import DEFAULT_INSIGHTS_SCHEDULE
+from dci.settings import DEFAULT_INSIGHTS_SCHEDULE, DEFAULT_LAKE_SCHEDULE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,6 +31,7 @@ EXPECTED_HTTP = {
 }
 EXPECTED_QUEUE = {"link": "portal-events", "assemble_case": "cases"}
 EXPECTED_TIMERS = {"retention": ("0 30 3 * * *", True), "poll_cases": (os.environ["CASE_SCHEDULE"], True),
+                   "export_lake": (os.environ.get("LAKE_SCHEDULE", DEFAULT_LAKE_SCHEDULE), True),
                    "rollup_insights": (os.environ.get("INSIGHTS_SCHEDULE", DEFAULT_INSIGHTS_SCHEDULE), True)}
 
 

@@ -14,6 +14,7 @@ from dci.settings import Settings
 from dci.storage import cases as case_tables
 from dci.storage import insights as insight_tables
 from dci.storage import keys
+from dci.storage.outbox import OUTBOX_TABLE
 from tests.conftest import ROOT
 
 INFRA = ROOT / "infra"
@@ -92,7 +93,7 @@ def test_infra_declares_every_queue_and_table_the_code_uses() -> None:
     used_queues = {storage.PORTAL_EVENTS_QUEUE, storage.CASES_QUEUE}
     assert used_queues | {f"{q}-poison" for q in used_queues} == queues
     used_tables = {keys.LINKS_TABLE, case_tables.TIMELINES, case_tables.CASES, case_tables.STATE,
-                   insight_tables.INSIGHTS}
+                   insight_tables.INSIGHTS, OUTBOX_TABLE}
     assert used_tables == tables
 
 
@@ -180,9 +181,17 @@ ALERT_MUTATIONS = [  # the same for alerts.bicep, whose type is transcribed in t
 ]
 
 
+LAKE_MUTATIONS = [
+    ("    isHnsEnabled: true\n", "    isHnsEnable: true\n", "unknown property 'isHnsEnable'"),
+    ("      properties: { publicAccess: 'None' }", "      properties: { publicAccess: 'Nobody' }",
+     "'Nobody' is not one of"),
+]
+
+
 @pytest.mark.parametrize(("name", "original", "typo", "said"),
-                         [("app.bicep", *m) for m in MUTATIONS] + [("alerts.bicep", *m) for m in ALERT_MUTATIONS],
-                         ids=[m[2] for m in MUTATIONS + ALERT_MUTATIONS])
+                         [("app.bicep", *m) for m in MUTATIONS] + [("alerts.bicep", *m) for m in ALERT_MUTATIONS]
+                         + [("lake.bicep", *m) for m in LAKE_MUTATIONS],
+                         ids=[m[2] for m in MUTATIONS + ALERT_MUTATIONS + LAKE_MUTATIONS])
 def test_infra_type_check_catches_a_misspelled_bicep(type_index, tmp_path: Path, name: str, original: str,
                                                      typo: str, said: str) -> None:
     from tests.bicep_types import check
@@ -230,3 +239,25 @@ def test_infra_the_deployers_role_assignment_takes_its_principal_type_from_azd()
     parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     assert parameters["principalType"]["value"] == "${AZURE_PRINCIPAL_TYPE=User}"
     assert "principalType: principalType" in MAIN
+
+
+LAKE = (INFRA / "lake.bicep").read_text()
+
+
+def test_infra_lake_is_optional_hierarchical_keyless_and_grants_the_documented_roles() -> None:
+    from dci.lake.target import check_url
+
+    assert "param lakeEnabled bool = false" in MAIN and "module lake 'lake.bicep' = if (lakeEnabled)" in MAIN
+    for setting in ("isHnsEnabled: true", "allowSharedKeyAccess: false", "minimumTlsVersion: 'TLS1_2'",
+                    "allowBlobPublicAccess: false", "publicAccess: 'None'"):
+        assert setting in LAKE, setting
+    assert dict(re.findall(r"^\s+(\w+): '([0-9a-f-]{36})'", LAKE, re.MULTILINE)) == {
+        "storageBlobDataContributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",  # as documented in "Azure built-in roles"
+        "storageBlobDataReader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"}
+    assert "= if (!empty(readerPrincipalId))" in LAKE  # the reader's grant only when a reader is named
+    # LAKE_URL as main.bicep composes it, with a token and the public cloud's storage suffix, is one the app accepts.
+    template = re.search(r"var lakeUrl = lakeEnabled \? '([^']+)'", MAIN).group(1)
+    url = template.replace("${resourceToken}", "abc123def456").replace("${environment().suffixes.storage}",
+                                                                       "core.windows.net")
+    container = re.search(r"param container string = '([^']+)'", LAKE).group(1)
+    assert check_url(url) == url and url.startswith(f"abfss://{container}@dlabc123def456.")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -15,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BROWSER_UA, Store, eventually, free_ports
+from tests.conftest import BROWSER_UA, ROOT, Store, eventually, free_ports
 from tests.http import served
 from tests.test_beacon import CHROMIUM, browser  # noqa: F401  (the module's Chromium fixture)
 
@@ -24,15 +26,16 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.
 
 
 @pytest.fixture
-def demo(store: Store) -> Iterator[tuple[str, str]]:
-    """`serve --demo` on free ports: (the portal's base URL, the local Dataverse's URL)."""
+def demo(store: Store) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """`serve --demo` on free ports: (the portal's base URL, the local Dataverse's URL, its environment)."""
     port, dataverse_port = free_ports(2)
     host = f"127.0.0.1:{port}"
-    env = {**os.environ, "PORTAL_ISSUERS": host, "ALLOWED_ORIGINS": f"http://{host}", "CASE_SETTLE_SECONDS": "3"}
+    env = {**os.environ, "PORTAL_ISSUERS": host, "ALLOWED_ORIGINS": f"http://{host}", "CASE_SETTLE_SECONDS": "3",
+           "LAKE_URL": f"az://lake/journey{uuid.uuid4().hex[:8]}", "LAKE_SCHEDULE": "*/2 * * * * *"}
     env.pop("PORTAL_PUBLIC_KEY")  # collect fetches the demo portal's key, as from Power Pages
     env.pop("CASE_SCHEDULE")  # the demo's own: every 5 s
     with served(env, "--demo", "--dataverse-port", str(dataverse_port), port=port):
-        yield f"http://{host}", f"http://127.0.0.1:{dataverse_port}"
+        yield f"http://{host}", f"http://127.0.0.1:{dataverse_port}", env
 
 
 def status_of(url: str) -> int:
@@ -44,8 +47,8 @@ def status_of(url: str) -> int:
 
 
 def test_journey_the_agent_opens_the_case_by_its_ticket_and_reads_what_the_customer_did(
-        browser: Any, demo: tuple[str, str], tmp_path: Path) -> None:  # noqa: F811
-    portal, dataverse = demo
+        browser: Any, demo: tuple[str, str, dict[str, str]], tmp_path: Path) -> None:  # noqa: F811
+    portal, dataverse, env = demo
     context = browser.new_context(user_agent=BROWSER_UA, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     # The customer: three articles, a search that finds "vpn" and a click on it, one that finds
@@ -113,3 +116,16 @@ def test_journey_the_agent_opens_the_case_by_its_ticket_and_reads_what_the_custo
     assert '  - "Set up the VPN client" (KA-01024)' in note
     assert note[-1].startswith(f"Full timeline: {portal}/api/cases/") and note[-1].endswith("/timeline?format=html")
     context.close()
+
+    # The demo's lake (every 2 s here): the case and the events of its timeline, read with the CLI.
+    def lake(sql: str) -> list[dict[str, Any]]:
+        done = subprocess.run([sys.executable, "-m", "dci", "lake", "--settings", "none.json", "query", "--json",
+                               sql], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+        return [json.loads(line) for line in done.stdout.splitlines()] if done.returncode == 0 else []
+
+    cases = eventually(lambda: lake(f"SELECT * FROM cases WHERE ticket = '{ticket}' AND searches = 2"), timeout=60)
+    assert [(c["zero_result_searches"], c["source"], c["case_form_seen"]) for c in cases] == [(1, "poll", True)]
+    with urllib.request.urlopen(report.replace("format=html", "format=json"), timeout=10) as response:
+        items = json.loads(response.read())["items"]
+    in_case = f"SELECT event_id FROM interactions WHERE ticket = '{ticket}'"
+    assert eventually(lambda: {row["event_id"] for row in lake(in_case)} == {item["id"] for item in items}, timeout=60)

@@ -141,7 +141,7 @@ def test_settings_identity_based_storage_connection(env, monkeypatch: pytest.Mon
     monkeypatch.setenv("AzureWebJobsStorage__credential", "managedidentity")
     assert load_settings().storage == StorageTarget(
         queue_uri="https://stcontoso.queue.core.windows.net", table_uri="https://stcontoso.table.core.windows.net",
-        client_id="11111111-2222-3333-4444-555555555555")
+        blob_uri="https://stcontoso.blob.core.windows.net", client_id="11111111-2222-3333-4444-555555555555")
     monkeypatch.setenv("AzureWebJobsStorage__queueServiceUri", "https://q.example/")
     monkeypatch.setenv("AzureWebJobsStorage__tableServiceUri", "https://t.example/")
     target = load_settings().storage
@@ -184,3 +184,58 @@ def test_settings_a_bad_schedule_is_refused_by_the_settings_and_given_as_is_to_t
     assert {"CASE_SCHEDULE": case_schedule, "INSIGHTS_SCHEDULE": insights_schedule}[name]() == "*/5 * * * *"
     monkeypatch.setenv(name, "")
     assert case_schedule() == "0 */5 * * * *" and insights_schedule() == "30 */5 * * * *"
+
+
+LAKE_URLS = [  # (LAKE_URL, accepted as)
+    ("az://lake/portal", "az://lake/portal"),
+    ("az://lake/portal/", "az://lake/portal"),
+    ("az://lake", "az://lake"),
+    ("az://lake/a/b_c=1", "az://lake/a/b_c=1"),
+    ("abfss://lake@contosolake.dfs.core.windows.net/portal", "abfss://lake@contosolake.dfs.core.windows.net/portal"),
+    ("az://Lake/portal", None),  # container names are lower case
+    ("az://la/portal", None),  # … and 3 to 63 characters
+    ("az://lake--x/portal", None),  # … without double hyphens
+    ("s3://lake/portal", None),
+    ("abfss://lake@contosolake.blob.core.windows.net/portal", None),  # the dfs endpoint
+    ("abfss://lake@contoso.dfs.core.windows.net.evil.example/portal", None),
+    ("az://lake/../x", None),
+    ("az://lake/a b", None),
+]
+
+
+@pytest.mark.parametrize(("url", "accepted"), LAKE_URLS)
+def test_settings_lake_url_forms(env, url: str, accepted: str | None) -> None:
+    env(LAKE_URL=url)
+    if accepted is None:
+        with pytest.raises(SettingsError) as caught:
+            load_settings()
+        assert caught.value.names == ["LAKE_URL"] and "az://lake/portal" in str(caught.value)
+    else:
+        assert load_settings().lake_url == accepted
+
+
+def test_settings_lake_location_from_the_storage_connection(env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dci.lake.target import DEV_BLOB, DEV_KEY
+
+    env(LAKE_URL="az://lake/portal", AzureWebJobsStorage="UseDevelopmentStorage=true")
+    where = load_settings().lake
+    assert (where.container, where.account_url, where.table_uri("cases")) == ("lake", DEV_BLOB, "az://lake/portal/cases")
+    assert where.storage_options()["azure_storage_account_key"] == DEV_KEY and DEV_KEY not in repr(where)
+    env(AzureWebJobsStorage="DefaultEndpointsProtocol=https;AccountName=stx;AccountKey=a2V5;EndpointSuffix=core.windows.net")
+    assert load_settings().lake.storage_options() == {
+        "azure_storage_account_name": "stx", "azure_storage_endpoint": "https://stx.blob.core.windows.net",
+        "azure_storage_account_key": "a2V5"}
+    env(AzureWebJobsStorage="DefaultEndpointsProtocol=https;AccountName=stx;EndpointSuffix=core.windows.net")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.names == ["LAKE_URL"] and "AccountKey" in str(caught.value)
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    env(AzureWebJobsStorage="")
+    monkeypatch.setenv("AzureWebJobsStorage__accountName", "stcontoso")
+    where = load_settings().lake
+    assert where.options == {"azure_storage_account_name": "stcontoso",
+                             "azure_storage_endpoint": "https://stcontoso.blob.core.windows.net"}
+    env(LAKE_URL="abfss://lake@contosolake.dfs.core.windows.net/portal")
+    where = load_settings().lake
+    assert (where.account_url, where.options) == ("https://contosolake.blob.core.windows.net",
+                                                  {"azure_storage_account_name": "contosolake"})

@@ -37,6 +37,12 @@ def test_structure_only_storage_talks_to_the_storage_sdks() -> None:
     assert offenders == []
 
 
+def test_structure_only_the_lake_tables_talk_to_delta_rs() -> None:
+    offenders = [(path, name) for path, tree in modules() for name in imported(tree)
+                 if name.startswith(("deltalake", "arro3")) and path != "dci/lake/tables.py"]
+    assert offenders == []
+
+
 def test_structure_the_ingest_edge_imports_no_storage() -> None:
     offenders = [(path, name) for path, tree in modules() if path.startswith("dci/ingest/")
                  for name in imported(tree) if name.startswith(("dci.storage", "azure.data", "azure.storage"))]

@@ -1,9 +1,10 @@
 """Storage: the only code that talks to the Table and Queue SDKs.
 
 `clients` makes SDK clients from the Functions connection setting; `tables` is one table as every
-store uses it; `keys` names tables, partitions and rows; `interactions`, `cases` and `insights`
-are the stores. `Stores` is the one value the rest of the app is handed: built once per process
-from the settings (one connection pool per account), passed to every trigger by `run`/`web`.
+store uses it; `keys` names tables, partitions and rows; `interactions`, `cases`, `insights` and
+`outbox` (the lake export's) are the stores. `Stores` is the one value the rest of the app is
+handed: built once per process from the settings (one connection pool per account), passed to
+every trigger by `run`/`web`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from dci.storage.cases import CaseStore
     from dci.storage.insights import InsightStore
     from dci.storage.interactions import InteractionStore
+    from dci.storage.outbox import LakeOutbox
 
 __all__ = ["CASES_QUEUE", "CONNECTION_SETTING", "PORTAL_EVENTS_QUEUE", "Queue", "StorageTarget", "Stores", "run",
            "stores"]
@@ -41,24 +43,26 @@ class Stores:
     cases: CaseStore
     insights: InsightStore
     cases_queue: Queue
+    outbox: LakeOutbox | None = None  # what the lake export still has to do; None while LAKE_URL is unset
 
 
 def stores(settings: Settings) -> Stores:
     """The process's stores for these settings."""
-    return _stores(settings.storage, settings.insights_follow_days)
+    return _stores(settings.storage, settings.insights_follow_days, settings.lake_url is not None)
 
 
 @functools.cache
-def _stores(target: StorageTarget, follow_days: int) -> Stores:
+def _stores(target: StorageTarget, follow_days: int, lake: bool) -> Stores:
     from dci.storage.cases import CaseStore
     from dci.storage.clients import PoisonDepths, QueueWriter, table_service
     from dci.storage.insights import InsightStore
     from dci.storage.interactions import InteractionStore
+    from dci.storage.outbox import LakeOutbox
 
     tables = table_service(target)
     telemetry.observe("dci.queue.poison.depth", PoisonDepths(target))
     return Stores(InteractionStore(tables), CaseStore(tables), InsightStore(tables, follow_days),
-                  QueueWriter(target, CASES_QUEUE))
+                  QueueWriter(target, CASES_QUEUE), LakeOutbox(tables) if lake else None)
 
 
 def run(job: Callable[[Settings, Stores], T], consuming: str | None = None) -> T:

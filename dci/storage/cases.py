@@ -16,7 +16,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import EdmType, EntityProperty, UpdateMode
 
 from dci.storage.keys import STATE_TABLE, contact_key, event_row_key
@@ -115,6 +115,14 @@ class CaseStore:
     def cases_of(self, contact: str) -> list[dict[str, Any]]:
         """A contact's cases, oldest first."""
         return self._tables[CASES].partition(contact_key(contact))
+
+    def assembled(self) -> list[str]:
+        """The ids of every case with a stored timeline (reads only the keys)."""
+        try:
+            rows = self._tables[TIMELINES].client.query_entities("RowKey eq 'timeline'", select=["PartitionKey"])
+            return sorted(row["PartitionKey"] for row in rows)
+        except ResourceNotFoundError:
+            return []
 
     def forget_contact(self, contact: str) -> int:
         """Delete a contact's case rows and timelines (erasure); returns how many cases."""

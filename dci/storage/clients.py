@@ -30,6 +30,7 @@ class StorageTarget:
     connection_string: str | None = None
     queue_uri: str | None = None
     table_uri: str | None = None
+    blob_uri: str | None = None  # only the lake export (LAKE_URL=az://…) uses the Blob service
     client_id: str | None = None  # user-assigned managed identity; None: DefaultAzureCredential
 
     @classmethod
@@ -43,9 +44,10 @@ class StorageTarget:
         account = environ.get(f"{name}__accountName")
         queue_uri = environ.get(f"{name}__queueServiceUri") or (account and f"https://{account}.queue.core.windows.net")
         table_uri = environ.get(f"{name}__tableServiceUri") or (account and f"https://{account}.table.core.windows.net")
+        blob_uri = environ.get(f"{name}__blobServiceUri") or (account and f"https://{account}.blob.core.windows.net")
         if not (queue_uri or table_uri):
             return None
-        return cls(queue_uri=queue_uri or None, table_uri=table_uri or None,
+        return cls(queue_uri=queue_uri or None, table_uri=table_uri or None, blob_uri=blob_uri or None,
                    client_id=environ.get(f"{name}__clientId") or None)
 
     @classmethod

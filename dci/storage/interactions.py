@@ -128,12 +128,21 @@ class InteractionStore:
         query = f"TableName ge '{INTERACTIONS_PREFIX}' and TableName lt '{INTERACTIONS_PREFIX}~'"
         return sorted(table.name for table in self._service.query_tables(query))
 
-    def visitor_events(self, visitor: str) -> list[dict[str, Any]]:
-        """Every stored event of a visitor, across the monthly tables, in time order."""
+    def visitor_events(self, visitor: str, tables: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every stored event of a visitor, across the monthly tables (`interaction_tables()` unless
+        given: a caller reading many visitors lists them once), in time order."""
         rows = []
-        for table in self.interaction_tables():
+        for table in self.interaction_tables() if tables is None else tables:
             rows += [row | {"table": table} for row in AutoTable(self._service, table).partition(visitor_key(visitor))]
         return sorted(rows, key=lambda row: row["RowKey"])
+
+    def visitors(self) -> list[str]:
+        """Every visitor with stored events (reads only the keys of every monthly table)."""
+        found: set[str] = set()
+        for table in self.interaction_tables():
+            rows = AutoTable(self._service, table).client.list_entities(select=["PartitionKey"])
+            found |= {row["PartitionKey"].removeprefix("v_") for row in rows if row["PartitionKey"].startswith("v_")}
+        return sorted(found)
 
     def visitors_of(self, contact: str) -> list[dict[str, Any]]:
         """The link rows of a contact: one per visitor (browser) the contact signed in on."""

@@ -1,0 +1,199 @@
+"""The lake export: the outbox's pending visitors and cases merged into the Delta tables, the
+pending erasures carried out, and the daily upkeep (retention, compaction, vacuum).
+
+A run reads the oldest entries of the outbox, rebuilds the rows of each visitor named (all of its
+stored events: a sign-in changes the attribution of the browsing before it) and of each case (with
+the visitors of its contact: the case's events gain its id), merges them, and only then clears the
+entries. A crash before the clearing leaves them for the next run, whose merge changes nothing
+that is already there: exactly once, without a watermark to keep in step with the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from dci import telemetry
+from dci.ids import GUID_FULL_PATTERN
+from dci.lake.rows import PSEUDONYM_PATTERN, case_row, interaction_rows, membership
+
+if TYPE_CHECKING:
+    from dci.lake.tables import Lake
+    from dci.lake.target import LakeLocation
+    from dci.settings import Settings
+    from dci.storage import Stores
+    from dci.storage.outbox import Entry
+
+logger = logging.getLogger(__name__)
+
+MAX_ENTRIES = 5000  # outbox entries per run: bounds one run's time and memory; the rest wait for the next
+CHUNK = 1000  # entries whose rows are built and merged together
+READERS = 8  # storage reads at once (the SDK clients are thread-safe; each read is a round trip)
+_lakes: dict[tuple[str, str], Lake] = {}
+
+
+def lake_of(where: LakeLocation) -> Lake:
+    """The process's Lake for a location (delta-rs loads here, on the first export)."""
+    from dci.lake.tables import Lake
+
+    key = (where.root, where.account_url)
+    if key not in _lakes:
+        _lakes[key] = Lake(where)
+    return _lakes[key]
+
+
+def run(settings: Settings, stores: Stores) -> dict[str, Any] | None:
+    """The timer's run (LAKE_SCHEDULE): export what is pending, then carry out pending erasures.
+    Returns what it did, None when no lake is configured (nothing is imported then)."""
+    if settings.lake is None or stores.outbox is None:
+        return None
+    lake = lake_of(settings.lake)
+    started = time.perf_counter()
+    with telemetry.span("export lake") as span:
+        done = export(lake, stores, settings.stitch_window_ms)
+        done["erasures"] = carry_out_erasures(lake, stores)
+        span.set({f"dci.lake.{name}": value for name, value in done.items()})
+    logger.log(logging.INFO if done["entries"] or done["erasures"] else logging.DEBUG,
+               "lake: %d interactions and %d cases merged (%d inserted, %d updated) from %d outbox entries in "
+               "%.1f s; %d erasures", done["interactions"], done["cases"], done["inserted"], done["updated"],
+               done["entries"], time.perf_counter() - started, done["erasures"], extra=done)
+    return done
+
+
+def export(lake: Lake, stores: Stores, window_ms: int, limit: int = MAX_ENTRIES, chunk: int = CHUNK) -> dict[str, int]:
+    """Merge the rows of the pending visitors and cases, `chunk` entries at a time (each chunk's
+    entries cleared after its merge: memory stays bounded however long the visitors' histories).
+    Returns counts."""
+    assert stores.outbox is not None
+    entries = stores.outbox.pending(limit)
+    done = {"entries": len(entries), "interactions": 0, "cases": 0, "inserted": 0, "updated": 0}
+    for start in range(0, len(entries), chunk):
+        part = entries[start:start + chunk]
+        for name, count in _export(lake, stores, window_ms, part).items():
+            done[name] += count
+        stores.outbox.done(part)
+    return done
+
+
+def _export(lake: Lake, stores: Stores, window_ms: int, entries: list[Entry]) -> dict[str, int]:
+    visitors = {entry.visitor for entry in entries if entry.visitor}
+    cases = []
+    for case_id in sorted({entry.case_id for entry in entries if entry.case_id}):
+        stored, timeline = stores.cases.case(case_id), stores.cases.timeline(case_id)
+        if stored is None or timeline is None:
+            continue  # erased, or not assembled
+        cases.append(case_row({"case_id": case_id, **stored}, timeline["document"]))
+        if stored.get("contact"):
+            visitors |= {link["visitor"] for link in stores.interactions.visitors_of(stored["contact"])}
+    rows = _interactions(stores, sorted(visitors), window_ms)
+    merged = {"interactions": len(rows), "cases": len(cases), "inserted": 0, "updated": 0}
+    for name, batch in (("interactions", rows), ("cases", cases)):
+        if batch:
+            counts = lake.merge(name, batch)
+            merged["inserted"] += counts["inserted"]
+            merged["updated"] += counts["updated"]
+    return merged
+
+
+def _interactions(stores: Stores, visitors: list[str], window_ms: int) -> list[dict[str, Any]]:
+    """The rows of these visitors' stored events, each with the case it led to. The reads are many
+    small round trips: READERS run at once."""
+    tables = stores.interactions.interaction_tables()
+    with ThreadPoolExecutor(READERS) as pool:
+        events_of = dict(zip(visitors, pool.map(lambda v: stores.interactions.visitor_events(v, tables), visitors),
+                             strict=True))
+        contacts = sorted({event["contact"] for events in events_of.values() for event in events
+                           if event.get("contact")})
+        cases_of = dict(zip(contacts, pool.map(lambda c: membership(_timelines(stores, c)), contacts), strict=True))
+    rows = []
+    for visitor, events in events_of.items():
+        led_to: dict[str, tuple[str, str | None]] = {}
+        for contact in sorted({event["contact"] for event in events if event.get("contact")}):
+            led_to |= cases_of[contact]
+        rows += interaction_rows(visitor, events, window_ms, led_to)
+    return rows
+
+
+def _timelines(stores: Stores, contact: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    out = []
+    for case in stores.cases.cases_of(contact):
+        timeline = stores.cases.timeline(case["case_id"])
+        if timeline is not None:
+            out.append((case, timeline["document"]))
+    return out
+
+
+def backfill(stores: Stores) -> int:
+    """Note every stored visitor and assembled case for the next export (the history from before
+    LAKE_URL was set); returns how many entries."""
+    assert stores.outbox is not None
+    noted = 0
+    for visitor in stores.interactions.visitors():
+        stores.outbox.note_visitor(visitor)
+        noted += 1
+    for case_id in stores.cases.assembled():
+        stores.outbox.note_case(case_id)
+        noted += 1
+    return noted
+
+
+# --- erasure ------------------------------------------------------------------------------------
+
+
+def erase(lake: Lake, contact: str, own_visitors: Iterable[str]) -> dict[str, int]:
+    """Delete the contact's rows, and every row of the browsers that were theirs alone, from both
+    tables (files rewritten; the old files go at the next vacuum; the log names none of them).
+    Returns the rows deleted."""
+    if not re.fullmatch(GUID_FULL_PATTERN, contact):
+        raise ValueError("not a contact id")
+    pseudonyms = sorted(own_visitors)
+    if not all(re.fullmatch(PSEUDONYM_PATTERN, value) for value in pseudonyms):
+        raise ValueError("not a visitor pseudonym")
+    predicate = f"contact_id = '{contact}'"
+    if pseudonyms:
+        predicate += " OR visitor IN (" + ", ".join(f"'{value}'" for value in pseudonyms) + ")"
+    return {name: lake.delete_where(name, predicate) for name in ("interactions", "cases")}
+
+
+def carry_out_erasures(lake: Lake, stores: Stores, only: str | None = None) -> int:
+    """Carry out the pending erasures (or the one of contact `only`); returns how many were done.
+    One that fails stays pending for the next run."""
+    assert stores.outbox is not None
+    done = 0
+    for entry in stores.outbox.erasures():
+        if only is not None and entry.row != only:
+            continue
+        _erase_entry(lake, entry)
+        stores.outbox.done([entry])
+        done += 1
+    return done
+
+
+def _erase_entry(lake: Lake, entry: Entry) -> None:
+    removed = erase(lake, entry.row, json.loads(entry.fields.get("visitors") or "[]"))
+    logger.info("lake: erased a contact's rows (%d interactions, %d cases)", removed["interactions"],
+                removed["cases"], extra={f"lake_{name}": count for name, count in removed.items()})
+
+
+# --- upkeep -------------------------------------------------------------------------------------
+
+
+def maintain(lake: Lake, now: datetime, retention_days: int, vacuum_hours: int) -> dict[str, int]:
+    """The daily upkeep: drop the interactions of the days older than the retention period (whole
+    partitions, as the store drops whole months; cases stay, as their timelines do), compact each
+    day's small files, and vacuum the files no version younger than `vacuum_hours` uses — erased
+    rows are gone from storage after at most that long and a day."""
+    cutoff = (now - timedelta(days=retention_days)).date().isoformat()
+    dropped = lake.delete("interactions", f"date < DATE '{cutoff}'")
+    compacted = sum(lake.compact(name).get("numFilesRemoved", 0) for name in ("interactions", "cases"))
+    vacuumed = sum(lake.vacuum(name, vacuum_hours) for name in ("interactions", "cases"))
+    done = {"expired_interactions": dropped, "compacted_files": compacted, "vacuumed_files": vacuumed}
+    logger.info("lake upkeep: %d interactions past retention, %d small files compacted, %d old files vacuumed",
+                dropped, compacted, vacuumed, extra=done)
+    return done

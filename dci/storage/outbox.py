@@ -1,0 +1,113 @@
+"""What the lake export still has to do, in Table storage (written only when LAKE_URL is set).
+
+| table | PartitionKey | RowKey | holds |
+|---|---|---|---|
+| `lakeoutbox` | `{yyyy-mm-ddTHH:MM}` (when noted, UTC) | `v_{visitor}` | a visitor whose events were stored |
+| `lakeoutbox` | same | `k_{case id}` | a case whose timeline was (re-)assembled |
+| `lakeoutbox` | `~erasures` | `{contact}` | an erasure not yet carried out in the lake; the contact's own browsers |
+
+An entry is an upsert on a deterministic key (a re-delivered batch notes the same visitor again) and
+is deleted only after the export merged it, on its ETag: an entry noted again meanwhile stays for
+the next run. The minute partitions spread the writes; the export reads the oldest first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from dci.storage.keys import visitor_key
+from dci.storage.tables import AutoTable
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableServiceClient
+
+OUTBOX_TABLE = "lakeoutbox"
+ERASURES = "~erasures"  # sorts after every minute partition
+CASE_PREFIX = "k_"
+DELETERS = 8
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One pending entry: what it names, and the ETag it was read with."""
+
+    partition: str
+    row: str
+    etag: str
+    fields: dict[str, Any]
+
+    @property
+    def visitor(self) -> str | None:
+        return self.row.removeprefix("v_") if self.row.startswith("v_") else None
+
+    @property
+    def case_id(self) -> str | None:
+        return self.row.removeprefix(CASE_PREFIX) if self.row.startswith(CASE_PREFIX) else None
+
+
+class LakeOutbox:
+    """Notes what changed for the lake; hands the export what is pending and clears what it did."""
+
+    def __init__(self, service: TableServiceClient, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self._table = AutoTable(service, OUTBOX_TABLE)
+        self._clock = clock
+
+    def note_visitor(self, visitor: str) -> None:
+        """A batch of this visitor's events was stored."""
+        self._note(visitor_key(visitor))
+
+    def note_case(self, case_id: str) -> None:
+        """This case's timeline was stored."""
+        self._note(f"{CASE_PREFIX}{case_id}")
+
+    def _note(self, row: str) -> None:
+        entity = {"PartitionKey": f"{self._clock():%Y-%m-%dT%H:%M}", "RowKey": row}
+        self._table.write(lambda client: client.upsert_entity(entity, mode=UpdateMode.REPLACE))
+
+    def note_erasure(self, contact: str, own_visitors: Iterable[str]) -> None:
+        """An erasure for the lake to carry out: the contact, and the browsers that were theirs alone."""
+        earlier = self._table.get(ERASURES, contact)  # a retried erasure finds fewer browsers: keep the first's
+        visitors = set(own_visitors) | set(json.loads(earlier["visitors"]) if earlier else [])
+        entity = {"PartitionKey": ERASURES, "RowKey": contact, "visitors": json.dumps(sorted(visitors))}
+        self._table.write(lambda client: client.upsert_entity(entity, mode=UpdateMode.REPLACE))
+
+    def pending(self, limit: int) -> list[Entry]:
+        """The oldest `limit` visitor and case entries."""
+        return self._entries("PartitionKey lt @end", {"end": ERASURES}, limit)
+
+    def erasures(self) -> list[Entry]:
+        """The erasures the lake has not carried out yet."""
+        return self._entries("PartitionKey eq @pk", {"pk": ERASURES}, None)
+
+    def _entries(self, query: str, parameters: dict[str, str], limit: int | None) -> list[Entry]:
+        out = []
+        try:
+            for row in self._table.client.query_entities(query, parameters=parameters):
+                out.append(Entry(row["PartitionKey"], row["RowKey"], row.metadata["etag"],
+                                 {k: v for k, v in row.items() if k not in ("PartitionKey", "RowKey")}))
+                if limit is not None and len(out) >= limit:
+                    break
+        except ResourceNotFoundError:
+            return []
+        return out
+
+    def done(self, entries: Iterable[Entry]) -> None:
+        """Delete entries the export carried out, unless noted again since they were read (one
+        conditional delete each, DELETERS at once)."""
+        def delete(entry: Entry) -> None:
+            with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+                self._table.client.delete_entity(entry.partition, entry.row, etag=entry.etag,
+                                                 match_condition=MatchConditions.IfNotModified)
+
+        with ThreadPoolExecutor(DELETERS) as pool:
+            list(pool.map(delete, entries))
