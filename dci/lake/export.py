@@ -58,6 +58,7 @@ def run(settings: Settings, stores: Stores) -> dict[str, Any] | None:
     with telemetry.span("export lake") as span:
         done = export(lake, stores, settings.stitch_window_ms)
         done["erasures"] = carry_out_erasures(lake, stores)
+        stores.outbox.forget_erasures()
         span.set({f"dci.lake.{name}": value for name, value in done.items()})
     logger.log(logging.INFO if done["entries"] or done["erasures"] else logging.DEBUG,
                "lake: %d interactions and %d cases merged (%d inserted, %d updated) from %d outbox entries in "
@@ -73,15 +74,29 @@ def export(lake: Lake, stores: Stores, window_ms: int, limit: int = MAX_ENTRIES,
     assert stores.outbox is not None
     entries = stores.outbox.pending(limit)
     done = {"entries": len(entries), "interactions": 0, "cases": 0, "inserted": 0, "updated": 0}
+    named: set[str] = set()
     for start in range(0, len(entries), chunk):
         part = entries[start:start + chunk]
-        for name, count in _export(lake, stores, window_ms, part).items():
+        for name, count in _export(lake, stores, window_ms, part, named).items():
             done[name] += count
         stores.outbox.done(part)
+    done["erased_again"] = erase_again(lake, stores, named)
     return done
 
 
-def _export(lake: Lake, stores: Stores, window_ms: int, entries: list[Entry]) -> dict[str, int]:
+def erase_again(lake: Lake, stores: Stores, named: set[str]) -> int:
+    """Carry out again the erasures already carried out whose contact, or one of whose browsers,
+    the rows just merged name: those rows were read before the erasure and merged after it."""
+    assert stores.outbox is not None
+    again = 0
+    for entry in stores.outbox.erasures():
+        if entry.erased and ({entry.row, *json.loads(entry.fields.get("visitors") or "[]")} & named):
+            _erase_entry(lake, entry)
+            again += 1
+    return again
+
+
+def _export(lake: Lake, stores: Stores, window_ms: int, entries: list[Entry], named: set[str]) -> dict[str, int]:
     visitors = {entry.visitor for entry in entries if entry.visitor}
     cases = []
     for case_id in sorted({entry.case_id for entry in entries if entry.case_id}):
@@ -92,6 +107,7 @@ def _export(lake: Lake, stores: Stores, window_ms: int, entries: list[Entry]) ->
         if stored.get("contact"):
             visitors |= {link["visitor"] for link in stores.interactions.visitors_of(stored["contact"])}
     rows = _interactions(stores, sorted(visitors), window_ms)
+    named |= {row[column] for row in rows + cases for column in ("contact_id", "visitor") if row[column]}
     merged = {"interactions": len(rows), "cases": len(cases), "inserted": 0, "updated": 0}
     for name, batch in (("interactions", rows), ("cases", cases)):
         if batch:
@@ -163,14 +179,15 @@ def erase(lake: Lake, contact: str, own_visitors: Iterable[str]) -> dict[str, in
 
 def carry_out_erasures(lake: Lake, stores: Stores, only: str | None = None) -> int:
     """Carry out the pending erasures (or the one of contact `only`); returns how many were done.
-    One that fails stays pending for the next run."""
+    One that fails stays pending for the next run; one carried out stays ERASURE_KEPT for
+    `erase_again`."""
     assert stores.outbox is not None
     done = 0
     for entry in stores.outbox.erasures():
-        if only is not None and entry.row != only:
+        if entry.erased or (only is not None and entry.row != only):
             continue
         _erase_entry(lake, entry)
-        stores.outbox.done([entry])
+        stores.outbox.mark_erased(entry)
         done += 1
     return done
 

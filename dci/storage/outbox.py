@@ -4,11 +4,13 @@
 |---|---|---|---|
 | `lakeoutbox` | `{yyyy-mm-ddTHH:MM}` (when noted, UTC) | `v_{visitor}` | a visitor whose events were stored |
 | `lakeoutbox` | same | `k_{case id}` | a case whose timeline was (re-)assembled |
-| `lakeoutbox` | `~erasures` | `{contact}` | an erasure not yet carried out in the lake; the contact's own browsers |
+| `lakeoutbox` | `~erasures` | `{contact}` | an erasure for the lake: the contact's own browsers; when carried out |
 
 An entry is an upsert on a deterministic key (a re-delivered batch notes the same visitor again) and
 is deleted only after the export merged it, on its ETag: an entry noted again meanwhile stays for
-the next run. The minute partitions spread the writes; the export reads the oldest first.
+the next run. The minute partitions spread the writes; the export reads the oldest first. An
+erasure's entry stays ERASURE_KEPT after the lake carried it out: an export that read the contact's
+events just before the erasure, and merged them just after it, must find it and erase them again.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 OUTBOX_TABLE = "lakeoutbox"
 ERASURES = "~erasures"  # sorts after every minute partition
 CASE_PREFIX = "k_"
+ERASURE_KEPT = timedelta(hours=1)
 DELETERS = 8
 
 
@@ -49,6 +52,11 @@ class Entry:
     @property
     def visitor(self) -> str | None:
         return self.row.removeprefix("v_") if self.row.startswith("v_") else None
+
+    @property
+    def erased(self) -> bool:
+        """An erasure entry the lake has carried out."""
+        return bool(self.fields.get("erased_at"))
 
     @property
     def case_id(self) -> str | None:
@@ -86,8 +94,24 @@ class LakeOutbox:
         return self._entries("PartitionKey lt @end", {"end": ERASURES}, limit)
 
     def erasures(self) -> list[Entry]:
-        """The erasures the lake has not carried out yet."""
+        """The erasures noted: those still to carry out, and those carried out within ERASURE_KEPT."""
         return self._entries("PartitionKey eq @pk", {"pk": ERASURES}, None)
+
+    def mark_erased(self, entry: Entry) -> None:
+        """The lake carried this erasure out (unless it was noted again since it was read: a retried
+        erasure, which the next export carries out once more)."""
+        entity = {"PartitionKey": ERASURES, "RowKey": entry.row, "visitors": entry.fields.get("visitors", "[]"),
+                  "erased_at": f"{self._clock():%Y-%m-%dT%H:%M:%SZ}"}
+        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+            self._table.client.update_entity(entity, mode=UpdateMode.REPLACE, etag=entry.etag,
+                                             match_condition=MatchConditions.IfNotModified)
+
+    def forget_erasures(self) -> int:
+        """Delete the erasure entries carried out more than ERASURE_KEPT ago; returns how many."""
+        cutoff = f"{self._clock() - ERASURE_KEPT:%Y-%m-%dT%H:%M:%SZ}"
+        old = [entry for entry in self.erasures() if entry.erased and entry.fields["erased_at"] < cutoff]
+        self.done(old)
+        return len(old)
 
     def _entries(self, query: str, parameters: dict[str, str], limit: int | None) -> list[Entry]:
         out = []
