@@ -68,23 +68,33 @@ def _lake(args: argparse.Namespace) -> int:
     from dci.lake import export as lake
 
     if args.action == "query":
-        from dci.lake.tables import plain
+        from dci.lake.tables import LAKE_ERRORS, plain
 
-        table = lake.lake_of(settings.lake).query(args.sql)
+        try:
+            table = lake.lake_of(settings.lake).query(args.sql)
+        except LAKE_ERRORS as error:  # a bad query, a table not exported yet, an unreachable lake
+            print(f"error: {error}", file=sys.stderr)
+            return 1
         if args.json:
             for row in plain(table):
                 print(json.dumps(row, ensure_ascii=False, default=str))
         else:
             print(table)
         return 0
+    from dci.lake.tables import LAKE_ERRORS
+
     stores = storage.stores(settings)
-    if args.all:
-        print(f"noted {lake.backfill(stores)} visitors and cases")
-    while True:
-        done = lake.run(settings, stores) or {}
-        print(json.dumps(done))
-        if done.get("entries", 0) < lake.MAX_ENTRIES:
-            return 0
+    try:
+        if args.all:
+            print(f"noted {lake.backfill(stores)} visitors and cases")
+        while True:
+            done = lake.run(settings, stores) or {}
+            print(json.dumps(done))
+            if done.get("entries", 0) < lake.MAX_ENTRIES:
+                return 0
+    except LAKE_ERRORS as error:  # storage or the lake unreachable, the identity refused: the outbox keeps all
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
 
 
 def _serve(args: argparse.Namespace) -> int:

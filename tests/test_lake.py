@@ -495,6 +495,9 @@ def test_lake_cli_exports_the_history_from_before_and_answers_sql(store: Store, 
                                     "GROUP BY search_query")
     assert [json.loads(line) for line in answer.splitlines()] == [{"search_query": "vpn", "n": 2}]
     assert "printer" in cli("query", "SELECT search_query FROM interactions ORDER BY search_query")
+    bad = subprocess.run([sys.executable, "-m", "dci", "lake", "--settings", "none.json", "query", "SELEC 1"],
+                         env=dict(os.environ), capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: SQL error") and "Traceback" not in bad.stderr
 
 
 def test_lake_cli_without_lake_url_says_how_to_set_it(store: Store) -> None:
