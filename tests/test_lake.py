@@ -283,6 +283,11 @@ def test_lake_late_case_assembly_gives_the_events_their_case(store: Store, lake_
     (case,) = lake().rows("cases")
     assert (rows[read["id"]]["case_id"], rows[read["id"]]["ticket"]) == (case["case_id"], "CAS-0042")
     assert case["articles_read"] == 1
+    from dci.lake.export import backfill
+
+    assert backfill(stores) == 2  # the visitor and the case, as `lake export --all` notes them
+    again = run(stores)
+    assert (again["entries"], again["cases"], again["inserted"], again["updated"]) == (2, 1, 0, 0)
 
 
 # --- erasure and upkeep ---------------------------------------------------------------------------

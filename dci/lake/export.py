@@ -149,14 +149,7 @@ def backfill(stores: Stores) -> int:
     """Note every stored visitor and assembled case for the next export (the history from before
     LAKE_URL was set); returns how many entries."""
     assert stores.outbox is not None
-    noted = 0
-    for visitor in stores.interactions.visitors():
-        stores.outbox.note_visitor(visitor)
-        noted += 1
-    for case_id in stores.cases.assembled():
-        stores.outbox.note_case(case_id)
-        noted += 1
-    return noted
+    return stores.outbox.note_all(stores.interactions.visitors(), stores.cases.assembled())
 
 
 # --- erasure ------------------------------------------------------------------------------------

@@ -74,6 +74,14 @@ class LakeOutbox:
         """A batch of this visitor's events was stored."""
         self._note(visitor_key(visitor))
 
+    def note_all(self, visitors: Iterable[str], case_ids: Iterable[str]) -> int:
+        """Note many visitors and cases at once (a backfill): 100 upserts a transaction. Returns how many."""
+        partition = f"{self._clock():%Y-%m-%dT%H:%M}"
+        rows = [visitor_key(visitor) for visitor in visitors] + [f"{CASE_PREFIX}{case}" for case in case_ids]
+        self._table.submit(("upsert", {"PartitionKey": partition, "RowKey": row}, {"mode": UpdateMode.REPLACE})
+                           for row in rows)
+        return len(rows)
+
     def note_case(self, case_id: str) -> None:
         """This case's timeline was stored."""
         self._note(f"{CASE_PREFIX}{case_id}")
