@@ -115,8 +115,7 @@ def test_lake_rows_match_the_contacts_export_row_by_row(store: Store, lake_url: 
         api = f"{url}/api"
         visitors = journeys(api)
         exported = call("GET", f"{api}/contacts/{A}/export")[1]
-        done = run(storage.stores(settings()))
-    assert done["interactions"] == 7 and done["cases"] == 1 and done["inserted"] == 8
+        run(storage.stores(settings()))  # (the runner's own export timer may have done part of it: same rows)
 
     rows = {row["event_id"]: row for row in lake().rows("interactions")}
     assert len(rows) == 7
