@@ -41,6 +41,8 @@ INSTRUMENTS: dict[str, tuple[str, str, str]] = {
     "dci.dataverse.throttled": ("counter", "{response}", "Dataverse answers 429 (service protection limits)"),
     "dci.dataverse.retry.wait": ("histogram", "s", "Time slept before retrying a Dataverse call"),
     "dci.insights.rollup.duration": ("histogram", "s", "One run of the insight day rollups"),
+    "dci.lake.export.lag": ("histogram", "s", "At each lake export: how long its oldest outbox entry has waited"),
+    "dci.lake.rows": ("counter", "{row}", "Lake rows merged, by dci.lake.table and dci.lake.change"),
 }
 
 Attributes = Mapping[str, "str | bool | int | float"]

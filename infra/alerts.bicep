@@ -1,4 +1,5 @@
-// Log alerts on the app's Application Insights: messages left in a poison queue, and failing invocations.
+// Log alerts on the app's Application Insights: messages left in a poison queue, failing invocations,
+// and (with LAKE_URL) a lake export that falls behind.
 // The queries are the ones docs/OPERATIONS.md explains; they read what dci/telemetry.py and the host export.
 
 param location string
@@ -10,6 +11,9 @@ param insightsId string
 
 @description('Resource id of an action group to notify (e-mail, Teams, ...); empty: alerts show in the portal only.')
 param actionGroupId string = ''
+
+@description('The lake export raises its alert when its oldest outbox entry has waited longer than this (seconds).')
+param lakeLagSeconds int = 1800
 
 @description('Invocations failing above this percentage (of at least 20 in the window) raise the failure-rate alert.')
 param failureRatePercent int = 5
@@ -63,6 +67,35 @@ resource failures 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
       allOf: [
         {
           query: 'requests | summarize total = count(), failed = countif(success == false) | where total >= 20 and failed * 100.0 / total > ${failureRatePercent}'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    actions: actions
+  }
+}
+
+resource lakeBehind 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-lake-${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Portal Insights: lake export behind'
+    description: 'The oldest visitor or case waiting for the lake export has waited more than ${lakeLagSeconds} s. docs/OPERATIONS.md (Timers) says what to look at.'
+    severity: 2
+    enabled: true
+    scopes: [insightsId]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    autoMitigate: true
+    criteria: {
+      allOf: [
+        {
+          query: 'customMetrics | where name == "dci.lake.export.lag" | summarize lag = max(valueMax) | where lag > ${lakeLagSeconds}'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0

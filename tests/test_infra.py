@@ -175,7 +175,9 @@ MUTATIONS = [  # (what app.bicep says, what a typo makes of it, what the checker
 
 ALERT_MUTATIONS = [  # the same for alerts.bicep, whose type is transcribed in tests/azure-types
     ("    severity: 1\n", "    severity: 1\n    autoMitigat: true\n", "unknown property 'autoMitigat'"),
-    ("    severity: 2\n", "    severity: 2\n    createdWithApiVersion: 'x'\n", "'createdWithApiVersion' is read-only"),
+    ("    displayName: 'Portal Insights: failure rate'\n",
+     "    displayName: 'Portal Insights: failure rate'\n    createdWithApiVersion: 'x'\n",
+     "'createdWithApiVersion' is read-only"),
     ("  name: 'alert-poison-${resourceToken}'\n  location: location\n",
      "  name: 'alert-poison-${resourceToken}'\n", "required property 'location' is missing"),
 ]
@@ -208,9 +210,10 @@ def test_infra_alerts_watch_the_poison_gauge_and_the_failure_rate_of_the_apps_ow
     from dci import telemetry
 
     alerts = (INFRA / "alerts.bicep").read_text()
-    (poison,) = re.findall(r'customMetrics \| where name == "([\w.]+)"', alerts)
+    poison, lag = re.findall(r'customMetrics \| where name == "([\w.]+)"', alerts)
     assert telemetry.INSTRUMENTS[poison][0] == "gauge"
-    assert alerts.count("scopes: [insightsId]") == 2
+    assert telemetry.INSTRUMENTS[lag][0] == "histogram" and "max(valueMax)" in alerts  # a histogram's maximum
+    assert alerts.count("scopes: [insightsId]") == 3
     assert re.search(r"insightsId: app\.outputs\.insightsId", MAIN)
     assert "output insightsId string = insights.id" in APP
 

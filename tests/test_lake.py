@@ -203,6 +203,18 @@ def test_lake_export_in_chunks_clears_each_chunk_after_its_merge(store: Store, l
     assert export(lake(), stores, settings().stitch_window_ms)["inserted"] == 3
 
 
+def test_lake_outbox_says_how_long_its_oldest_entry_has_waited(store: Store) -> None:
+    from dci.storage.outbox import LakeOutbox
+
+    noted_at = datetime(2026, 11, 29, 14, 5, 40, tzinfo=timezone.utc)
+    LakeOutbox(store.tables, clock=lambda: noted_at).note_visitor("v1")
+    LakeOutbox(store.tables, clock=lambda: noted_at + timedelta(minutes=3)).note_visitor("v2")
+    later = LakeOutbox(store.tables, clock=lambda: noted_at + timedelta(minutes=10))
+    assert later.waited() == 640  # from the oldest entry's minute, 14:05
+    later.done(later.pending(10))
+    assert later.waited() == 0
+
+
 def test_lake_crash_between_merge_and_clearing_then_rerun_has_no_duplicates(store: Store, lake_url: str) -> None:
     from dci.storage.outbox import LakeOutbox
 

@@ -8,6 +8,7 @@ import base64
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
@@ -50,7 +51,8 @@ def total(points: list[Point], **attributes: object) -> float:
 
 def test_telemetry_one_trace_from_collect_to_the_assembled_case_with_metrics_and_logs(
         receiver: Receiver, store: Store) -> None:
-    settings = exporting(receiver, CASE_SETTLE_SECONDS="0", INSIGHTS_SCHEDULE="*/1 * * * * *")
+    settings = exporting(receiver, CASE_SETTLE_SECONDS="0", INSIGHTS_SCHEDULE="*/1 * * * * *",
+                         LAKE_URL=f"az://lake/telemetry{uuid.uuid4().hex[:8]}", LAKE_SCHEDULE="*/1 * * * * *")
     now = datetime.now(timezone.utc)
     signed_in = batch([event("search", at=now - timedelta(minutes=3), query=TERM, results=0),
                        event("page_view", at=now - timedelta(minutes=2)),
@@ -94,6 +96,9 @@ def test_telemetry_one_trace_from_collect_to_the_assembled_case_with_metrics_and
         assert metric("dci.link.lag") >= 1  # a histogram: how many batches were measured
         assert metric("dci.case.assembly.latency", **{"dci.case.source": "portal"}) == 1
         assert metric("dci.insights.rollup.duration") >= 1
+        assert metric("dci.lake.rows", **{"dci.lake.table": "interactions", "dci.lake.change": "inserted"}) >= 3
+        assert metric("dci.lake.rows", **{"dci.lake.table": "cases", "dci.lake.change": "inserted"}) == 1
+        assert metric("dci.lake.export.lag") >= 1
         failed = {"messaging.destination.name": "portal-events", "error.type": "BadMessage"}
         # A counter that grows attempt by attempt: wait for its final value, not its first.
         assert eventually(lambda: total(receiver.points("dci.messages.failed"), **failed) == 3), \

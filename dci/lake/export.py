@@ -55,6 +55,8 @@ def run(settings: Settings, stores: Stores) -> dict[str, Any] | None:
         return None
     lake = lake_of(settings.lake)
     started = time.perf_counter()
+    if telemetry.on():  # before the work: a lake that keeps failing shows as a growing lag
+        telemetry.record("dci.lake.export.lag", stores.outbox.waited())
     with telemetry.span("export lake") as span:
         done = export(lake, stores, settings.stitch_window_ms)
         done["erasures"] = carry_out_erasures(lake, stores)
@@ -112,8 +114,9 @@ def _export(lake: Lake, stores: Stores, window_ms: int, entries: list[Entry], na
     for name, batch in (("interactions", rows), ("cases", cases)):
         if batch:
             counts = lake.merge(name, batch)
-            merged["inserted"] += counts["inserted"]
-            merged["updated"] += counts["updated"]
+            for change in ("inserted", "updated"):
+                merged[change] += counts[change]
+                telemetry.count("dci.lake.rows", counts[change], {"dci.lake.table": name, "dci.lake.change": change})
     return merged
 
 

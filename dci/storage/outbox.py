@@ -97,6 +97,14 @@ class LakeOutbox:
         entity = {"PartitionKey": ERASURES, "RowKey": contact, "visitors": json.dumps(sorted(visitors))}
         self._table.write(lambda client: client.upsert_entity(entity, mode=UpdateMode.REPLACE))
 
+    def waited(self) -> float:
+        """Seconds the oldest visitor or case entry has waited (to its minute), 0 with none."""
+        oldest = self.pending(1)
+        if not oldest:
+            return 0.0
+        noted = datetime.strptime(oldest[0].partition, "%Y-%m-%dT%H:%M").replace(tzinfo=timezone.utc)
+        return max(0.0, (self._clock() - noted).total_seconds())
+
     def pending(self, limit: int) -> list[Entry]:
         """The oldest `limit` visitor and case entries."""
         return self._entries("PartitionKey lt @end", {"end": ERASURES}, limit)
