@@ -66,10 +66,9 @@ def _lake(args: argparse.Namespace) -> int:
         return 2
     from dci import storage
     from dci.lake import export as lake
+    from dci.lake.tables import LAKE_ERRORS, plain
 
     if args.action == "query":
-        from dci.lake.tables import LAKE_ERRORS, plain
-
         try:
             table = lake.lake_of(settings.lake).query(args.sql)
         except LAKE_ERRORS as error:  # a bad query, a table not exported yet, an unreachable lake
@@ -81,8 +80,6 @@ def _lake(args: argparse.Namespace) -> int:
         else:
             print(table)
         return 0
-    from dci.lake.tables import LAKE_ERRORS
-
     stores = storage.stores(settings)
     try:
         if args.all:

@@ -63,14 +63,13 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
     contact or one of its own browsers afterwards.
     """
     removed = {"interactions": 0, "visitors": 0, "cases": 0}
-    browsers = owned(store, contact, stitch_window_ms)
+    browsers = [(visitor, rows, owners, _shared(rows, contact)) for visitor, rows, owners
+                in owned(store, contact, stitch_window_ms)]
     if outbox is not None:  # first: a retry after a failure here no longer finds the browsers' links
-        outbox.note_erasure(contact, [pseudonym(visitor) for visitor, rows, _ in browsers
-                                      if all(row.get("contact") in (None, contact) for row in rows)])
-    for visitor, rows, owners in browsers:
-        others = {row["contact"] for row in rows if row.get("contact") and row["contact"] != contact}
+        outbox.note_erasure(contact, [pseudonym(visitor) for visitor, _, _, shared in browsers if not shared])
+    for visitor, rows, owners, shared in browsers:
         mine = [row for row, owner in zip(rows, owners, strict=True) if owner.contact == contact]
-        doomed = mine if others else rows
+        doomed = mine if shared else rows
         removed["interactions"] += store.delete_rows(doomed)
         if insights is not None:  # their searches and reads leave the insight facts too
             insights.remove_events((day_of_row_key(row["RowKey"]), row["RowKey"])
@@ -86,6 +85,11 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
     logger.info("erased a contact: %d interactions on %d visitors, %d case timelines",
                 removed["interactions"], removed["visitors"], removed["cases"], extra=removed)
     return removed
+
+
+def _shared(rows: list[dict[str, Any]], contact: str) -> bool:
+    """Another contact signed in on this browser too (otherwise it is the contact's own)."""
+    return any(row.get("contact") not in (None, contact) for row in rows)
 
 
 def export_reply(raw_contact: str, settings: Settings, stores: Stores) -> Reply:

@@ -122,17 +122,19 @@ class Lake:
         from azure.storage.blob import ContainerClient
 
         client = ContainerClient(self.where.account_url, self.where.container, credential=self.where.credential())
-        try:
+        with contextlib.suppress(ResourceExistsError):
             client.create_container()
             logger.info("lake: created container %s", self.where.container)
-        except ResourceExistsError:
-            pass
 
-    def _committed(self, name: str, write: Callable[[DeltaTable], T]) -> T:
-        """`write(table)`, re-read and run again when another writer committed first."""
+    def _committed(self, name: str, write: Callable[[DeltaTable], T], create: bool = True) -> T | None:
+        """`write(table)`, re-read and run again when another writer committed first. A missing
+        table is created (`create`), or there is nothing to write to: None."""
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            table = self.ensure(name) if create else self.table(name)
+            if table is None:
+                return None
             try:
-                return write(self.ensure(name))
+                return write(table)
             except CommitFailedError:
                 if attempt == COMMIT_ATTEMPTS:
                     raise
@@ -165,6 +167,7 @@ class Lake:
                         .when_matched_update_all(predicate=changed).when_not_matched_insert_all().execute())
 
             metrics = self._committed(name, write)
+            assert metrics is not None  # (created when missing)
             totals["inserted"] += metrics["num_target_rows_inserted"]
             totals["updated"] += metrics["num_target_rows_updated"]
             totals["files_added"] += metrics["num_target_files_added"]
@@ -174,9 +177,8 @@ class Lake:
     def delete(self, name: str, predicate: str) -> int:
         """Delete the rows a SQL predicate matches (their files are rewritten; no deletion vectors).
         The predicate is kept in the transaction log: only for predicates that name nobody."""
-        if self.table(name) is None:
-            return 0
-        return int(self._committed(name, lambda table: table.delete(predicate))["num_deleted_rows"])
+        metrics = self._committed(name, lambda table: table.delete(predicate), create=False)
+        return 0 if metrics is None else int(metrics["num_deleted_rows"])
 
     def delete_where(self, name: str, where: str) -> int:
         """Delete the rows a SQL condition selects without writing the condition down: their keys are
@@ -188,13 +190,12 @@ class Lake:
             return 0
         source, on = arrow(name, keys, KEYS[name]), self._on(name, keys)
         metrics = self._committed(name, lambda table: table.merge(source, on, source_alias="s", target_alias="t")
-                                  .when_matched_delete().execute())
-        return int(metrics["num_target_rows_deleted"])
+                                  .when_matched_delete().execute(), create=False)
+        return 0 if metrics is None else int(metrics["num_target_rows_deleted"])
 
     def compact(self, name: str) -> dict[str, Any]:
         """Rewrite each partition's small files into few large ones."""
-        table = self.table(name)
-        return {} if table is None else self._committed(name, lambda table: table.optimize.compact())
+        return self._committed(name, lambda table: table.optimize.compact(), create=False) or {}
 
     def vacuum(self, name: str, retention_hours: int) -> int:
         """Remove the files no version younger than `retention_hours` uses; returns how many."""

@@ -37,12 +37,14 @@ OUTBOX_TABLE = "lakeoutbox"
 ERASURES = "~erasures"  # sorts after every minute partition
 CASE_PREFIX = "k_"
 ERASURE_KEPT = timedelta(hours=1)
+MINUTE = "%Y-%m-%dT%H:%M"  # the partition of the entries noted in one minute
+ERASED_AT = "%Y-%m-%dT%H:%M:%SZ"
 DELETERS = 8
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One pending entry: what it names, and the ETag it was read with."""
+    """One outbox entry: what it names, its fields, and the ETag it was read with."""
 
     partition: str
     row: str
@@ -76,7 +78,7 @@ class LakeOutbox:
 
     def note_all(self, visitors: Iterable[str], case_ids: Iterable[str]) -> int:
         """Note many visitors and cases at once (a backfill): 100 upserts a transaction. Returns how many."""
-        partition = f"{self._clock():%Y-%m-%dT%H:%M}"
+        partition = self._clock().strftime(MINUTE)
         rows = [visitor_key(visitor) for visitor in visitors] + [f"{CASE_PREFIX}{case}" for case in case_ids]
         self._table.submit(("upsert", {"PartitionKey": partition, "RowKey": row}, {"mode": UpdateMode.REPLACE})
                            for row in rows)
@@ -87,7 +89,7 @@ class LakeOutbox:
         self._note(f"{CASE_PREFIX}{case_id}")
 
     def _note(self, row: str) -> None:
-        entity = {"PartitionKey": f"{self._clock():%Y-%m-%dT%H:%M}", "RowKey": row}
+        entity = {"PartitionKey": self._clock().strftime(MINUTE), "RowKey": row}
         self._table.write(lambda client: client.upsert_entity(entity, mode=UpdateMode.REPLACE))
 
     def note_erasure(self, contact: str, own_visitors: Iterable[str]) -> None:
@@ -102,7 +104,7 @@ class LakeOutbox:
         oldest = self.pending(1)
         if not oldest:
             return 0.0
-        noted = datetime.strptime(oldest[0].partition, "%Y-%m-%dT%H:%M").replace(tzinfo=timezone.utc)
+        noted = datetime.strptime(oldest[0].partition, MINUTE).replace(tzinfo=timezone.utc)
         return max(0.0, (self._clock() - noted).total_seconds())
 
     def pending(self, limit: int) -> list[Entry]:
@@ -117,14 +119,14 @@ class LakeOutbox:
         """The lake carried this erasure out (unless it was noted again since it was read: a retried
         erasure, which the next export carries out once more)."""
         entity = {"PartitionKey": ERASURES, "RowKey": entry.row, "visitors": entry.fields.get("visitors", "[]"),
-                  "erased_at": f"{self._clock():%Y-%m-%dT%H:%M:%SZ}"}
+                  "erased_at": self._clock().strftime(ERASED_AT)}
         with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
             self._table.client.update_entity(entity, mode=UpdateMode.REPLACE, etag=entry.etag,
                                              match_condition=MatchConditions.IfNotModified)
 
     def forget_erasures(self) -> int:
         """Delete the erasure entries carried out more than ERASURE_KEPT ago; returns how many."""
-        cutoff = f"{self._clock() - ERASURE_KEPT:%Y-%m-%dT%H:%M:%SZ}"
+        cutoff = (self._clock() - ERASURE_KEPT).strftime(ERASED_AT)
         old = [entry for entry in self.erasures() if entry.erased and entry.fields["erased_at"] < cutoff]
         self.done(old)
         return len(old)
