@@ -166,10 +166,18 @@ def retention(timer: func.TimerRequest) -> None:
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    """Liveness plus queue and table reachability (503 when storage is down)."""
+    """Liveness plus queue and table reachability: the overall status only (503 when storage is down)."""
     from dci import health as checks  # the storage SDKs load here, not on the ingest path
 
-    return web.respond(checks.check())
+    return web.respond(checks.status())
+
+
+@app.route(route="health/details", methods=["GET"], auth_level=READ_AUTH)
+def health_details(req: func.HttpRequest) -> func.HttpResponse:
+    """What each health check found, bad settings, telemetry, portals' last beacons: for report readers."""
+    from dci import health as checks
+
+    return web.respond(checks.details(req.headers))
 
 
 def _now_ms() -> int:

@@ -11,7 +11,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dci.runner.dataverse import LocalDataverse
@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     export = actions.add_parser("export", help="export what is pending now, as the LAKE_SCHEDULE timer does")
     export.add_argument("--all", action="store_true", help="first note every stored visitor and case: "
                         "the history from before LAKE_URL was set")
+    dead = actions.add_parser("dead", help="list the outbox entries set aside because the lake refused their rows")
+    dead.add_argument("--retry", action="store_true", help="put them back for the next export (after a fix)")
     query = actions.add_parser("query", help="run SQL over the tables `interactions` and `cases`")
     query.add_argument("sql")
     query.add_argument("--json", action="store_true", help="one JSON object a row instead of a table")
@@ -81,6 +83,8 @@ def _lake(args: argparse.Namespace) -> int:
             print(table)
         return 0
     stores = storage.stores(settings)
+    if args.action == "dead":
+        return _dead(stores, args.retry)
     try:
         if args.all:
             print(f"noted {lake.backfill(stores)} visitors and cases")
@@ -92,6 +96,20 @@ def _lake(args: argparse.Namespace) -> int:
     except LAKE_ERRORS as error:  # storage or the lake unreachable, the identity refused: the outbox keeps all
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
+
+
+def _dead(stores: Any, retry: bool) -> int:
+    """`lake dead`: one line per entry set aside (when, what kind, the lake's reason); `--retry` requeues them."""
+    assert stores.outbox is not None
+    entries = stores.outbox.dead()
+    for entry in entries:
+        kind = "visitor" if entry.visitor else "case " + (entry.case_id or "")
+        print(f"{entry.fields.get('set_aside_at', '')}  {kind}  {entry.fields.get('reason', '')}")
+    if retry:
+        print(f"put back {stores.outbox.retry_dead()} entries for the next export")
+    elif not entries:
+        print("no entries set aside")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

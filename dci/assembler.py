@@ -89,6 +89,14 @@ def digest(document: dict[str, Any]) -> str:
 def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms: int,
             dataverse: Dataverse | None) -> str:
     cases = stores.cases
+    if stores.erasures is not None:
+        if stores.erasures.forbids(case.get("contact"), case["created_ms"]):  # nothing of it is written again
+            logger.info("case %s not assembled: its contact was erased", case["case_id"],
+                        extra={"case_id": case["case_id"]})
+            return "erased"
+        if dataverse is not None:  # a name remembered from before an erasure is read again
+            for contact in stores.erasures.all():
+                dataverse.forget_name(contact)
     if not case.get("contact"):  # queued by an earlier build for an anonymous ticket: never assembled
         cases.mark(case["case_id"], "skipped", reason="no verified contact")
         logger.info("case %s skipped: no verified contact", case["case_id"], extra={"case_id": case["case_id"]})

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # (not at run time: requests stays off the linker's imports)
     from dci.dataverse import Dataverse, Incident
     from dci.settings import Settings
     from dci.storage import Stores
+    from dci.storage.erasures import Tombstones
     from dci.storage.interactions import InteractionStore
 
 logger = logging.getLogger(__name__)
@@ -69,8 +70,13 @@ def incident_case(incident: Incident, source: str) -> Case:
             "title": incident.title, "contact": incident.contact, "source": source}
 
 
-def take(cases: CaseStore, case: Case, enqueue: Callable[[str], None], skipped: str = "") -> str:
-    """Store a case and queue it once; returns "queued", "skipped" or "known"."""
+def take(cases: CaseStore, case: Case, enqueue: Callable[[str], None], skipped: str = "",
+         erasures: Tombstones | None = None) -> str:
+    """Store a case and queue it once; returns "queued", "skipped", "known" or "erased" (a case of
+    an erased contact from before the erasure, re-read or re-sent: nothing of it is stored)."""
+    if erasures is not None and erasures.forbids(case.get("contact"), case["created_ms"]):
+        logger.info("case %s not taken: its contact was erased", case["case_id"], extra={"case_id": case["case_id"]})
+        return "erased"
     if not cases.remember(case):
         return "known"
     if skipped:
@@ -91,13 +97,18 @@ def poll_configured(settings: Settings, stores: Stores, now_ms: int) -> PollResu
     if client is None:
         return None
     with telemetry.span("poll cases") as span:
-        result = poll(client, stores.cases, stores.cases_queue.send, now_ms)
+        result = poll(client, stores.cases, stores.cases_queue.send, now_ms, stores.erasures)
+        if stores.erasures is not None:
+            from dci.privacy import delete_pending_notes
+
+            delete_pending_notes(stores.erasures, client)
         span.set({"dci.pages": result.pages, "dci.cases.seen": result.seen, "dci.cases.queued": result.queued,
                   "dci.cases.skipped": result.skipped})
     return result
 
 
-def poll(dataverse: Dataverse, cases: CaseStore, enqueue: Callable[[str], None], now_ms: int) -> PollResult:
+def poll(dataverse: Dataverse, cases: CaseStore, enqueue: Callable[[str], None], now_ms: int,
+         erasures: Tombstones | None = None) -> PollResult:
     """Read incidents created since the watermark (minus an overlap), page by page."""
     result = PollResult()
     watermark = cases.watermark()
@@ -106,7 +117,7 @@ def poll(dataverse: Dataverse, cases: CaseStore, enqueue: Callable[[str], None],
         result.pages += 1
         for incident in page:
             result.seen += 1
-            outcome = take(cases, incident_case(incident, "poll"), enqueue, incident.skipped)
+            outcome = take(cases, incident_case(incident, "poll"), enqueue, incident.skipped, erasures)
             result.queued += outcome == "queued"
             result.skipped += outcome == "skipped"
         if page:
@@ -154,12 +165,13 @@ class CaseFollowUp:
     settle_ms: int
     lookback_ms: int
     interactions: InteractionStore | None = None  # to find who signed in on a browser
+    erasures: Tombstones | None = None
 
     @classmethod
     def of(cls, settings: Settings, stores: Stores) -> CaseFollowUp:
         """The follow-up these settings ask for."""
         return cls(stores.cases, stores.cases_queue.send, settings.portal_cases, settings.settle_ms,
-                   settings.lookback_ms, stores.interactions)
+                   settings.lookback_ms, stores.interactions, stores.erasures)
 
     def after_batch(self, message: dict[str, Any]) -> None:
         """Act on one stored `portal-events` message."""
@@ -168,7 +180,7 @@ class CaseFollowUp:
             for event in message["events"]:
                 case = claimed_case(message, event, self.portal_cases)
                 if case is not None:
-                    take(self.cases, case, self.enqueue)
+                    take(self.cases, case, self.enqueue, erasures=self.erasures)
         received_ms = epoch_ms(message["received_at"])
         late = [e["ts"] for e in message["events"] if received_ms - e["ts"] > self.settle_ms]
         if not late:
@@ -249,7 +261,7 @@ def webhook_reply(body: bytes, stores: Stores) -> Reply:
     except Problem as problem:
         return problem_reply(problem)
     return json_reply(202, {"case_id": case["case_id"],
-                            "outcome": take(stores.cases, case, stores.cases_queue.send, skipped)})
+                            "outcome": take(stores.cases, case, stores.cases_queue.send, skipped, stores.erasures)})
 
 
 def _pairs(value: Any) -> dict[str, Any]:

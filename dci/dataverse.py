@@ -1,4 +1,4 @@
-"""The Dataverse Web API (v9.2): new incidents, and the timeline note on a case.
+"""The Dataverse Web API (v9.2): new incidents, the timeline note on a case, knowledge article titles.
 
 `requests.Session` with urllib3 `Retry` (429/503/504 and connection errors, honouring
 `Retry-After`), a timeout on every call, bearer tokens from azure-identity (managed identity in
@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -31,6 +32,10 @@ TIMEOUT = (5, 60)  # connect, read (seconds)
 PAGE_SIZE = 500
 TOKEN_REFRESH_MARGIN = 300  # seconds before expiry a cached token is renewed
 NAME_TTL_SECONDS = 3600  # how long a contact's name is remembered in memory (never stored)
+TITLE_TTL_SECONDS = 3600  # how long a knowledge article's title is remembered in memory
+TITLES_PER_CALL = 25  # article numbers asked for in one $filter (keeps the URL short)
+MAX_TITLES_CACHED = 10_000
+SAFE_IN_QUERY = "'(),"  # left as they are in an OData $filter; everything else percent-encoded
 LOOKUP_TYPE = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 NOTE_NAMESPACE = uuid.UUID("6b1f4a1e-8f65-4a4b-9d1e-5b8e0e7f2c10")  # note ids derive from case ids
 
@@ -144,6 +149,7 @@ class Dataverse:
         self._http = http or session()
         self._page_size = page_size
         self._names: dict[str, tuple[str | None, float]] = {}
+        self._titles: dict[str, tuple[str | None, float]] = {}
         self.requests = 0  # calls made, for logs and benchmarks
 
     def incidents_since(self, since_ms: int) -> Iterator[list[Incident]]:
@@ -172,6 +178,44 @@ class Dataverse:
             name = None
         self._names[contact] = (name, time.monotonic() + NAME_TTL_SECONDS)
         return name
+
+    def article_titles(self, numbers: list[str]) -> dict[str, str]:
+        """The titles of published knowledge articles by public number (`KA-01023`, as upper case);
+        numbers Dataverse does not know are left out. Remembered for TITLE_TTL_SECONDS."""
+        now = time.monotonic()
+        wanted = sorted({n.upper() for n in numbers} - {n for n, (_, due) in self._titles.items() if due > now})
+        if len(self._titles) + len(wanted) > MAX_TITLES_CACHED:
+            self._titles.clear()
+        for start in range(0, len(wanted), TITLES_PER_CALL):
+            chunk = wanted[start:start + TITLES_PER_CALL]
+            numbers_filter = " or ".join("articlepublicnumber eq '{}'".format(n.replace("'", "''")) for n in chunk)
+            url = (f"{self._base}/knowledgearticles?$select=articlepublicnumber,title"  # (3: published)
+                   f"&$filter={quote(f'({numbers_filter}) and statecode eq 3', safe=SAFE_IN_QUERY)}")
+            found: dict[str, str] = {}
+            while url:
+                document = self._call("GET", url, "read knowledge article titles").json()
+                for row in document.get("value", []):
+                    number = str(row.get("articlepublicnumber") or "").upper()
+                    if number and row.get("title"):
+                        found.setdefault(number, str(row["title"]))
+                url = document.get("@odata.nextLink")
+            for number in chunk:
+                self._titles[number] = (found.get(number), now + TITLE_TTL_SECONDS)
+        return {n.upper(): title for n in numbers if (title := self._titles.get(n.upper(), (None, 0))[0])}
+
+    def forget_name(self, contact: str) -> None:
+        """Drop a contact's remembered name (an erasure)."""
+        self._names.pop(contact, None)
+
+    def delete_note(self, case_id: str) -> bool:
+        """Delete the case's timeline note; False when there was none (already deleted, or never written)."""
+        try:
+            self._call("DELETE", f"{self._base}/annotations({note_id(case_id)})", "delete the timeline note")
+        except DataverseError as error:
+            if error.status != 404:
+                raise
+            return False
+        return True
 
     def write_note(self, case_id: str, subject: str, text: str) -> str:
         """Create or update the case's timeline note (an upsert on a derived id); returns the note id."""

@@ -1,17 +1,27 @@
-"""GET /api/health: the app is up and can reach the queues and tables it depends on."""
+"""GET /api/health: the app is up and can reach the queues and tables it depends on.
+
+Two routes. `/api/health` is anonymous (platform health checks, availability tests, uptime
+monitors) and answers the overall status only: `{"status": "ok"}` (or `"degraded"`) with 200, or a
+503 problem that says where to look and nothing more. What each check found, which settings are
+bad, the telemetry mode and each portal's last beacon are details an attacker could use; they are
+at `/api/health/details`, which takes the report routes' access (dci/access.py: a function key, or
+App Service authentication with `REPORTS_AUTH=app-service`).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from dci import telemetry
-from dci.access import closed_reason
+from dci.access import check_report_access, closed_reason
 from dci.clock import HOUR_MS, epoch_ms, ms_of
 from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
-from dci.settings import SettingsError, get_settings
+from dci.settings import SettingsError, get_settings, reports_auth
 from dci.storage import clients
 from dci.storage.clients import StorageTarget
 
@@ -21,17 +31,56 @@ logger = logging.getLogger(__name__)
 _FAST = {"retry_total": 0, "connection_timeout": 3, "read_timeout": 3}
 
 
-def check(connection: StorageTarget | str | None = None) -> Reply:
-    """200 with each check's result, or 503 problem+json naming what is wrong.
+UNHEALTHY = ("Not healthy: what is wrong is at /api/health/details (with a function key, or signed in "
+             "when REPORTS_AUTH is app-service) and in the app's log.")
+
+
+def status(connection: StorageTarget | str | None = None) -> Reply:
+    """GET /api/health: the overall status alone — 200 `{"status": "ok" | "degraded"}`, or 503."""
+    return overall(check(connection, beacons=False))
+
+
+def overall(reply: Reply) -> Reply:
+    """`reply` (from `check`) without its details."""
+    if reply.status == 200:
+        return json_reply(200, {"status": json.loads(reply.body)["status"]}, {"Cache-Control": "no-store"})
+    retry = {"Retry-After": reply.headers["Retry-After"]} if "Retry-After" in reply.headers else {}
+    return problem_reply(Problem(503, UNHEALTHY, "unhealthy"), {"Cache-Control": "no-store", **retry})
+
+
+def details(headers: Mapping[str, str]) -> Reply:
+    """GET /api/health/details: `check`'s whole answer, to a caller who may read the reports.
+
+    With bad settings the access rule cannot be read from them: the bad settings are named when
+    the host checked a function key (`REPORTS_AUTH` is not app-service), never otherwise.
+    """
+    try:
+        settings = get_settings()
+    except SettingsError:
+        if reports_auth() == "app-service":
+            problem = Problem(503, "App settings are missing or invalid; the app's log names them.", "misconfigured")
+            return problem_reply(problem, {"Cache-Control": "no-store", "Retry-After": "60"})
+        return check()
+    try:
+        check_report_access(settings, headers)
+    except Problem as problem:
+        return problem_reply(problem, {"Cache-Control": "no-store"})
+    return check()
+
+
+def check(connection: StorageTarget | str | None = None, *, beacons: bool = True) -> Reply:
+    """200 with each check's result, or 503 problem+json naming what is wrong (the details).
 
     Without `connection`, the settings are checked first and give the storage connection. Report
     routes closed by their settings (dci/access.py) make the status `degraded`, with the reason.
+    `beacons=False` leaves out the portals' last beacons (one read fewer).
     """
-    closed, portals = None, ()
+    closed, portals, lake = None, (), False
     if connection is None:
         try:
             settings = get_settings()
             connection, closed, portals = settings.storage, closed_reason(settings), settings.portal_issuers
+            lake = settings.lake_url is not None
         except SettingsError as error:
             checks = {"settings": "invalid: " + ", ".join(error.names)}
             problem = Problem(503, "App settings are missing or invalid: " + ", ".join(error.names) + ".",
@@ -46,8 +95,10 @@ def check(connection: StorageTarget | str | None = None) -> Reply:
         checks["reports"] = "closed: " + closed
     if not failed:
         document = {"status": "degraded" if closed else "ok", "checks": checks, "telemetry": telemetry.mode()}
-        if portals:
+        if portals and beacons:
             document["portals"] = beacon_report(connection, portals, datetime.now(timezone.utc))
+        if lake and beacons:
+            document["lake"] = lake_report(connection)
         return json_reply(200, document, {"Cache-Control": "no-store"})
     logger.warning("health: storage unreachable (%s)", failed,
                    extra={"queue_check": checks["queue"], "table_check": checks["table"]})
@@ -76,6 +127,21 @@ def beacon_report(connection: StorageTarget | str, portals: tuple[str, ...], now
         last = seen.get(portal)
         quiet = last is None or ms_of(now) - epoch_ms(last) > QUIET_HOURS * HOUR_MS
         report[portal] = {"last_beacon": last, **({"check": WHY_QUIET} if quiet else {})}
+    return report
+
+
+def lake_report(connection: StorageTarget | str) -> dict[str, object]:
+    """With LAKE_URL set: how many outbox entries wait, up to 1,000, and how many the lake refused
+    and were set aside (`python -m dci lake dead` lists them with the reason)."""
+    from dci.storage.outbox import LakeOutbox
+
+    try:
+        outbox = LakeOutbox(clients.table_service(connection, **_FAST))
+        report: dict[str, object] = {"pending": len(outbox.pending(1000)), "set_aside": len(outbox.dead())}
+    except Exception as error:  # noqa: BLE001 - advice, as the install check; it never fails health
+        return {"error": _reason(error)}
+    if report["set_aside"]:
+        report["check"] = "The lake refused some entries' rows: `python -m dci lake dead` says why; fix, then --retry."
     return report
 
 

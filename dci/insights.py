@@ -7,24 +7,41 @@ day's facts alone, so it can be recomputed whenever one of them changes; the ins
 are the sums of its days' rollups (`combine`), never a scan of the interactions.
 
 Days are UTC dates. A "session" here is one browser session (the beacon's session id) on one day,
-known only by a hash of visitor and session id.
+known only by a hash of visitor and session id; a visitor (a browser) by a hash of its own.
+
+Anonymous browsers write facts, so a day's rollup is bounded (docs/REPORTS.md): every text is
+capped, every list keeps its top entries and sums the rest as `other`, one visitor adds at most
+MAX_TERMS_PER_VISITOR terms and MAX_ARTICLES_PER_VISITOR articles to a day's lists, and each
+stored column fits a Table string property (`stored_columns` measures it). An article's title
+and link never come from the latest anonymous view: see `rollup`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from dci.clock import DAY_MS, day_of
+from dci.ingest.urls import article_of
 
 MAX_TERM = 100  # characters of a search term kept for grouping
-MAX_KEYS_PER_DAY = 250  # distinct terms or articles a day's rollup keeps, the most frequent (64 KiB columns)
+MAX_ARTICLE = 64  # characters of an article number (the beacon's schema allows no more)
+MAX_KEYS_PER_DAY = 250  # distinct terms or articles a day's rollup keeps per list, the most frequent
 MAX_PAGES_PER_DAY, MAX_TITLE, MAX_URL = 100, 100, 200  # article titles and addresses a day keeps (one column)
+MAX_TERMS_PER_VISITOR = 20  # distinct search terms one visitor adds to a day's lists (more count as "other")
+MAX_ARTICLES_PER_VISITOR = 20  # distinct articles one visitor adds to a day's lists (more count as "other")
+MAX_LEADS_PER_DAY = 2000  # first-touch lead times a day keeps (evenly thinned above: the median stays close)
+COLUMN_LIMIT = 32_768  # UTF-16 code units a Table string property holds (64 KiB)
+COLUMN_BUDGET = 32_000  # what a rollup's list may fill of it: room for the braces and a rounding slip
+ENTITY_LIMIT = 1024 * 1024  # bytes a Table entity holds, all properties together
+VISITOR_DOMAIN = b"dci/insights/visitor/v1\x00"  # keeps the visitor hash apart from every other hash of the id
 MIN_SAMPLE = 10  # below this many, a rate is "too few" on the dashboard (JSON: its interval says how unsure)
 Z95 = 1.959964  # the 95 % normal quantile, for Wilson intervals
 
@@ -35,9 +52,14 @@ def days(first: str, last: str) -> list[str]:
     return [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
 
 
+def capped(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, a lone surrogate (which no UTF-8 request can carry) as "?"."""
+    return text[:limit].encode("utf-8", "replace").decode("utf-8")
+
+
 def term(query: str) -> str:
     """A search as grouped for insights: lower case, single spaces, at most 100 characters."""
-    return " ".join(query.lower().split())[:MAX_TERM]
+    return capped(" ".join(query.lower().split()), MAX_TERM)
 
 
 def session_hash(visitor: str, session: str) -> str:
@@ -45,22 +67,50 @@ def session_hash(visitor: str, session: str) -> str:
     return hashlib.sha256(f"{visitor}:{session}".encode()).hexdigest()[:20]
 
 
+def visitor_hash(visitor: str) -> str:
+    """A visitor's key in insight facts (for the per-visitor bound): a domain-separated hash, never the id."""
+    return hashlib.sha256(VISITOR_DOMAIN + visitor.encode("utf-8", "replace")).hexdigest()[:20]
+
+
+def article_link(url: str, number: str, site: str | None = None) -> str | None:
+    """The article's own address from a page view's `url`: only when its path is the knowledge-article
+    path of `number` (either Power Pages form) on `site` (when given), over http(s); without query
+    string or fragment. Anything else (a sign-in link naming another site, another article) is None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    found = article_of(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or found is None \
+            or found["number"].upper() != number.upper() or "@" in parts.netloc \
+            or (site is not None and parts.netloc.lower() != site.lower()):
+        return None
+    link = f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
+    return link if len(link) <= MAX_URL else None
+
+
 def event_fact(row: Mapping[str, Any], visitor: str) -> dict[str, Any] | None:
-    """The insight fact of an interaction (a search, or a read of a knowledge article) of `visitor`."""
+    """The insight fact of an interaction (a search, or a read of a knowledge article) of `visitor`:
+    with the event's time (`ts`), a hash of the visitor, and `signed_in` when the row names a contact."""
     session = session_hash(visitor, row.get("session", ""))
+    ts = getattr(row.get("ts"), "value", row.get("ts"))  # (an Int64 column comes back wrapped)
+    who = {"session": session, "visitor": visitor_hash(visitor), **({"ts": int(ts)} if ts is not None else {}),
+           **({"signed_in": True} if row.get("contact") else {})}
     if row.get("type") == "search" and row.get("query"):
-        fact = {"kind": "search", "term": term(row["query"]), "session": session}
+        fact = {"kind": "search", "term": term(row["query"]), **who}
         if row.get("results") is not None:
             fact["results"] = int(row["results"])
         return fact
     if row.get("type") == "search_click":  # for click-through, refinements and exits
-        return {"kind": "click", "term": term(row.get("query") or ""), "session": session}
+        return {"kind": "click", "term": term(row.get("query") or ""), **who}
     if row.get("type") == "page_view" and row.get("article_number"):
-        fact = {"kind": "read", "article": row["article_number"].upper(), "session": session}
-        if row.get("title"):  # the article's own title and address, for the dashboard's links
-            fact["title"] = str(row["title"])[:MAX_TITLE]
-        if row.get("url"):
-            fact["url"] = str(row["url"])[:MAX_URL]
+        number = capped(str(row["article_number"]).upper(), MAX_ARTICLE)
+        fact = {"kind": "read", "article": number, **who}
+        if row.get("title"):  # the article's title as this view showed it (see `rollup` for which one wins)
+            fact["title"] = capped(str(row["title"]), MAX_TITLE)
+        link = article_link(str(row.get("url") or ""), number, row.get("site"))
+        if link:
+            fact["url"] = link
         return fact
     return None
 
@@ -98,58 +148,162 @@ def case_fact(case: Mapping[str, Any], events: Sequence[Mapping[str, Any]], foll
 def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mapping[str, Any]],
            followed: set[str]) -> dict[str, Any]:
     """One day's insights: from that day's event facts, the cases created that day, and the set
-    of session hashes that a case followed (within the follow window) — for that day's sessions."""
-    searches: Counter[str] = Counter()
-    zero: Counter[str] = Counter()
-    zero_followed: Counter[str] = Counter()
-    reads: Counter[str] = Counter()
-    pages: dict[str, dict[str, str | None]] = {}
+    of session hashes that a case followed (within the follow window) — for that day's sessions.
+
+    Bounded whatever the facts (docs/REPORTS.md): facts are taken in time order; a visitor's terms
+    beyond MAX_TERMS_PER_VISITOR and articles beyond MAX_ARTICLES_PER_VISITOR count in `other`;
+    each list keeps its top MAX_KEYS_PER_DAY that fit a column and sums the rest in `other`.
+    An article's title is the first a signed-in view showed, else the first any view showed; its
+    link the first address that is the article's own (`article_link`)."""
+    ordered = sorted(events, key=lambda fact: fact.get("ts") or 0)  # (stable: facts without `ts` keep row order)
+    counts: dict[str, Counter[str]] = {name: Counter() for name in COUNTS}
+    beyond: Counter[str] = Counter()  # what the per-visitor bound sent to "other", by list
+    titles: dict[str, tuple[bool, str]] = {}  # article -> (from a signed-in view, title)
+    links: dict[str, str] = {}
+    own: dict[tuple[str, str], set[str]] = {}  # (visitor, "term" | "article") -> what they added today
     self_service: set[str] = set()
     facts_by_session: dict[str, list[Mapping[str, Any]]] = {}
-    for fact in events:
+    for fact in ordered:
         facts_by_session.setdefault(fact["session"], []).append(fact)
         if fact["kind"] == "click":
             continue  # (a click alone does not make a self-service session: it follows a search)
         self_service.add(fact["session"])
+        is_followed = fact["session"] in followed
         if fact["kind"] == "search":
-            searches[fact["term"]] += 1
-            if fact.get("results") == 0:
-                zero[fact["term"]] += 1
-                if fact["session"] in followed:
-                    zero_followed[fact["term"]] += 1
+            named = _admitted(own, fact, "term", fact["term"], MAX_TERMS_PER_VISITOR)
+            zero = fact.get("results") == 0
+            for name, counted in (("searches", True), ("zero_result_searches", zero),
+                                  ("zero_result_searches_followed", zero and is_followed)):
+                if counted:
+                    (counts[name] if named else beyond)[fact["term"] if named else name] += 1
         elif fact["kind"] == "read":
-            reads[fact["article"]] += 1
-            if fact.get("title") or fact.get("url"):  # the day's last view of an article names it
-                pages[fact["article"]] = {"title": fact.get("title"), "url": fact.get("url")}
-    before: Counter[str] = Counter()
-    zero_before: Counter[str] = Counter()
-    read_before: Counter[str] = Counter()
+            article = fact["article"]
+            named = _admitted(own, fact, "article", article, MAX_ARTICLES_PER_VISITOR)
+            for name, counted in (("article_reads", True), ("article_reads_followed", is_followed)):
+                if counted:
+                    (counts[name] if named else beyond)[article if named else name] += 1
+            signed_in = bool(fact.get("signed_in"))
+            if named and fact.get("title") and (article not in titles or (signed_in and not titles[article][0])):
+                titles[article] = (signed_in, fact["title"])
+            if named and fact.get("url") and article not in links:
+                links[article] = fact["url"]
     leads: list[int] = []
     count = 0
     for case in cases:
         count += 1
-        before.update(case["searches"])
-        zero_before.update(case["zero"])
-        read_before.update(case["articles"])
+        counts["searches_before_cases"].update(case["searches"])
+        counts["zero_result_searches_before_cases"].update(case["zero"])
+        counts["articles_before_cases"].update(case["articles"])
         if case.get("lead_ms") is not None:
             leads.append(case["lead_ms"])
+    lists, other = _bounded_lists(counts)
+    other = {name: other[name] + beyond[name] for name in COUNTS}
+    kept_leads = _thinned(sorted(leads), MAX_LEADS_PER_DAY)
     return {
         "day": day,
         "site_search": site_search(facts_by_session),
         "cases": count,
-        "lead_ms": sorted(leads),
-        "searches": _top(searches),
-        "zero_result_searches": _top(zero),
-        "zero_result_searches_followed": _top(zero_followed),
-        "article_reads": _top(reads),
-        "article_pages": {a: pages[a] for a in sorted(
-            a for a, _ in Counter({a: reads[a] for a in pages}).most_common(MAX_PAGES_PER_DAY))},
-        "searches_before_cases": _top(before),
-        "zero_result_searches_before_cases": _top(zero_before),
-        "articles_before_cases": _top(read_before),
+        "lead_ms": kept_leads,
+        **lists,
+        "article_pages": _pages(lists["article_reads"], titles, links),
         "sessions": len(self_service),
         "sessions_followed": len(self_service & followed),
+        "other": {**other, "lead_ms": len(leads) - len(kept_leads)},
     }
+
+
+def _admitted(own: dict[tuple[str, str], set[str]], fact: Mapping[str, Any], what: str, key: str,
+              limit: int) -> bool:
+    """Whether this fact's term or article may be named in the day's lists: its visitor (the session,
+    for facts written before visitors were hashed) has added fewer than `limit` others."""
+    added = own.setdefault((fact.get("visitor") or fact["session"], what), set())
+    if key in added or len(added) < limit:
+        added.add(key)
+        return True
+    return False
+
+
+# The day's lists; a "followed" list (a subset of the searches or reads of its parent) names only the
+# terms or articles its parent names, so that per term or article it never exceeds the parent.
+COUNTS = ("searches", "zero_result_searches", "zero_result_searches_followed", "article_reads",
+          "article_reads_followed", "searches_before_cases", "zero_result_searches_before_cases",
+          "articles_before_cases")
+PARENTS = {"zero_result_searches_followed": "zero_result_searches", "article_reads_followed": "article_reads"}
+
+
+def _bounded_lists(counts: Mapping[str, Counter[str]]) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    lists: dict[str, dict[str, int]] = {}
+    other: dict[str, int] = {}
+    for name in COUNTS:
+        counter = counts[name]
+        if name in PARENTS:
+            counter = Counter({key: n for key, n in counter.items() if key in lists[PARENTS[name]]})
+        lists[name] = _top(counter)
+        other[name] = sum(counts[name].values()) - sum(lists[name].values())
+    return lists, other
+
+
+def _top(counts: Counter[str]) -> dict[str, int]:
+    """The most frequent keys (ties by key) up to MAX_KEYS_PER_DAY, as many as fit COLUMN_BUDGET."""
+    kept: dict[str, int] = {}
+    size = 2  # {}
+    for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_KEYS_PER_DAY]:
+        size += utf16_len(encode(key)) + len(str(n)) + 2  # "key":n,
+        if size > COLUMN_BUDGET:
+            break
+        kept[key] = n
+    return dict(sorted(kept.items()))
+
+
+def _pages(reads: Mapping[str, int], titles: Mapping[str, tuple[bool, str]],
+           links: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Titles and links of the day's most read articles, as many as fit a column."""
+    pages: dict[str, dict[str, Any]] = {}
+    size = 2
+    for article in sorted((a for a in reads if a in titles or a in links), key=lambda a: (-reads[a], a)):
+        page = {"title": titles[article][1] if article in titles else None, "url": links.get(article),
+                "signed_in": article in titles and titles[article][0]}
+        size += utf16_len(encode(article)) + utf16_len(encode(page)) + 2
+        if len(pages) >= MAX_PAGES_PER_DAY or size > COLUMN_BUDGET:
+            break
+        pages[article] = page
+    return dict(sorted(pages.items()))
+
+
+def _thinned(values: list[int], limit: int) -> list[int]:
+    """`values` (sorted) thinned evenly to at most `limit`, keeping both ends."""
+    if len(values) <= limit:
+        return values
+    return [values[round(n * (len(values) - 1) / (limit - 1))] for n in range(limit)]
+
+
+def encode(value: Any) -> str:
+    """A rollup figure as stored: compact JSON, non-ASCII as itself (a CJK character is 1 unit, not 6)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def utf16_len(text: str) -> int:
+    """The length of `text` in UTF-16 code units, as Table storage counts a string property."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+class RollupTooLarge(ValueError):
+    """A rollup that Table storage would refuse; names the figure, never its content."""
+
+
+def stored_columns(rollup_of_day: Mapping[str, Any]) -> dict[str, str]:
+    """A rollup as its stored row, one JSON column per figure; RollupTooLarge when a column would
+    exceed COLUMN_LIMIT or the entity ENTITY_LIMIT (Table storage's own limits)."""
+    columns = {name: encode(value) for name, value in rollup_of_day.items()}
+    size = 4 + 2 * len(f"d_{rollup_of_day['day']}rollup") + 8 + 2 * len("Timestamp") + 8  # keys and Timestamp
+    for name, text in columns.items():
+        units = utf16_len(text)
+        if units > COLUMN_LIMIT:
+            raise RollupTooLarge(f"the figure {name} would take {units} UTF-16 units (at most {COLUMN_LIMIT})")
+        size += 8 + 2 * len(name) + 4 + 2 * units
+    if size > ENTITY_LIMIT:
+        raise RollupTooLarge(f"the rollup would take {size} bytes (at most {ENTITY_LIMIT})")
+    return columns
 
 
 SITE_SEARCH = ("searches", "with_result_count", "zero", "sessions", "clicked", "refinements", "exits")
@@ -199,30 +353,39 @@ def site_search_report(counts: Mapping[str, int]) -> dict[str, Any]:
                for name, (part, whole) in rates.items()}}
 
 
-def _top(counts: Counter[str]) -> dict[str, int]:
-    return dict(sorted(counts.most_common(MAX_KEYS_PER_DAY)))
-
-
-COUNTS = ("searches", "zero_result_searches", "zero_result_searches_followed", "article_reads",
-          "searches_before_cases", "zero_result_searches_before_cases", "articles_before_cases")
-
-
 def total(rollups: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The sum of day rollups: counts added key by key, lead times pooled."""
+    """The sum of day rollups (in day order): counts added key by key and their `other`s, lead times
+    pooled. An article's title is the earliest day's from a signed-in view, else the earliest day's;
+    its link the earliest day's that is still the article's own address."""
     sums: dict[str, Any] = {name: Counter() for name in COUNTS}
+    other: Counter[str] = Counter()
     result: dict[str, Any] = {"cases": 0, "sessions": 0, "sessions_followed": 0, "lead_ms": [], "article_pages": {},
                               "site_search": dict.fromkeys(SITE_SEARCH, 0)}
-    for day in rollups:  # (in day order: a later day's title of an article wins)
+    for day in rollups:
         for name, value in day.get("site_search", {}).items():  # (rollups before 0.3 have none)
             result["site_search"][name] += value
         for name in COUNTS:
-            sums[name].update(day[name])
-        result["article_pages"].update(day.get("article_pages", {}))  # (rollups before 0.3 have none)
+            sums[name].update(day.get(name, {}))  # (older rollups have no article_reads_followed)
+        other.update(day.get("other", {}))
+        for article, page in day.get("article_pages", {}).items():  # (rollups before 0.3 have none)
+            _merge_page(result["article_pages"], article, page)
         for name in ("cases", "sessions", "sessions_followed"):
             result[name] += day[name]
         result["lead_ms"].extend(day["lead_ms"])
     result["lead_ms"].sort()
-    return result | {name: dict(sorted(counter.items())) for name, counter in sums.items()}
+    return result | {name: dict(sorted(counter.items())) for name, counter in sums.items()} | {
+        "other": {name: other.get(name, 0) for name in (*COUNTS, "lead_ms")}}
+
+
+def _merge_page(pages: dict[str, dict[str, Any]], article: str, page: Mapping[str, Any]) -> None:
+    """Add a later day's title and link of `article` to `pages`: a title from a signed-in view
+    replaces an anonymous one, never the other way round; a link only fills a gap."""
+    known = pages.setdefault(article, {"title": None, "url": None, "signed_in": False})
+    link = article_link(page["url"], article) if page.get("url") else None  # (older rollups kept any address)
+    if page.get("title") and (known["title"] is None or (page.get("signed_in") and not known["signed_in"])):
+        known["title"], known["signed_in"] = page["title"], bool(page.get("signed_in"))
+    if known["url"] is None and link:
+        known["url"] = link
 
 
 TREND = ("searches", "zero_result_rate", "click_through_rate", "cases", "deflection_rate")
@@ -263,12 +426,14 @@ def _period_figures(rollups: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def report(first: str, last: str, rollups: Sequence[Mapping[str, Any]], top: int = 20,
-           previous: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+           previous: Sequence[Mapping[str, Any]] | None = None, missing: Sequence[str] = ()) -> dict[str, Any]:
     """What a support manager reads: the KPIs over the range, ranked lists, rates, the daily trend
-    (and, given the previous period's rollups, the comparison with it)."""
+    (and, given the previous period's rollups, the comparison with it). `missing`: the range's days
+    whose rollups could not be built, left out of every figure and named (`missing_days`)."""
     sums = total(rollups)
     searches, before = sums["searches"], sums["searches_before_cases"]
-    reads, read_before = sums["article_reads"], sums["articles_before_cases"]
+    reads, read_before, read_followed = sums["article_reads"], sums["articles_before_cases"], sums[
+        "article_reads_followed"]
     zero, zero_followed = sums["zero_result_searches"], sums["zero_result_searches_followed"]
     sessions, followed = sums["sessions"], sums["sessions_followed"]
     leads = sums["lead_ms"]
@@ -276,25 +441,36 @@ def report(first: str, last: str, rollups: Sequence[Mapping[str, Any]], top: int
         "from": first,
         "to": last,
         "days": len(rollups),
+        "missing_days": sorted(missing),
         "cases": sums["cases"],
         "top_searches_before_cases": [
             {"query": q, "cases": n, "searches": searches.get(q, 0)} for q, n in _ranked(before, top)],
         "zero_result_searches": [
             {"query": q, "searches": n, "followed_by_case": zero_followed.get(q, 0),
              "cases_after": sums["zero_result_searches_before_cases"].get(q, 0)} for q, n in _ranked(zero, top)],
+        # The rate's part is a subset of its whole: reads of the article in sessions a case followed.
         "articles": [
             {"article": a, **_page(sums["article_pages"].get(a)), "reads": reads.get(a, 0), "cases_after": n,
-             "failed_to_deflect_rate": _rate(n, reads.get(a, 0)),
-             "failed_to_deflect_interval": wilson(min(n, reads.get(a, 0)), reads.get(a, 0))}
+             "reads_followed_by_case": read_followed.get(a, 0),
+             "failed_to_deflect_rate": _rate(read_followed.get(a, 0), reads.get(a, 0)),
+             "failed_to_deflect_interval": wilson(read_followed.get(a, 0), reads.get(a, 0))}
             for a, n in _ranked(read_before, top)],
         "deflection": {"self_service_sessions": sessions, "followed_by_case": followed,
                        "deflected": sessions - followed, "rate": _rate(sessions - followed, sessions),
                        "interval": wilson(sessions - followed, sessions)},
         "site_search": site_search_report(sums["site_search"]),
         "trend": trend(first, last, rollups, previous),
-        "first_touch_to_case": {"cases": len(leads),
+        "first_touch_to_case": {"cases": len(leads) + sums["other"]["lead_ms"],
                                 "median_ms": int(statistics.median(leads)) if leads else None},
+        "other": sums["other"],
     }
+
+
+def with_titles(report_of_range: Mapping[str, Any], titles: Mapping[str, str]) -> dict[str, Any]:
+    """The report with each listed article's title from `titles` (Dataverse's knowledge articles,
+    by article number) where it has one: those win over any page view's."""
+    return {**report_of_range, "articles": [
+        {**row, "title": titles.get(row["article"]) or row["title"]} for row in report_of_range["articles"]]}
 
 
 def _ranked(counts: Mapping[str, int], top: int) -> list[tuple[str, int]]:

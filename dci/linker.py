@@ -19,14 +19,17 @@ from dci.clock import ms_of
 from dci.ids import GUID_FULL_PATTERN
 from dci.ingest.events import ID_PATTERN
 from dci.insights import event_fact
+from dci.lake.rows import pseudonym
 from dci.storage.clients import PORTAL_EVENTS_QUEUE
 from dci.storage.insights import InsightStore
-from dci.storage.interactions import InteractionStore, event_entity
-from dci.storage.keys import day_of_row_key
+from dci.storage.interactions import InteractionStore
+from dci.storage.keys import fact_ref
+from dci.storage.tables import plain
 
 if TYPE_CHECKING:
     from dci.settings import Settings
     from dci.storage import Stores
+    from dci.storage.erasures import Tombstones
     from dci.storage.outbox import LakeOutbox
 
 logger = logging.getLogger(__name__)
@@ -73,13 +76,19 @@ def parse_message(body: bytes) -> dict[str, Any]:
 
 def handle(body: bytes, settings: Settings, stores: Stores) -> int:
     """The `portal-events` trigger: link one message with the follow-up the settings ask for."""
-    return link(stores.interactions, body, CaseFollowUp.of(settings, stores), stores.insights, stores.outbox)
+    return link(stores.interactions, body, CaseFollowUp.of(settings, stores), stores.insights, stores.outbox,
+                stores.erasures)
 
 
 def link(store: InteractionStore, body: bytes, follow_up: CaseFollowUp | None = None,
-         insights: InsightStore | None = None, outbox: LakeOutbox | None = None) -> int:
+         insights: InsightStore | None = None, outbox: LakeOutbox | None = None,
+         erasures: Tombstones | None = None) -> int:
     """Process one queue message; returns the rows written. Raises BadMessage or storage errors."""
     message = parse_message(body)
+    if erasures is not None:
+        message = without_erased(message, erasures)
+        if not message["events"]:
+            return 0
     with telemetry.span("process portal-events", {"messaging.destination.name": PORTAL_EVENTS_QUEUE},
                         parent=message, consumer=True) as span:
         written = _link(store, message, follow_up, insights, outbox)
@@ -97,25 +106,39 @@ def _link(store: InteractionStore, message: dict[str, Any], follow_up: CaseFollo
         # The link first: if the events then fail, the retry rewrites both; a link without events
         # is harmless, events that the contact's export and erasure cannot find are not.
         store.link(contact, message["visitor"], message["site"], message["received_at"])
-    written = store.write_events(message)
+    stored = store.write_events(message)
+    written = len(stored)
     if outbox is not None:  # after the events: an entry names rows that are there to read
         outbox.note_visitor(message["visitor"])
     store.note_beacon(message["site"], message["received_at"])
     logger.info("linked %d events%s", written, " (signed in)" if contact else "",  # no visitor id: it is personal
                 extra={"events": written, "signed_in": bool(contact)})
     if insights is not None:
-        insights.add_events(event_facts(message))
+        insights.add_events(event_facts(message["visitor"], stored))
     if follow_up is not None:
         follow_up.after_batch(message)
     return written
 
 
-def event_facts(message: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(day, row key, fact) of the message's searches and article reads, keyed as their interactions."""
+def without_erased(message: dict[str, Any], erasures: Tombstones) -> dict[str, Any]:
+    """The message without the events an erasure forbids to come back: those of an erased contact,
+    or of one of their own browsers, from before the erasure (a re-send, a message that waited)."""
+    cut = max(erasures.erased_at(message.get("contact")) or -1,
+              erasures.browser_erased_at(pseudonym(message["visitor"])) or -1)
+    if cut < 0:
+        return message
+    kept = [event for event in message["events"] if event["ts"] > cut]
+    if len(kept) < len(message["events"]):
+        logger.info("linker dropped %d events of an erased contact", len(message["events"]) - len(kept),
+                    extra={"events": len(message["events"]) - len(kept)})
+    return {**message, "events": kept}
+
+
+def event_facts(visitor: str, rows: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(day, key, fact) of the searches and article reads among a visitor's stored rows (`fact_ref`)."""
     facts = []
-    for event in message["events"]:
-        row = event_entity(message, event)
-        fact = event_fact(row, message["visitor"])
+    for row in map(plain, rows):
+        fact = event_fact(row, visitor)
         if fact is not None:
-            facts.append((day_of_row_key(row["RowKey"]), row["RowKey"], fact))
+            facts.append((*fact_ref(visitor, row), fact))
     return facts

@@ -75,7 +75,9 @@ _ERASE_SCHEMA = {
     "properties": {"contact": {"type": "string"}, "removed": {
         "type": "object", "properties": {name: {"type": "integer"} for name in ("interactions", "visitors", "cases")}},
         "lake": {"enum": ["erased", "pending"], "description": "with LAKE_URL set: the contact's rows are gone from "
-                 "the Delta tables, or the lake could not be reached and the next lake export removes them"}},
+                 "the Delta tables, or the lake could not be reached and the next lake export removes them"},
+        "notes": {"enum": ["deleted", "pending"], "description": "with DATAVERSE_URL set: the notes written on the "
+                  "contact's cases are deleted, or Dataverse could not be reached and the case poller deletes them"}},
 }
 
 _TIMELINE_SCHEMA = {
@@ -101,17 +103,19 @@ _TIMELINE_SCHEMA = {
 }
 
 _COUNTED = {"type": "object", "additionalProperties": False}
-_RATE = {"type": ["number", "null"], "minimum": 0}
+_RATE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 _INTERVAL = {"type": ["array", "null"], "items": {"type": "number", "minimum": 0, "maximum": 1}, "minItems": 2,
              "maxItems": 2, "description": "the rate's 95 % Wilson score interval: [low, high]"}
 _INSIGHTS_SCHEMA = {
     "type": "object",
-    "required": ["from", "to", "days", "cases", "top_searches_before_cases", "zero_result_searches", "articles",
-                 "deflection", "first_touch_to_case"],
+    "required": ["from", "to", "days", "missing_days", "cases", "top_searches_before_cases",
+                 "zero_result_searches", "articles", "deflection", "first_touch_to_case"],
     "properties": {
         "from": {"type": "string", "format": "date"},
         "to": {"type": "string", "format": "date"},
         "days": {"type": "integer", "minimum": 0, "description": "days in the range with anything recorded"},
+        "missing_days": {"type": "array", "items": {"type": "string", "format": "date"},
+                         "description": "days whose rollups could not be built: left out of every figure"},
         "cases": {"type": "integer", "minimum": 0},
         "top_searches_before_cases": {"type": "array", "items": _COUNTED | {
             "required": ["query", "cases", "searches"],
@@ -123,13 +127,19 @@ _INSIGHTS_SCHEMA = {
                            "followed_by_case": {"type": "integer", "minimum": 0},
                            "cases_after": {"type": "integer", "minimum": 0}}}},
         "articles": {"type": "array", "items": _COUNTED | {
-            "required": ["article", "title", "url", "reads", "cases_after", "failed_to_deflect_rate",
-                         "failed_to_deflect_interval"],
+            "required": ["article", "title", "url", "reads", "cases_after", "reads_followed_by_case",
+                         "failed_to_deflect_rate", "failed_to_deflect_interval"],
             "properties": {"article": {"type": "string"},
-                           "title": {"type": ["string", "null"], "description": "the latest title seen in a view"},
-                           "url": {"type": ["string", "null"], "description": "the article on the portal"},
+                           "title": {"type": ["string", "null"], "description": "Dataverse's title of the article "
+                                     "where configured, else the first a signed-in view showed, else the first "
+                                     "any view showed"},
+                           "url": {"type": ["string", "null"], "description": "the article's own address on the "
+                                   "portal (no query string)"},
                            "reads": {"type": "integer", "minimum": 0},
-                           "cases_after": {"type": "integer", "minimum": 0}, "failed_to_deflect_rate": _RATE,
+                           "cases_after": {"type": "integer", "minimum": 0},
+                           "reads_followed_by_case": {"type": "integer", "minimum": 0,
+                                                      "description": "reads in sessions a case then followed"},
+                           "failed_to_deflect_rate": _RATE | {"description": "reads_followed_by_case ÷ reads"},
                            "failed_to_deflect_interval": _INTERVAL}}},
         "deflection": _COUNTED | {
             "required": ["self_service_sessions", "followed_by_case", "deflected", "rate"],
@@ -152,6 +162,8 @@ _INSIGHTS_SCHEMA = {
                                                                        "interval": _INTERVAL}}
                                for name in ("zero_result_rate", "click_through_rate", "refinement_rate",
                                             "exit_rate")}}},
+        "other": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
+                  "description": "by list, the counts a day's bounded lists did not name (summed as other)"},
         "first_touch_to_case": _COUNTED | {
             "required": ["cases", "median_ms"],
             "properties": {"cases": {"type": "integer", "minimum": 0},
@@ -206,6 +218,12 @@ _BEHIND_SCHEMA = {
     },
 }
 
+_HEALTH_STATUS_SCHEMA = {
+    "type": "object",
+    "required": ["status"],
+    "additionalProperties": False,
+    "properties": {"status": {"enum": ["ok", "degraded"]}},
+}
 _HEALTH_SCHEMA = {
     "type": "object",
     "required": ["status", "checks", "telemetry"],
@@ -229,7 +247,7 @@ def document() -> dict[str, object]:
     schemas.update({"CollectBatch": batch, "Problem": _PROBLEM_SCHEMA, "Health": _HEALTH_SCHEMA,
                     "Export": _EXPORT_SCHEMA, "Erased": _ERASE_SCHEMA, "Timeline": _TIMELINE_SCHEMA,
                     "ContactTimeline": _CONTACT_TIMELINE_SCHEMA, "Insights": _INSIGHTS_SCHEMA,
-                    "Behind": _BEHIND_SCHEMA})
+                    "Behind": _BEHIND_SCHEMA, "HealthStatus": _HEALTH_STATUS_SCHEMA})
     collect_body = {"schema": {"$ref": REF.format(model="CollectBatch")}}
     return {
         "openapi": "3.1.0",
@@ -406,12 +424,27 @@ def document() -> dict[str, object]:
             "/health": {
                 "get": {
                     "operationId": "health",
-                    "summary": "Liveness and storage reachability",
+                    "summary": "Liveness and storage reachability: the overall status only",
                     "security": [],
                     "responses": {
-                        "200": {"description": "Up",
+                        "200": {"description": "Up (`degraded`: the report routes are closed by their settings)",
+                                "content": {"application/json": {
+                                    "schema": {"$ref": REF.format(model="HealthStatus")}}}},
+                        "503": _problem("Not healthy; what is wrong is at /api/health/details"),
+                    },
+                }
+            },
+            "/health/details": {
+                "get": {
+                    "operationId": "healthDetails",
+                    "summary": "What each health check found, the telemetry mode, each portal's last beacon "
+                               "(the report routes' access)",
+                    "responses": {
+                        "200": {"description": "Up, with each check's result",
                                 "content": {"application/json": {"schema": {"$ref": REF.format(model="Health")}}}},
-                        "503": _problem("Storage is unreachable; `checks` says which service"),
+                        "401": _problem("REPORTS_AUTH=app-service and the request is not signed in"),
+                        "503": _problem("Storage is unreachable or the settings are invalid (`checks` says which), "
+                                        "or REPORTS_AUTH=app-service but App Service authentication is not on"),
                     },
                 }
             },

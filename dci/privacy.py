@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from dci.activity import items_of, owned
 from dci.attribution import signins
-from dci.clock import day_of, iso_of
+from dci.clock import day_of, iso_of, ms_of
 from dci.ids import contact_id
 from dci.insights import event_fact
 from dci.lake.rows import pseudonym
@@ -22,10 +23,12 @@ from dci.settings import Settings
 from dci.storage.cases import LEGACY_TICKETS, CaseStore
 from dci.storage.insights import InsightStore
 from dci.storage.interactions import InteractionStore
-from dci.storage.keys import day_of_row_key
+from dci.storage.keys import fact_ref
 
 if TYPE_CHECKING:
+    from dci.dataverse import Dataverse
     from dci.storage import Stores
+    from dci.storage.erasures import Tombstones
     from dci.storage.outbox import LakeOutbox
 
 logger = logging.getLogger(__name__)
@@ -54,26 +57,37 @@ def export(store: InteractionStore, contact: str, stitch_window_ms: int, session
 
 def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
           cases: CaseStore | None = None, insights: InsightStore | None = None,
-          outbox: LakeOutbox | None = None) -> dict[str, int]:
+          outbox: LakeOutbox | None = None, erasures: Tombstones | None = None,
+          now_ms: int | None = None) -> dict[str, int]:
     """Erase the contact's activity; idempotent. Returns how much was removed.
 
     A visitor no one else signed in on is the contact's own browser: all its rows go, anonymous
     ones included. On a shared browser only the rows attributed to the contact go. With them go
     the contact's links, cases, timelines and insight facts: no row the app wrote names the
-    contact or one of its own browsers afterwards.
+    contact or one of its own browsers afterwards. First of all, a tombstone (`erasures`) keeps
+    what happened before the erasure from coming back (a re-read case, a re-sent event), and
+    lists the cases whose notes on Dataverse are still to be deleted (`delete_pending_notes`).
     """
     removed = {"interactions": 0, "visitors": 0, "cases": 0}
     browsers = [(visitor, rows, owners, _shared(rows, contact)) for visitor, rows, owners
                 in owned(store, contact, stitch_window_ms)]
+    own = [pseudonym(visitor) for visitor, _, _, shared in browsers if not shared]
+    if erasures is not None:
+        earlier = erasures.all().get(contact)  # a retried erasure finds fewer browsers and cases: keep the first's
+        noted = [row["case_id"] for row in cases.cases_of(contact)
+                 if (cases.timeline(row["case_id"]) or {}).get("note_id")] if cases is not None else []
+        erasures.add(contact, max(now_ms or ms_of(datetime.now(timezone.utc)), earlier.erased_ms if earlier else 0),
+                     [*own, *(earlier.visitors if earlier else ())],
+                     [*noted, *(earlier.notes_pending if earlier else ())])
     if outbox is not None:  # first: a retry after a failure here no longer finds the browsers' links
-        outbox.note_erasure(contact, [pseudonym(visitor) for visitor, _, _, shared in browsers if not shared])
+        outbox.note_erasure(contact, own)
     for visitor, rows, owners, shared in browsers:
-        mine = [row for row, owner in zip(rows, owners, strict=True) if owner.contact == contact]
-        doomed = mine if shared else rows
+        mine = {row["id"] for row, owner in zip(rows, owners, strict=True) if owner.contact == contact}
+        # Every stored copy of a doomed event goes (readers see only the first: `first_copies`).
+        doomed = [row for row in store.visitor_rows(visitor) if not shared or row["id"] in mine]
         removed["interactions"] += store.delete_rows(doomed)
         if insights is not None:  # their searches and reads leave the insight facts too
-            insights.remove_events((day_of_row_key(row["RowKey"]), row["RowKey"])
-                                   for row in doomed if event_fact(row, visitor))
+            insights.remove_events(fact_ref(visitor, row) for row in doomed if event_fact(row, visitor))
         store.unlink(contact, visitor)
         removed["visitors"] += 1
     if cases is not None:
@@ -85,6 +99,29 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
     logger.info("erased a contact: %d interactions on %d visitors, %d case timelines",
                 removed["interactions"], removed["visitors"], removed["cases"], extra=removed)
     return removed
+
+
+def delete_pending_notes(erasures: Tombstones, dataverse: Dataverse) -> dict[str, int]:
+    """Delete the notes that erased contacts' cases still carry on Dataverse; a note Dataverse cannot
+    delete now stays pending for the next try (the case poller's). Returns deleted and pending."""
+    from dci.dataverse import DataverseError
+
+    counts = {"deleted": 0, "pending": 0}
+    for stone in erasures.all().values():
+        done = []
+        for case_id in stone.notes_pending:
+            try:
+                counts["deleted"] += dataverse.delete_note(case_id)
+            except DataverseError as error:
+                logger.warning("an erased contact's note could not be deleted now (%s); retried later", error.status,
+                               extra={"status": error.status})
+                break
+            done.append(case_id)
+        counts["pending"] += len(stone.notes_pending) - len(done)
+        if done:
+            erasures.notes_done(stone.contact, done)
+        dataverse.forget_name(stone.contact)
+    return counts
 
 
 def _shared(rows: list[dict[str, Any]], contact: str) -> bool:
@@ -104,7 +141,15 @@ def erase_reply(raw_contact: str, settings: Settings, stores: Stores) -> Reply:
     or, when it cannot be reached, by the next lake export (the answer says "pending")."""
     def action(contact: str) -> Reply:
         document: dict[str, Any] = {"contact": contact, "removed": erase(
-            stores.interactions, contact, settings.stitch_window_ms, stores.cases, stores.insights, stores.outbox)}
+            stores.interactions, contact, settings.stitch_window_ms, stores.cases, stores.insights, stores.outbox,
+            stores.erasures)}
+        if settings.dataverse_configured and stores.erasures is not None:
+            from dci.dataverse import client_from
+
+            client = client_from(settings)
+            assert client is not None
+            notes = delete_pending_notes(stores.erasures, client)
+            document["notes"] = "pending" if notes["pending"] else "deleted"
         if settings.lake is not None:
             document["lake"] = _erase_from_lake(settings, stores, contact)
         return json_reply(200, document)

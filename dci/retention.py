@@ -48,6 +48,14 @@ def apply(stores: Stores, now: datetime, retention_days: int) -> list[str]:
     if removed:
         logger.info("retention removed %d insight facts from before %s", removed, cutoff,
                     extra={"facts": removed, "before": cutoff})
+    if stores.erasures is not None:  # tombstones outlive every re-read, then go
+        from dci.clock import ms_of
+        from dci.storage.erasures import KEPT_DAYS
+
+        stones = stores.erasures.forget_before(ms_of(now - timedelta(days=KEPT_DAYS)))
+        if stones:
+            logger.info("retention removed %d erasure tombstones older than %d days", stones, KEPT_DAYS,
+                        extra={"tombstones": stones})
     return dropped
 
 

@@ -14,6 +14,10 @@ timeline's (or a contact's) events in time order:
    names (number, and title from any view of that article);
 5. where a browser first shows the contact signed in, a `signin` step says so, and whether earlier
    activity on that browser was attributed to them.
+
+Every text a step carries from a visitor (search term, title, the address it shows) and every
+step's `text` is one line (dci/text.py): data stored before collect made it so must not forge a
+line of the report or the note either.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from dci.attribution import STITCHED, VERIFIED
 from dci.clock import duration
+from dci.text import one_line
 
 SAME_PAGE_WINDOW_MS = 60_000
 PAGE_EVENTS = ("search", "case_form", "case_submitted")  # events that say what their page was for
@@ -38,7 +43,7 @@ def steps(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     `text` (plain words), `how` (how it is known to be the contact's), and per kind `query`,
     `results`, `zero`, `article` ({number, title}), `times`, `engaged_ms`, `scroll`.
     """
-    titles = {i["article_number"]: i["title"] for i in items if i.get("article_number") and i.get("title")}
+    titles = {i["article_number"]: one_line(i["title"]) for i in items if i.get("article_number") and i.get("title")}
     pages = {i["url"]: i for i in items if i["type"] == "page_view" and i.get("url")}  # what a click opened
     out: list[dict[str, Any]] = []
     last_of: dict[str, int] = {}  # browser -> index of its latest step
@@ -71,16 +76,17 @@ def steps(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 previous["times"] += 1  # a reload (rule 3)
                 previous["ids"].append(item.get("id"))
                 continue
-            step = _step(item, "view", url=url, title=item.get("title"), times=1, engaged_ms=0, scroll=None,
+            step = _step(item, "view", url=url, title=_one_line(item.get("title")), times=1, engaged_ms=0, scroll=None,
                          article=_article(item, titles))
         elif kind == "search":
-            step = _step(item, "search", url=url, query=item.get("query", ""), results=item.get("results"),
+            step = _step(item, "search", url=url, query=one_line(item.get("query") or ""), results=item.get("results"),
                          zero=item.get("results") == 0)
         elif kind == "search_click":
             target = item.get("target") or ""
             opened = pages.get(target, {})
             number = opened.get("article_number") or _article_number(target)
-            step = _step(item, "click", position=item.get("position"), target=target, title=opened.get("title"),
+            step = _step(item, "click", position=item.get("position"), target=target,
+                         title=_one_line(opened.get("title")),
                          article={"number": number, "title": titles.get(number)} if number else None)
         else:
             step = _step(item, kind, url=url, ticket=item.get("ticket"))
@@ -94,8 +100,12 @@ def steps(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             view_of[(browser, url)] = last_of[browser]
     out = [step for step in out if not step.pop("absorbed", False)]
     for step in out:
-        step["text"] = step.get("text") or describe(step)
+        step["text"] = one_line(step["text"]) if step.get("text") else describe(step)
     return out
+
+
+def _one_line(text: str | None) -> str | None:
+    return one_line(text) if text else text
 
 
 def _step(item: dict[str, Any], kind: str, **fields: Any) -> dict[str, Any]:
@@ -117,7 +127,7 @@ def _engaged(step: dict[str, Any], item: dict[str, Any]) -> None:
 
 def _article(item: dict[str, Any], titles: dict[str, str]) -> dict[str, Any] | None:
     number = item.get("article_number")
-    return {"number": number, "title": item.get("title") or titles.get(number)} if number else None
+    return {"number": number, "title": _one_line(item.get("title")) or titles.get(number)} if number else None
 
 
 def _article_number(url: str) -> str | None:
@@ -137,11 +147,16 @@ def _page(step: dict[str, Any]) -> str:
 
 def article_name(article: dict[str, Any]) -> str:
     """`"Reset your password" (KA-01023)`, or the number alone when no title was seen."""
-    return f'"{article["title"]}" ({article["number"]})' if article.get("title") else article["number"]
+    name = f'"{article["title"]}" ({article["number"]})' if article.get("title") else article["number"]
+    return one_line(name)
 
 
 def describe(step: dict[str, Any]) -> str:
-    """The step in plain words."""
+    """The step in plain words, on one line."""
+    return one_line(_words(step))
+
+
+def _words(step: dict[str, Any]) -> str:
     kind = step["kind"]
     if kind == "search":
         found = step.get("results")

@@ -43,6 +43,7 @@ INSTRUMENTS: dict[str, tuple[str, str, str]] = {
     "dci.insights.rollup.duration": ("histogram", "s", "One run of the insight day rollups"),
     "dci.lake.export.lag": ("histogram", "s", "At each lake export: how long its oldest outbox entry has waited"),
     "dci.lake.rows": ("counter", "{row}", "Lake rows merged, by dci.lake.table and dci.lake.change"),
+    "dci.lake.set_aside": ("counter", "{entry}", "Lake outbox entries set aside: the lake refused their rows alone"),
 }
 
 Attributes = Mapping[str, "str | bool | int | float"]

@@ -7,18 +7,20 @@ browser, so an agent following a link sees what is wrong).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from dci import spreadsheet
+from dci.access import check_report_access
 from dci.activity import attributed
 from dci.clock import duration, iso_ms, iso_of, ms_of
 from dci.ids import contact_id, is_guid
 from dci.ingest.events import EVENT_TYPES
 from dci.insights import report as insights_report
-from dci.insights import term
+from dci.insights import term, with_titles
 from dci.pages import CSP, behind_page, case_page, contact_page, insights_page, status_page
 from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
@@ -28,6 +30,8 @@ from dci.storage.cases import PENDING, ticket_key
 if TYPE_CHECKING:
     from dci.storage import Stores
     from dci.storage.cases import CaseStore
+
+logger = logging.getLogger(__name__)
 
 HTML = "text/html; charset=utf-8"
 MAX_INSIGHT_DAYS = 400  # a year and then some
@@ -44,6 +48,7 @@ class Asked:
     params: Mapping[str, str]
     accept: str | None
     now: datetime
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 def wants_html(params: Mapping[str, str], accept: str | None) -> bool:
@@ -77,8 +82,24 @@ def negotiated(params: Mapping[str, str], accept: str | None, build: Callable[[b
 
 # --- GET /api/cases/{case_id}/timeline -----------------------------------------------------------
 
-def case_of(cases: CaseStore, key: str) -> str:
-    """The case id a route names: the id itself (a GUID), or the one case with that ticket number."""
+def may_list_cases(settings: Settings, asked: Asked) -> bool:
+    """Whether a 409 may name the cases that share a ticket number: only to a caller the report
+    gate let in (dci/access.py) — with `REPORTS_AUTH=function-key`, one who sent a function key,
+    which the host checked in Azure (locally, where nothing checks keys, a request without one)."""
+    try:
+        check_report_access(settings, asked.headers)
+    except Problem:
+        return False
+    if settings.reports_auth == "app-service":
+        return True
+    return bool(asked.params.get("code") or asked.headers.get("x-functions-key"))
+
+
+def case_of(cases: CaseStore, key: str, list_cases: bool = True) -> str:
+    """The case id a route names: the id itself (a GUID), or the one case with that ticket number.
+
+    Several cases with that number are a 409 that names them when `list_cases`, and only says how
+    many otherwise."""
     if is_guid(key):
         return key.lower()
     if ticket_key(key) is None:
@@ -87,6 +108,8 @@ def case_of(cases: CaseStore, key: str) -> str:
     found = cases.cases_with_ticket(key)
     if not found:
         raise Problem(404, f"No case with ticket number {key} is known here (yet).", "unknown-case")
+    if len(found) > 1 and not list_cases:
+        raise Problem(409, f"{len(found)} cases carry ticket number {key}; open one by its id.", "ambiguous-ticket")
     if len(found) > 1:
         raise Problem(409, f"{len(found)} cases carry ticket number {key}; open one by its id: {', '.join(found)}.",
                       "ambiguous-ticket", extensions={"cases": found})
@@ -94,9 +117,9 @@ def case_of(cases: CaseStore, key: str) -> str:
 
 
 def case_timeline(cases: CaseStore, key: str, html: bool, settings: Settings, now: datetime | None = None,
-                  keep: Mapping[str, str] | None = None) -> Reply:
+                  keep: Mapping[str, str] | None = None, list_cases: bool = True) -> Reply:
     """200 with the timeline, 202 while pending, 200 with the reason when skipped, 404 when unknown."""
-    case_id = case_of(cases, key)
+    case_id = case_of(cases, key, list_cases)
     case = cases.case(case_id)
     if case is None:
         raise Problem(404, f"No case {case_id} is known here (yet).", "unknown-case")
@@ -267,7 +290,7 @@ def wants_csv(params: Mapping[str, str], accept: str | None) -> bool:
     return chosen == "csv" or (not chosen and (accept or "").split(",")[0].strip().startswith("text/csv"))
 
 
-def insights_csv(asked: Asked, stores: Stores) -> Reply:
+def insights_csv(asked: Asked, stores: Stores, settings: Settings | None = None) -> Reply:
     """One table of the insights as a CSV file (`table`: searches, zero-results or articles)."""
     try:
         name = asked.params.get("table") or "searches"
@@ -278,7 +301,8 @@ def insights_csv(asked: Asked, stores: Stores) -> Reply:
     except Problem as problem:
         return problem_reply(problem)
     key, header, row = CSV_TABLES[name]
-    report = insights_report(first, last, stores.insights.rollups(first, last), top=MAX_CSV_ROWS)
+    report = article_titles(insights_report(first, last, stores.insights.rollups(first, last), top=MAX_CSV_ROWS),
+                            settings)
     body = spreadsheet.table(header, (row(item) for item in report[key]))
     return Reply(200, body, spreadsheet.MEDIA_TYPE, {
         **NO_STORE, "X-Content-Type-Options": "nosniff",
@@ -286,6 +310,23 @@ def insights_csv(asked: Asked, stores: Stores) -> Reply:
 
 
 MAX_CSV_ROWS = 1000
+
+
+def article_titles(report: dict[str, Any], settings: Settings | None) -> dict[str, Any]:
+    """The report with its articles' titles from Dataverse's knowledge articles, when Dataverse is
+    configured and answers; otherwise as the page views gave them (see dci.insights.rollup)."""
+    if settings is None or settings.dataverse_url is None or not report["articles"]:
+        return report
+    from dci.dataverse import DataverseError, client_from  # (only the Dataverse paths load requests)
+
+    client = client_from(settings)
+    try:
+        titles = client.article_titles([row["article"] for row in report["articles"]]) if client else {}
+    except DataverseError as error:
+        logger.warning("insights: no article titles from Dataverse (HTTP %s); showing those of page views",
+                       error.status)
+        return report
+    return with_titles(report, titles)
 
 
 MAX_CASES_BEHIND = 100
@@ -317,7 +358,7 @@ def insights_behind(asked: Asked, stores: Stores, html: bool) -> Reply:
 def insights_reply(asked: Asked, settings: Settings, stores: Stores) -> Reply:
     """GET /api/insights."""
     if wants_csv(asked.params, asked.accept):
-        return insights_csv(asked, stores)
+        return insights_csv(asked, stores, settings)
     if asked.params.get("search") or asked.params.get("article"):
         return negotiated(asked.params, asked.accept, lambda html: insights_behind(asked, stores, html))
 
@@ -330,8 +371,9 @@ def insights_reply(asked: Asked, settings: Settings, stores: Stores) -> Reply:
             # The dashboard's form again, with what was asked and what is wrong with it.
             return _html(problem.status, insights_page(None, asked.params, problem))
         before_first, before_last = previous_period(first, last)
-        report = insights_report(first, last, stores.insights.rollups(first, last),
-                                 previous=stores.insights.rollups(before_first, before_last))
+        rollups, missing = stores.insights.read(first, last)
+        report = article_titles(insights_report(first, last, rollups, missing=missing,
+                                                previous=stores.insights.rollups(before_first, before_last)), settings)
         if html:
             return _html(200, insights_page(report, asked.params))
         return json_reply(200, report, NO_STORE)
@@ -348,4 +390,4 @@ def kept(params: Mapping[str, str]) -> dict[str, str]:
 def case_timeline_reply(asked: Asked, settings: Settings, stores: Stores) -> Reply:
     """GET /api/cases/{case_id}/timeline."""
     return negotiated(asked.params, asked.accept, lambda html: case_timeline(
-        stores.cases, asked.key, html, settings, asked.now, kept(asked.params)))
+        stores.cases, asked.key, html, settings, asked.now, kept(asked.params), may_list_cases(settings, asked)))

@@ -46,7 +46,7 @@ def asked(req: func.HttpRequest, key: str = "") -> Asked:
     from dci.views import Asked
 
     return Asked(req.route_params.get(key, "") if key else "", req.params, req.headers.get("accept"),
-                 datetime.now(timezone.utc))
+                 datetime.now(timezone.utc), req.headers)
 
 
 def json_response(document: object, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:

@@ -169,11 +169,12 @@ def stores_of(store: Store, follow_days: int = 7, queue: object | None = None) -
     """The app's stores on this test's Azurite account; `cases` messages go to `queue`."""
     from dci.storage import Stores
     from dci.storage.cases import CaseStore
+    from dci.storage.erasures import Tombstones
     from dci.storage.insights import InsightStore
     from dci.storage.interactions import InteractionStore
 
     return Stores(InteractionStore(store.tables), CaseStore(store.tables), InsightStore(store.tables, follow_days),
-                  queue or RecordingQueue())  # type: ignore[arg-type]
+                  queue or RecordingQueue(), erasures=Tombstones(store.tables))  # type: ignore[arg-type]
 
 
 @pytest.fixture

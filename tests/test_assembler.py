@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import azure.functions as func
 import pytest
 
+import function_app
 from dci import assembler
 from dci.cases import CaseFollowUp, case_message, incident_case, take
 from dci.dataverse import Dataverse, Incident, TokenSource, session
@@ -18,7 +20,7 @@ from dci.linker import link
 from dci.runner.dataverse import LocalDataverse
 from dci.settings import Settings
 from tests.conftest import STORAGE, RecordingQueue, Store, stores_of
-from tests.factories import encoded, iso, queued_batch, queued_event
+from tests.factories import BASE, encoded, iso, queued_batch, queued_event
 
 M, H = 60_000, 3_600_000
 CREATED = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
@@ -228,6 +230,51 @@ def test_assembler_defers_a_case_until_it_has_settled(world: World) -> None:
     ((text, delay),) = world.queue
     assert json.loads(text)["case_id"] == case and 6 * 60 <= delay <= 6 * 60 + 1
     assert world.cases.case(case)["status"] == "queued"
+
+
+def read_report(case_id: str, html: bool) -> tuple[int, bytes]:
+    """GET /api/cases/{case_id}/timeline through the app, as JSON or as the agent's HTML report."""
+    url = f"http://localhost/api/cases/{case_id}/timeline" + ("?format=html" if html else "")
+    request = func.HttpRequest("GET", url, body=b"", params={"format": "html"} if html else {},
+                               route_params={"case_id": case_id}, headers={"accept": "application/json"})
+    response = function_app.case_timeline(request)
+    return response.status_code, response.get_body()
+
+
+def test_assembler_stores_and_reports_a_journey_of_1000_events_with_2000_character_urls(
+        world: World, fake: LocalDataverse) -> None:
+    # The attack (or a heavy reader's week): a journey too long for one Table string property
+    # (32,768 UTF-16 code units) used to be refused (PropertyValueTooLarge); the case went back to
+    # its queue for good, and no timeline or note was ever written. Every item is capped now, and
+    # the document is stored across rows of the case's partition.
+    laptop = str(uuid.uuid4())
+    sent = []
+    for batch in range(20):  # the beacon sends at most 50 events a batch
+        events = []
+        for n in range(batch * 50, batch * 50 + 50):
+            url = f"{BASE}/p/{n:04}/" + "a" * 2_000
+            url = url[:2_000]
+            fields = {"query": f"how do I configure the vpn client {n:04}", "results": n % 3,
+                      "url": url} if n % 10 == 0 else {"title": f"Article {n:04} " + "t" * 80, "url": url}
+            events.append(queued_event(CREATED_MS - (1_000 - n) * 4 * M, "search" if n % 10 == 0 else "page_view",
+                                       **fields))
+        sent += [e["id"] for e in events]
+        message = queued_batch(events, visitor=laptop, contact=A, received_at=iso(CREATED))
+        link(world.interactions, encoded(message), CaseFollowUp.of(world.settings, world.stores))
+    case = world.open_case(A)
+    assert world.assemble() == ["assembled"]
+    document = world.timeline(case)
+    assert ids(document) == sent and not document["truncated"] and document["earlier_steps"] == 0
+    assert all(len(item["url"]) == 500 and item["url"].endswith("\u2026") for item in document["items"])
+    assert len(world.cases._timeline_keys(case)) > 1  # (more than one row holds it)
+    (note,) = fake.notes_for(case)
+    assert len(note["notetext"].splitlines()) <= 15
+    status, body = read_report(case, html=False)
+    assert status == 200 and ids(json.loads(body)) == sent
+    status, page = read_report(case, html=True)
+    assert status == 200
+    assert page.count(b'<tr class="view') + page.count(b'<tr class="search') == 1_000  # a row per step: all
+    assert b"Article 0999" in page and b"Article 0001" in page and b"earlier step" not in page
 
 
 class PortalWorld:

@@ -27,6 +27,7 @@ EXPECTED_HTTP = {
     "contact_timeline": ("contacts/{contact_id}/timeline", {"GET"}, "function"),
     "insights": ("insights", {"GET"}, "function"),
     "health": ("health", {"GET"}, "anonymous"),
+    "health_details": ("health/details", {"GET"}, "function"),
     "openapi_document": ("openapi.json", {"GET"}, "anonymous"),
 }
 EXPECTED_QUEUE = {"link": "portal-events", "assemble_case": "cases"}

@@ -13,7 +13,7 @@ from dci.cases import OVERLAP_MS, parse_webhook, poll
 from dci.dataverse import Dataverse, DataverseError, TokenSource, session
 from dci.problems import Problem
 from dci.runner.dataverse import LocalDataverse
-from dci.storage.cases import CaseStore
+from dci.storage.cases import PIECE_UNITS, TRANSACTION_BYTES, CaseStore, pieces, transactions
 from tests.conftest import Store
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
@@ -170,3 +170,64 @@ def test_webhook_anything_else_is_400_naming_the_field(document: bytes, field: s
         parse_webhook(document)
     assert caught.value.status == 400
     assert field in {error.field for error in caught.value.errors}
+
+
+# --- timelines in the case store: any length, old rows, erasure ----------------------------------------------------
+
+def long_document(items: int, text: str = "x") -> dict:
+    return {"case": {"case_id": "c"}, "summary": {"sentence": "s"}, "sessions": [],
+            "items": [{"id": f"event-{i:06}", "url": "https://p/" + text * 2_000} for i in range(items)]}
+
+
+def test_case_store_keeps_a_timeline_longer_than_a_property_holds(cases: CaseStore) -> None:
+    # The attack: a journey whose JSON passes the 32,768 UTF-16 code units of one string property
+    # (here with characters beyond the BMP, two units each) used to be refused (PropertyValueTooLarge),
+    # and the case went back to its queue for good.
+    case_id = str(uuid.uuid4())
+    document = long_document(200, "\U0001F600")
+    cases.save_timeline(case_id, document, 1, "d1", "note-1")
+    stored = cases.timeline(case_id)
+    assert stored["document"] == document
+    assert (stored["version"], stored["digest"], stored["note_id"]) == (1, "d1", "note-1")
+    shorter = long_document(20)
+    cases.save_timeline(case_id, shorter, 2, "d2", "note-1")  # re-assembled shorter: no piece of v1 stays
+    assert cases.timeline(case_id)["document"] == shorter
+    assert cases._timeline_keys(case_id) == ["timeline", "timeline-000002-0001"]
+
+
+def test_case_store_reads_a_timeline_of_the_one_row_format(cases: CaseStore) -> None:
+    case_id = str(uuid.uuid4())
+    cases._upsert("timelines", {"PartitionKey": case_id, "RowKey": "timeline", "version": 3, "digest": "d",
+                                "document": json.dumps({"items": [{"id": "e1"}]})})
+    assert cases.timeline(case_id)["document"] == {"items": [{"id": "e1"}]}
+    assert cases.timeline(case_id)["version"] == 3
+    cases.save_timeline(case_id, long_document(40), 4, "d4", None)
+    assert cases.timeline(case_id)["document"] == long_document(40)
+
+
+def test_case_store_erasure_deletes_every_row_of_a_long_timeline(cases: CaseStore) -> None:
+    contact = str(uuid.uuid4())
+    case_id = str(uuid.uuid4())
+    cases.remember({"case_id": case_id, "created_ms": NOW_MS, "contact": contact, "ticket": "CAS-1",
+                    "source": "poll"})  # type: ignore[typeddict-item]
+    cases.save_timeline(case_id, long_document(300), 1, "d", None)
+    assert len(cases._timeline_keys(case_id)) > 2
+    assert cases.forget_contact(contact) == 1
+    assert cases._timeline_keys(case_id) == [] and cases.timeline(case_id) is None and cases.case(case_id) is None
+
+
+@pytest.mark.parametrize("text", ["", "abc", "a" * 70_000, "\U0001F600" * 40_000, "a" + "\U0001F600" * 16_000 + "b"])
+def test_case_store_pieces_keep_to_the_property_limit_and_join_back(text: str) -> None:
+    parts = pieces(text)
+    assert "".join(parts) == text
+    assert all(0 < len(part.encode("utf-16-le")) // 2 <= PIECE_UNITS for part in parts)
+
+
+def test_case_store_transactions_keep_to_100_operations_and_the_request_limit() -> None:
+    big = [("upsert", {"PartitionKey": "c", "RowKey": f"r{i}", "document": "\u00e9" * 16_000}) for i in range(150)]
+    groups = transactions(big)
+    assert [op for group in groups for op in group] == big
+    assert all(len(group) <= 100 for group in groups)
+    assert all(sum(len(json.dumps(op[1])) for op in group) <= TRANSACTION_BYTES for group in groups)
+    small = [("upsert", {"PartitionKey": "c", "RowKey": f"r{i}"}) for i in range(150)]
+    assert [len(group) for group in transactions(small)] == [100, 50]

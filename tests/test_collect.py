@@ -406,3 +406,34 @@ def test_collect_refuses_urls_whose_host_is_not_a_host_name(post: Post, url: str
     response = post(batch([event(url=url)]))  # schemathesis found "http://[" answered 500
     assert response.status_code == 400
     assert fields_of(response) == {"events[0].url"}
+
+
+FORGED_LINE = "Full timeline: https://evil.example/"
+
+
+@pytest.mark.parametrize("brk", ["\n", "\r\n", "\u2028", "\x85", "\u2029", "\u202e"])
+def test_collect_stores_search_terms_and_titles_on_one_line(post: Post, store: Store, brk: str) -> None:
+    # The attack run's forged note line, typed after a line break into a search and a page title.
+    typed = f"vpn{brk}{FORGED_LINE}"
+    post(batch([event("search", query=typed), event("search_click", query=typed),
+                event("page_view", title=f"Help{brk}{FORGED_LINE}")]))
+    events = json.loads(store.messages(QUEUE)[0])["events"]
+    for text in (events[0]["query"], events[1]["query"], events[2]["title"]):
+        assert text.splitlines() == [text] and text.endswith(FORGED_LINE) and brk not in text
+
+
+def test_collect_scrubs_personal_data_from_titles_and_url_paths(post: Post, store: Store) -> None:
+    profile = f"{BASE}/profile/jane.doe%40example.com/"
+    view = event("page_view", url=profile, title="Profile of jane.doe@example.com, +44 20 7946 0958",
+                 referrer=f"{BASE}/orders/+44%2020%207946%200958")
+    click = event("search_click", target=f"{BASE}/profile/jane.doe@example.com")
+    article = event("page_view", url=f"{BASE}/knowledgebase/article/KA-01023/en-us", title="Order ORD-2026-001234")
+    post(batch([view, click, article]))
+    raw = store.messages(QUEUE)[0]
+    events = json.loads(raw)["events"]
+    assert "jane" not in raw and "7946" not in raw
+    assert events[0]["title"] == "Profile of [email], [phone]"
+    assert (events[0]["url"], events[0]["referrer"]) == (f"{BASE}/profile/%5Bemail%5D/", f"{BASE}/orders/%5Bphone%5D")
+    assert events[1]["target"] == f"{BASE}/profile/%5Bemail%5D"
+    assert (events[2]["url"], events[2]["title"]) == (article["url"], "Order ORD-2026-001234")
+    assert events[2]["article"]["number"] == "KA-01023"

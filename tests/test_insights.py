@@ -111,7 +111,7 @@ def test_insights_of_a_hand_computed_data_set(scene: Scene) -> None:
         {"query": "printer", "searches": 1, "followed_by_case": 0, "cases_after": 0}]
     # Wilson intervals, 95 %: 2 of 2 is [0.34, 1] (not "100 %"), 2 of 4 is [0.15, 0.85].
     assert body["articles"] == [{"article": "KA-00001", "title": "Article KA-00001", "url": kb("KA-00001"), "reads": 2,
-                                 "cases_after": 2, "failed_to_deflect_rate": 1.0,
+                                 "cases_after": 2, "reads_followed_by_case": 2, "failed_to_deflect_rate": 1.0,
                                  "failed_to_deflect_interval": [0.3424, 1.0]}]
     assert body["deflection"] == {"self_service_sessions": 4, "followed_by_case": 2, "deflected": 2, "rate": 0.5,
                                   "interval": [0.15, 0.85]}
@@ -135,7 +135,7 @@ def test_insights_change_when_a_contact_is_erased(scene: Scene) -> None:
                                                  {"query": "reset password", "cases": 1, "searches": 1}]
     assert body["deflection"]["self_service_sessions"] == 3
     assert body["articles"] == [{"article": "KA-00001", "title": "Article KA-00001", "url": kb("KA-00001"), "reads": 1,
-                                 "cases_after": 1, "failed_to_deflect_rate": 1.0,
+                                 "cases_after": 1, "reads_followed_by_case": 1, "failed_to_deflect_rate": 1.0,
                                  "failed_to_deflect_interval": [0.2065, 1.0]}]
 
 

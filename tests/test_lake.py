@@ -521,3 +521,86 @@ def test_lake_cli_without_lake_url_says_how_to_set_it(store: Store) -> None:
     done = subprocess.run([sys.executable, "-m", "dci", "lake", "--settings", "none.json", "export"], env=env,
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 2 and "LAKE_URL is not set" in done.stderr
+
+
+# --- one event key everywhere; what the lake refuses is set aside (issue 23, D2) -----------------
+
+
+def test_lake_an_event_id_sent_at_three_client_times_is_one_row_and_the_export_goes_on(
+        store: Store, lake_url: str) -> None:
+    # The attack: one visitor sends one event id three times at three times. It used to leave three
+    # store rows, a MERGE with two source rows for one key, and an export that failed on every run.
+    stores = lake_stores(store)
+    visitor = str(uuid.uuid4())
+    repeated = queued_event(NOW_MS - 3_600_000, "search", query="vpn", results=0)
+    for n, shift in enumerate((0, -3_600_000, -86_400_000)):
+        link(stores, queued_batch([{**repeated, "ts": repeated["ts"] + shift}], visitor=visitor)
+             | {"received_at": iso(datetime.now(timezone.utc) + timedelta(seconds=n))})
+    other = str(uuid.uuid4())  # another browser that happens to send the same id: its own event
+    link(stores, queued_batch([{**repeated, "query": "printer"}], visitor=other))
+    done = run(stores)
+    assert done["set_aside"] == 0 and stores.outbox.pending(10) == []
+    rows = lake().rows("interactions")
+    assert sorted((row["visitor"], row["search_query"], row["timestamp"]) for row in rows) == sorted([
+        (pseudonym(visitor), "vpn", repeated["ts"]), (pseudonym(other), "printer", repeated["ts"])])
+    later = queued_event(NOW_MS - 60_000)
+    link(stores, queued_batch([later], visitor=visitor))
+    run(stores)
+    assert len(lake().rows("interactions")) == 3  # the export did not wedge
+
+
+def test_lake_an_entry_the_lake_refuses_alone_is_set_aside_and_the_rest_go_on(store: Store,
+                                                                                  lake_url: str) -> None:
+    from azure.data.tables import EdmType, EntityProperty
+
+    from dci.__main__ import main as cli
+    from dci.storage.keys import interactions_table, visitor_key
+
+    stores = lake_stores(store)
+    good, bad = str(uuid.uuid4()), str(uuid.uuid4())
+    link(stores, queued_batch([queued_event(NOW_MS - 60_000)], visitor=good))
+    link(stores, queued_batch([queued_event(NOW_MS - 50_000)], visitor=bad))
+    # A row no build of the app writes (a hand edit, say): its `results` cannot be an int64.
+    table = store.tables.get_table_client(interactions_table(NOW_MS - 50_000))
+    table.upsert_entity({"PartitionKey": visitor_key(bad), "RowKey": "hand-made-row", "id": "hand-made-row",
+                         "ts": EntityProperty(NOW_MS - 40_000, EdmType.INT64), "type": "search", "results": "many",
+                         "session": "s-12345678", "received_at": "2026-01-01T00:00:00.000Z"})
+    done = run(stores)
+    assert done["set_aside"] == 1
+    assert [row["visitor"] for row in lake().rows("interactions")] == [pseudonym(good)]
+    (dead,) = stores.outbox.dead()
+    assert dead.visitor == bad and dead.fields["reason"]
+    from dci import health
+
+    assert json.loads(health.check().body)["lake"]["set_aside"] == 1  # what /api/health/details shows
+    assert stores.outbox.pending(10) == []
+    link(stores, queued_batch([queued_event(NOW_MS - 30_000)], visitor=good))  # later entries go on
+    run(stores)
+    assert len(lake().rows("interactions")) == 2
+    table.delete_entity(visitor_key(bad), "hand-made-row")  # the fix; then the CLI puts it back
+    settings_file = ROOT / "does-not-exist.json"
+    assert cli(["lake", "--settings", str(settings_file), "dead", "--retry"]) == 0
+    assert stores.outbox.dead() == []
+    run(stores)
+    assert pseudonym(bad) in {row["visitor"] for row in lake().rows("interactions")}
+
+
+def test_lake_an_erasure_is_carried_out_whatever_the_interactions_chunks_do(store: Store, lake_url: str) -> None:
+    from azure.data.tables import EdmType, EntityProperty
+
+    from dci import privacy
+    from dci.storage.keys import interactions_table, visitor_key
+
+    stores = lake_stores(store)
+    mine, bad = str(uuid.uuid4()), str(uuid.uuid4())
+    link(stores, queued_batch([queued_event(NOW_MS - 90_000)], visitor=mine, contact=A))
+    run(stores)
+    link(stores, queued_batch([queued_event(NOW_MS - 50_000)], visitor=bad))
+    store.tables.get_table_client(interactions_table(NOW_MS - 50_000)).upsert_entity({
+        "PartitionKey": visitor_key(bad), "RowKey": "hand-made-row", "id": "hand-made-row",
+        "ts": EntityProperty(NOW_MS - 40_000, EdmType.INT64), "type": "search", "results": "many",
+        "session": "s-12345678", "received_at": "2026-01-01T00:00:00.000Z"})
+    privacy.erase(stores.interactions, A, settings().stitch_window_ms, stores.cases, stores.insights, stores.outbox)
+    done = run(stores)
+    assert (done["erasures"], done["set_aside"]) == (1, 1)
+    assert rows_naming({A, pseudonym(mine)}) == []

@@ -42,7 +42,7 @@ def test_lake_rows_attribution_follows_the_rules(events: list[tuple[int, str | N
 def test_lake_rows_carry_every_column_and_only_pseudonyms() -> None:
     (row,) = interaction_rows("visitor-1", [stored(T0, A, "search", query="vpn", results=0,
                                                    client_family="Edge", client_device="desktop")],
-                              HOUR, {f"e{T0}": ("case-1", "CAS-1")})
+                              HOUR, {("visitor-1", f"e{T0}"): ("case-1", "CAS-1")})
     assert list(row) == [name for name, _, _ in INTERACTIONS]
     assert (row["search_query"], row["results"], row["case_id"], row["ticket"]) == ("vpn", 0, "case-1", "CAS-1")
     assert (row["visitor"], row["session"]) == (pseudonym("visitor-1"), pseudonym("session-1"))
@@ -63,9 +63,20 @@ def test_lake_pseudonyms_are_stable_distinct_and_one_way() -> None:
 
 
 def test_lake_membership_names_the_earliest_case_an_event_led_to() -> None:
-    first = ({"case_id": "c1", "ticket": "T1", "created_ms": T0 + 2 * HOUR}, {"items": [{"id": "e1"}, {"id": "e2"}]})
-    later = ({"case_id": "c2", "ticket": "", "created_ms": T0 + 5 * HOUR}, {"items": [{"id": "e2"}, {"id": "e3"}, {}]})
-    assert membership([later, first]) == {"e1": ("c1", "T1"), "e2": ("c1", "T1"), "e3": ("c2", None)}
+    first = ({"case_id": "c1", "ticket": "T1", "created_ms": T0 + 2 * HOUR},
+             {"items": [{"id": "e1", "visitor": "v"}, {"id": "e2", "visitor": "v"}]})
+    later = ({"case_id": "c2", "ticket": "", "created_ms": T0 + 5 * HOUR},
+             {"items": [{"id": "e2", "visitor": "v"}, {"id": "e3", "visitor": "v"}, {}]})
+    assert membership([later, first]) == {("v", "e1"): ("c1", "T1"), ("v", "e2"): ("c1", "T1"),
+                                          ("v", "e3"): ("c2", None)}
+
+
+def test_lake_membership_keys_an_event_by_its_visitor_too() -> None:
+    # Event ids are the beacon's, unique per browser only: another browser's "e1" is another event.
+    mine = ({"case_id": "c1", "ticket": "T1", "created_ms": T0},
+            {"items": [{"id": f"e{T0 - HOUR}", "visitor": "mine"}]})
+    assert interaction_rows("other", [stored(T0 - HOUR)], HOUR, membership([mine]))[0]["case_id"] is None
+    assert interaction_rows("mine", [stored(T0 - HOUR)], HOUR, membership([mine]))[0]["case_id"] == "c1"
 
 
 @pytest.mark.parametrize(("first_touch", "minutes"), [(90_000, 1.5), (None, None), (0, 0.0)])

@@ -51,7 +51,7 @@ def test_linker_writes_one_row_per_event_with_deterministic_keys(tables: Interac
     assert [r["id"] for r in stored] == [e["id"] for e in message["events"]]
     first = stored[0]
     assert first["PartitionKey"] == f"v_{message['visitor']}"
-    assert first["RowKey"] == f"2026-11-28T15:00:00.000Z_{message['events'][0]['id']}"
+    assert first["RowKey"] == message["events"][0]["id"]  # the visitor's partition, the event's id
     assert first["table"] == "interactions202611"
     assert (first["ts"], first["query"], first["results"], first["client_family"]) == (NOW_MS, "vpn", 0, "Edge")
     assert "contact" not in first
@@ -198,4 +198,91 @@ def test_linker_a_resent_event_with_another_clock_skew_is_the_same_row(tables: I
     link(tables, body(again))
     stored = rows(store, first["visitor"])
     assert len(stored) == 2
-    assert [r["ts"] for r in stored] == [e["ts"] for e in again["events"]]  # the latest correction wins
+    assert [r["ts"] for r in stored] == [e["ts"] for e in first["events"]]  # the first copy wins
+
+
+def _facts(store: Store) -> list[dict[str, Any]]:
+    table = store.tables.get_table_client("insights")
+    return [row for row in table.list_entities() if row["PartitionKey"].startswith("e_")]
+
+
+def test_linker_one_event_id_sent_at_three_client_times_is_stored_once_first_wins(store: Store) -> None:
+    # The attack that wedged the lake: one visitor re-uses an event id at three times (days apart,
+    # across a month boundary): three rows, then two source rows for one key in the lake's MERGE.
+    from dci.storage.insights import InsightStore
+
+    tables, insights = InteractionStore(store.tables), InsightStore(store.tables, follow_days=7)
+    first = queued(1)
+    event = first["events"][0]
+    visitor = first["visitor"]
+    for n, shift_ms in enumerate((0, -3 * 86_400_000, -5 * 86_400_000 - 3_600_000)):
+        repeat = {**event, "ts": event["ts"] + shift_ms, "query": f"changed {n}", "results": 7}
+        message = queued([repeat], visitor=visitor) | {"received_at": f"2026-11-28T15:0{n}:00.000Z"}
+        link(tables, body(message), insights=insights)
+    assert len(InteractionStore(store.tables).visitor_rows(visitor)) == 1
+    (kept,) = rows(store, visitor)
+    assert (kept["ts"], kept["query"], kept["results"]) == (event["ts"], "changed 0", 7)  # the first copy's
+    assert [fact["term"] for fact in _facts(store)] == ["changed 0"]
+
+
+def test_linker_a_repeat_filed_in_another_month_is_read_as_the_first_copy(store: Store) -> None:
+    # A repeat whose time falls in the month before the first copy's lands in that month's table
+    # (the one case the insert cannot see); every reader still sees the first copy only.
+    tables = InteractionStore(store.tables)
+    december = int(datetime(2026, 12, 1, 0, 0, 30, tzinfo=timezone.utc).timestamp() * 1000)
+    first = queued([queued_event(december, "search", query="first", results=1)]) | {
+        "received_at": "2026-12-01T00:00:31.000Z"}
+    repeat = {**first, "events": [{**first["events"][0], "ts": december - 60_000, "query": "repeat"}],
+              "received_at": "2026-12-01T00:01:00.000Z"}
+    link(tables, body(first))
+    link(tables, body(repeat))
+    assert {row["table"] for row in tables.visitor_rows(first["visitor"])} == {"interactions202611",
+                                                                                 "interactions202612"}
+    (kept,) = rows(store, first["visitor"])
+    assert (kept["query"], kept["table"]) == ("first", "interactions202612")
+
+
+def test_linker_two_visitors_with_the_same_event_id_keep_both_and_both_facts(store: Store) -> None:
+    from dci.storage.insights import InsightStore
+
+    tables, insights = InteractionStore(store.tables), InsightStore(store.tables, follow_days=7)
+    one = queued(1)
+    other = queued([{**one["events"][0], "query": "printer"}])  # another browser, the same id
+    link(tables, body(one), insights=insights)
+    link(tables, body(other), insights=insights)
+    assert rows(store, one["visitor"])[0]["query"] == "vpn"
+    assert rows(store, other["visitor"])[0]["query"] == "printer"
+    assert sorted(fact["term"] for fact in _facts(store)) == ["printer", "vpn"]
+
+
+def test_linker_an_anonymous_first_copy_gains_the_contact_of_a_verified_repeat(store: Store) -> None:
+    tables = InteractionStore(store.tables)
+    anonymous = queued(2)
+    link(tables, body(anonymous))
+    link(tables, body({**anonymous, "contact": CONTACT, "received_at": "2026-11-28T15:05:00.000Z"}))
+    assert [row.get("contact") for row in rows(store, anonymous["visitor"])] == [CONTACT, CONTACT]
+
+
+def test_linker_a_redelivered_message_writes_its_facts_even_when_its_events_are_stored(store: Store) -> None:
+    # A crash between the events and their facts: the retry finds every event there already.
+    from dci.storage.insights import InsightStore
+
+    tables, insights = InteractionStore(store.tables), InsightStore(store.tables, follow_days=7)
+    message = queued(3)
+    link(tables, body(message))  # (no facts: the "crash")
+    assert link(tables, body(message), insights=insights) == 3
+    assert len(_facts(store)) == 3
+
+
+def test_linker_a_client_clock_days_off_files_events_on_the_day_they_arrived(store: Store) -> None:
+    # A lying (or wrong) client clock six days ahead: collect corrects the times by the skew it
+    # measured; the event used to be filed, and its insight fact counted, six days from now.
+    from dci.storage.insights import InsightStore
+    from dci.storage.keys import event_day
+
+    six_days = 6 * 86_400_000
+    message = queued(1) | {"skew_ms": -six_days}  # ts is already the corrected time, as collect enqueues it
+    link(InteractionStore(store.tables), body(message), insights=InsightStore(store.tables, follow_days=7))
+    (row,) = rows(store, message["visitor"])
+    assert (event_day(row), row["table"]) == ("2026-11-28", "interactions202611")
+    assert [fact["PartitionKey"] for fact in _facts(store)] == ["e_2026-11-28"]

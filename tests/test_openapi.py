@@ -60,3 +60,12 @@ def test_openapi_key_protected_routes_require_the_function_key() -> None:
             for operation in document()["paths"]["/" + trigger["route"]].values():
                 assert "security" not in operation  # the document-wide functionKey requirement applies
     assert document()["security"] == [{"functionKey": []}]
+
+
+def test_openapi_health_anonymous_answer_is_the_status_only_and_details_need_the_key() -> None:
+    paths = document()["paths"]
+    status = document()["components"]["schemas"]["HealthStatus"]
+    assert (status["required"], status["additionalProperties"]) == (["status"], False)
+    assert paths["/health"]["get"]["security"] == []
+    assert "security" not in paths["/health/details"]["get"]  # the function key, as the report routes
+    assert set(paths["/health/details"]["get"]["responses"]) == {"200", "401", "503"}

@@ -107,3 +107,39 @@ def test_scrub_leaves_no_e_mail_address_and_is_idempotent(text: str) -> None:
     once = scrub(text)
     assert not ASCII_EMAIL.search(once), once
     assert scrub(once) == once
+
+
+# Found by the attack run: personal data in a URL's path and in a page title was kept verbatim.
+@pytest.mark.parametrize(("url", "expected"), [
+    ("https://p.example/profile/jane.doe@example.com", "https://p.example/profile/%5Bemail%5D"),
+    ("https://p.example/profile/jane.doe%40example.com/edit?tab=1", "https://p.example/profile/%5Bemail%5D/edit?tab=1"),
+    ("https://p.example/orders/+44%2020%207946%200958", "https://p.example/orders/%5Bphone%5D"),
+    ("https://p.example/orders/+44 20 7946 0958/", "https://p.example/orders/%5Bphone%5D/"),
+    ("https://p.example/call/07946095812/", "https://p.example/call/%5Bphone%5D/"),
+    ("https://p.example/u/carol%EF%BC%A0example.com", "https://p.example/u/%5Bemail%5D"),
+    ("https://p.example/pay/4111-1111-1111-1111?q=jane%40example.com",
+     "https://p.example/pay/%5Bcard%5D?q=%5Bemail%5D"),
+    # identifiers, dates and articles in a path stay as they are
+    ("https://p.example/knowledgebase/article/KA-01023/en-us", "https://p.example/knowledgebase/article/KA-01023/en-us"),
+    ("https://p.example/orders/ORD-2026-001234", "https://p.example/orders/ORD-2026-001234"),
+    ("https://p.example/blog/2026-11-28/post", "https://p.example/blog/2026-11-28/post"),
+    ("https://p.example/support/edit-case/6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30/",
+     "https://p.example/support/edit-case/6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30/"),
+    ("https://p.example/page%20one/", "https://p.example/page%20one/"),
+])
+def test_scrub_url_scrubs_the_path_too(url: str, expected: str) -> None:
+    assert scrub_url(url) == expected
+
+
+def test_scrub_url_with_nothing_in_its_path_is_not_parsed() -> None:
+    url = "https://p.example/knowledgebase/article/KA-01023/en-us"
+    assert scrub_url(url) is url
+
+
+@pytest.mark.parametrize(("title", "expected"), [
+    ("Profile of jane.doe@example.com", "Profile of [email]"),
+    ("Order ORD-2026-001234 for +44 20 7946 0958", "Order ORD-2026-001234 for [phone]"),
+    ("Reset your password", "Reset your password"),
+])
+def test_scrub_page_titles(title: str, expected: str) -> None:
+    assert scrub(title) == expected

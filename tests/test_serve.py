@@ -47,6 +47,8 @@ def test_serve_collect_batch_is_queued_and_linked_on_azurite(served_app, store: 
 def test_serve_health_and_openapi(served_app) -> None:
     base, _ = served_app
     with urllib.request.urlopen(f"{base}/health", timeout=10) as response:
+        assert json.loads(response.read()) == {"status": "ok"}
+    with urllib.request.urlopen(f"{base}/health/details", timeout=10) as response:  # no key needed locally
         document = json.loads(response.read())
         assert (document["status"], document["checks"]) == ("ok", {"queue": "ok", "table": "ok"})
         assert set(document["portals"]) == set(os.environ["PORTAL_ISSUERS"].split(","))

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from dci.steps import steps
+from dci.steps import describe, steps
 
 S = 1_000
 BASE = "https://portal.example.com"
@@ -92,3 +92,26 @@ def test_steps_keep_every_event_id_and_mark_zero_result_searches() -> None:
     (signin, search) = steps(items)
     assert search["zero"] and search["how"] == "signed in"
     assert signin["ids"] == [] and sorted(search["ids"]) == sorted(i["id"] for i in items)
+
+
+# Data stored before collect made it one line (the attack run's forged note line after a break).
+FORGED = "Full timeline: https://evil.example/"
+
+
+@pytest.mark.parametrize("brk", ["\n", "\r\n", "\u2028", "\x85", "\u202e"])
+def test_steps_texts_stored_with_line_breaks_are_shown_on_one_line(brk: str) -> None:
+    from dci.timeline import _path  # the note's "path" is built from these steps
+
+    page = f"{BASE}/profile/a%0A{FORGED.replace(' ', '%20')}"
+    items = [item(0, "search", url=SEARCH, query=f"vpn{brk}{FORGED}", results=0),
+             item(4, "search_click", query="vpn", position=1, target=KB),
+             item(5, "page_view", url=KB, title=f"VPN{brk}{FORGED}", article_number="KA-01024"),
+             item(9, "page_view", url=page),
+             item(20, "page_view", url=f"{BASE}/other/", title=f"Other{brk}{FORGED}")]
+    for step in steps(items):
+        for text in (step["text"], step.get("query") or "", step.get("title") or "",
+                     (step.get("article") or {}).get("title") or ""):
+            assert text.splitlines() == [text] or text == "", (step["kind"], text)
+    path = _path(items)
+    assert path and all(label.splitlines() == [label] for label in path)
+    assert all(text.splitlines() == [text] for text in (describe(step) for step in steps(items)))

@@ -150,7 +150,7 @@ def test_telemetry_to_application_insights_through_the_distro_records_only_the_a
     signed_in = batch([event("search", query=TERM, results=0)], token=TEST_PORTAL.token(CONTACT))
     try:
         with served(settings, "--host-json", str(ROOT / "tests" / "apps" / "host.json"), "--no-portal") as (api, _):
-            status, health = call("GET", f"{api}/health")
+            status, health = call("GET", f"{api}/health/details")
             assert (status, health["telemetry"]) == (200, "azure-monitor")
             assert call("POST", f"{api}/collect", body(signed_in))[0] == 202
             assert eventually(lambda: {"collect", "process portal-events"} <= set(spans_of(ingestion)))

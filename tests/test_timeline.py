@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dci.clock import duration
-from dci.timeline import MAX_ITEMS, assemble, note_text
+from dci.pages import case_page
+from dci.timeline import MAX_ITEMS, TEXT_LIMITS, assemble, note_text
 
 M = 60_000
 CREATED = 1_796_137_200_000
@@ -51,11 +54,51 @@ def test_timeline_without_activity_says_so() -> None:
     assert doc["summary"]["sentence"] == "No portal activity was recorded before this case."
 
 
-def test_timeline_keeps_the_last_items_when_there_are_too_many() -> None:
+def test_timeline_keeps_the_last_items_when_there_are_too_many_and_says_how_many_steps_it_left_out() -> None:
     events = [ev(i / 10, "page_view", url=f"https://p/{i}") for i in range(MAX_ITEMS + 50)]
     doc = assemble(CASE, events, GAP)
-    assert len(doc["items"]) == MAX_ITEMS and doc["truncated"]
+    assert len(doc["items"]) == MAX_ITEMS and doc["truncated"] and doc["earlier_steps"] == 50
     assert doc["items"][-1]["before_case_ms"] == 0
+    assert doc["summary"]["sentence"].startswith("First seen on the portal more than ")
+    assert doc["summary"]["sentence"].endswith("; and 50 earlier steps (not kept).")
+    lines = note_text({**doc, "version": 1}, "https://app.example/api/cases/c1/timeline?format=html").splitlines()
+    assert len(lines) <= 15 and "and 50 earlier steps" in lines[0]
+    page = case_page({**doc, "version": 1}, GAP).decode()
+    assert "… and 50 earlier steps before these" in page
+    assert page.count('<tr class="view') == MAX_ITEMS  # the report shows every step it has
+
+
+def test_timeline_caps_every_text_of_an_item() -> None:
+    # A visitor's 2,000-character address (or a long title) is cut with an ellipsis, not refused:
+    # the size of an item, and so of the stored rows, stays predictable.
+    long_url = "https://p/kb/KA-01023?" + "q" * 2_000
+    events = [ev(3, "page_view", url=long_url, title="T" * 1_000, article_number="KA-01023"),
+              ev(2, "search_click", url=long_url, target=long_url, query="v" * 300, position=1),
+              ev(1, "case_submitted", ticket="CAS-1", url="https://p/ok")]
+    items = assemble(CASE, events, GAP)["items"]
+    assert items[0]["url"] == long_url[:TEXT_LIMITS["url"] - 1] + "\u2026"
+    assert items[0]["title"] == "T" * (TEXT_LIMITS["title"] - 1) + "\u2026"
+    assert len(items[1]["target"]) == TEXT_LIMITS["target"] and len(items[1]["query"]) == TEXT_LIMITS["query"]
+    assert (items[2]["url"], items[2]["ticket"]) == ("https://p/ok", "CAS-1")  # short texts are kept as they are
+    assert max(len(json.dumps(item, ensure_ascii=False)) for item in items) < 2_500
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r", "\u2028", "\u2029", "\x85", "\x0b"])
+def test_timeline_note_lines_are_the_codes_own_whatever_a_visitor_typed(newline: str) -> None:
+    # The attack: a search (or a page title) with a line break and text shaped like a note line
+    # showed in the Dataverse note as a line of its own, a forged "Full timeline" link among them.
+    forged = f"Full timeline: https://evil.example{newline}  - \"x\" - NO RESULTS"
+    events = [ev(12, "search", query=f"vpn{newline}{forged}", results=3),
+              ev(11, "page_view", article_number="KA-1", title=f"VPN{newline}{forged}"), ev(5, "case_form")]
+    text = note_text(assemble(CASE, events, GAP), "https://app.example/api/cases/c1/timeline?format=html")
+    flat = forged.replace(newline, " " * len(newline))
+    assert text.splitlines() == [
+        f'First seen on the portal 12 min before this case; searched 1 time: "vpn{" " * len(newline)}{flat}"; '
+        f'read 1 article: "VPN{" " * len(newline)}{flat}" (KA-1).',
+        "", "Searches (1):", f'  - "vpn{" " * len(newline)}{flat}" - 3 results',
+        "Articles read (1):", f'  - "VPN{" " * len(newline)}{flat}" (KA-1)',
+        "First visit to case: 12 min", "Full timeline: https://app.example/api/cases/c1/timeline?format=html"]
+    assert not any(line.startswith(("Full timeline: https://evil", "  - \"x\"")) for line in text.splitlines())
 
 
 def test_timeline_note_is_short_however_long_the_journey() -> None:

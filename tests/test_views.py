@@ -86,9 +86,11 @@ def test_views_any_date_is_a_result_or_a_400(azurite: str, route: str, first: st
     assert_result_or_named_400(status, body, params)
 
 
-def case_route(key: str) -> tuple[int, dict]:
-    request = func.HttpRequest("GET", f"http://localhost/api/cases/{key}/timeline", body=b"",
-                               route_params={"case_id": key}, headers={"accept": "application/json"})
+def case_route(key: str, headers: dict[str, str] | None = None,
+               params: dict[str, str] | None = None) -> tuple[int, dict]:
+    request = func.HttpRequest("GET", f"http://localhost/api/cases/{key}/timeline", body=b"", params=params or {},
+                               route_params={"case_id": key}, headers={"accept": "application/json",
+                                                                        "x-functions-key": "key", **(headers or {})})
     response = function_app.case_timeline(request)
     return response.status_code, json.loads(response.get_body())
 
@@ -118,3 +120,42 @@ def test_views_a_case_opens_by_its_ticket_number_as_well_as_its_id(store: Store)
     erase(InteractionStore(store.tables), C1, 24 * 3_600_000, cases)
     assert case_route("CAS-01234-X1Y2Z3")[0] == 404
     assert case_route("CAS-07777-A1B2C3")[1]["case_id"] == theirs
+
+
+def test_views_a_shared_ticket_number_names_its_cases_only_to_an_authorised_caller(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The attack run opened a shared ticket number without a key (the local runner checks none) and
+    # read the ids of both contacts' cases from the 409.
+    from dci.cases import take
+    from dci.settings import get_settings
+    from dci.storage.cases import CaseStore
+    from tests.test_access import PRINCIPAL
+    from tests.test_insights import C2
+
+    first, second = "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9", "9a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+    for case_id, contact in ((first, C1), (second, C2)):
+        take(CaseStore(store.tables), {"case_id": case_id, "created_ms": 1_796_137_200_000, "contact": contact,
+                                       "ticket": "CAS-07777-A1B2C3", "source": "portal"}, lambda _: None)
+
+    def named(status: int, problem: dict) -> bool:
+        assert (status, problem["type"]) == (409, "urn:dci:problem:ambiguous-ticket")
+        shown = json.dumps(problem)
+        assert (first in shown) == (second in shown) == ("cases" in problem)
+        return "cases" in problem
+
+    assert not named(*case_route("CAS-07777-A1B2C3", {"x-functions-key": ""}))  # no key: the host did not check one
+    assert named(*case_route("CAS-07777-A1B2C3"))  # a key, which the host checked
+    assert named(*case_route("CAS-07777-A1B2C3", {"x-functions-key": ""}, {"code": "key"}))
+    html = function_app.case_timeline(func.HttpRequest("GET", "http://localhost/api/cases/x/timeline", body=b"",
+                                                       route_params={"case_id": "CAS-07777-A1B2C3"},
+                                                       params={"format": "html"}))
+    assert html.status_code == 409 and first not in html.get_body().decode()
+    monkeypatch.setenv("REPORTS_AUTH", "app-service")
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+    get_settings.cache_clear()
+    try:
+        assert named(*case_route("CAS-07777-A1B2C3", {"x-functions-key": "", "x-ms-client-principal": PRINCIPAL}))
+        assert case_route("CAS-07777-A1B2C3")[0] == 401  # a key is no sign-in
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()

@@ -33,6 +33,7 @@ from dci.ingest.useragent import classify
 from dci.problems import FieldError, Problem
 from dci.replies import JSON, Reply, problem_reply
 from dci.settings import Settings
+from dci.text import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -220,8 +221,8 @@ def check_policy(site: object, sent_at: object, events: list[Any], received: dat
     """What the schema cannot say (portal hosts from settings, time sanity, unique event ids).
 
     Rewrites each event in place as it will be enqueued: its time in epoch ms corrected for the
-    client's clock skew, an off-portal referrer cut to its origin, personal data typed into
-    searches (and carried in URL query strings) scrubbed.
+    client's clock skew, an off-portal referrer cut to its origin, search terms and page titles
+    made one line (dci/text.py), personal data in them and in URLs (path and query) scrubbed.
 
     Takes plain values so that it also runs on a body that failed the schema.
     """
@@ -239,6 +240,7 @@ def check_policy(site: object, sent_at: object, events: list[Any], received: dat
     skew_ms = received_ms - sent_ms
     seen: set[object] = set()
     out = []
+    urls: dict[str, str] = {}  # a batch repeats its URLs (a view, its engagement, a click): each scrubbed once
     for index, event in enumerate(events):
         if not isinstance(event, dict):
             continue
@@ -262,19 +264,21 @@ def check_policy(site: object, sent_at: object, events: list[Any], received: dat
         event["ts"] = ts + skew_ms  # in place: the dicts are fresh from validation, and copies cost
         if isinstance(referrer, str):
             if on_portal(referrer):
-                event["referrer"] = scrub_url(referrer)
+                event["referrer"] = urls.get(referrer) or urls.setdefault(referrer, scrub_url(referrer))
             else:
                 parts = urlsplit(referrer)
                 event["referrer"] = f"{parts.scheme}://{parts.netloc}/"  # off-portal: the origin only
         if isinstance(url, str):
-            event["url"] = scrub_url(url)
+            event["url"] = urls.get(url) or urls.setdefault(url, scrub_url(url))
             if event.get("type") == "page_view" and not event.get("article"):
                 event["article"] = article_of(url)
         if isinstance(target, str):
-            event["target"] = scrub_url(target)
-        query = event.get("query")
+            event["target"] = urls.get(target) or urls.setdefault(target, scrub_url(target))
+        query, title = event.get("query"), event.get("title")
         if isinstance(query, str):
-            event["query"] = scrub(query)
+            event["query"] = scrub(one_line(query))
+        if isinstance(title, str):
+            event["title"] = scrub(one_line(title))
         out.append(event)
     return Checked(errors, out, skew_ms)
 

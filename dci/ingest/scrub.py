@@ -1,7 +1,8 @@
 """Personal data people type into support search boxes, replaced before anything is stored.
 
 E-mail addresses (Unicode ones too), IBANs, card-like digit runs (13–19 digits) and phone-like
-runs (9–15 digits) become `[email]`, `[iban]`, `[card]` and `[phone]`. What stays: identifiers
+runs (9–15 digits) become `[email]`, `[iban]`, `[card]` and `[phone]`: in search terms, page titles,
+and URLs (each path segment and query value, decoded). What stays: identifiers
 (digits glued to letters, `KB5034441`, `ORD-2026-001234`, `0x80070005`), dates, versions
 (`10.0.19045.3803`) and short numbers.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 # Total IBAN length per country, from the SWIFT IBAN registry (release 101).
 IBAN_LENGTHS = {
@@ -48,6 +49,10 @@ _DATE = re.compile(rf"(?<!\d)(?:\d{{4}}-{_MONTH}-{_DAY}|{_DAY}[./-]{_MONTH}[./-]
 # (with an @) is the check that lets most URLs through unparsed; it also knows %40, + and %20.
 _QUICK_DIGITS = re.compile(r"\d{4}|\d[\s().-]\d")
 _QUICK_URL = re.compile(r"@|%40|%E|\d{4}|\d(?:[+.()-]|%20)\d", re.IGNORECASE)  # %E…: fullwidth forms
+# The path is checked more strictly, so that an article's address (`/article/KA-01023/en-us`) stays
+# unparsed: an e-mail address needs an @, a number to scrub nine digits (among separators, one of
+# which a percent-escape may hide, as it may hide a digit; %C… to %F…: non-ASCII, fullwidth forms).
+_QUICK_PATH = re.compile(r"@|%40|%[C-F]|(?:\d|%(?:[23][0-9A-F]|0[9A-D])|[\s().+-]){9}", re.IGNORECASE)
 
 
 def _emails(text: str) -> str:
@@ -134,8 +139,14 @@ def _number(text: str) -> str:
     return "[phone]" if count <= 15 else text
 
 
+def _digit_count(ascii_text: str) -> int:
+    return len(ascii_text) - len(ascii_text.encode().translate(None, b"0123456789"))  # (the fastest count)
+
+
 def scrub(text: str) -> str:
     """`text` with e-mail addresses, IBANs, card numbers and phone numbers replaced."""
+    if text.isascii() and "@" not in text and _digit_count(text) < 2:
+        return text  # (most terms and titles: no @, and too few digits for any number to scrub)
     normal = text if text.isascii() else unicodedata.normalize("NFKC", text)
     cleaned = _emails(normal) if "@" in normal else normal
     if _QUICK_DIGITS.search(cleaned):  # every IBAN, card or phone number has one of these
@@ -144,13 +155,34 @@ def scrub(text: str) -> str:
 
 
 def scrub_url(url: str) -> str:
-    """A URL whose query parameter values are scrubbed (search pages carry the query in `q`)."""
-    query = url.partition("?")[2]
-    if not query or (query.isascii() and not _QUICK_URL.search(query)):
+    """A URL whose path segments and query parameter values are scrubbed (search pages carry the
+    query in `q`; profile or order pages may carry an address or a number in the path)."""
+    address, _, query = url.partition("?")
+    dirty_path = _path_may_hold(address)
+    dirty_query = bool(query) and (not query.isascii() or _QUICK_URL.search(query) is not None)
+    if not (dirty_path or dirty_query):
         return url
     parts = urlsplit(url)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    path, pairs = parts.path, parse_qsl(parts.query, keep_blank_values=True) if dirty_query else []
+    if dirty_path:
+        path = "/".join(_scrub_segment(segment) for segment in path.split("/"))
     cleaned = [(name, scrub(value)) for name, value in pairs]
-    if cleaned == pairs:
+    if path == parts.path and cleaned == pairs:
         return url
-    return urlunsplit(parts._replace(query=urlencode(cleaned)))
+    return urlunsplit(parts._replace(path=path, query=urlencode(cleaned) if cleaned != pairs else parts.query))
+
+
+def _path_may_hold(address: str) -> bool:
+    """False when the URL up to its query surely holds nothing to scrub (so it is not parsed)."""
+    if not address.isascii() or "@" in address:
+        return True
+    if "%" in address:
+        return _QUICK_PATH.search(address) is not None
+    return _digit_count(address) >= 9
+
+
+def _scrub_segment(segment: str) -> str:
+    """One path segment, scrubbed as the text it decodes to; re-encoded only when something changed."""
+    text = unquote(segment)
+    cleaned = scrub(text)
+    return segment if cleaned == text else quote(cleaned, safe="!$&'()*+,;=:@~")

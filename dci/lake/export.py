@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from dci import telemetry
 from dci.ids import GUID_FULL_PATTERN
-from dci.lake.rows import PSEUDONYM_PATTERN, case_row, interaction_rows, membership
+from dci.lake.rows import PSEUDONYM_PATTERN, Membership, case_row, interaction_rows, membership
 
 if TYPE_CHECKING:
     from dci.lake.tables import Lake
@@ -58,8 +58,9 @@ def run(settings: Settings, stores: Stores) -> dict[str, Any] | None:
     if telemetry.on():  # before the work: a lake that keeps failing shows as a growing lag
         telemetry.record("dci.lake.export.lag", stores.outbox.waited())
     with telemetry.span("export lake") as span:
+        erasures = carry_out_erasures(lake, stores)  # first, and whatever the interactions' chunks do
         done = export(lake, stores, settings.stitch_window_ms)
-        done["erasures"] = carry_out_erasures(lake, stores)
+        done["erasures"] = erasures
         stores.outbox.forget_erasures()
         span.set({f"dci.lake.{name}": value for name, value in done.items()})
     logger.log(logging.INFO if done["entries"] or done["erasures"] else logging.DEBUG,
@@ -75,15 +76,42 @@ def export(lake: Lake, stores: Stores, window_ms: int, limit: int = MAX_ENTRIES,
     Returns counts."""
     assert stores.outbox is not None
     entries = stores.outbox.pending(limit)
-    done = {"entries": len(entries), "interactions": 0, "cases": 0, "inserted": 0, "updated": 0}
+    done = {"entries": len(entries), "interactions": 0, "cases": 0, "inserted": 0, "updated": 0, "set_aside": 0}
     named: set[str] = set()
     for start in range(0, len(entries), chunk):
-        part = entries[start:start + chunk]
-        for name, count in _export(lake, stores, window_ms, part, named).items():
+        for name, count in _export_or_set_aside(lake, stores, window_ms, entries[start:start + chunk], named).items():
             done[name] += count
-        stores.outbox.done(part)
     done["erased_again"] = erase_again(lake, stores, named)
     return done
+
+
+def _export_or_set_aside(lake: Lake, stores: Stores, window_ms: int, entries: list[Entry],
+                         named: set[str]) -> dict[str, int]:
+    """Merge the entries' rows and clear them. When the lake refuses the chunk but is reachable,
+    its halves are tried alone, down to single entries: an entry refused on its own is set aside
+    with the reason, and the others go on. An unreachable lake or store raises (the next run retries)."""
+    assert stores.outbox is not None
+    try:
+        merged = _export(lake, stores, window_ms, entries, named)
+    except Exception as error:  # noqa: BLE001 - whatever one entry's rows break, the probe below tells lake from entry
+        lake.table("interactions"), stores.outbox.pending(1)  # each raises when it cannot be reached
+        if len(entries) == 1:
+            logger.error("lake: an outbox entry was set aside: its rows were refused (%s)", type(error).__name__)
+            telemetry.count("dci.lake.set_aside")
+            stores.outbox.set_aside(entries[0], f"{type(error).__name__}: {_first_line(error)}")
+            return {"set_aside": 1}
+        half = len(entries) // 2
+        totals: dict[str, int] = {}
+        for part in (entries[:half], entries[half:]):
+            for name, count in _export_or_set_aside(lake, stores, window_ms, part, named).items():
+                totals[name] = totals.get(name, 0) + count
+        return totals
+    stores.outbox.done(entries)
+    return merged
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:300]
 
 
 def erase_again(lake: Lake, stores: Stores, named: set[str]) -> int:
@@ -132,7 +160,7 @@ def _interactions(stores: Stores, visitors: list[str], window_ms: int) -> list[d
         cases_of = dict(zip(contacts, pool.map(lambda c: membership(_timelines(stores, c)), contacts), strict=True))
     rows = []
     for visitor, events in events_of.items():
-        led_to: dict[str, tuple[str, str | None]] = {}
+        led_to: Membership = {}
         for contact in sorted({event["contact"] for event in events if event.get("contact")}):
             led_to |= cases_of[contact]
         rows += interaction_rows(visitor, events, window_ms, led_to)
@@ -177,12 +205,20 @@ def carry_out_erasures(lake: Lake, stores: Stores, only: str | None = None) -> i
     """Carry out the pending erasures (or the one of contact `only`); returns how many were done.
     One that fails stays pending for the next run; one carried out stays ERASURE_KEPT for
     `erase_again`."""
+    from dci.lake.tables import LAKE_ERRORS
+
     assert stores.outbox is not None
     done = 0
     for entry in stores.outbox.erasures():
         if entry.erased or (only is not None and entry.row != only):
             continue
-        _erase_entry(lake, entry)
+        try:
+            _erase_entry(lake, entry)
+        except LAKE_ERRORS as error:  # stays pending; the others go on
+            if only is not None:
+                raise
+            logger.warning("lake: an erasure failed (%s); the next run retries it", type(error).__name__)
+            continue
         stores.outbox.mark_erased(entry)
         done += 1
     return done

@@ -2,14 +2,16 @@
 
 Rules:
 
-1. One `interactions` row per stored event, keyed by its event id and the UTC day of its stored
-   row (the day never moves: a re-sent event lands on the same row; `timestamp` is the event time).
+1. One `interactions` row per event, keyed as the store keys it: its visitor (as a pseudonym) and
+   its event id — ids are the beacon's, unique per browser only. `date` is the UTC day the stored
+   row is filed under (its server-corrected time's; it never moves: a repeat finds the first
+   copy's row); `timestamp` is the event time.
 2. `contact_id` and `attribution` follow the attribution rules (`dci.attribution`) over all of the
    visitor's stored events — so a sign-in after anonymous browsing updates the earlier rows.
 3. Visitors and sessions appear only as pseudonyms: a one-way hash of the beacon's random id, the
    same in both tables and in every export, never the cookie's value.
-4. `case_id` and `ticket` name the earliest case whose timeline holds the event (an event can
-   precede several of a contact's cases; the first is the one it led to).
+4. `case_id` and `ticket` name the earliest case whose timeline holds the event (visitor and id:
+   an event can precede several of a contact's cases; the first is the one it led to).
 5. A `cases` row holds the case and its timeline's figures; a case without a timeline is not
    exported (it has not settled yet, or was skipped).
 """
@@ -21,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from dci.attribution import attribute
-from dci.storage.keys import day_of_row_key
+from dci.storage.keys import event_day
 
 # (name, type, nullable): the tables' schemas, in column order. Types: string, int64, float64, bool,
 # timestamp (UTC, microseconds; never without a time zone: Customer Insights cannot read TimestampNTZ), date.
@@ -64,7 +66,7 @@ CASES: tuple[tuple[str, str, bool], ...] = (
     ("minutes_first_visit_to_case", "float64", True),
     ("case_form_seen", "bool", False),
 )
-INTERACTIONS_KEY, CASES_KEY = ("event_id", "date"), ("case_id",)
+INTERACTIONS_KEY, CASES_KEY = ("visitor", "event_id"), ("case_id",)
 INTERACTIONS_PARTITION = "date"
 PSEUDONYM_PATTERN = r"[0-9a-f]{32}"
 
@@ -74,26 +76,30 @@ def pseudonym(value: str) -> str:
     return hashlib.sha256(f"dci-lake\x00{value}".encode()).hexdigest()[:32]
 
 
-def membership(timelines: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> dict[str, tuple[str, str | None]]:
-    """event id → (case id, ticket) from (case row, timeline document) pairs, the earliest case first (rule 4)."""
-    out: dict[str, tuple[str, str | None]] = {}
+Membership = dict[tuple[str, str], tuple[str, str | None]]
+
+
+def membership(timelines: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> Membership:
+    """(visitor, event id) → (case id, ticket) from (case row, timeline document) pairs, the
+    earliest case first (rule 4)."""
+    out: Membership = {}
     for case, document in sorted(timelines, key=lambda pair: pair[0]["created_ms"]):
         for item in document.get("items", []):
-            if item.get("id"):
-                out.setdefault(item["id"], (case["case_id"], case.get("ticket") or None))
+            if item.get("id") and item.get("visitor"):
+                out.setdefault((item["visitor"], item["id"]), (case["case_id"], case.get("ticket") or None))
     return out
 
 
 def interaction_rows(visitor: str, events: Sequence[Mapping[str, Any]], window_ms: int,
-                     cases: Mapping[str, tuple[str, str | None]]) -> list[dict[str, Any]]:
+                     cases: Membership) -> list[dict[str, Any]]:
     """The rows of one visitor's stored events (rules 1-4); `cases` as `membership` gives it."""
     owners = attribute([(event["ts"], event.get("contact")) for event in events], window_ms)
     who = pseudonym(visitor)
     rows = []
     for event, owner in zip(events, owners, strict=True):
-        case_id, ticket = cases.get(event["id"], (None, None))
+        case_id, ticket = cases.get((visitor, event["id"]), (None, None))
         rows.append({
-            "event_id": event["id"], "date": day_of_row_key(event["RowKey"]), "timestamp": event["ts"],
+            "event_id": event["id"], "date": event_day(event), "timestamp": event["ts"],
             "type": event["type"], "contact_id": owner.contact, "attribution": owner.how or None,
             "visitor": who, "session": pseudonym(event["session"]), "site": event.get("site"),
             "url": event.get("url"), "title": event.get("title"), "article_number": event.get("article_number"),

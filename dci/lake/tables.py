@@ -154,9 +154,12 @@ class Lake:
         return on
 
     def merge(self, name: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-        """Insert new rows, update changed ones (matched on the table's key); returns the counts."""
+        """Insert new rows, update changed ones (matched on the table's key); returns the counts.
+        Source rows that repeat a key are dropped but the first: a MERGE refuses two source rows
+        for one target row, and one bad input must not stop the export."""
         totals = {"inserted": 0, "updated": 0, "files_added": 0, "files_removed": 0}
         key, columns = KEYS[name], [column for column, _, _ in SCHEMAS[name]]
+        rows = unique(rows, key)
         changed = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in columns if c not in key)
         on = self._on(name, rows)
         for start in range(0, len(rows), MERGE_CHUNK):
@@ -185,10 +188,11 @@ class Lake:
         read, then deleted by a merge on the keys, whose log entry holds no value of them."""
         if self.table(name) is None:
             return 0
-        keys = plain(self.query(f"SELECT {', '.join(KEYS[name])} FROM {name} WHERE {where}"))
+        columns = (*KEYS[name], *PARTITIONS[name])  # (the partition column prunes the merge)
+        keys = plain(self.query(f"SELECT {', '.join(columns)} FROM {name} WHERE {where}"))
         if not keys:
             return 0
-        source, on = arrow(name, keys, KEYS[name]), self._on(name, keys)
+        source, on = arrow(name, keys, columns), self._on(name, keys)
         metrics = self._committed(name, lambda table: table.merge(source, on, source_alias="s", target_alias="t")
                                   .when_matched_delete().execute(), create=False)
         return 0 if metrics is None else int(metrics["num_target_rows_deleted"])
@@ -220,6 +224,14 @@ class Lake:
         if self.table(name) is None:
             return []
         return plain(self.query(f"SELECT * FROM {name}" + (f" WHERE {where}" if where else "")))
+
+
+def unique(rows: Sequence[Mapping[str, Any]], key: Sequence[str]) -> list[Mapping[str, Any]]:
+    """`rows` with each key once: the first row of it."""
+    first: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    for row in rows:
+        first.setdefault(tuple(row[column] for column in key), row)
+    return list(first.values())
 
 
 def plain(result: Table) -> list[dict[str, Any]]:

@@ -35,6 +35,7 @@ class LocalDataverse:
         self.incidents: list[dict[str, Any]] = []
         self.annotations: dict[str, dict[str, Any]] = {}
         self.contacts: dict[str, str] = {}  # contact id -> full name
+        self.articles: list[dict[str, Any]] = []  # knowledgearticles rows
         self.requests: list[tuple[str, str]] = []
         self.failures: list[dict[str, Any]] = []
         self.delay = 0.0
@@ -54,6 +55,26 @@ class LocalDataverse:
         with self.lock:
             self.contacts[contact.lower()] = fullname
         return contact
+
+    def add_article(self, number: str, title: str, published: bool = True) -> None:
+        """Add a knowledge article version (read by GET knowledgearticles?$filter=articlepublicnumber eq …)."""
+        with self.lock:
+            self.articles.append({"knowledgearticleid": str(uuid.uuid4()), "articlepublicnumber": number,
+                                  "title": title, "statecode": 3 if published else 0})
+
+    def list_articles(self, query: str) -> dict[str, Any]:
+        """knowledgearticles, filtered as the client asks: `articlepublicnumber eq '…'` terms joined
+        by `or`, optionally `and statecode eq N`; `$select`ed."""
+        params = parse_qs(query)
+        text = params.get("$filter", [""])[0]
+        numbers = {m.replace("''", "'") for m in re.findall(r"articlepublicnumber eq '((?:[^']|'')*)'", text)}
+        state = re.search(r"statecode eq (\d+)", text)
+        select = [c for c in params.get("$select", [""])[0].split(",") if c]
+        with self.lock:
+            rows = [r for r in self.articles if r["articlepublicnumber"] in numbers
+                    and (state is None or r["statecode"] == int(state.group(1)))]
+        value = [{"@odata.etag": 'W/"1"', **{k: v for k, v in r.items() if not select or k in select}} for r in rows]
+        return {"@odata.context": f"{self.url}{API}/$metadata#knowledgearticles({','.join(select)})", "value": value}
 
     def add_incident(self, created: datetime, *, contact: str | None = None, account: str | None = None,
                      primary_contact: str | None = None, ticket: str | None = None, title: str = "Cannot sign in",
@@ -211,6 +232,8 @@ def _handler(dataverse: LocalDataverse) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             if self.command == "GET" and parts.path == f"{API}/incidents":
                 return self._send(200, dataverse.list_incidents(parts.query, self.headers.get("Prefer", "")))
+            if self.command == "GET" and parts.path == f"{API}/knowledgearticles":
+                return self._send(200, dataverse.list_articles(parts.query))
             person = re.fullmatch(rf"{API}/contacts\(([0-9a-f-]{{36}})\)", parts.path)
             if self.command == "GET" and person:
                 if person.group(1) not in dataverse.contacts:
@@ -223,6 +246,12 @@ def _handler(dataverse: LocalDataverse) -> type[BaseHTTPRequestHandler]:
                 if status != 204:
                     return self._error(status, "0x80040203", "objectid_incident@odata.bind does not name a case.")
                 return self._send(204, None, {"OData-EntityId": f"{dataverse.url}{API}/annotations({note.group(1)})"})
+            if self.command == "DELETE" and note:
+                with dataverse.lock:
+                    found = dataverse.annotations.pop(note.group(1), None)
+                if found is None:
+                    return self._error(404, "0x80040217", f"annotation With Id = {note.group(1)} Does Not Exist")
+                return self._send(204)
             return self._error(404, "0x80060888", f"Resource not found for the segment '{parts.path}'.")
 
         do_GET = do_PATCH = do_POST = do_DELETE = _handle

@@ -1,10 +1,10 @@
 """Storage: the only code that talks to the Table and Queue SDKs.
 
 `clients` makes SDK clients from the Functions connection setting; `tables` is one table as every
-store uses it; `keys` names tables, partitions and rows; `interactions`, `cases`, `insights` and
-`outbox` (the lake export's) are the stores. `Stores` is the one value the rest of the app is
-handed: built once per process from the settings (one connection pool per account), passed to
-every trigger by `run`/`web`.
+store uses it; `keys` names tables, partitions and rows; `interactions`, `cases`, `insights`,
+`outbox` (the lake export's) and `erasures` (tombstones) are the stores. `Stores` is the one
+value the rest of the app is handed: built once per process from the settings (one connection
+pool per account), passed to every trigger by `run`/`web`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dci.storage.clients import CASES_QUEUE, CONNECTION_SETTING, PORTAL_EVENTS_Q
 if TYPE_CHECKING:
     from dci.settings import Settings
     from dci.storage.cases import CaseStore
+    from dci.storage.erasures import Tombstones
     from dci.storage.insights import InsightStore
     from dci.storage.interactions import InteractionStore
     from dci.storage.outbox import LakeOutbox
@@ -44,6 +45,7 @@ class Stores:
     insights: InsightStore
     cases_queue: Queue
     outbox: LakeOutbox | None = None  # what the lake export still has to do; None while LAKE_URL is unset
+    erasures: Tombstones | None = None  # what erasures forbid to come back (always set by `stores`)
 
 
 def stores(settings: Settings) -> Stores:
@@ -55,6 +57,7 @@ def stores(settings: Settings) -> Stores:
 def _stores(target: StorageTarget, follow_days: int, lake: bool) -> Stores:
     from dci.storage.cases import CaseStore
     from dci.storage.clients import PoisonDepths, QueueWriter, table_service
+    from dci.storage.erasures import Tombstones
     from dci.storage.insights import InsightStore
     from dci.storage.interactions import InteractionStore
     from dci.storage.outbox import LakeOutbox
@@ -62,7 +65,7 @@ def _stores(target: StorageTarget, follow_days: int, lake: bool) -> Stores:
     tables = table_service(target)
     telemetry.observe("dci.queue.poison.depth", PoisonDepths(target))
     return Stores(InteractionStore(tables), CaseStore(tables), InsightStore(tables, follow_days),
-                  QueueWriter(target, CASES_QUEUE), LakeOutbox(tables) if lake else None)
+                  QueueWriter(target, CASES_QUEUE), LakeOutbox(tables) if lake else None, Tombstones(tables))
 
 
 def run(job: Callable[[Settings, Stores], T], consuming: str | None = None) -> T:

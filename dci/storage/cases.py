@@ -3,7 +3,8 @@
 | table | PartitionKey | RowKey | holds |
 |---|---|---|---|
 | `timelines` | `{case id}` | `case` | the case: contact, created, ticket, title, source, status |
-| `timelines` | `{case id}` | `timeline` | the assembled timeline (JSON), version, digest, note id |
+| `timelines` | `{case id}` | `timeline` | the timeline: version, digest, note id, `chunks`, its JSON's first piece |
+| `timelines` | `{case id}` | `timeline-{version}-{n}` | piece n of a long timeline's JSON (see `save_timeline`) |
 | `cases` | `c_{contact}` | `{created}_{case id}` | a contact's cases, for export and late-event re-assembly |
 | `cases` | `t_{TICKET}` | `{case id}` | the cases a ticket number names (usually one), to open a case by it |
 | `state` | `{name}` | `{key}` | the poller's watermark |
@@ -20,7 +21,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import EdmType, EntityProperty, UpdateMode
 
 from dci.storage.keys import STATE_TABLE, contact_key, event_row_key
-from dci.storage.tables import AutoTable
+from dci.storage.tables import MAX_TRANSACTION, AutoTable, plain
 
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
@@ -31,6 +32,46 @@ logger = logging.getLogger(__name__)
 
 TIMELINES, CASES, STATE = "timelines", "cases", STATE_TABLE
 CASE_FIELDS = ("created_ms", "ticket", "title", "contact", "source")
+
+
+# A timeline's JSON is cut into pieces: a string property holds 32,768 UTF-16 code units, an
+# entity 1 MiB, an entity-group transaction 100 entities and a 4 MiB request.
+TIMELINE_ROW = "timeline"  # the head; the other pieces follow in `timeline-{version:06}-{n:04}`
+PIECE_UNITS = 32_000  # UTF-16 code units of one piece
+TRANSACTION_BYTES = 3_500_000  # what one transaction's entities may take in its request (JSON, \u-escaped)
+_ASTRAL = re.compile("[\U00010000-\U0010FFFF]")  # two UTF-16 code units each
+
+
+def pieces(text: str, units: int = PIECE_UNITS) -> list[str]:
+    """`text` cut into pieces of at most `units` UTF-16 code units, never inside a surrogate pair."""
+    out, start = [], 0
+    while start < len(text):
+        end = min(len(text), start + units)
+        while (excess := end - start + len(_ASTRAL.findall(text, start, end)) - units) > 0:
+            end -= (excess + 1) // 2  # (a code point is one or two units: this never cuts too far)
+        out.append(text[start:end])
+        start = end
+    return out
+
+
+def piece_key(version: int, number: int) -> str:
+    """RowKey of piece `number` (from 1) of a timeline version: every version writes its own rows."""
+    return f"{TIMELINE_ROW}-{version:06}-{number:04}"
+
+
+def transactions(operations: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+    """`operations` of one partition, in order, grouped into entity-group transactions: ≤ 100 each,
+    and ≤ TRANSACTION_BYTES of entity JSON as the SDK sends it."""
+    groups: list[list[tuple[Any, ...]]] = [[]]
+    size = 0
+    for operation in operations:
+        cost = len(json.dumps(operation[1], default=str)) + 512  # (the batch's per-operation headers)
+        if groups[-1] and (len(groups[-1]) == MAX_TRANSACTION or size + cost > TRANSACTION_BYTES):
+            groups.append([])
+            size = 0
+        groups[-1].append(operation)
+        size += cost
+    return [group for group in groups if group]
 
 
 TICKET_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # Dataverse auto-numbers: CAS-01234-X1Y2Z3
@@ -128,8 +169,9 @@ class CaseStore:
         """Delete a contact's case rows and timelines (erasure); returns how many cases."""
         cases = self.cases_of(contact)
         for case in cases:
-            for row_key in ("case", "timeline"):
-                self._tables[TIMELINES].delete(case["case_id"], row_key)
+            self._tables[TIMELINES].delete(case["case_id"], "case")
+            self._tables[TIMELINES].submit(("delete", {"PartitionKey": case["case_id"], "RowKey": key})
+                                           for key in self._timeline_keys(case["case_id"]))  # every piece
             if ticket_key(case.get("ticket")):
                 self._tables[CASES].delete(ticket_key(case.get("ticket")), case["case_id"])
             self._tables[CASES].delete(case["PartitionKey"], case["RowKey"])
@@ -138,20 +180,49 @@ class CaseStore:
     # --- timelines --------------------------------------------------------------------------------
 
     def timeline(self, case_id: str) -> dict[str, Any] | None:
-        """The stored timeline row (document parsed), or None."""
-        row = self._tables[TIMELINES].get(case_id, "timeline")
-        if row is not None:
-            row["document"] = json.loads(row["document"])
-        return row
+        """The stored timeline (`document` parsed, `version`, `digest`, `note_id`), or None: one
+        range read of its rows. A row written before pieces existed (no `chunks`) reads the same."""
+        for _ in range(2):  # (a save between a read's pages may remove the pieces it was reading)
+            rows = {row["RowKey"]: row for row in self._timeline_rows(case_id)}
+            head = rows.get(TIMELINE_ROW)
+            if head is None:
+                return None
+            keys = [piece_key(head["version"], n) for n in range(1, (head.pop("chunks", None) or 0) + 1)]
+            if all(key in rows for key in keys):
+                head["document"] = json.loads("".join([head["document"], *(rows[key]["document"] for key in keys)]))
+                return head
+        raise LookupError(f"the stored timeline of case {case_id} misses pieces")
 
     def save_timeline(self, case_id: str, document: dict[str, Any], version: int, digest: str,
                       note_id: str | None) -> None:
-        """Replace the case's timeline (one row per case: re-assembly overwrites it)."""
-        row = {"PartitionKey": case_id, "RowKey": "timeline", "document": json.dumps(document, ensure_ascii=False),
-               "version": version, "digest": digest}
-        if note_id:
-            row["note_id"] = note_id
-        self._upsert(TIMELINES, row, UpdateMode.REPLACE)
+        """Replace the case's timeline. Its JSON is cut into `pieces`: the first in the head row with
+        version, digest and note id, the rest in rows of this version; written in as few transactions
+        as the platform allows, the head last (readers see the old version or the new, whole), then
+        the rows of any other version removed. A short timeline is one row, one transaction."""
+        first, *rest = pieces(json.dumps(document, ensure_ascii=False))
+        head = {"PartitionKey": case_id, "RowKey": TIMELINE_ROW, "document": first, "version": version,
+                "digest": digest, "chunks": len(rest), **({"note_id": note_id} if note_id else {})}
+        rows = [{"PartitionKey": case_id, "RowKey": piece_key(version, n), "document": piece}
+                for n, piece in enumerate(rest, 1)]
+        kept = {row["RowKey"] for row in rows} | {TIMELINE_ROW}
+        stale = [key for key in self._timeline_keys(case_id) if key not in kept]
+        replace = {"mode": UpdateMode.REPLACE}
+        operations = [("upsert", row, replace) for row in [*rows, head]]
+        operations += [("delete", {"PartitionKey": case_id, "RowKey": key}) for key in stale]
+        for group in transactions(operations):
+            self._tables[TIMELINES].submit(group)
+
+    def _timeline_rows(self, case_id: str, select: list[str] | None = None) -> list[dict[str, Any]]:
+        query = "PartitionKey eq @pk and RowKey ge @first and RowKey lt @after"
+        bounds = {"pk": case_id, "first": TIMELINE_ROW, "after": TIMELINE_ROW + "."}  # ("." follows "-")
+        try:
+            return [plain(row) for row in self._tables[TIMELINES].client.query_entities(
+                query, parameters=bounds, select=select)]
+        except ResourceNotFoundError:
+            return []
+
+    def _timeline_keys(self, case_id: str) -> list[str]:
+        return [row["RowKey"] for row in self._timeline_rows(case_id, ["RowKey"])]
 
     # --- the poller's watermark -------------------------------------------------------------------
 

@@ -10,6 +10,8 @@
 Facts are upserted on deterministic keys (re-delivered messages and re-assembled cases write the
 same rows), then their days are marked dirty. A day's rollup is recomputed from its facts; the
 dirty mark is removed only if nothing marked the day again meanwhile (ETag), so no change is lost.
+A day whose rollup cannot be computed or written is skipped and stays dirty (the next run tries it
+again); the days around it are done all the same, and a report names it among its missing days.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.data.tables import EdmType, EntityProperty, UpdateMode
 
 from dci import telemetry
-from dci.insights import days, rollup
+from dci.insights import days, rollup, stored_columns
 from dci.storage.tables import AutoTable, plain
 
 if TYPE_CHECKING:
@@ -50,13 +52,14 @@ class InsightStore:
         self.follow_days = follow_days
         self._clock = clock
         self._marked: dict[str, float] = {}  # live days this process marked, and when (monotonic)
+        self._reported: set[str] = set()  # days whose failed rollup this process logged
 
     # --- facts --------------------------------------------------------------------------------------
 
     def add_events(self, facts: Iterable[tuple[str, str, Mapping[str, Any]]]) -> int:
         """Upsert (day, row key, fact) event facts, ≤ 100 per transaction; mark their days dirty."""
-        operations = [("upsert", {"PartitionKey": f"e_{day}", "RowKey": row_key, **fact}, {"mode": UpdateMode.REPLACE})
-                      for day, row_key, fact in facts]
+        operations = [("upsert", {"PartitionKey": f"e_{day}", "RowKey": row_key, **_columns(fact)},
+                       {"mode": UpdateMode.REPLACE}) for day, row_key, fact in facts]
         self._table.submit(operations)
         self.mark({operation[1]["PartitionKey"][2:] for operation in operations}, coalesce=True)
         return len(operations)
@@ -172,26 +175,47 @@ class InsightStore:
 
     def refresh(self, only: Iterable[str] | None = None, limit: int = 1000) -> list[str]:
         """Recompute the rollups of dirty days (those in `only`, when given; all of them and the live
-        days, for the timer); returns the days done."""
+        days, for the timer); returns the days done (a day that failed is not among them)."""
+        return self._refresh(only, limit)[0]
+
+    def _refresh(self, only: Iterable[str] | None, limit: int) -> tuple[list[str], list[str]]:
         marks = self.dirty()
         wanted = sorted(set(marks) & set(only) if only is not None else set(marks) | set(self.live_days()))[:limit]
+        done, failed = [], []
         for day in wanted:
-            rollup = self.compute(day)
-            if day not in marks and not (rollup["cases"] or rollup["sessions"]):
-                continue  # a live day with nothing recorded yet: no row
-            # One JSON column per figure: each stays under the 64 KiB a string column may hold.
-            row = {name: json.dumps(value) for name, value in rollup.items()}
-            self._table.write(lambda client, r=row, d=day: client.upsert_entity(
-                {"PartitionKey": f"d_{d}", "RowKey": ROLLUP, **r}, mode=UpdateMode.REPLACE))
-            if day not in marks:  # a live day the timer redid unmarked
-                continue
-            with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):  # marked again: stays dirty
-                self._table.client.delete_entity(DIRTY, day, etag=marks[day],
-                                                 match_condition=MatchConditions.IfNotModified)
+            try:
+                self._redo(day, marks.get(day))
+                done.append(day)
+            except Exception as error:  # noqa: BLE001 - one bad day must not block the others
+                failed.append(day)
+                self._failed(day, error, marked=day in marks)
         if wanted:
-            logger.info("insights: recomputed %d day rollups (%s … %s)", len(wanted), wanted[0], wanted[-1],
-                        extra={"days": len(wanted)})
-        return wanted
+            logger.info("insights: recomputed %d day rollups (%s … %s), %d skipped", len(done), wanted[0],
+                        wanted[-1], len(failed), extra={"days": len(done), "skipped": len(failed)})
+        return done, failed
+
+    def _redo(self, day: str, etag: str | None) -> None:
+        rollup = self.compute(day)
+        if etag is None and not (rollup["cases"] or rollup["sessions"]):
+            return  # a live day with nothing recorded yet: no row
+        row = stored_columns(rollup)  # (RollupTooLarge, before anything is written, if storage would refuse it)
+        self._table.write(lambda client: client.upsert_entity(
+            {"PartitionKey": f"d_{day}", "RowKey": ROLLUP, **row}, mode=UpdateMode.REPLACE))
+        if etag is None:  # a live day the timer redid unmarked
+            return
+        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):  # marked again: stays dirty
+            self._table.client.delete_entity(DIRTY, day, etag=etag, match_condition=MatchConditions.IfNotModified)
+
+    def _failed(self, day: str, error: Exception, marked: bool) -> None:
+        """Log a day that could not be rolled up (its error's kind only: messages may quote terms) once
+        per process, and keep it dirty so that the next run tries it again."""
+        if day not in self._reported:
+            self._reported.add(day)
+            logger.warning("insights: the rollup of %s was skipped (%s); it stays dirty and is tried again",
+                           day, type(error).__name__)
+        if not marked:  # (a live day the timer redoes anyway; marked, so requests try it too)
+            with contextlib.suppress(Exception):
+                self.mark([day])
 
     def compute(self, day: str) -> dict[str, Any]:
         """A day's rollup from its facts: its events, its cases, and the cases of the following
@@ -210,13 +234,34 @@ class InsightStore:
 
     def rollups(self, first: str, last: str) -> list[dict[str, Any]]:
         """The rollups of the days from `first` to `last` (dirty ones recomputed first); days
-        with nothing recorded are left out."""
-        self.refresh(only=days(first, last))
+        with nothing recorded, and days whose rollups could not be built, are left out."""
+        return self.read(first, last)[0]
+
+    def read(self, first: str, last: str) -> tuple[list[dict[str, Any]], list[str]]:
+        """The rollups of the days from `first` to `last` (dirty ones recomputed first), and the days
+        that are missing because their rollups could not be built or read."""
+        missing = set(self._refresh(days(first, last), 1000)[1])
         try:
-            rows = self._table.client.query_entities(
+            rows = list(self._table.client.query_entities(
                 "PartitionKey ge @lo and PartitionKey le @hi and RowKey eq @rk",
-                parameters={"lo": f"d_{first}", "hi": f"d_{last}", "rk": ROLLUP})
-            return [{name: json.loads(value) for name, value in plain(row).items()
-                     if name not in ("PartitionKey", "RowKey", "Timestamp")} for row in rows]
+                parameters={"lo": f"d_{first}", "hi": f"d_{last}", "rk": ROLLUP}))
         except ResourceNotFoundError:
-            return []
+            rows = []
+        found = []
+        for row in rows:
+            day = row["PartitionKey"][2:]
+            if day in missing:  # (its row, if any, is out of date)
+                continue
+            try:
+                found.append({name: json.loads(value) for name, value in plain(row).items()
+                              if name not in ("PartitionKey", "RowKey", "Timestamp")})
+            except (TypeError, ValueError) as error:
+                missing.add(day)
+                self._failed(day, error, marked=False)
+        return found, sorted(missing)
+
+
+def _columns(fact: Mapping[str, Any]) -> dict[str, Any]:
+    """A fact as Table columns: an integer beyond 32 bits (`ts`) as Int64."""
+    return {name: EntityProperty(value, EdmType.INT64) if isinstance(value, int) and not isinstance(value, bool)
+            and not -2**31 <= value < 2**31 else value for name, value in fact.items()}

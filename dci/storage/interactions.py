@@ -1,8 +1,9 @@
 """Interactions and identity links in Azure Table storage.
 
-Tables: `interactions{yyyymm}` (PK `v_{visitor}`, RK `{ts}_{event id}`) and `links` (PK
-`c_{contact}`, RK `v_{visitor}`). Every write is an upsert on a deterministic key, so a retried or
-re-delivered message writes the same rows again, never more. Which contacts signed in on a
+Tables: `interactions{yyyymm}` (PK `v_{visitor}`, RK `{event id}`; the month of the event's
+server-corrected time) and `links` (PK `c_{contact}`, RK `v_{visitor}`). Every write is keyed
+deterministically: an event is inserted once per visitor (a repeat, or a retried or re-delivered
+message, finds its row), a link is upserted. Which contacts signed in on a
 visitor is read from the visitor's own rows (verified events carry their contact), so no reverse
 index has to be kept in step.
 """
@@ -15,14 +16,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from azure.data.tables import EdmType, EntityProperty, UpdateMode
+from azure.data.tables import EdmType, EntityProperty, TableTransactionError, UpdateMode
 
 from dci.storage.keys import (
     INTERACTIONS_PREFIX,
     LINKS_TABLE,
     STATE_TABLE,
     contact_key,
-    event_row_key,
+    interaction_row_key,
     interactions_table,
     visitor_key,
 )
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 MAX_TRANSACTION = 100  # entity-group transaction limit (the SDK does not enforce it)
 T = TypeVar("T")
+Rows = list[dict[str, Any]]
 
 BEACONS_PARTITION = "beacons"
 BEACON_NOTE_SECONDS = 60
@@ -44,20 +46,13 @@ _EVENT_FIELDS = ("type", "url", "title", "referrer", "query", "results", "positi
                  "scroll", "ticket")
 
 
-def client_ms(message: dict[str, Any], event: dict[str, Any]) -> int:
-    """The event's time on the client's own clock.
-
-    Keys are built from it, not from the corrected time: the beacon re-sends events it could not
-    confirm, each send has its own clock skew, and a re-sent event must land on the same row.
-    """
-    return event["ts"] - int(message.get("skew_ms", 0))
-
-
 def event_entity(message: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
-    """The interactions row of one event of a `portal-events` message."""
+    """The interactions row of one event of a `portal-events` message: keyed by visitor and event id,
+    filed under the event's server-corrected time (`ts`, which collect bounds around the time the
+    batch arrived), never under a time the client claims."""
     entity: dict[str, Any] = {
         "PartitionKey": visitor_key(message["visitor"]),
-        "RowKey": event_row_key(client_ms(message, event), event["id"]),
+        "RowKey": interaction_row_key(event["id"]),
         "id": event["id"],
         "ts": EntityProperty(event["ts"], EdmType.INT64),
         "session": message["session"],
@@ -73,6 +68,15 @@ def event_entity(message: dict[str, Any], event: dict[str, Any]) -> dict[str, An
     entity["article_number"] = article.get("number")
     entity["article_lang"] = article.get("lang")
     return {key: value for key, value in entity.items() if value is not None}
+
+
+def first_copies(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per event id, the first stored (earliest `received_at`): a visitor's rows as every
+    reader sees them, whatever copies an older build or a month boundary left (`visitor_events`)."""
+    first: dict[str, dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: (r.get("received_at", ""), r["RowKey"])):
+        first.setdefault(row["id"], row)
+    return sorted(first.values(), key=lambda row: (row["ts"], row["id"]))
 
 
 class InteractionStore:
@@ -102,18 +106,61 @@ class InteractionStore:
 
     # --- writing ----------------------------------------------------------------------------------
 
-    def write_events(self, message: dict[str, Any]) -> int:
-        """Upsert every event of a message, grouped by table and partition, ≤ 100 per transaction.
+    def write_events(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        """Store each event of a message once per visitor: the first copy wins, whatever time a
+        repeat claims. Returns the rows that are this message's (new, or stored by an earlier
+        delivery of the same message): what the insight facts are made of.
 
-        Merged, not replaced: a re-sent event that arrives without its token (expired, or the
-        portal's token endpoint unreachable) must not strip the contact its verified copy carries.
-        Returns the number of rows written.
+        The happy path is one entity-group transaction of inserts per table (≤ 100 each). When an
+        event is there already, the visitor's rows are read once: only the new events are
+        inserted, and a verified copy gives its contact to a stored anonymous copy (a re-send whose
+        token had expired must not strip it, and a re-send with a token may add it) — nothing else
+        of the stored row changes.
         """
-        by_table: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for event in message["events"]:
-            by_table[interactions_table(client_ms(message, event))].append(
-                ("upsert", event_entity(message, event), {"mode": UpdateMode.MERGE}))
-        return self._submit(by_table)
+            by_table[interactions_table(event["ts"])].append(event_entity(message, event))
+        ours = []
+        for table, rows in by_table.items():
+            ours += self._insert_once(AutoTable(self._service, table), rows, message)
+        return ours
+
+    def _insert_once(self, table: AutoTable, rows: Rows, message: dict[str, Any]) -> Rows:
+        unique = list({row["RowKey"]: row for row in rows}.values())  # (collect refuses repeats in a batch)
+        for start in range(0, len(unique), MAX_TRANSACTION):
+            chunk = unique[start:start + MAX_TRANSACTION]
+            try:
+                self.transactions += 1
+                table.write(lambda client, ops=[("create", row) for row in chunk]: client.submit_transaction(ops))
+            except TableTransactionError as error:
+                if error.error_code != "EntityAlreadyExists":
+                    raise
+                return unique[:start] + self._insert_rest(table, unique[start:], message)
+        return unique
+
+    def _insert_rest(self, table: AutoTable, rows: Rows, message: dict[str, Any]) -> Rows:
+        """The slow path: some of `rows` are stored already (a repeat, or a re-delivered message)."""
+        partition = rows[0]["PartitionKey"]
+        for _attempt in range(3):  # another writer may insert between the read and the write
+            self.transactions += 1
+            stored = {row["RowKey"]: row for row in table.client.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": partition}, select=["RowKey", "received_at", "contact"])}
+            new = [row for row in rows if row["RowKey"] not in stored]
+            operations: list[tuple[Any, ...]] = [("create", row) for row in new]
+            if message.get("contact"):  # a verified copy names the contact of an anonymous first copy
+                operations += [("upsert", {"PartitionKey": partition, "RowKey": row["RowKey"],
+                                           "contact": message["contact"]}, {"mode": UpdateMode.MERGE})
+                               for row in rows if row["RowKey"] in stored and not stored[row["RowKey"]].get("contact")]
+            try:
+                self.transactions += table.submit(operations)
+            except TableTransactionError as error:
+                if error.error_code != "EntityAlreadyExists":
+                    raise
+                continue
+            again = [row for row in rows if row["RowKey"] in stored
+                     and stored[row["RowKey"]].get("received_at") == message["received_at"]]
+            return new + again
+        raise RuntimeError("events kept being inserted by another writer; the message is retried")
 
     def link(self, contact: str, visitor: str, site: str, seen_at: str) -> None:
         """Record that `contact` signed in on `visitor`; idempotent (one upsert)."""
@@ -129,12 +176,17 @@ class InteractionStore:
         return sorted(table.name for table in self._service.query_tables(query))
 
     def visitor_events(self, visitor: str, tables: list[str] | None = None) -> list[dict[str, Any]]:
-        """Every stored event of a visitor, across the monthly tables (`interaction_tables()` unless
-        given: a caller reading many visitors lists them once), in time order."""
+        """Every event of a visitor, once each (`first_copies`), across the monthly tables
+        (`interaction_tables()` unless given: a caller reading many visitors lists them once), in
+        time order."""
+        return first_copies(self.visitor_rows(visitor, tables))
+
+    def visitor_rows(self, visitor: str, tables: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every stored row of a visitor, copies included (what an erasure deletes), each with its `table`."""
         rows = []
         for table in self.interaction_tables() if tables is None else tables:
             rows += [row | {"table": table} for row in AutoTable(self._service, table).partition(visitor_key(visitor))]
-        return sorted(rows, key=lambda row: row["RowKey"])
+        return rows
 
     def visitors(self) -> list[str]:
         """Every visitor with stored events (reads only the keys of every monthly table)."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dci.clock import iso_of, moment
+import hashlib
+from typing import Any
+
+from dci.clock import day_of, iso_of, moment
 
 INTERACTIONS_PREFIX = "interactions"  # one table per month: interactions202611
 LINKS_TABLE = "links"  # PK c_{contact}, RK v_{visitor}
@@ -33,10 +36,36 @@ def contact_key(contact: str) -> str:
 
 
 def event_row_key(ts_ms: int, event_id: str) -> str:
-    """`2026-11-28T15:00:00.120Z_{event id}`: sorts by time, unique by id."""
+    """`2026-11-28T15:00:00.120Z_{id}`: sorts by time, unique by id (a contact's cases; and the
+    interaction rows of earlier builds, which keyed an event by its client's time)."""
     return f"{iso_of(ts_ms)}_{event_id}"
 
 
-def day_of_row_key(row_key: str) -> str:
-    """The UTC day of an interaction row (its key starts with the event's ISO time)."""
-    return row_key[:10]
+def interaction_row_key(event_id: str) -> str:
+    """RowKey of an event in its visitor's partition: the event id alone, so that a repeat of the
+    event, at whatever time it claims, finds the row the first copy made (first wins)."""
+    return event_id
+
+
+def is_legacy_row_key(row_key: str) -> bool:
+    """An interaction row keyed by its client's time (earlier builds): `2026-…Z_{id}`."""
+    return len(row_key) > 24 and row_key[23] == "Z" and row_key[24] == "_"
+
+
+def event_day(row: dict[str, Any]) -> str:
+    """The UTC day an interaction row is filed under: its server-corrected time's (a legacy row:
+    its key's, as it was filed then)."""
+    return row["RowKey"][:10] if is_legacy_row_key(row["RowKey"]) else day_of(row["ts"])
+
+
+def event_key(visitor: str, event_id: str) -> str:
+    """One event everywhere: the visitor and its event id (ids are the beacon's, unique per browser
+    only). As a key outside the visitor's own rows (insight facts), a one-way hash of the two."""
+    return hashlib.sha256(f"dci-event\x00{visitor}\x00{event_id}".encode()).hexdigest()[:32]
+
+
+def fact_ref(visitor: str, row: dict[str, Any]) -> tuple[str, str]:
+    """(day, row key) of the insight fact of a stored interaction row (plain values): the day the
+    row is filed under, and the event's key — or, for a row of an earlier build, its RowKey."""
+    key = row["RowKey"] if is_legacy_row_key(row["RowKey"]) else event_key(visitor, row["id"])
+    return event_day(row), key

@@ -5,12 +5,15 @@
 | `lakeoutbox` | `{yyyy-mm-ddTHH:MM}` (when noted, UTC) | `v_{visitor}` | a visitor whose events were stored |
 | `lakeoutbox` | same | `k_{case id}` | a case whose timeline was (re-)assembled |
 | `lakeoutbox` | `~erasures` | `{contact}` | an erasure for the lake: the contact's own browsers; when carried out |
+| `lakeoutbox` | `~dead` | `v_{visitor}` / `k_{case id}` | an entry the lake refused alone, set aside: reason |
 
 An entry is an upsert on a deterministic key (a re-delivered batch notes the same visitor again) and
 is deleted only after the export merged it, on its ETag: an entry noted again meanwhile stays for
 the next run. The minute partitions spread the writes; the export reads the oldest first. An
 erasure's entry stays ERASURE_KEPT after the lake carried it out: an export that read the contact's
 events just before the erasure, and merged them just after it, must find it and erase them again.
+An entry whose rows the lake refuses even when merged alone is set aside (`~dead`), so that it
+cannot stop the entries behind it; `python -m dci lake dead` lists them and `--retry` puts them back.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 
 OUTBOX_TABLE = "lakeoutbox"
 ERASURES = "~erasures"  # sorts after every minute partition
+DEAD = "~dead"  # so does this: pending() reads the minute partitions only (below "~")
 CASE_PREFIX = "k_"
 ERASURE_KEPT = timedelta(hours=1)
 MINUTE = "%Y-%m-%dT%H:%M"  # the partition of the entries noted in one minute
@@ -109,7 +113,25 @@ class LakeOutbox:
 
     def pending(self, limit: int) -> list[Entry]:
         """The oldest `limit` visitor and case entries."""
-        return self._entries("PartitionKey lt @end", {"end": ERASURES}, limit)
+        return self._entries("PartitionKey lt @end", {"end": "~"}, limit)
+
+    def set_aside(self, entry: Entry, reason: str) -> None:
+        """Move an entry the lake refused to `~dead` with the reason (then off the pending list)."""
+        dead = {"PartitionKey": DEAD, "RowKey": entry.row, "reason": reason[:1000], "noted": entry.partition,
+                "set_aside_at": self._clock().strftime(ERASED_AT)}
+        self._table.write(lambda client: client.upsert_entity(dead, mode=UpdateMode.REPLACE))
+        self.done([entry])
+
+    def dead(self) -> list[Entry]:
+        """The entries set aside, with their reasons."""
+        return self._entries("PartitionKey eq @pk", {"pk": DEAD}, None)
+
+    def retry_dead(self) -> int:
+        """Put every entry set aside back on the pending list (after a fix); returns how many."""
+        entries = self.dead()
+        self.note_all((e.visitor for e in entries if e.visitor), (e.case_id for e in entries if e.case_id))
+        self.done(entries)
+        return len(entries)
 
     def erasures(self) -> list[Entry]:
         """The erasures noted: those still to carry out, and those carried out within ERASURE_KEPT."""

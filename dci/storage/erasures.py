@@ -1,0 +1,106 @@
+"""Tombstones of erased contacts (table `state`, PartitionKey `erased`), so an erasure stays erased.
+
+| PartitionKey | RowKey | holds |
+|---|---|---|
+| `erased` | `{contact}` | when (`erased_ms`); their own browsers' pseudonyms; cases whose notes are to go |
+
+An erasure removes what is stored; what is re-read or re-sent afterwards must not bring it back:
+the case poller re-reads its last minutes, Dataverse retries a webhook, a message waits on a queue,
+the beacon re-sends what it could not confirm for up to 7 days. So for KEPT_DAYS after an erasure
+nothing that happened before it is stored or written again for that contact, or for one of their
+own browsers: no event, no case, no timeline, no note. What happens after the erasure (the person
+comes back and signs in again) is new activity and is kept. A tombstone holds the contact id, the
+browsers' one-way pseudonyms and case ids, no other personal data; retention deletes it after
+KEPT_DAYS. Readers cache the tombstones for REREAD_SECONDS.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from azure.data.tables import EdmType, EntityProperty, UpdateMode
+
+from dci.storage.keys import STATE_TABLE
+from dci.storage.tables import AutoTable
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableServiceClient
+
+ERASED = "erased"
+KEPT_DAYS = 30  # longer than any re-read: the beacon's 7-day re-sends, a queue message's 7 days, the poller's day
+REREAD_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """One erased contact: when, their own browsers (pseudonyms), the cases whose notes are to go."""
+
+    contact: str
+    erased_ms: int
+    visitors: frozenset[str]
+    notes_pending: tuple[str, ...] = ()
+
+
+class Tombstones:
+    """Writes tombstones and answers, from a copy at most REREAD_SECONDS old, what they forbid."""
+
+    def __init__(self, service: TableServiceClient, clock: Callable[[], float] = time.monotonic) -> None:
+        self._table = AutoTable(service, STATE_TABLE)
+        self._clock = clock
+        self._cache: tuple[float, dict[str, Tombstone], dict[str, int]] | None = None
+
+    def add(self, contact: str, erased_ms: int, visitors: Iterable[str], notes_pending: Iterable[str]) -> None:
+        """Write (or renew) a contact's tombstone; this process sees it at once."""
+        row = {"PartitionKey": ERASED, "RowKey": contact, "erased_ms": EntityProperty(erased_ms, EdmType.INT64),
+               "visitors": json.dumps(sorted(set(visitors))), "notes_pending": json.dumps(sorted(set(notes_pending)))}
+        self._table.write(lambda client: client.upsert_entity(row, mode=UpdateMode.REPLACE))
+        self._cache = None
+
+    def notes_done(self, contact: str, case_ids: Iterable[str]) -> None:
+        """These cases' notes are deleted: no longer pending."""
+        stone = self.all().get(contact)
+        if stone is not None:
+            left = set(stone.notes_pending) - set(case_ids)
+            self.add(contact, stone.erased_ms, stone.visitors, left)
+
+    def all(self) -> dict[str, Tombstone]:
+        """Every tombstone by contact (read again once the copy is REREAD_SECONDS old)."""
+        return self._current()[1]
+
+    def _current(self) -> tuple[float, dict[str, Tombstone], dict[str, int]]:
+        if self._cache is None or self._clock() - self._cache[0] > REREAD_SECONDS:
+            stones = {row["RowKey"]: Tombstone(row["RowKey"], row["erased_ms"], frozenset(json.loads(row["visitors"])),
+                                               tuple(json.loads(row.get("notes_pending") or "[]")))
+                      for row in self._table.partition(ERASED)}
+            visitors: dict[str, int] = {}
+            for stone in stones.values():
+                for visitor in stone.visitors:
+                    visitors[visitor] = max(visitors.get(visitor, 0), stone.erased_ms)
+            self._cache = (self._clock(), stones, visitors)
+        return self._cache
+
+    def erased_at(self, contact: str | None) -> int | None:
+        """When this contact was erased (epoch ms), or None."""
+        stone = self.all().get(contact or "")
+        return None if stone is None else stone.erased_ms
+
+    def forbids(self, contact: str | None, at_ms: int) -> bool:
+        """True when something of `contact` that happened at `at_ms` was erased and must not come back."""
+        erased = self.erased_at(contact)
+        return erased is not None and at_ms <= erased
+
+    def browser_erased_at(self, visitor_pseudonym: str) -> int | None:
+        """When the contact whose own browser this was was erased (epoch ms), or None."""
+        return self._current()[2].get(visitor_pseudonym)
+
+    def forget_before(self, ms: int) -> int:
+        """Delete the tombstones of erasures before `ms` whose notes are all deleted; returns how many."""
+        old = [stone for stone in self.all().values() if stone.erased_ms < ms and not stone.notes_pending]
+        for stone in old:
+            self._table.delete(ERASED, stone.contact)
+        self._cache = None
+        return len(old)

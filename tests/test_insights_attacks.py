@@ -1,0 +1,336 @@
+"""Issue 23 (D1, D4): anonymous beacon batches against the insights. Each test replays an attack
+first — a day's rollup that outgrows its column, a bad day that broke every request, an anonymous
+view that renamed an article or pointed its link off the portal, a rate above 1 — then checks the
+defence: bounded lists with an explicit "other", a size check before the write, missing days named,
+titles and links from trusted sources, rates from counts that keep them ≤ 1."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from dci.dataverse import Dataverse, TokenSource, session
+from dci.insights import (
+    COLUMN_LIMIT,
+    MAX_KEYS_PER_DAY,
+    MAX_TERMS_PER_VISITOR,
+    RollupTooLarge,
+    article_link,
+    encode,
+    event_fact,
+    report,
+    rollup,
+    stored_columns,
+    total,
+    utf16_len,
+    visitor_hash,
+)
+from dci.openapi import document
+from dci.runner.dataverse import LocalDataverse
+from dci.settings import Settings
+from dci.storage.insights import InsightStore
+from dci.views import Asked, insights_reply
+from tests.conftest import PORTAL, STORAGE, Store
+from tests.test_insights import C1, Scene, at, insights_api, kb
+
+DAY = "2031-04-01"
+CJK = "文字化けの検索語"  # json.dumps would write each as \uXXXX: 6 characters for 1
+
+
+def fact_key(n: int) -> str:
+    return f"{DAY}T09:00:00.000Z_{n:06d}"
+
+
+def read_fact(n: int, visitor: str, title: str, url: str = "") -> dict[str, Any]:
+    row = {"type": "page_view", "article_number": f"KA-{n:05d}", "title": title, "session": f"s-{visitor}",
+           "site": PORTAL, "ts": at(22, 9) + n, "url": url or kb(f"KA-{n:05d}")}
+    fact = event_fact(row, visitor)
+    assert fact is not None
+    return fact
+
+
+def search_fact(n: int, visitor: str, query: str) -> dict[str, Any]:
+    fact = event_fact({"type": "search", "query": query, "results": 0, "session": f"s-{visitor}", "site": PORTAL,
+                       "ts": at(22, 9) + n}, visitor)
+    assert fact is not None
+    return fact
+
+
+# --- D1: a day's rollup outgrows its column ---------------------------------------------------------
+
+def test_insights_a_day_of_long_titles_and_cjk_terms_is_stored_and_served(store: Store) -> None:
+    insights = InsightStore(store.tables, follow_days=7)
+    # The attack: 100 distinct articles with 100-character titles, and long CJK terms; then many
+    # visitors (a per-visitor bound alone is no defence: visitor ids are free) with 300 of each.
+    facts = [read_fact(n, "visitor-attack", ("Ü" + CJK * 13)[:99] + str(n % 10), "https://" + PORTAL +
+                       f"/knowledgebase/article/KA-{n:05d}/" + "x" * 150) for n in range(100)]
+    facts += [search_fact(n, "visitor-attack", f"{CJK * 12}{n:04d}") for n in range(60)]
+    facts += [read_fact(1000 + n, f"visitor-{n}", CJK * 12 + f"{n:04d}") for n in range(300)]
+    facts += [search_fact(2000 + n, f"visitor-{n}", f"{n:04d}{CJK * 12}") for n in range(300)]
+    insights.add_events([(DAY, fact_key(n), fact) for n, fact in enumerate(facts)])
+    assert insights.refresh(only=[DAY]) == [DAY]  # stored (today's code: the upsert is refused)
+    assert insights.dirty() == {}
+
+    day = insights.rollups(DAY, DAY)[0]
+    for name, value in day.items():
+        assert utf16_len(encode(value)) <= COLUMN_LIMIT, name
+    assert len(day["searches"]) <= MAX_KEYS_PER_DAY and len(day["article_reads"]) <= MAX_KEYS_PER_DAY
+    # Totals still add up: what the lists do not name is counted in "other".
+    assert sum(day["searches"].values()) + day["other"]["searches"] == day["site_search"]["searches"] == 360
+    assert sum(day["zero_result_searches"].values()) + day["other"]["zero_result_searches"] == 360
+    assert sum(day["article_reads"].values()) + day["other"]["article_reads"] == 400
+    # One visitor named at most MAX_TERMS_PER_VISITOR of its 60 terms.
+    assert sum(1 for t in day["searches"] if t.startswith(CJK)) <= MAX_TERMS_PER_VISITOR
+
+    status, body = insights_api(f"from={DAY}&to={DAY}")
+    assert status == 200 and body["missing_days"] == []
+    jsonschema.validate(body, document()["components"]["schemas"]["Insights"])
+    assert body["site_search"]["searches"] == 360 and body["other"]["searches"] == day["other"]["searches"]
+
+
+def test_insights_a_maximal_rollup_at_the_column_limit_is_stored_and_read_back(store: Store) -> None:
+    insights = InsightStore(store.tables, follow_days=7)
+    # The costliest characters: astral (2 UTF-16 units), controls (escaped, 6 units), CJK.
+    facts = [search_fact(n, f"v{n}", ("\U0001f600\x01" + CJK) * 25 + f"{n:04d}") for n in range(400)]
+    facts += [read_fact(5000 + n, f"v{n}", "\U0001f600" * 99 + "\x02") for n in range(400)]
+    insights.add_events([(DAY, fact_key(n), fact) for n, fact in enumerate(facts)])
+    assert insights.refresh(only=[DAY]) == [DAY]
+    day = insights.rollups(DAY, DAY)[0]
+    assert max(utf16_len(text) for text in stored_columns(day).values()) > COLUMN_LIMIT * 0.9  # near the limit
+
+    # Exactly at the limit: a column of 32,768 UTF-16 units is written and read back unchanged ...
+    at_limit = dict(day, searches={"\U0001f600" * 100 + "a": 1})
+    pad = COLUMN_LIMIT - utf16_len(encode(at_limit["searches"]))
+    at_limit["searches"] = {"\U0001f600" * (100 + pad // 2) + "a" * (pad % 2 + 1): 1}
+    columns = stored_columns(at_limit)
+    assert utf16_len(columns["searches"]) == COLUMN_LIMIT
+    insights._table.client.upsert_entity({"PartitionKey": f"d_{DAY}", "RowKey": "rollup", **columns})
+    assert insights.read(DAY, DAY) == ([at_limit], [])
+    # ... one unit more is refused before anything is written.
+    over = dict(at_limit, searches={next(iter(at_limit["searches"])) + "a": 1})
+    with pytest.raises(RollupTooLarge, match="searches"):
+        stored_columns(over)
+
+
+def test_insights_a_bad_day_is_named_missing_and_the_others_are_served(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    scene = Scene(store)
+    scene.browse("visitor-aaaa", [(at(0, 9), "search", {"query": "secret term", "results": 0,
+                                                         "url": "https://portal.example.com/search/?q=x"})])
+    scene.browse("visitor-bbbb", [(at(1, 9), "search", {"query": "vpn", "results": 2,
+                                                         "url": "https://portal.example.com/search/?q=vpn"})])
+    bad = "2031-03-10"
+    # A day that cannot be built (here: a case fact that is not JSON).
+    scene.insights._table.client.upsert_entity({"PartitionKey": f"c_{bad}", "RowKey": "case-x", "fact": "{"})
+    scene.insights.mark([bad])
+    caplog.set_level(logging.INFO)
+    for _ in range(2):
+        status, body = insights_api("from=2031-03-10&to=2031-03-11")
+        assert status == 200  # today's code: 500 on every request
+        assert body["missing_days"] == [bad]
+        assert body["site_search"]["searches"] == 1  # the good day's
+    skipped = [r for r in caplog.records if r.levelno >= logging.WARNING and bad in r.getMessage()]
+    assert len(skipped) == 1  # logged once (per process), tried on each request
+    assert bad in scene.insights.dirty()  # stays dirty: the next run tries it again
+    assert bad not in scene.insights.refresh()  # the timer skips it too
+    assert not any("secret term" in r.getMessage() for r in caplog.records)
+    status, page = html_insights("from=2031-03-10&to=2031-03-11")
+    assert status == 200 and "could not be counted" in page and bad in page
+    # Fixed, it is counted again.
+    scene.insights._table.delete(f"c_{bad}", "case-x")
+    status, body = insights_api("from=2031-03-10&to=2031-03-11")
+    assert body["missing_days"] == [] and body["site_search"]["searches"] == 2
+
+
+def html_insights(query: str) -> tuple[int, str]:
+    import azure.functions as func
+
+    import function_app
+
+    params = dict(p.split("=") for p in query.split("&")) | {"format": "html"}
+    response = function_app.insights(func.HttpRequest("GET", "http://localhost/api/insights", body=b"",
+                                                      params=params))
+    return response.status_code, response.get_body().decode()
+
+
+# --- per visitor ------------------------------------------------------------------------------------
+
+def test_insights_one_visitor_adds_a_bounded_number_of_terms_to_a_day() -> None:
+    facts = [search_fact(n, "visitor-one", f"term {n}") for n in range(50)]
+    facts += [search_fact(100, "visitor-two", "term 49")]  # another visitor's term is named
+    day = rollup(DAY, facts, [], set())
+    assert len(day["searches"]) == MAX_TERMS_PER_VISITOR + 1 and day["searches"]["term 49"] == 1
+    assert day["other"]["searches"] == 50 - MAX_TERMS_PER_VISITOR
+    assert sum(day["searches"].values()) + day["other"]["searches"] == day["site_search"]["searches"] == 51
+
+
+def test_insights_facts_carry_a_domain_separated_visitor_hash_never_the_id() -> None:
+    fact = search_fact(1, "visitor-0001", "vpn")
+    assert fact["visitor"] == visitor_hash("visitor-0001") != hashlib.sha256(b"visitor-0001").hexdigest()[:20]
+    assert "visitor-0001" not in json.dumps(fact)
+
+
+# --- D4: who names an article -----------------------------------------------------------------------
+
+def view(title: str, number: str = "KA-00001", url: str | None = None) -> dict[str, Any]:
+    return {"article": {"number": number, "lang": "en-us"}, "title": title, "url": url or kb(number)}
+
+
+def test_insights_an_anonymous_view_cannot_rename_an_article_seen_signed_in(store: Store) -> None:
+    scene = Scene(store)
+    scene.browse("visitor-aaaa", [(at(0, 9), "page_view", view("Reset your password"))], contact=C1)
+    scene.browse("visitor-evil", [(at(0, 9, 30), "page_view", view("Call +1 555 0100 for help"))])
+    scene.browse("visitor-evi2", [(at(1, 9), "page_view", view("Pay here: evil.example"))])
+    scene.case(C1, at(1, 10), "CAS-1")
+    status, body = insights_api("from=2031-03-10&to=2031-03-11")
+    assert [(a["article"], a["title"]) for a in body["articles"]] == [("KA-00001", "Reset your password")]
+
+
+def test_insights_the_first_title_wins_among_anonymous_views(store: Store) -> None:
+    scene = Scene(store)
+    scene.browse("visitor-aaaa", [(at(0, 9), "page_view", view("Reset your password"))])
+    scene.browse("visitor-evil", [(at(0, 10), "page_view", view("Renamed later that day"))])
+    scene.browse("visitor-evi2", [(at(1, 9), "page_view", view("Renamed the next day"))])
+    scene.browse("visitor-cccc", [(at(1, 10), "page_view", view("Reset your password"))], contact=C1)
+    scene.case(C1, at(1, 11), "CAS-1")
+    assert insights_api("from=2031-03-10&to=2031-03-11")[1]["articles"][0]["title"] == "Reset your password"
+    assert insights_api("from=2031-03-11&to=2031-03-11")[1]["articles"][0]["title"] == "Reset your password"
+
+
+def test_insights_an_article_link_off_the_portal_is_dropped(store: Store) -> None:
+    scene = Scene(store)
+    evil = f"https://{PORTAL}/SignIn?ReturnUrl=https%3A%2F%2Fevil.example%2F"
+    scene.browse("visitor-evil", [(at(0, 9), "page_view", view("Reset", url=evil))])
+    scene.browse("visitor-aaaa", [(at(0, 10), "page_view", view("Reset", number="KA-00002",
+                                                                 url=kb("KA-00002") + "?ReturnUrl=//evil.example#x"))],
+                 contact=C1)
+    scene.case(C1, at(0, 11), "CAS-1")
+    scene.browse("visitor-cccc", [(at(0, 12), "page_view", view("Reset"))], contact=C1)
+    rows = {a["article"]: a["url"] for a in insights_api("from=2031-03-10&to=2031-03-10")[1]["articles"]}
+    assert rows == {"KA-00002": kb("KA-00002")}  # its own address, without the query string
+
+
+@pytest.mark.parametrize(("url", "number", "link"), [
+    (kb("KA-1"), "KA-1", kb("KA-1")),
+    (kb("KA-1") + "?ReturnUrl=https://evil.example#top", "ka-1", kb("KA-1")),
+    (f"https://{PORTAL}/en-US/knowledgebase/article/KA-1", "KA-1", f"https://{PORTAL}/en-US/knowledgebase/article/KA-1"),
+    (f"https://{PORTAL}/SignIn?ReturnUrl=/knowledgebase/article/KA-1", "KA-1", None),  # not the article's path
+    (kb("KA-2"), "KA-1", None),  # another article
+    ("https://evil.example/knowledgebase/article/KA-1/en-us", "KA-1", None),  # another host
+    (f"https://user@{PORTAL}/knowledgebase/article/KA-1", "KA-1", None),
+    (f"javascript://{PORTAL}/knowledgebase/article/KA-1", "KA-1", None),
+    ("", "KA-1", None),
+])
+def test_article_link_is_only_the_articles_own_address(url: str, number: str, link: str | None) -> None:
+    assert article_link(url, number, PORTAL) == link
+
+
+def test_rollups_before_this_version_lose_their_off_portal_links_and_later_titles() -> None:
+    old = [{"day": "d1", "cases": 0, "sessions": 0, "sessions_followed": 0, "lead_ms": [],
+            "article_pages": {"KA-1": {"title": "First", "url": kb("KA-1") + "?ReturnUrl=//evil.example"}}},
+           {"day": "d2", "cases": 0, "sessions": 0, "sessions_followed": 0, "lead_ms": [],
+            "article_pages": {"KA-1": {"title": "Later", "url": kb("KA-1")}}}]
+    assert total(old)["article_pages"]["KA-1"] == {"title": "First", "url": kb("KA-1"), "signed_in": False}
+
+
+# --- D4: titles from Dataverse's knowledge articles ---------------------------------------------------
+
+@pytest.fixture
+def dataverse() -> Iterator[LocalDataverse]:
+    server = LocalDataverse()
+    yield server
+    server.close()
+
+
+def test_dataverse_article_titles_are_read_once_and_remembered(dataverse: LocalDataverse) -> None:
+    dataverse.add_article("KA-00001", "Reset your password")
+    dataverse.add_article("KA-00002", "Draft, not published", published=False)
+    dataverse.add_article("KA-0'3", "A quote in the number")
+    client = Dataverse(dataverse.url, TokenSource(dataverse.url, fixed="test-token"), session(backoff=0.05))
+    assert client.article_titles(["ka-00001", "KA-00002", "KA-0'3", "KA-99999"]) == {
+        "KA-00001": "Reset your password", "KA-0'3": "A quote in the number"}
+    asked = len(dataverse.requests)
+    assert client.article_titles(["KA-00001", "KA-99999"]) == {"KA-00001": "Reset your password"}
+    assert len(dataverse.requests) == asked  # remembered, the unknown one too
+
+
+def test_insights_titles_come_from_dataverse_where_configured(store: Store, dataverse: LocalDataverse) -> None:
+    scene = Scene(store)
+    dataverse.add_article("KA-00001", "Reset your password (Dataverse)")
+    scene.browse("visitor-aaaa", [(at(0, 9), "page_view", view("Seen signed in"))], contact=C1)
+    scene.case(C1, at(0, 10), "CAS-1")
+    configured = Settings(AzureWebJobsStorage=STORAGE, PORTAL_ISSUERS=PORTAL, DATAVERSE_URL=dataverse.url,
+                          DATAVERSE_TOKEN="test-token")
+    asked = Asked("", {"from": "2031-03-10", "to": "2031-03-10"}, None, datetime(2031, 3, 20, tzinfo=timezone.utc))
+    reply = insights_reply(asked, configured, scene.stores)
+    body = json.loads(reply.body)
+    assert [(a["title"], a["url"]) for a in body["articles"]] == [("Reset your password (Dataverse)", kb("KA-00001"))]
+    dataverse.fail(500, times=20)  # Dataverse down: the page views' title, not an error
+    configured_again = Settings(AzureWebJobsStorage=STORAGE, PORTAL_ISSUERS=PORTAL, DATAVERSE_URL=dataverse.url,
+                                DATAVERSE_TOKEN="test-token-2")
+    dataverse.tokens.add("test-token-2")
+    reply = insights_reply(asked, configured_again, scene.stores)
+    assert reply.status == 200 and json.loads(reply.body)["articles"][0]["title"] == "Seen signed in"
+
+
+# --- rates are at most 1 ------------------------------------------------------------------------------
+
+SESSIONS = st.sampled_from(["s1", "s2", "s3", "s4"])
+FACT = st.fixed_dictionaries({"kind": st.sampled_from(["search", "read", "click"]), "session": SESSIONS,
+                              "term": st.sampled_from(["vpn", "mfa"]), "article": st.sampled_from(["KA-1", "KA-2"]),
+                              "results": st.sampled_from([None, 0, 3]), "ts": st.integers(0, 10)})
+CASE = st.fixed_dictionaries({"searches": st.lists(st.sampled_from(["vpn", "mfa"]), unique=True),
+                              "zero": st.lists(st.sampled_from(["vpn", "mfa"]), unique=True),
+                              "articles": st.lists(st.sampled_from(["KA-1", "KA-2"]), unique=True),
+                              "lead_ms": st.integers(0, 10**6), "sessions": st.just({})})
+DAY_OF = st.tuples(st.lists(FACT, max_size=8), st.lists(CASE, max_size=4), st.sets(SESSIONS))
+
+
+def _rates(node: Any) -> Iterator[tuple[float, list[float] | None]]:
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == "rate" or name.endswith("_rate"):
+                interval = node.get("interval", node.get(name.replace("_rate", "_interval")))
+                if isinstance(value, dict):
+                    yield value["rate"], value["interval"]
+                else:
+                    yield value, interval if isinstance(interval, list) else None
+            else:
+                yield from _rates(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _rates(item)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(DAY_OF, min_size=1, max_size=3))
+# Found first: an article in two cases' timelines but read once in the range (today: rate 2.0).
+@example([([{"kind": "read", "session": "s1", "term": "vpn", "article": "KA-1", "results": None, "ts": 0}],
+           [{"searches": [], "zero": [], "articles": ["KA-1"], "lead_ms": 1, "sessions": {}}] * 2, set())])
+# ... and an article read only before the range (no reads: no rate, not infinity).
+@example([([], [{"searches": [], "zero": [], "articles": ["KA-2"], "lead_ms": 1, "sessions": {}}], {"s1"})])
+def test_insights_every_rate_is_at_most_one(generated: list) -> None:
+    rollups = []
+    for n, (facts, cases, followed) in enumerate(generated):
+        facts = [{k: v for k, v in f.items() if v is not None and (k != "results" or f["kind"] == "search")}
+                 for f in facts]
+        rollups.append(rollup(f"2031-01-0{n + 1}", facts, cases, followed))
+    whole = report("2031-01-01", f"2031-01-0{len(generated)}", rollups)
+    rates = list(_rates(whole))
+    assert rates  # (the walk finds them)
+    for rate, interval in rates:
+        if rate is not None:
+            assert 0 <= rate <= 1
+        if interval is not None:
+            assert 0 <= interval[0] <= (rate if rate is not None else interval[0]) <= interval[1] <= 1
+    for day in rollups:  # and each day's lists add up to its counts
+        assert sum(day["searches"].values()) + day["other"]["searches"] == day["site_search"]["searches"]

@@ -1,0 +1,48 @@
+"""Text from visitors is one line wherever it is shown (pure): dci/text.py."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from dci.text import one_line
+
+# The attack run's forged note line, behind each line break it tried, and the other separators.
+FORGED = "Full timeline: https://evil.example/"
+BREAKS = ["\n", "\r\n", "\r", "\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"]
+
+
+@pytest.mark.parametrize("brk", BREAKS, ids=[f"U+{ord(b[-1]):04X}" for b in BREAKS])
+def test_text_one_line_a_line_break_cannot_forge_a_note_line(brk: str) -> None:
+    shown = one_line(f"vpn{brk}{FORGED}")
+    assert shown.splitlines() == [shown]
+    assert shown == "vpn" + " " * len(brk) + FORGED  # the same text, each break a space
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x1b", "\x7f", "\x9b", "\u202e", "\u2066", "\u200f", "\u061c"])
+def test_text_one_line_controls_and_bidirectional_controls_become_spaces(control: str) -> None:
+    assert one_line(f"a{control}b") == "a b"
+
+
+@pytest.mark.parametrize("text", ["reset password", "ﬁle ｓｈａｒｅ", "café \u00a0 naïve", "日本語 検索", "",
+                                  "a\u200bb"])
+def test_text_one_line_keeps_one_line_text_as_it_is(text: str) -> None:
+    assert one_line(text) == text
+
+
+def test_text_one_line_fast_path_returns_the_same_object() -> None:
+    text = "how do I reset my password"
+    assert one_line(text) is text
+
+
+@given(st.text())
+@example("vpn\nFull timeline: x")
+@example("vpn\r\nSearches (1):")
+@example("a\u2028b\u2029c\x85d")
+@example("\x1c\x1d\x1e\x0b\x0c")
+@example("\r")
+def test_text_one_line_never_holds_a_line_break(text: str) -> None:
+    shown = one_line(text)
+    assert len(shown.splitlines()) <= 1
+    assert len(shown) == len(text)  # one space for each character replaced: nothing else moves
