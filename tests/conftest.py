@@ -21,6 +21,7 @@ from tests.azurite import stop as stop_azurite
 from tests.tokens import Portal
 
 if TYPE_CHECKING:
+    from dci.runner.dataverse import LocalDataverse
     from dci.storage import Stores
 
 PORTAL = "portal.example.com"
@@ -175,6 +176,16 @@ def stores_of(store: Store, follow_days: int = 7, queue: object | None = None) -
 
     return Stores(InteractionStore(store.tables), CaseStore(store.tables), InsightStore(store.tables, follow_days),
                   queue or RecordingQueue(), erasures=Tombstones(store.tables))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def fake() -> Iterator[LocalDataverse]:
+    """A local Dataverse Web API server (dci/runner/dataverse.py) for this test."""
+    from dci.runner.dataverse import LocalDataverse
+
+    server = LocalDataverse()
+    yield server
+    server.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -26,13 +25,6 @@ M, H = 60_000, 3_600_000
 CREATED = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 CREATED_MS = int(CREATED.timestamp() * 1000)
 A, B = "6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30", "0b9e3d51-7a2c-4f8e-8d10-3c6a2e9f4b71"
-
-
-@pytest.fixture
-def fake() -> Iterator[LocalDataverse]:
-    server = LocalDataverse()
-    yield server
-    server.close()
 
 
 class World:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -18,13 +17,6 @@ from tests.conftest import Store
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
 NOW_MS = int((T0 + timedelta(hours=1)).timestamp() * 1000)
-
-
-@pytest.fixture
-def fake() -> Iterator[LocalDataverse]:
-    server = LocalDataverse()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from urllib.parse import unquote
@@ -16,13 +15,6 @@ from dci.runner.dataverse import LocalDataverse
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
 T0_MS = int(T0.timestamp() * 1000)
-
-
-@pytest.fixture
-def fake() -> Iterator[LocalDataverse]:
-    server = LocalDataverse()
-    yield server
-    server.close()
 
 
 def client(fake: LocalDataverse, page_size: int = 2, token: str = "test-token", **retry) -> Dataverse:

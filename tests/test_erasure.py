@@ -5,7 +5,6 @@ on the case goes; the name cache and the ticket index forget the contact."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -22,13 +21,6 @@ from tests.factories import encoded, iso, queued_batch, queued_event
 from tests.test_assembler import CREATED, CREATED_MS, M, World
 
 A = "6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30"
-
-
-@pytest.fixture
-def fake() -> Iterator[LocalDataverse]:
-    server = LocalDataverse()
-    yield server
-    server.close()
 
 
 @pytest.fixture

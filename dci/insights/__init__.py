@@ -1,0 +1,28 @@
+"""Insights across cases: facts per event and per case (`facts`), a rollup per day (`day`), and
+the report over a range of days (`report`). All pure; the insight store (dci/storage/insights.py)
+keeps them in Table storage.
+
+Facts are written as events are linked (searches, result clicks and knowledge-article reads) and
+as case timelines are assembled (what the customer searched and read before the case, which
+portal sessions led to it, how long before it they first came). Days are UTC dates.
+"""
+
+from dci.insights.day import (
+    COLUMN_LIMIT,
+    MAX_ARTICLES_PER_VISITOR,
+    MAX_KEYS_PER_DAY,
+    MAX_TERMS_PER_VISITOR,
+    RollupTooLarge,
+    encode,
+    rollup,
+    site_search,
+    stored_columns,
+    utf16_len,
+)
+from dci.insights.facts import article_link, case_fact, event_fact, session_hash, term, visitor_hash
+from dci.insights.report import MIN_SAMPLE, days, report, total, trend, wilson, with_titles
+
+__all__ = ["COLUMN_LIMIT", "MAX_ARTICLES_PER_VISITOR", "MAX_KEYS_PER_DAY", "MAX_TERMS_PER_VISITOR", "MIN_SAMPLE",
+           "RollupTooLarge", "article_link", "case_fact", "days", "encode", "event_fact", "report", "rollup",
+           "session_hash", "site_search", "stored_columns", "term", "total", "trend", "utf16_len", "visitor_hash",
+           "wilson", "with_titles"]

@@ -1,0 +1,223 @@
+"""A day's insights: pure. The rollup of one UTC day, computed from that day's facts alone (and
+the cases of the following days that say which of its sessions a case followed), so it can be
+recomputed whenever one of them changes.
+
+Anonymous browsers write facts, so a day's rollup is bounded (docs/REPORTS.md): every text is
+capped, every list keeps its top entries and sums the rest as `other`, one visitor adds at most
+MAX_TERMS_PER_VISITOR terms and MAX_ARTICLES_PER_VISITOR articles to a day's lists, and each
+stored column fits a Table string property (`stored_columns` measures it). An article's title
+and link never come from the latest anonymous view: see `rollup`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+MAX_KEYS_PER_DAY = 250  # distinct terms or articles a day's rollup keeps per list, the most frequent
+MAX_TERMS_PER_VISITOR = 20  # distinct search terms one visitor adds to a day's lists (more count as "other")
+MAX_ARTICLES_PER_VISITOR = 20  # distinct articles one visitor adds to a day's lists (more count as "other")
+MAX_LEADS_PER_DAY = 2000  # first-touch lead times a day keeps (evenly thinned above: the median stays close)
+COLUMN_LIMIT = 32_768  # UTF-16 code units a Table string property holds (64 KiB)
+COLUMN_BUDGET = 32_000  # what a rollup's list may fill of it: room for the braces and a rounding slip
+ENTITY_LIMIT = 1024 * 1024  # bytes a Table entity holds, all properties together
+MAX_PAGES_PER_DAY = 100  # article titles and addresses a day keeps (one column)
+
+
+def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mapping[str, Any]],
+           followed: set[str]) -> dict[str, Any]:
+    """One day's insights: from that day's event facts, the cases created that day, and the set
+    of session hashes that a case followed (within the follow window) — for that day's sessions.
+
+    Bounded whatever the facts (docs/REPORTS.md): facts are taken in time order; a visitor's terms
+    beyond MAX_TERMS_PER_VISITOR and articles beyond MAX_ARTICLES_PER_VISITOR count in `other`;
+    each list keeps its top MAX_KEYS_PER_DAY that fit a column and sums the rest in `other`.
+    An article's title is the first a signed-in view showed, else the first any view showed; its
+    link the first address that is the article's own (`article_link`)."""
+    ordered = sorted(events, key=lambda fact: fact.get("ts") or 0)  # (stable: facts without `ts` keep row order)
+    counts: dict[str, Counter[str]] = {name: Counter() for name in COUNTS}
+    beyond: Counter[str] = Counter()  # what the per-visitor bound sent to "other", by list
+    titles: dict[str, tuple[bool, str]] = {}  # article -> (from a signed-in view, title)
+    links: dict[str, str] = {}
+    own: dict[tuple[str, str], set[str]] = {}  # (visitor, "term" | "article") -> what they added today
+    self_service: set[str] = set()
+    facts_by_session: dict[str, list[Mapping[str, Any]]] = {}
+    for fact in ordered:
+        facts_by_session.setdefault(fact["session"], []).append(fact)
+        if fact["kind"] == "click":
+            continue  # (a click alone does not make a self-service session: it follows a search)
+        self_service.add(fact["session"])
+        is_followed = fact["session"] in followed
+        if fact["kind"] == "search":
+            named = _admitted(own, fact, "term", fact["term"], MAX_TERMS_PER_VISITOR)
+            zero = fact.get("results") == 0
+            for name, counted in (("searches", True), ("zero_result_searches", zero),
+                                  ("zero_result_searches_followed", zero and is_followed)):
+                if counted:
+                    (counts[name] if named else beyond)[fact["term"] if named else name] += 1
+        elif fact["kind"] == "read":
+            article = fact["article"]
+            named = _admitted(own, fact, "article", article, MAX_ARTICLES_PER_VISITOR)
+            for name, counted in (("article_reads", True), ("article_reads_followed", is_followed)):
+                if counted:
+                    (counts[name] if named else beyond)[article if named else name] += 1
+            signed_in = bool(fact.get("signed_in"))
+            if named and fact.get("title") and (article not in titles or (signed_in and not titles[article][0])):
+                titles[article] = (signed_in, fact["title"])
+            if named and fact.get("url") and article not in links:
+                links[article] = fact["url"]
+    leads: list[int] = []
+    count = 0
+    for case in cases:
+        count += 1
+        counts["searches_before_cases"].update(case["searches"])
+        counts["zero_result_searches_before_cases"].update(case["zero"])
+        counts["articles_before_cases"].update(case["articles"])
+        if case.get("lead_ms") is not None:
+            leads.append(case["lead_ms"])
+    lists, other = _bounded_lists(counts)
+    other = {name: other[name] + beyond[name] for name in COUNTS}
+    kept_leads = _thinned(sorted(leads), MAX_LEADS_PER_DAY)
+    return {
+        "day": day,
+        "site_search": site_search(facts_by_session),
+        "cases": count,
+        "lead_ms": kept_leads,
+        **lists,
+        "article_pages": _pages(lists["article_reads"], titles, links),
+        "sessions": len(self_service),
+        "sessions_followed": len(self_service & followed),
+        "other": {**other, "lead_ms": len(leads) - len(kept_leads)},
+    }
+
+
+def _admitted(own: dict[tuple[str, str], set[str]], fact: Mapping[str, Any], what: str, key: str,
+              limit: int) -> bool:
+    """Whether this fact's term or article may be named in the day's lists: its visitor (the session,
+    for facts written before visitors were hashed) has added fewer than `limit` others."""
+    added = own.setdefault((fact.get("visitor") or fact["session"], what), set())
+    if key in added or len(added) < limit:
+        added.add(key)
+        return True
+    return False
+
+
+# The day's lists; a "followed" list (a subset of the searches or reads of its parent) names only the
+# terms or articles its parent names, so that per term or article it never exceeds the parent.
+COUNTS = ("searches", "zero_result_searches", "zero_result_searches_followed", "article_reads",
+          "article_reads_followed", "searches_before_cases", "zero_result_searches_before_cases",
+          "articles_before_cases")
+
+
+PARENTS = {"zero_result_searches_followed": "zero_result_searches", "article_reads_followed": "article_reads"}
+
+
+def _bounded_lists(counts: Mapping[str, Counter[str]]) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    lists: dict[str, dict[str, int]] = {}
+    other: dict[str, int] = {}
+    for name in COUNTS:
+        counter = counts[name]
+        if name in PARENTS:
+            counter = Counter({key: n for key, n in counter.items() if key in lists[PARENTS[name]]})
+        lists[name] = _top(counter)
+        other[name] = sum(counts[name].values()) - sum(lists[name].values())
+    return lists, other
+
+
+def _top(counts: Counter[str]) -> dict[str, int]:
+    """The most frequent keys (ties by key) up to MAX_KEYS_PER_DAY, as many as fit COLUMN_BUDGET."""
+    kept: dict[str, int] = {}
+    size = 2  # {}
+    for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_KEYS_PER_DAY]:
+        size += utf16_len(encode(key)) + len(str(n)) + 2  # "key":n,
+        if size > COLUMN_BUDGET:
+            break
+        kept[key] = n
+    return dict(sorted(kept.items()))
+
+
+def _pages(reads: Mapping[str, int], titles: Mapping[str, tuple[bool, str]],
+           links: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Titles and links of the day's most read articles, as many as fit a column."""
+    pages: dict[str, dict[str, Any]] = {}
+    size = 2
+    for article in sorted((a for a in reads if a in titles or a in links), key=lambda a: (-reads[a], a)):
+        page = {"title": titles[article][1] if article in titles else None, "url": links.get(article),
+                "signed_in": article in titles and titles[article][0]}
+        size += utf16_len(encode(article)) + utf16_len(encode(page)) + 2
+        if len(pages) >= MAX_PAGES_PER_DAY or size > COLUMN_BUDGET:
+            break
+        pages[article] = page
+    return dict(sorted(pages.items()))
+
+
+def _thinned(values: list[int], limit: int) -> list[int]:
+    """`values` (sorted) thinned evenly to at most `limit`, keeping both ends."""
+    if len(values) <= limit:
+        return values
+    return [values[round(n * (len(values) - 1) / (limit - 1))] for n in range(limit)]
+
+
+def encode(value: Any) -> str:
+    """A rollup figure as stored: compact JSON, non-ASCII as itself (a CJK character is 1 unit, not 6)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def utf16_len(text: str) -> int:
+    """The length of `text` in UTF-16 code units, as Table storage counts a string property."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+class RollupTooLarge(ValueError):
+    """A rollup that Table storage would refuse; names the figure, never its content."""
+
+
+def stored_columns(rollup_of_day: Mapping[str, Any]) -> dict[str, str]:
+    """A rollup as its stored row, one JSON column per figure; RollupTooLarge when a column would
+    exceed COLUMN_LIMIT or the entity ENTITY_LIMIT (Table storage's own limits)."""
+    columns = {name: encode(value) for name, value in rollup_of_day.items()}
+    size = 4 + 2 * len(f"d_{rollup_of_day['day']}rollup") + 8 + 2 * len("Timestamp") + 8  # keys and Timestamp
+    for name, text in columns.items():
+        units = utf16_len(text)
+        if units > COLUMN_LIMIT:
+            raise RollupTooLarge(f"the figure {name} would take {units} UTF-16 units (at most {COLUMN_LIMIT})")
+        size += 8 + 2 * len(name) + 4 + 2 * units
+    if size > ENTITY_LIMIT:
+        raise RollupTooLarge(f"the rollup would take {size} bytes (at most {ENTITY_LIMIT})")
+    return columns
+
+
+SITE_SEARCH = ("searches", "with_result_count", "zero", "sessions", "clicked", "refinements", "exits")
+
+
+def site_search(facts_by_session: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, int]:
+    """A day's site-search counts, from each session's searches, result clicks and article reads in
+    time order (docs/REPORTS.md defines each):
+
+    * `searches`: search events; `with_result_count` of them reported how many results they found;
+      `zero` found none; `sessions`: sessions with a search;
+    * `clicked`: searches followed by a result click before the session's next search;
+    * `refinements`: searches whose session's next step is another search;
+    * `exits`: searches that were the session's last step of the day (no click, read or search after).
+    """
+    counts = dict.fromkeys(SITE_SEARCH, 0)
+    for facts in facts_by_session.values():
+        steps = [fact for fact in facts if fact["kind"] in ("search", "click", "read")]
+        searched = False
+        for index, fact in enumerate(steps):
+            if fact["kind"] != "search":
+                continue
+            searched = True
+            counts["searches"] += 1
+            if fact.get("results") is not None:
+                counts["with_result_count"] += 1
+                counts["zero"] += fact["results"] == 0
+            after = steps[index + 1:]
+            until_next = next((n for n, later in enumerate(after) if later["kind"] == "search"), len(after))
+            counts["clicked"] += any(later["kind"] == "click" for later in after[:until_next])
+            counts["refinements"] += bool(after) and after[0]["kind"] == "search"
+            counts["exits"] += not after
+        counts["sessions"] += searched
+    return counts

@@ -1,0 +1,182 @@
+"""The insights over a range of days: pure. The sums of its days' rollups (never a scan of the
+interactions), the ranked lists, the rates with their intervals, the trend and the comparison with
+the period before.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from dci.insights.day import COUNTS, SITE_SEARCH
+from dci.insights.facts import article_link
+
+MIN_SAMPLE = 10  # below this many, a rate is "too few" on the dashboard (JSON: its interval says how unsure)
+Z95 = 1.959964  # the 95 % normal quantile, for Wilson intervals
+
+
+def days(first: str, last: str) -> list[str]:
+    """Every date from `first` to `last`, inclusive."""
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    return [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+
+
+def site_search_report(counts: Mapping[str, int]) -> dict[str, Any]:
+    """The site-search figures of a range: its counts, and the rates with their 95 % intervals."""
+    searches = counts["searches"]
+    rates = {"zero_result_rate": (counts["zero"], counts["with_result_count"]),
+             "click_through_rate": (counts["clicked"], searches),
+             "refinement_rate": (counts["refinements"], searches),
+             "exit_rate": (counts["exits"], searches)}
+    return {**counts,
+            "searches_per_session": round(searches / counts["sessions"], 2) if counts["sessions"] else None,
+            **{name: {"rate": _rate(part, whole), "of": whole, "interval": wilson(part, whole)}
+               for name, (part, whole) in rates.items()}}
+
+
+def total(rollups: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The sum of day rollups (in day order): counts added key by key and their `other`s, lead times
+    pooled. An article's title is the earliest day's from a signed-in view, else the earliest day's;
+    its link the earliest day's that is still the article's own address."""
+    sums: dict[str, Any] = {name: Counter() for name in COUNTS}
+    other: Counter[str] = Counter()
+    result: dict[str, Any] = {"cases": 0, "sessions": 0, "sessions_followed": 0, "lead_ms": [], "article_pages": {},
+                              "site_search": dict.fromkeys(SITE_SEARCH, 0)}
+    for day in rollups:
+        for name, value in day.get("site_search", {}).items():  # (rollups before 0.3 have none)
+            result["site_search"][name] += value
+        for name in COUNTS:
+            sums[name].update(day.get(name, {}))  # (older rollups have no article_reads_followed)
+        other.update(day.get("other", {}))
+        for article, page in day.get("article_pages", {}).items():  # (rollups before 0.3 have none)
+            _merge_page(result["article_pages"], article, page)
+        for name in ("cases", "sessions", "sessions_followed"):
+            result[name] += day[name]
+        result["lead_ms"].extend(day["lead_ms"])
+    result["lead_ms"].sort()
+    return result | {name: dict(sorted(counter.items())) for name, counter in sums.items()} | {
+        "other": {name: other.get(name, 0) for name in (*COUNTS, "lead_ms")}}
+
+
+def _merge_page(pages: dict[str, dict[str, Any]], article: str, page: Mapping[str, Any]) -> None:
+    """Add a later day's title and link of `article` to `pages`: a title from a signed-in view
+    replaces an anonymous one, never the other way round; a link only fills a gap."""
+    known = pages.setdefault(article, {"title": None, "url": None, "signed_in": False})
+    link = article_link(page["url"], article) if page.get("url") else None  # (older rollups kept any address)
+    if page.get("title") and (known["title"] is None or (page.get("signed_in") and not known["signed_in"])):
+        known["title"], known["signed_in"] = page["title"], bool(page.get("signed_in"))
+    if known["url"] is None and link:
+        known["url"] = link
+
+
+TREND = ("searches", "zero_result_rate", "click_through_rate", "cases", "deflection_rate")
+
+
+def day_figures(rollup_of_day: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The trend's figures of one day (a day without a rollup recorded nothing)."""
+    day = rollup_of_day or {}
+    ss = day.get("site_search") or dict.fromkeys(SITE_SEARCH, 0)
+    sessions, followed = day.get("sessions", 0), day.get("sessions_followed", 0)
+    return {"searches": ss["searches"], "zero_result_rate": _rate(ss["zero"], ss["with_result_count"]),
+            "click_through_rate": _rate(ss["clicked"], ss["searches"]), "cases": day.get("cases", 0),
+            "deflection_rate": _rate(sessions - followed, sessions)}
+
+
+def trend(first: str, last: str, rollups: Sequence[Mapping[str, Any]],
+          previous: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
+    """Each day's figures over the range and, given the rollups of the period of equal length just
+    before it, that period's figures and the change."""
+    by_day = {day["day"]: day for day in rollups}
+    series = [{"day": day, **day_figures(by_day.get(day))} for day in days(first, last)]
+    result: dict[str, Any] = {"days": series, "range": _period_figures(rollups)}
+    if previous is not None:
+        start = date.fromisoformat(first)
+        length = (date.fromisoformat(last) - start).days + 1
+        before = _period_figures(previous)
+        result["previous"] = {"from": (start - timedelta(days=length)).isoformat(),
+                              "to": (start - timedelta(days=1)).isoformat(), **before}
+        result["change"] = {name: None if before[name] is None or result["range"][name] is None
+                            else round(result["range"][name] - before[name], 4) for name in TREND}
+    return result
+
+
+def _period_figures(rollups: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    sums = total(rollups)
+    return day_figures({"site_search": sums["site_search"], "cases": sums["cases"], "sessions": sums["sessions"],
+                        "sessions_followed": sums["sessions_followed"]})
+
+
+def report(first: str, last: str, rollups: Sequence[Mapping[str, Any]], top: int = 20,
+           previous: Sequence[Mapping[str, Any]] | None = None, missing: Sequence[str] = ()) -> dict[str, Any]:
+    """What a support manager reads: the KPIs over the range, ranked lists, rates, the daily trend
+    (and, given the previous period's rollups, the comparison with it). `missing`: the range's days
+    whose rollups could not be built, left out of every figure and named (`missing_days`)."""
+    sums = total(rollups)
+    searches, before = sums["searches"], sums["searches_before_cases"]
+    reads, read_before, read_followed = sums["article_reads"], sums["articles_before_cases"], sums[
+        "article_reads_followed"]
+    zero, zero_followed = sums["zero_result_searches"], sums["zero_result_searches_followed"]
+    sessions, followed = sums["sessions"], sums["sessions_followed"]
+    leads = sums["lead_ms"]
+    return {
+        "from": first,
+        "to": last,
+        "days": len(rollups),
+        "missing_days": sorted(missing),
+        "cases": sums["cases"],
+        "top_searches_before_cases": [
+            {"query": q, "cases": n, "searches": searches.get(q, 0)} for q, n in _ranked(before, top)],
+        "zero_result_searches": [
+            {"query": q, "searches": n, "followed_by_case": zero_followed.get(q, 0),
+             "cases_after": sums["zero_result_searches_before_cases"].get(q, 0)} for q, n in _ranked(zero, top)],
+        # The rate's part is a subset of its whole: reads of the article in sessions a case followed.
+        "articles": [
+            {"article": a, **_page(sums["article_pages"].get(a)), "reads": reads.get(a, 0), "cases_after": n,
+             "reads_followed_by_case": read_followed.get(a, 0),
+             "failed_to_deflect_rate": _rate(read_followed.get(a, 0), reads.get(a, 0)),
+             "failed_to_deflect_interval": wilson(read_followed.get(a, 0), reads.get(a, 0))}
+            for a, n in _ranked(read_before, top)],
+        "deflection": {"self_service_sessions": sessions, "followed_by_case": followed,
+                       "deflected": sessions - followed, "rate": _rate(sessions - followed, sessions),
+                       "interval": wilson(sessions - followed, sessions)},
+        "site_search": site_search_report(sums["site_search"]),
+        "trend": trend(first, last, rollups, previous),
+        "first_touch_to_case": {"cases": len(leads) + sums["other"]["lead_ms"],
+                                "median_ms": int(statistics.median(leads)) if leads else None},
+        "other": sums["other"],
+    }
+
+
+def with_titles(report_of_range: Mapping[str, Any], titles: Mapping[str, str]) -> dict[str, Any]:
+    """The report with each listed article's title from `titles` (Dataverse's knowledge articles,
+    by article number) where it has one: those win over any page view's."""
+    return {**report_of_range, "articles": [
+        {**row, "title": titles.get(row["article"]) or row["title"]} for row in report_of_range["articles"]]}
+
+
+def _ranked(counts: Mapping[str, int], top: int) -> list[tuple[str, int]]:
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _page(page: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {"title": (page or {}).get("title"), "url": (page or {}).get("url")}
+
+
+def wilson(part: int, whole: int) -> list[float] | None:
+    """The 95 % Wilson score interval of the rate `part / whole` ([low, high]); None for no sample.
+    Unlike ± a normal error it stays within 0..1 and is honest for small samples: 3 of 3 is
+    [0.44, 1.0], not "100 %"."""
+    if whole <= 0:
+        return None
+    p, z2 = part / whole, Z95 * Z95
+    centre = (p + z2 / (2 * whole)) / (1 + z2 / whole)
+    spread = Z95 * math.sqrt(p * (1 - p) / whole + z2 / (4 * whole * whole)) / (1 + z2 / whole)
+    return [round(max(0.0, centre - spread), 4), round(min(1.0, centre + spread), 4)]
