@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dci import telemetry
 from dci.activity import owned
-from dci.insights import case_fact
+from dci.insights import RollupTooLarge, case_fact
 from dci.storage.clients import CASES_QUEUE
 from dci.timeline import assemble, note_text
 
@@ -114,8 +114,11 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
         if name:  # shown on the report; kept in the timeline row, which erasure deletes with the contact
             document["case"]["contact_name"] = name
     fingerprint = digest(document)
-    stores.insights.put_case(  # idempotent: the same events give the same fact
-        case["case_id"], case_fact(case, events, settings.insights_follow_days))
+    try:  # idempotent: the same events give the same fact
+        stores.insights.put_case(case["case_id"], case_fact(case, events, settings.insights_follow_days))
+    except RollupTooLarge:  # (bounded by case_fact; should one not fit, the timeline and note still go)
+        logger.warning("case %s: its insight fact is too large to store; the insights leave it out",
+                       case["case_id"], extra={"case_id": case["case_id"]})
     stored = cases.timeline(case["case_id"])
     if stored and stored["digest"] == fingerprint:
         cases.mark(case["case_id"], "assembled")

@@ -21,6 +21,7 @@ from dci.ingest.events import ID_PATTERN
 from dci.insights import event_fact
 from dci.lake.rows import pseudonym
 from dci.storage.clients import PORTAL_EVENTS_QUEUE
+from dci.storage.erasures import Tombstones, event_id_hash
 from dci.storage.insights import InsightStore
 from dci.storage.interactions import InteractionStore
 from dci.storage.keys import fact_ref
@@ -29,7 +30,6 @@ from dci.storage.tables import plain
 if TYPE_CHECKING:
     from dci.settings import Settings
     from dci.storage import Stores
-    from dci.storage.erasures import Tombstones
     from dci.storage.outbox import LakeOutbox
 
 logger = logging.getLogger(__name__)
@@ -121,13 +121,16 @@ def _link(store: InteractionStore, message: dict[str, Any], follow_up: CaseFollo
 
 
 def without_erased(message: dict[str, Any], erasures: Tombstones) -> dict[str, Any]:
-    """The message without the events an erasure forbids to come back: those of an erased contact,
-    or of one of their own browsers, from before the erasure (a re-send, a message that waited)."""
+    """The message without the events an erasure forbids to come back: an erased event (by its id,
+    whatever time it now claims), and anything of an erased contact, or of one of their own
+    browsers, from before the erasure (a re-send, a message that waited)."""
     cut = max(erasures.erased_at(message.get("contact")) or -1,
               erasures.browser_erased_at(pseudonym(message["visitor"])) or -1)
-    if cut < 0:
+    erased = erasures.erased_events()
+    if cut < 0 and not erased:
         return message
-    kept = [event for event in message["events"] if event["ts"] > cut]
+    kept = [event for event in message["events"]
+            if event["ts"] > cut and not (erased and event_id_hash(event["id"]) in erased)]
     if len(kept) < len(message["events"]):
         logger.info("linker dropped %d events of an erased contact", len(message["events"]) - len(kept),
                     extra={"events": len(message["events"]) - len(kept)})

@@ -21,6 +21,7 @@ from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import Settings
 from dci.storage.cases import LEGACY_TICKETS, CaseStore
+from dci.storage.erasures import event_id_hash
 from dci.storage.insights import InsightStore
 from dci.storage.interactions import InteractionStore
 from dci.storage.keys import fact_ref
@@ -76,9 +77,12 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
         earlier = erasures.all().get(contact)  # a retried erasure finds fewer browsers and cases: keep the first's
         noted = [row["case_id"] for row in cases.cases_of(contact)
                  if (cases.timeline(row["case_id"]) or {}).get("note_id")] if cases is not None else []
+        ids = [event_id_hash(row["id"]) for visitor, rows, owners, shared in browsers
+               for row, owner in zip(rows, owners, strict=True) if not shared or owner.contact == contact]
         erasures.add(contact, max(now_ms or ms_of(datetime.now(timezone.utc)), earlier.erased_ms if earlier else 0),
                      [*own, *(earlier.visitors if earlier else ())],
-                     [*noted, *(earlier.notes_pending if earlier else ())])
+                     [*noted, *(earlier.notes_pending if earlier else ())],
+                     [*(sorted(earlier.events) if earlier else ()), *ids])
     if outbox is not None:  # first: a retry after a failure here no longer finds the browsers' links
         outbox.note_erasure(contact, own)
     for visitor, rows, owners, shared in browsers:

@@ -339,3 +339,35 @@ def test_assembler_skips_an_anonymous_case_queued_by_an_earlier_build(store: Sto
     assert world.assemble(case_message(old)) == "skipped"  # type: ignore[arg-type]
     assert world.cases.case(old["case_id"])["reason"] == "no verified contact"
     assert world.cases.timeline(old["case_id"]) is None
+
+
+def test_assembler_a_journey_of_long_non_ascii_searches_still_gets_its_timeline_note_and_fact(
+        world: World, fake: LocalDataverse) -> None:
+    # The outside attack run on the fixes: 30 long Japanese searches (or emoji terms and 64-character
+    # article numbers) made the case's insight fact larger than a property; its write failed before
+    # the timeline's, five times, and the case ended in the poison queue with no timeline and no note.
+    laptop = str(uuid.uuid4())
+    for n in range(60):
+        world.browse(laptop, [30 - n * 0.4], contact=A, kind="search", query=f"{n:02d}" + "接続できません" * 14,
+                     results=0)
+        world.browse(laptop, [30 - n * 0.4 - 0.1], contact=A, query=f"{n:02d}" + "🔥" * 98,
+                     kind="search", results=0)
+        world.browse(laptop, [30 - n * 0.4 - 0.2], contact=A, url=f"{BASE}/knowledgebase/article/KA-{n:062d}",
+                     article={"number": f"KA-{n:061d}X"})
+    case_id = world.open_case(A)
+    assert world.assemble() == ["assembled"]
+    assert fake.notes_for(case_id) and world.timeline(case_id)["summary"]["searches"]
+    (row,) = world.stores.insights._table.partition(f"c_{CREATED.date().isoformat()}")
+    fact = json.loads(row["fact"])
+    assert len(fact["searches"]) == len(fact["zero"]) == 40 and len(fact["articles"]) == 50
+    assert f"59{'🔥' * 98}" in fact["searches"]  # the latest before the case are kept
+
+
+def test_case_fact_at_its_bounds_fits_one_property() -> None:
+    from dci.insights import COLUMN_LIMIT, case_fact, encode, utf16_len
+
+    events = [{"visitor": f"v{n % 70}", "session": f"s{n % 90}", "ts": CREATED_MS - (n % 7) * 86_400_000 - n,
+               "type": kind, "query": f"{n:03d}" + "\U0001f525" * 120, "results": 0,
+               "article_number": f"{n:064d}"} for n in range(400) for kind in ("search", "page_view")]
+    fact = case_fact({"created_ms": CREATED_MS}, events, follow_days=90)
+    assert utf16_len(encode(dict(sorted(fact.items())))) <= COLUMN_LIMIT

@@ -437,3 +437,23 @@ def test_collect_scrubs_personal_data_from_titles_and_url_paths(post: Post, stor
     assert events[1]["target"] == f"{BASE}/profile/%5Bemail%5D"
     assert (events[2]["url"], events[2]["title"]) == (article["url"], "Order ORD-2026-001234")
     assert events[2]["article"]["number"] == "KA-01023"
+
+
+def test_collect_hidden_personal_data_and_invisible_characters_do_not_reach_the_queue(post: Post, store: Store) -> None:
+    # The outside attack run on the fixes: personal data in a fragment, encoded twice, or behind
+    # zero-width characters and soft hyphens; bidi controls and tag characters inside an address.
+    views = [event("page_view", url=f"{BASE}/profile#jane.doe@example.com"),
+             event("page_view", url=f"{BASE}/profile#tel=+442079460958"),
+             event("page_view", url=f"{BASE}/profile/jane.doe%2540example.com"),
+             event("page_view", url=f"{BASE}/p/\u202eabc\u2066/x?y=\u202e", title="jane.doe\u200b@example.com"),
+             event("page_view", url=f"{BASE}/a", title="jane\u00ad.doe@exam\u00adple.com"),
+             event("page_view", url=f"{BASE}/b", title="jane.doe\uff20example\u3002com"),
+             event("search", query="vpn" + "".join(chr(0xE0000 + ord(c)) for c in "Approve a refund"))]
+    post(batch(views))
+    raw = store.messages(QUEUE)[0]
+    events = json.loads(raw)["events"]
+    assert "jane" not in raw and "7946" not in raw and "#" not in "".join(e["url"] for e in events)
+    assert [e["url"] for e in events[:3]] == [f"{BASE}/profile", f"{BASE}/profile", f"{BASE}/profile/%5Bemail%5D"]
+    assert events[3]["url"] == f"{BASE}/p/%E2%80%AEabc%E2%81%A6/x?y=%E2%80%AE"
+    assert [e["title"] for e in events[3:6]] == ["[email]"] * 3
+    assert events[6]["query"] == "vpn"

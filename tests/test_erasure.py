@@ -129,3 +129,36 @@ def test_erasure_tombstones_are_seen_by_other_processes_within_their_reread_time
     now[0] += 11
     assert theirs.erased_at(A) == CREATED_MS and theirs.browser_erased_at("0" * 32) == CREATED_MS
     assert theirs.forget_before(CREATED_MS + 1) == 1 and Tombstones(store.tables).all() == {}
+
+
+def test_erasure_an_erased_event_re_sent_with_another_clock_is_refused_by_its_id(store: Store) -> None:
+    # The outside attack run on the fixes: the same events re-sent after the erasure with a time
+    # after it (a changed device clock, a crafted client), from the browser and from a new one.
+    stores = stores_of(store)
+    settings = Settings(AzureWebJobsStorage=STORAGE, PORTAL_ISSUERS="portal.example.com")
+    laptop, other = str(uuid.uuid4()), str(uuid.uuid4())
+    anonymous = queued_batch([queued_event(CREATED_MS - 5 * M, "search", query="d3 secret")], visitor=laptop)
+    signed_in = queued_batch([queued_event(CREATED_MS - 4 * M, "case_form")], visitor=laptop, contact=A)
+    for message in (anonymous, signed_in):
+        link(stores.interactions, encoded(message), insights=stores.insights, erasures=stores.erasures)
+    privacy.erase(stores.interactions, A, settings.stitch_window_ms, stores.cases, stores.insights, None,
+                  stores.erasures, now_ms=CREATED_MS)
+    later = CREATED_MS + 10 * M
+    for message, visitor in ((anonymous, laptop), (signed_in, other)):
+        moved = message | {"visitor": visitor, "events": [{**e, "ts": later} for e in message["events"]]}
+        assert link(stores.interactions, encoded(moved), insights=stores.insights, erasures=stores.erasures) == 0
+    assert stores.interactions.visitor_rows(laptop) == stores.interactions.visitor_rows(other) == []
+    assert stores.interactions.visitors_of(A) == []
+
+
+def test_erasure_tombstones_keep_the_latest_erased_ids_within_an_entity(store: Store) -> None:
+    from dci.storage.erasures import IDS_PER_COLUMN, MAX_ID_COLUMNS, event_id_hash
+
+    stones = Tombstones(store.tables)
+    ids = [event_id_hash(f"event-{n:08d}") for n in range(IDS_PER_COLUMN * MAX_ID_COLUMNS + 500)]
+    stones.add(A, CREATED_MS, [], [], ids)
+    kept = Tombstones(store.tables).erased_events()
+    assert len(kept) == IDS_PER_COLUMN * MAX_ID_COLUMNS and ids[-1] in kept and ids[0] not in kept
+    row = store.tables.get_table_client("state").get_entity("erased", A)
+    texts = [value for value in row.values() if isinstance(value, str)]
+    assert max(map(len, texts)) <= 32_768 and 2 * sum(map(len, texts)) < 1024 * 1024  # Table storage's limits

@@ -230,6 +230,15 @@ def test_insights_behind_a_term_or_an_article_are_its_cases_and_sessions(scene: 
     assert status == 400 and problem["type"] == "urn:dci:problem:invalid-parameter"
 
 
+@pytest.mark.parametrize("query", ["from=9999-12-30&to=9999-12-31&search=vpn", "to=9999-12-31&article=KA-01023",
+                                   "from=9999-12-25&to=9999-12-31&search=vpn&format=html"])
+def test_insights_behind_at_the_end_of_the_calendar_answers(store: Store, query: str) -> None:
+    # The outside attack run: the follow window after 9999-12-31 overflowed into a 500.
+    response = function_app.insights(func.HttpRequest("GET", f"http://localhost/api/insights?{query}", body=b"",
+                                                      params=dict(p.split("=") for p in query.split("&"))))
+    assert response.status_code == 200
+
+
 def test_a_session_counts_as_followed_only_within_the_follow_window() -> None:
     events = [{"visitor": "v1", "session": "s1", "ts": at(0, 9), "type": "search", "query": "x", "results": 0},
               {"visitor": "v2", "session": "s2", "ts": at(2, 9), "type": "search", "query": "y", "results": 1}]

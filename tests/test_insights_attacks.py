@@ -40,7 +40,7 @@ from dci.settings import Settings
 from dci.storage.insights import InsightStore
 from dci.views import Asked, insights_reply
 from tests.conftest import PORTAL, STORAGE, Store
-from tests.test_insights import C1, Scene, at, insights_api, kb
+from tests.test_insights import C1, C2, Scene, at, insights_api, kb
 
 DAY = "2031-04-01"
 CJK = "文字化けの検索語"  # json.dumps would write each as \uXXXX: 6 characters for 1
@@ -239,7 +239,8 @@ def test_rollups_before_this_version_lose_their_off_portal_links_and_later_title
             "article_pages": {"KA-1": {"title": "First", "url": kb("KA-1") + "?ReturnUrl=//evil.example"}}},
            {"day": "d2", "cases": 0, "sessions": 0, "sessions_followed": 0, "lead_ms": [],
             "article_pages": {"KA-1": {"title": "Later", "url": kb("KA-1")}}}]
-    assert total(old)["article_pages"]["KA-1"] == {"title": "First", "url": kb("KA-1"), "signed_in": False}
+    assert total(old)["article_pages"]["KA-1"] == {"title": "First", "url": kb("KA-1"), "signed_in": False,
+                                                 "since": None}
 
 
 # --- D4: titles from Dataverse's knowledge articles ---------------------------------------------------
@@ -334,3 +335,39 @@ def test_insights_every_rate_is_at_most_one(generated: list) -> None:
             assert 0 <= interval[0] <= (rate if rate is not None else interval[0]) <= interval[1] <= 1
     for day in rollups:  # and each day's lists add up to its counts
         assert sum(day["searches"].values()) + day["other"]["searches"] == day["site_search"]["searches"]
+
+
+def test_insights_a_backdated_view_cannot_rename_an_article_and_only_its_own_page_names_it(store: Store) -> None:
+    # The outside attack run on the fixes: "first" went by the event's time, which a client can set
+    # up to 7 days back; and a sign-in page's view claiming an article number named that article.
+    from dci.linker import link
+    from tests.factories import encoded, queued_batch, queued_event
+
+    scene = Scene(store)
+
+    def arrive(visitor: str, ts: int, received: str, fields: dict[str, Any], contact: str | None = None) -> None:
+        message = queued_batch([queued_event(ts, "page_view", **fields)], visitor=visitor, contact=contact,
+                               received_at=received)
+        link(scene.interactions, encoded(message), insights=scene.insights)
+
+    arrive("visitor-aaaa", at(1, 9), "2031-03-11T09:00:01.000Z", view("Set up the VPN client"))
+    arrive("visitor-evil", at(0, 9), "2031-03-11T09:30:00.000Z", view("ATTACKER BACKDATED"))  # a day back
+    arrive("visitor-evi2", at(1, 8), "2031-03-11T09:31:00.000Z", view("ATTACKER SAME DAY EARLIER"))
+    arrive("visitor-bbbb", at(1, 10), "2031-03-11T10:00:00.000Z", view("Export your invoices", number="KA-00002"),
+           contact=C1)
+    arrive("visitor-evi3", at(0, 10), "2031-03-11T10:05:00.000Z", view("ATTACKER SIGNED", number="KA-00002"),
+           contact=C2)
+    sign_in = f"https://{PORTAL}/SignIn?ReturnUrl=%2Fknowledgebase%2Farticle%2FKA-00003"
+    arrive("visitor-evi4", at(1, 7), "2031-03-11T07:00:00.000Z", view("ATTACKER CLAIMED", number="KA-00003",
+                                                                        url=sign_in))
+    arrive("visitor-cccc", at(1, 11), "2031-03-11T11:00:00.000Z", view("Reset your password", number="KA-00003"),
+           contact=C1)
+    arrive("visitor-cccc", at(1, 11, 30), "2031-03-11T11:30:00.000Z",  # (a read without a title, for the list)
+           {"article": {"number": "KA-00001"}, "url": kb("KA-00001")}, contact=C1)
+    scene.case(C1, at(1, 12), "CAS-1")
+    for days in ("from=2031-03-10&to=2031-03-11", "from=2031-03-11&to=2031-03-11"):
+        titles = {a["article"]: a["title"] for a in insights_api(days)[1]["articles"]}
+        assert titles == {"KA-00001": "Set up the VPN client", "KA-00002": "Export your invoices",
+                          "KA-00003": "Reset your password"}, days
+    (page,) = [a for a in insights_api("from=2031-03-10&to=2031-03-11")[1]["articles"] if a["article"] == "KA-00003"]
+    assert page["url"] == kb("KA-00003")

@@ -33,7 +33,7 @@ from dci.ingest.useragent import classify
 from dci.problems import FieldError, Problem
 from dci.replies import JSON, Reply, problem_reply
 from dci.settings import Settings
-from dci.text import one_line
+from dci.text import one_line, printable_url
 
 logger = logging.getLogger(__name__)
 
@@ -264,16 +264,16 @@ def check_policy(site: object, sent_at: object, events: list[Any], received: dat
         event["ts"] = ts + skew_ms  # in place: the dicts are fresh from validation, and copies cost
         if isinstance(referrer, str):
             if on_portal(referrer):
-                event["referrer"] = urls.get(referrer) or urls.setdefault(referrer, scrub_url(referrer))
+                event["referrer"] = urls.get(referrer) or urls.setdefault(referrer, _address(referrer))
             else:
                 parts = urlsplit(referrer)
                 event["referrer"] = f"{parts.scheme}://{parts.netloc}/"  # off-portal: the origin only
         if isinstance(url, str):
-            event["url"] = urls.get(url) or urls.setdefault(url, scrub_url(url))
+            event["url"] = urls.get(url) or urls.setdefault(url, _address(url))
             if event.get("type") == "page_view" and not event.get("article"):
                 event["article"] = article_of(url)
         if isinstance(target, str):
-            event["target"] = urls.get(target) or urls.setdefault(target, scrub_url(target))
+            event["target"] = urls.get(target) or urls.setdefault(target, _address(target))
         query, title = event.get("query"), event.get("title")
         if isinstance(query, str):
             event["query"] = scrub(one_line(query))
@@ -281,6 +281,12 @@ def check_policy(site: object, sent_at: object, events: list[Any], received: dat
             event["title"] = scrub(one_line(title))
         out.append(event)
     return Checked(errors, out, skew_ms)
+
+
+def _address(url: str) -> str:
+    """A URL as stored: without its fragment (the beacon sends none; a crafted one could carry
+    anything), invisible characters percent-encoded, personal data in its path and query scrubbed."""
+    return scrub_url(printable_url(url.partition("#")[0] if "#" in url else url))
 
 
 def _epoch_ms(timestamp: object) -> int | None:

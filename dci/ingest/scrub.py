@@ -52,7 +52,7 @@ _QUICK_URL = re.compile(r"@|%40|%E|\d{4}|\d(?:[+.()-]|%20)\d", re.IGNORECASE)  #
 # The path is checked more strictly, so that an article's address (`/article/KA-01023/en-us`) stays
 # unparsed: an e-mail address needs an @, a number to scrub nine digits (among separators, one of
 # which a percent-escape may hide, as it may hide a digit; %C… to %F…: non-ASCII, fullwidth forms).
-_QUICK_PATH = re.compile(r"@|%40|%[C-F]|(?:\d|%(?:[23][0-9A-F]|0[9A-D])|[\s().+-]){9}", re.IGNORECASE)
+_QUICK_PATH = re.compile(r"@|%40|%25|%[C-F]|(?:\d|%(?:[23][0-9A-F]|0[9A-D])|[\s().+-]){9}", re.IGNORECASE)
 
 
 def _emails(text: str) -> str:
@@ -147,7 +147,8 @@ def scrub(text: str) -> str:
     """`text` with e-mail addresses, IBANs, card numbers and phone numbers replaced."""
     if text.isascii() and "@" not in text and _digit_count(text) < 2:
         return text  # (most terms and titles: no @, and too few digits for any number to scrub)
-    normal = text if text.isascii() else unicodedata.normalize("NFKC", text)
+    # (NFKC folds a fullwidth `＠` to `@`; the ideographic full stop, which it keeps, is a dot too)
+    normal = text if text.isascii() else unicodedata.normalize("NFKC", text).replace("\u3002", ".")
     cleaned = _emails(normal) if "@" in normal else normal
     if _QUICK_DIGITS.search(cleaned):  # every IBAN, card or phone number has one of these
         cleaned = _DIGIT_RUN.sub(_digits, _ibans(cleaned))
@@ -182,7 +183,12 @@ def _path_may_hold(address: str) -> bool:
 
 
 def _scrub_segment(segment: str) -> str:
-    """One path segment, scrubbed as the text it decodes to; re-encoded only when something changed."""
+    """One path segment, scrubbed as the text it decodes to (decoded up to three times: `%2540` is
+    an `@` encoded twice); re-encoded only when something changed."""
     text = unquote(segment)
+    for _ in range(2):
+        if "%" not in text or (again := unquote(text)) == text:
+            break
+        text = again
     cleaned = scrub(text)
     return segment if cleaned == text else quote(cleaned, safe="!$&'()*+,;=:@~")

@@ -39,7 +39,7 @@ def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mappin
     ordered = sorted(events, key=lambda fact: fact.get("ts") or 0)  # (stable: facts without `ts` keep row order)
     counts: dict[str, Counter[str]] = {name: Counter() for name in COUNTS}
     beyond: Counter[str] = Counter()  # what the per-visitor bound sent to "other", by list
-    titles: dict[str, tuple[bool, str]] = {}  # article -> (from a signed-in view, title)
+    titles: dict[str, tuple[bool, float, str]] = {}  # article -> (from a signed-in view, when it arrived, title)
     links: dict[str, str] = {}
     own: dict[tuple[str, str], set[str]] = {}  # (visitor, "term" | "article") -> what they added today
     self_service: set[str] = set()
@@ -63,9 +63,10 @@ def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mappin
             for name, counted in (("article_reads", True), ("article_reads_followed", is_followed)):
                 if counted:
                     (counts[name] if named else beyond)[article if named else name] += 1
-            signed_in = bool(fact.get("signed_in"))
-            if named and fact.get("title") and (article not in titles or (signed_in and not titles[article][0])):
-                titles[article] = (signed_in, fact["title"])
+            if named and fact.get("title"):
+                candidate = (bool(fact.get("signed_in")), _arrived(fact), fact["title"])
+                if article not in titles or _better_title(candidate, titles[article]):
+                    titles[article] = candidate
             if named and fact.get("url") and article not in links:
                 links[article] = fact["url"]
     leads: list[int] = []
@@ -138,14 +139,27 @@ def _top(counts: Counter[str]) -> dict[str, int]:
     return dict(sorted(kept.items()))
 
 
-def _pages(reads: Mapping[str, int], titles: Mapping[str, tuple[bool, str]],
+def _arrived(fact: Mapping[str, Any]) -> float:
+    """When the server received a fact's event (epoch ms): its `received`, or for a fact written
+    before arrival times were kept, its event time."""
+    return float(fact.get("received") or fact.get("ts") or 0)
+
+
+def _better_title(candidate: tuple[bool, float, str], known: tuple[bool, float, str]) -> bool:
+    """A signed-in view's title beats an anonymous one; among equals, the one that arrived first.
+    Never the event's claimed time: a client can set it days back."""
+    return candidate[0] > known[0] or (candidate[0] == known[0] and candidate[1] < known[1])
+
+
+def _pages(reads: Mapping[str, int], titles: Mapping[str, tuple[bool, float, str]],
            links: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     """Titles and links of the day's most read articles, as many as fit a column."""
     pages: dict[str, dict[str, Any]] = {}
     size = 2
     for article in sorted((a for a in reads if a in titles or a in links), key=lambda a: (-reads[a], a)):
-        page = {"title": titles[article][1] if article in titles else None, "url": links.get(article),
-                "signed_in": article in titles and titles[article][0]}
+        page = {"title": titles[article][2] if article in titles else None, "url": links.get(article),
+                "signed_in": article in titles and titles[article][0],
+                **({"since": int(titles[article][1])} if article in titles else {})}
         size += utf16_len(encode(article)) + utf16_len(encode(page)) + 2
         if len(pages) >= MAX_PAGES_PER_DAY or size > COLUMN_BUDGET:
             break

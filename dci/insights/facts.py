@@ -13,11 +13,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from dci.clock import DAY_MS, day_of
+from dci.clock import DAY_MS, day_of, epoch_ms
 from dci.ingest.urls import article_of
 
 MAX_TERM = 100  # characters of a search term kept for grouping
 MAX_ARTICLE = 64  # characters of an article number (the beacon's schema allows no more)
+# What one case's fact keeps (one stored property, 32,768 UTF-16 units: at most about 25,000 with these)
+MAX_CASE_TERMS, MAX_CASE_ARTICLES, MAX_CASE_SESSIONS, MAX_CASE_SESSION_DAYS = 40, 50, 50, 200
 VISITOR_DOMAIN = b"dci/insights/visitor/v1\x00"  # keeps the visitor hash apart from every other hash of the id
 MAX_TITLE, MAX_URL = 100, 200  # an article's title and address as a fact keeps them
 
@@ -76,13 +78,22 @@ def event_fact(row: Mapping[str, Any], visitor: str) -> dict[str, Any] | None:
     if row.get("type") == "page_view" and row.get("article_number"):
         number = capped(str(row["article_number"]).upper(), MAX_ARTICLE)
         fact = {"kind": "read", "article": number, **who}
-        if row.get("title"):  # the article's title as this view showed it (see `rollup` for which one wins)
-            fact["title"] = capped(str(row["title"]), MAX_TITLE)
         link = article_link(str(row.get("url") or ""), number, row.get("site"))
-        if link:
+        if link:  # only the article's own page names it: its title (see `rollup` for which wins) and link
             fact["url"] = link
+            if row.get("title"):
+                fact["title"] = capped(str(row["title"]), MAX_TITLE)
+                fact["received"] = _received_ms(row.get("received_at"))
         return fact
     return None
+
+
+def _received_ms(received_at: object) -> int | None:
+    """When the server received the event's batch (epoch ms), from the row's `received_at`."""
+    try:
+        return epoch_ms(received_at) if isinstance(received_at, str) else None
+    except ValueError:
+        return None
 
 
 def case_fact(case: Mapping[str, Any], events: Sequence[Mapping[str, Any]], follow_days: int) -> dict[str, Any]:
@@ -90,20 +101,31 @@ def case_fact(case: Mapping[str, Any], events: Sequence[Mapping[str, Any]], foll
 
     `events` carry `visitor`, `session`, `ts`, `type` and the event's fields. Searches and reads
     count for the case once each (distinct terms, distinct articles); sessions are those with an
-    event within `follow_days` before the case, with the days they were active.
+    event within `follow_days` before the case, with the days they were active. Bounded however
+    long the journey (it is one stored property): the MAX_CASE_TERMS latest distinct terms (and as
+    many that found nothing), MAX_CASE_ARTICLES articles, MAX_CASE_SESSIONS sessions and
+    MAX_CASE_SESSION_DAYS days of them.
     """
     created = case["created_ms"]
     horizon = created - follow_days * DAY_MS
-    searches = sorted({term(e["query"]) for e in events if e.get("type") == "search" and e.get("query")})
-    zero = sorted({term(e["query"]) for e in events
-                   if e.get("type") == "search" and e.get("query") and e.get("results") == 0})
-    articles = sorted({e["article_number"].upper() for e in events
-                       if e.get("type") == "page_view" and e.get("article_number")})
+    latest_first = sorted(events, key=lambda e: e["ts"], reverse=True)
+    searches = _latest({term(e["query"]) for e in latest_first if e.get("type") == "search" and e.get("query")},
+                       latest_first, MAX_CASE_TERMS)
+    zero = _latest({term(e["query"]) for e in latest_first
+                    if e.get("type") == "search" and e.get("query") and e.get("results") == 0}, latest_first,
+                   MAX_CASE_TERMS)
+    articles = _latest({capped(e["article_number"].upper(), MAX_ARTICLE) for e in latest_first
+                        if e.get("type") == "page_view" and e.get("article_number")}, latest_first, MAX_CASE_ARTICLES)
     sessions: dict[str, set[str]] = {}
-    for event in events:
+    pairs = 0  # (session, day) pairs kept: a session id can be re-used for many days
+    for event in latest_first:
         if horizon <= event["ts"] <= created and event.get("session"):
-            key = session_hash(event["visitor"], event["session"])
-            sessions.setdefault(key, set()).add(day_of(event["ts"]))
+            key, day = session_hash(event["visitor"], event["session"]), day_of(event["ts"])
+            if (key not in sessions and len(sessions) >= MAX_CASE_SESSIONS) or (
+                    day not in sessions.get(key, ()) and pairs >= MAX_CASE_SESSION_DAYS):
+                continue
+            pairs += day not in sessions.setdefault(key, set())
+            sessions[key].add(day)
     first = min((e["ts"] for e in events), default=None)
     return {
         "day": day_of(created),
@@ -113,3 +135,18 @@ def case_fact(case: Mapping[str, Any], events: Sequence[Mapping[str, Any]], foll
         "sessions": {key: sorted(active) for key, active in sorted(sessions.items())},
         "lead_ms": None if first is None else created - first,
     }
+
+
+def _latest(keys: set[str], latest_first: Sequence[Mapping[str, Any]], limit: int) -> list[str]:
+    """Of `keys` (terms or article numbers), the `limit` seen last before the case, sorted."""
+    if len(keys) <= limit:
+        return sorted(keys)
+    order: dict[str, None] = {}
+    for event in latest_first:
+        named = (term(event.get("query") or ""), capped(str(event.get("article_number") or "").upper(), MAX_ARTICLE))
+        for key in named:
+            if key in keys:
+                order.setdefault(key, None)
+        if len(order) >= limit:
+            break
+    return sorted(list(order)[:limit])

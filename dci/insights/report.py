@@ -63,14 +63,23 @@ def total(rollups: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _merge_page(pages: dict[str, dict[str, Any]], article: str, page: Mapping[str, Any]) -> None:
-    """Add a later day's title and link of `article` to `pages`: a title from a signed-in view
-    replaces an anonymous one, never the other way round; a link only fills a gap."""
-    known = pages.setdefault(article, {"title": None, "url": None, "signed_in": False})
+    """Add a day's title and link of `article` to `pages`: a title from a signed-in view replaces an
+    anonymous one, never the other way round; among equals the one that arrived first (`since`; a
+    day stored before arrival times were kept counts as arriving after every day that has one); a
+    link only fills a gap."""
+    known = pages.setdefault(article, {"title": None, "url": None, "signed_in": False, "since": None})
     link = article_link(page["url"], article) if page.get("url") else None  # (older rollups kept any address)
-    if page.get("title") and (known["title"] is None or (page.get("signed_in") and not known["signed_in"])):
-        known["title"], known["signed_in"] = page["title"], bool(page.get("signed_in"))
+    if page.get("title") and (known["title"] is None or _before(page, known)):
+        known.update(title=page["title"], signed_in=bool(page.get("signed_in")), since=page.get("since"))
     if known["url"] is None and link:
         known["url"] = link
+
+
+def _before(page: Mapping[str, Any], known: Mapping[str, Any]) -> bool:
+    signed, was_signed = bool(page.get("signed_in")), bool(known["signed_in"])
+    if signed != was_signed:
+        return signed
+    return page.get("since") is not None and (known["since"] is None or page["since"] < known["since"])
 
 
 TREND = ("searches", "zero_result_rate", "click_through_rate", "cases", "deflection_rate")

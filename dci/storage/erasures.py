@@ -2,20 +2,22 @@
 
 | PartitionKey | RowKey | holds |
 |---|---|---|
-| `erased` | `{contact}` | when (`erased_ms`); their own browsers' pseudonyms; cases whose notes are to go |
+| `erased` | `{contact}` | when (`erased_ms`); own browsers' pseudonyms; erased events' id hashes; notes to go |
 
 An erasure removes what is stored; what is re-read or re-sent afterwards must not bring it back:
 the case poller re-reads its last minutes, Dataverse retries a webhook, a message waits on a queue,
 the beacon re-sends what it could not confirm for up to 7 days. So for KEPT_DAYS after an erasure
 nothing that happened before it is stored or written again for that contact, or for one of their
-own browsers: no event, no case, no timeline, no note. What happens after the erasure (the person
-comes back and signs in again) is new activity and is kept. A tombstone holds the contact id, the
-browsers' one-way pseudonyms and case ids, no other personal data; retention deletes it after
-KEPT_DAYS. Readers cache the tombstones for REREAD_SECONDS.
+own browsers: no event, no case, no timeline, no note. An erased event is known by its id too (a
+one-way hash of it), so a re-send is refused whatever time its client now claims. What happens
+after the erasure (the person comes back and signs in again) is new activity and is kept. A
+tombstone holds the contact id, the browsers' pseudonyms, the events' id hashes and case ids, no
+other personal data; retention deletes it after KEPT_DAYS. Readers cache them for REREAD_SECONDS.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -33,6 +35,13 @@ if TYPE_CHECKING:
 ERASED = "erased"
 KEPT_DAYS = 30  # longer than any re-read: the beacon's 7-day re-sends, a queue message's 7 days, the poller's day
 REREAD_SECONDS = 10.0
+IDS_PER_COLUMN = 1_600  # event id hashes (16 hex digits each) in one string property of 32,768 UTF-16 units
+MAX_ID_COLUMNS = 16  # 16 × 27,199 characters × 2 bytes: 870 KB, below an entity's 1 MiB (the latest 25,600 ids)
+
+
+def event_id_hash(event_id: str) -> str:
+    """An erased event's id as its tombstone keeps it: one-way, domain-separated."""
+    return hashlib.sha256(f"dci-erased\x00{event_id}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,7 @@ class Tombstone:
     erased_ms: int
     visitors: frozenset[str]
     notes_pending: tuple[str, ...] = ()
+    events: frozenset[str] = frozenset()  # `event_id_hash` of each erased event
 
 
 class Tombstones:
@@ -51,12 +61,17 @@ class Tombstones:
     def __init__(self, service: TableServiceClient, clock: Callable[[], float] = time.monotonic) -> None:
         self._table = AutoTable(service, STATE_TABLE)
         self._clock = clock
-        self._cache: tuple[float, dict[str, Tombstone], dict[str, int]] | None = None
+        self._cache: tuple[float, dict[str, Tombstone], dict[str, int], frozenset[str]] | None = None
 
-    def add(self, contact: str, erased_ms: int, visitors: Iterable[str], notes_pending: Iterable[str]) -> None:
-        """Write (or renew) a contact's tombstone; this process sees it at once."""
+    def add(self, contact: str, erased_ms: int, visitors: Iterable[str], notes_pending: Iterable[str],
+            events: Iterable[str] = ()) -> None:
+        """Write (or renew) a contact's tombstone (`events`: `event_id_hash`es, the latest last);
+        this process sees it at once."""
+        hashes = list(dict.fromkeys(events))[-IDS_PER_COLUMN * MAX_ID_COLUMNS:]
         row = {"PartitionKey": ERASED, "RowKey": contact, "erased_ms": EntityProperty(erased_ms, EdmType.INT64),
                "visitors": json.dumps(sorted(set(visitors))), "notes_pending": json.dumps(sorted(set(notes_pending)))}
+        for n in range(0, len(hashes), IDS_PER_COLUMN):
+            row[f"events_{n // IDS_PER_COLUMN}"] = ",".join(hashes[n:n + IDS_PER_COLUMN])  # (never empty)
         self._table.write(lambda client: client.upsert_entity(row, mode=UpdateMode.REPLACE))
         self._cache = None
 
@@ -65,23 +80,30 @@ class Tombstones:
         stone = self.all().get(contact)
         if stone is not None:
             left = set(stone.notes_pending) - set(case_ids)
-            self.add(contact, stone.erased_ms, stone.visitors, left)
+            self.add(contact, stone.erased_ms, stone.visitors, left, sorted(stone.events))
 
     def all(self) -> dict[str, Tombstone]:
         """Every tombstone by contact (read again once the copy is REREAD_SECONDS old)."""
         return self._current()[1]
 
-    def _current(self) -> tuple[float, dict[str, Tombstone], dict[str, int]]:
+    def _current(self) -> tuple[float, dict[str, Tombstone], dict[str, int], frozenset[str]]:
         if self._cache is None or self._clock() - self._cache[0] > REREAD_SECONDS:
-            stones = {row["RowKey"]: Tombstone(row["RowKey"], row["erased_ms"], frozenset(json.loads(row["visitors"])),
-                                               tuple(json.loads(row.get("notes_pending") or "[]")))
-                      for row in self._table.partition(ERASED)}
+            stones = {row["RowKey"]: Tombstone(
+                row["RowKey"], row["erased_ms"], frozenset(json.loads(row["visitors"])),
+                tuple(json.loads(row.get("notes_pending") or "[]")),
+                frozenset(h for name, value in row.items() if name.startswith("events_") for h in value.split(",")))
+                for row in self._table.partition(ERASED)}
             visitors: dict[str, int] = {}
             for stone in stones.values():
                 for visitor in stone.visitors:
                     visitors[visitor] = max(visitors.get(visitor, 0), stone.erased_ms)
-            self._cache = (self._clock(), stones, visitors)
+            events = frozenset().union(*(stone.events for stone in stones.values()))
+            self._cache = (self._clock(), stones, visitors, events)
         return self._cache
+
+    def erased_events(self) -> frozenset[str]:
+        """The `event_id_hash` of every erased event (empty, and so free to test, without erasures)."""
+        return self._current()[3]
 
     def erased_at(self, contact: str | None) -> int | None:
         """When this contact was erased (epoch ms), or None."""

@@ -29,7 +29,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import EdmType, EntityProperty, UpdateMode
 
 from dci import telemetry
-from dci.insights import days, rollup, stored_columns
+from dci.insights import COLUMN_LIMIT, RollupTooLarge, days, encode, rollup, stored_columns, utf16_len
 from dci.storage.tables import AutoTable, plain
 
 if TYPE_CHECKING:
@@ -74,8 +74,13 @@ class InsightStore:
         return len(touched)
 
     def put_case(self, case_id: str, fact: Mapping[str, Any]) -> None:
-        """Upsert a case's fact; marks dirty the case's day and the days of the sessions before it."""
-        row = {"PartitionKey": f"c_{fact['day']}", "RowKey": case_id, "fact": json.dumps(fact, sort_keys=True)}
+        """Upsert a case's fact; marks dirty the case's day and the days of the sessions before it.
+        RollupTooLarge, before any write, for a fact a string property cannot hold (`case_fact`
+        bounds it; this is the check)."""
+        text = encode(dict(sorted(fact.items())))
+        if utf16_len(text) > COLUMN_LIMIT:
+            raise RollupTooLarge(f"the case's fact would take {utf16_len(text)} UTF-16 units (at most {COLUMN_LIMIT})")
+        row = {"PartitionKey": f"c_{fact['day']}", "RowKey": case_id, "fact": text}
         self._table.write(lambda client: client.upsert_entity(row, mode=UpdateMode.REPLACE))
         self.mark({fact["day"], *(d for active in fact["sessions"].values() for d in active)})
 
@@ -101,7 +106,7 @@ class InsightStore:
             except ResourceNotFoundError:
                 return []
 
-        after = (date.fromisoformat(last) + timedelta(days=self.follow_days)).isoformat()
+        after = self._followed_until(last)
         facts = [(row["RowKey"], row["PartitionKey"][2:], json.loads(row["fact"])) for row in rows("c_", after)]
         # Only the events of that term or article come back (the service filters them).
         matching = rows("e_", last, " and kind eq 'search' and term eq @value", value=search) if search is not None \
@@ -217,11 +222,16 @@ class InsightStore:
             with contextlib.suppress(Exception):
                 self.mark([day])
 
+    def _followed_until(self, day: str) -> str:
+        """The last day whose cases can follow `day`'s sessions (no later than the calendar's last)."""
+        start = date.fromisoformat(day)
+        return (start + timedelta(days=min(self.follow_days, (date.max - start).days))).isoformat()
+
     def compute(self, day: str) -> dict[str, Any]:
         """A day's rollup from its facts: its events, its cases, and the cases of the following
         `follow_days` days (which say which of its sessions a case followed)."""
         events = self._table.partition(f"e_{day}")
-        later = days(day, (date.fromisoformat(day) + timedelta(days=self.follow_days)).isoformat())
+        later = days(day, self._followed_until(day))
         followed: set[str] = set()
         own: list[dict[str, Any]] = []
         for other in later:
