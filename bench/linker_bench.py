@@ -21,6 +21,7 @@ from azure.data.tables import TableServiceClient, UpdateMode  # noqa: E402
 from results import Counter, save  # noqa: E402  (bench/ is the script's own folder)
 
 from dci.linker import link  # noqa: E402
+from dci.storage.erasures import Tombstones  # noqa: E402
 from dci.storage.insights import InsightStore  # noqa: E402
 from dci.storage.interactions import InteractionStore, event_entity  # noqa: E402
 from tests import azurite  # noqa: E402
@@ -46,6 +47,7 @@ def message(events: int, contact: str | None = None) -> dict:
 def run(service: TableServiceClient, counted: TableServiceClient, counter: Counter) -> dict:
     store = InteractionStore(service)
     insights = InsightStore(service, follow_days=7, clock=LIVE)
+    erasures = Tombstones(service)  # (read every 10 s: the cost of honouring erasures)
     link(store, json.dumps(message(1)).encode(), insights=insights)  # create the tables outside the timings
     raw_table = service.create_table_if_not_exists("rawbench")
     results = {}
@@ -60,7 +62,7 @@ def run(service: TableServiceClient, counted: TableServiceClient, counter: Count
             bodies = [json.dumps(message(size)).encode() for _ in range(count)]
             started = time.perf_counter()
             for body in bodies:
-                link(store, body, insights=insights)
+                link(store, body, insights=insights, erasures=erasures)  # as the app links
             with_facts.append(size * count / (time.perf_counter() - started))
             batches = [[("upsert", event_entity(m, e), {"mode": UpdateMode.REPLACE}) for e in m["events"]]
                        for m in (message(size) for _ in range(count))]

@@ -246,10 +246,8 @@ def test_rollups_before_this_version_lose_their_off_portal_links_and_later_title
 # --- D4: titles from Dataverse's knowledge articles ---------------------------------------------------
 
 @pytest.fixture
-def dataverse() -> Iterator[LocalDataverse]:
-    server = LocalDataverse()
-    yield server
-    server.close()
+def dataverse(fake: LocalDataverse) -> LocalDataverse:
+    return fake
 
 
 def test_dataverse_article_titles_are_read_once_and_remembered(dataverse: LocalDataverse) -> None:
@@ -371,3 +369,24 @@ def test_insights_a_backdated_view_cannot_rename_an_article_and_only_its_own_pag
                           "KA-00003": "Reset your password"}, days
     (page,) = [a for a in insights_api("from=2031-03-10&to=2031-03-11")[1]["articles"] if a["article"] == "KA-00003"]
     assert page["url"] == kb("KA-00003")
+
+
+LONG_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=90, max_size=100)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 400), LONG_TEXT, st.booleans()), min_size=1, max_size=600))
+@example([(n, "\U0001f525" * 100, n % 2 == 0) for n in range(600)])  # astral: two UTF-16 units a character
+@example([(n % 3, "接続" * 50, True) for n in range(600)])
+def test_insights_a_day_rollup_always_fits_what_table_storage_holds(facts: list) -> None:
+    # The D1 bound as a property: whatever many visitors search and read, however long and wide the
+    # text, the stored row keeps to a property's 32,768 UTF-16 units and an entity's 1 MiB.
+    day = []
+    for n, (visitor, text, is_read) in enumerate(facts):
+        who = {"session": f"s{visitor}", "visitor": f"v{visitor}", "ts": n}
+        if is_read:
+            day.append({"kind": "read", "article": f"KA-{n:060d}", "title": text, "url": kb(f"KA-{n}"),
+                        "received": n, **who})
+        else:
+            day.append({"kind": "search", "term": text, "results": 0, **who})
+    stored_columns(rollup("2031-01-01", day, [], {f"s{v}" for v, _, _ in facts[::2]}))  # raises when too large

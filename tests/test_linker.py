@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 from azure.core.exceptions import AzureError
 from azure.data.tables import TableServiceClient
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from dci.linker import BadMessage, link
 from dci.storage.interactions import InteractionStore
@@ -286,3 +289,30 @@ def test_linker_a_client_clock_days_off_files_events_on_the_day_they_arrived(sto
     (row,) = rows(store, message["visitor"])
     assert (event_day(row), row["table"]) == ("2026-11-28", "interactions202611")
     assert [fact["PartitionKey"] for fact in _facts(store)] == ["e_2026-11-28"]
+
+
+SENDS = st.lists(st.tuples(st.integers(-7 * 86_400_000, 60_000), st.booleans(), st.integers(0, 3)),
+                 min_size=1, max_size=6)
+
+
+# (each example uses a fresh visitor and event id: the store need not be emptied between them)
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(SENDS)
+@example([(0, False, 0), (-3_600_000, False, 0), (-86_400_000, False, 0)])  # the attack: one id, three times
+@example([(0, False, 0), (0, True, 0)])  # an anonymous first copy, then the verified one
+@example([(-5 * 86_400_000, True, 1), (0, False, 2), (60_000, True, 3)])
+def test_linker_the_event_key_is_visitor_and_id_and_the_first_copy_wins(store: Store, sends: list) -> None:
+    # One visitor sends one event id any number of times, at any time collect allows (7 days back
+    # to a minute ahead of arrival), signed in or not, in any of four sessions: one row, the first.
+    tables = InteractionStore(store.tables)
+    visitor, event_id = str(uuid.uuid4()), str(uuid.uuid4())
+    for n, (shift, signed_in, session) in enumerate(sends):
+        event = queued_event(NOW_MS + shift, "search", query=f"send {n}", results=n)
+        message = queued_batch([{**event, "id": event_id}], visitor=visitor, session=f"session-{session:04d}",
+                               contact=CONTACT if signed_in else None) | {
+            "received_at": f"2026-11-28T15:{n:02d}:00.000Z"}
+        link(tables, body(message))
+    (kept,) = rows(store, visitor)
+    assert (kept["id"], kept["query"], kept["ts"]) == (event_id, "send 0", NOW_MS + sends[0][0])
+    assert (kept.get("contact") == CONTACT) == any(signed_in for _, signed_in, _ in sends)
+    assert len(tables.visitor_rows(visitor)) == 1  # (all the times allowed here fall in one month)

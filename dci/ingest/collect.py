@@ -264,16 +264,16 @@ def check_policy(site: object, sent_at: object, events: list[Any], received: dat
         event["ts"] = ts + skew_ms  # in place: the dicts are fresh from validation, and copies cost
         if isinstance(referrer, str):
             if on_portal(referrer):
-                event["referrer"] = urls.get(referrer) or urls.setdefault(referrer, _address(referrer))
+                event["referrer"] = _address(referrer, urls)
             else:
                 parts = urlsplit(referrer)
                 event["referrer"] = f"{parts.scheme}://{parts.netloc}/"  # off-portal: the origin only
         if isinstance(url, str):
-            event["url"] = urls.get(url) or urls.setdefault(url, _address(url))
+            event["url"] = _address(url, urls)
             if event.get("type") == "page_view" and not event.get("article"):
                 event["article"] = article_of(url)
         if isinstance(target, str):
-            event["target"] = urls.get(target) or urls.setdefault(target, _address(target))
+            event["target"] = _address(target, urls)
         query, title = event.get("query"), event.get("title")
         if isinstance(query, str):
             event["query"] = scrub(one_line(query))
@@ -283,10 +283,14 @@ def check_policy(site: object, sent_at: object, events: list[Any], received: dat
     return Checked(errors, out, skew_ms)
 
 
-def _address(url: str) -> str:
+def _address(url: str, done: dict[str, str]) -> str:
     """A URL as stored: without its fragment (the beacon sends none; a crafted one could carry
-    anything), invisible characters percent-encoded, personal data in its path and query scrubbed."""
-    return scrub_url(printable_url(url.partition("#")[0] if "#" in url else url))
+    anything), invisible characters percent-encoded, personal data in its path and query scrubbed.
+    `done` remembers the batch's URLs (a view, its engagement and a click repeat them)."""
+    found = done.get(url)
+    if found is None:
+        found = done[url] = scrub_url(printable_url(url.partition("#")[0] if "#" in url else url))
+    return found
 
 
 def _epoch_ms(timestamp: object) -> int | None:
