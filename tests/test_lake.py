@@ -604,3 +604,51 @@ def test_lake_an_erasure_is_carried_out_whatever_the_interactions_chunks_do(stor
     done = run(stores)
     assert (done["erasures"], done["set_aside"]) == (1, 1)
     assert rows_naming({A, pseudonym(mine)}) == []
+
+
+def test_lake_event_key_is_one_column_and_a_table_of_an_earlier_build_gains_it(store: Store, lake_url: str) -> None:
+    # Customer Insights – Data takes one primary key column; event ids are unique per browser only
+    # (another browser can send the same id), so the key is visitor + id as one value: event_key.
+    from deltalake import DeltaTable
+
+    from dci.lake.tables import PARTITIONS, schema
+    from dci.storage.keys import event_key
+
+    old_columns = [column for column in schema("interactions").names if column != "event_key"]
+    lake()._ensure_container()
+    DeltaTable.create(settings().lake.table_uri("interactions"), schema("interactions", old_columns),
+                      partition_by=PARTITIONS["interactions"], storage_options=lake().options())
+    stores = lake_stores(store)
+    one, other = str(uuid.uuid4()), str(uuid.uuid4())
+    shared_id = queued_event(NOW_MS - 60_000, "search", query="vpn")
+    link(stores, queued_batch([shared_id], visitor=one))
+    link(stores, queued_batch([{**shared_id, "query": "printer"}], visitor=other))
+    run(stores)
+    rows = lake().rows("interactions")
+    assert sorted(row["event_key"] for row in rows) == sorted(event_key(v, shared_id["id"]) for v in (one, other))
+    assert len({row["event_key"] for row in rows}) == 2 and {row["event_id"] for row in rows} == {shared_id["id"]}
+    protocol = lake().table("interactions").protocol()
+    assert protocol.min_writer_version < 7 and not protocol.writer_features
+
+
+def test_lake_a_lake_that_refuses_everything_stops_the_run_instead_of_setting_all_aside(
+        store: Store, lake_url: str) -> None:
+    from arro3.core import DataType, Field, Schema
+    from deltalake import DeltaTable
+
+    from dci.lake.export import MAX_SET_ASIDE
+    from dci.lake.tables import schema
+
+    # A table someone gave a required column this app does not write: every insert fails.
+    lake()._ensure_container()
+    fields = [*schema("interactions"), Field("required_elsewhere", DataType.string(), nullable=False)]
+    DeltaTable.create(settings().lake.table_uri("interactions"), Schema(fields), partition_by=["date"],
+                      storage_options=lake().options())
+    stores = lake_stores(store)
+    for n in range(MAX_SET_ASIDE + 3):
+        link(stores, queued_batch([queued_event(NOW_MS - 60_000 + n, "search", query="vpn", results=1)],
+                                  visitor=str(uuid.uuid4())))
+    with pytest.raises(Exception):  # noqa: B017 - what delta-rs raises: the run fails, the outbox keeps the rest
+        run(stores)
+    assert len(stores.outbox.dead()) == MAX_SET_ASIDE
+    assert len(stores.outbox.pending(100)) == 3

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_ENTRIES = 5000  # outbox entries per run: bounds one run's time and memory; the rest wait for the next
+MAX_SET_ASIDE = 10  # entries one run sets aside; more refused alone means the lake, not the entries, is wrong
 CHUNK = 1000  # entries whose rows are built and merged together
 READERS = 8  # storage reads at once (the SDK clients are thread-safe; each read is a round trip)
 _lakes: dict[tuple[str, str], Lake] = {}
@@ -79,31 +80,37 @@ def export(lake: Lake, stores: Stores, window_ms: int, limit: int = MAX_ENTRIES,
     done = {"entries": len(entries), "interactions": 0, "cases": 0, "inserted": 0, "updated": 0, "set_aside": 0}
     named: set[str] = set()
     for start in range(0, len(entries), chunk):
-        for name, count in _export_or_set_aside(lake, stores, window_ms, entries[start:start + chunk], named).items():
+        for name, count in _export_or_set_aside(lake, stores, window_ms, entries[start:start + chunk], named,
+                                                done).items():
             done[name] += count
     done["erased_again"] = erase_again(lake, stores, named)
     return done
 
 
 def _export_or_set_aside(lake: Lake, stores: Stores, window_ms: int, entries: list[Entry],
-                         named: set[str]) -> dict[str, int]:
+                         named: set[str], so_far: dict[str, int]) -> dict[str, int]:
     """Merge the entries' rows and clear them. When the lake refuses the chunk but is reachable,
     its halves are tried alone, down to single entries: an entry refused on its own is set aside
-    with the reason, and the others go on. An unreachable lake or store raises (the next run retries)."""
+    with the reason, and the others go on. An unreachable lake or store raises (the next run
+    retries), and so does a run that would set aside more than MAX_SET_ASIDE: then the lake refuses
+    everything (its schema, its permissions), not a few entries, and the entries wait."""
     assert stores.outbox is not None
     try:
         merged = _export(lake, stores, window_ms, entries, named)
     except Exception as error:  # noqa: BLE001 - whatever one entry's rows break, the probe below tells lake from entry
         lake.table("interactions"), stores.outbox.pending(1)  # each raises when it cannot be reached
+        if len(entries) == 1 and so_far["set_aside"] >= MAX_SET_ASIDE:
+            raise
         if len(entries) == 1:
             logger.error("lake: an outbox entry was set aside: its rows were refused (%s)", type(error).__name__)
             telemetry.count("dci.lake.set_aside")
             stores.outbox.set_aside(entries[0], f"{type(error).__name__}: {_first_line(error)}")
-            return {"set_aside": 1}
+            so_far["set_aside"] += 1
+            return {}
         half = len(entries) // 2
         totals: dict[str, int] = {}
         for part in (entries[:half], entries[half:]):
-            for name, count in _export_or_set_aside(lake, stores, window_ms, part, named).items():
+            for name, count in _export_or_set_aside(lake, stores, window_ms, part, named, so_far).items():
                 totals[name] = totals.get(name, 0) + count
         return totals
     stores.outbox.done(entries)

@@ -3,7 +3,9 @@
 Rules:
 
 1. One `interactions` row per event, keyed as the store keys it: its visitor (as a pseudonym) and
-   its event id — ids are the beacon's, unique per browser only. `date` is the UTC day the stored
+   its event id — ids are the beacon's, unique per browser only. `event_key` is the two as one
+   column (the store's `event_key`, a one-way hash), the primary key a reader that takes a single
+   column (Customer Insights – Data) is given. `date` is the UTC day the stored
    row is filed under (its server-corrected time's; it never moves: a repeat finds the first
    copy's row); `timestamp` is the event time.
 2. `contact_id` and `attribution` follow the attribution rules (`dci.attribution`) over all of the
@@ -23,12 +25,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from dci.attribution import attribute
-from dci.storage.keys import event_day
+from dci.storage.keys import event_day, event_key
 
 # (name, type, nullable): the tables' schemas, in column order. Types: string, int64, float64, bool,
 # timestamp (UTC, microseconds; never without a time zone: Customer Insights cannot read TimestampNTZ), date.
 INTERACTIONS: tuple[tuple[str, str, bool], ...] = (
     ("event_id", "string", False),
+    ("event_key", "string", True),  # (nullable: tables exported before it gain it row by row; rule 1)
     ("date", "date", False),
     ("timestamp", "timestamp", False),
     ("type", "string", False),
@@ -99,7 +102,8 @@ def interaction_rows(visitor: str, events: Sequence[Mapping[str, Any]], window_m
     for event, owner in zip(events, owners, strict=True):
         case_id, ticket = cases.get((visitor, event["id"]), (None, None))
         rows.append({
-            "event_id": event["id"], "date": event_day(event), "timestamp": event["ts"],
+            "event_id": event["id"], "event_key": event_key(visitor, event["id"]), "date": event_day(event),
+            "timestamp": event["ts"],
             "type": event["type"], "contact_id": owner.contact, "attribution": owner.how or None,
             "visitor": who, "session": pseudonym(event["session"]), "site": event.get("site"),
             "url": event.get("url"), "title": event.get("title"), "article_number": event.get("article_number"),

@@ -47,6 +47,10 @@ _TYPES: dict[str, Callable[[], DataType]] = {
 }
 
 
+_DELTA_TYPES = {"string": "string", "int64": "long", "float64": "double", "bool": "boolean",
+                "timestamp": "timestamp", "date": "date"}
+
+
 def schema(name: str, only: Sequence[str] | None = None) -> Schema:
     """The Arrow schema of a lake table (or of some of its columns)."""
     return Schema([Field(column, _TYPES[kind](), nullable=nullable) for column, kind, nullable in SCHEMAS[name]
@@ -115,7 +119,25 @@ class Lake:
             logger.info("lake: created table %s", name)
             table = self.table(name)
             assert table is not None
-        return table
+        return self._with_new_columns(name, table)
+
+    def _with_new_columns(self, name: str, table: DeltaTable) -> DeltaTable:
+        """The table with the columns added to its schema since an earlier build created it (nullable:
+        its older rows gain their values when next merged). No table feature is needed for this."""
+        from deltalake.schema import Field as DeltaField
+        from deltalake.schema import PrimitiveType
+
+        have = {field.name for field in table.schema().fields}
+        missing = [DeltaField(column, PrimitiveType(_DELTA_TYPES[kind]), nullable=True)
+                   for column, kind, _ in SCHEMAS[name] if column not in have]
+        if not missing:
+            return table
+        with contextlib.suppress(CommitFailedError):  # added meanwhile by another export
+            table.alter.add_columns(missing)
+            logger.info("lake: added %d columns to %s", len(missing), name)
+        fresh = self.table(name)
+        assert fresh is not None
+        return fresh
 
     def _ensure_container(self) -> None:
         from azure.core.exceptions import ResourceExistsError
