@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dci.attribution import Owner, attribute
 from dci.storage.interactions import InteractionStore
 
 
-def owned(store: InteractionStore, contact: str, window_ms: int) -> list[tuple[str, list[dict[str, Any]], list[Owner]]]:
+def owned(store: InteractionStore, contact: str, window_ms: int,
+          erased: Mapping[str, int] | None = None) -> list[tuple[str, list[dict[str, Any]], list[Owner]]]:
     """(visitor, its rows in time order, the owner of each row) for every browser the contact
     signed in on. Only a verified sign-in brings a browser in: nothing an anonymous batch claims
-    (a ticket number, say) does (see `cases.claimed_case`)."""
+    (a ticket number, say) does (see `cases.claimed_case`). `erased`: the erasures' times by
+    contact (attribution rule 4)."""
     out = []
     for link in store.visitors_of(contact):
         rows = store.visitor_events(link["visitor"])
-        out.append((link["visitor"], rows, attribute([(row["ts"], row.get("contact")) for row in rows], window_ms)))
+        out.append((link["visitor"], rows,
+                    attribute([(row["ts"], row.get("contact")) for row in rows], window_ms, erased)))
     return out
 
 
 INTERNAL = ("PartitionKey", "RowKey", "table", "Timestamp", "etag")
 
 
-def attributed(store: InteractionStore, contact: str, window_ms: int) -> list[dict[str, Any]]:
+def attributed(store: InteractionStore, contact: str, window_ms: int,
+               erased: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
     """Every interaction attributed to the contact, oldest first (see `items_of`)."""
-    return items_of(owned(store, contact, window_ms), contact)
+    return items_of(owned(store, contact, window_ms, erased), contact)
 
 
 def items_of(browsers: Iterable[tuple[str, list[dict[str, Any]], list[Owner]]], contact: str) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from dci import telemetry
@@ -59,7 +60,8 @@ def handle(body: bytes, stores: Stores, settings: Settings, now_ms: int, dataver
     return outcome
 
 
-def case_events(store: InteractionStore, case: Case, settings: Settings) -> list[dict]:
+def case_events(store: InteractionStore, case: Case, settings: Settings,
+                erased: Mapping[str, int] | None = None) -> list[dict]:
     """The events in the case's window that belong to its customer, each with its attribution. The
     window ends a second after the case's creation time, which Dataverse keeps to the second: the
     steps that led to the case in its last second are part of it."""
@@ -67,7 +69,7 @@ def case_events(store: InteractionStore, case: Case, settings: Settings) -> list
     start = case["created_ms"] - settings.lookback_ms
     window = settings.stitch_window_ms
     picked = []
-    for visitor, rows, owners in owned(store, case["contact"], window):
+    for visitor, rows, owners in owned(store, case["contact"], window, erased):
         picked += [{**row, "visitor": visitor, "attribution": owner.how}
                    for row, owner in zip(rows, owners) if owner.contact == case["contact"]]
     return [event for event in picked if start <= event["ts"] <= end]
@@ -107,7 +109,7 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
         logger.info("case %s settles in %d s; deferred", case.get("ticket") or case["case_id"], wait_ms // 1000,
                     extra={"case_id": case["case_id"]})
         return "deferred"
-    events = case_events(stores.interactions, case, settings)
+    events = case_events(stores.interactions, case, settings, stores.erasures.times() if stores.erasures else None)
     document = assemble(case, events, settings.session_gap_ms)
     if dataverse is not None and case.get("source") != "portal":
         name = _name_of(dataverse, case["contact"])

@@ -7,7 +7,10 @@ A visitor is one browser (its beacon id). Rules, for each event of a visitor:
    C's and comes within the stitch window — unless the visitor's previous verified event, within
    the window, is another contact's (shared-device guard);
 3. every other anonymous event belongs to nobody: after a sign-out with no sign-in following,
-   between two different people's sessions, or too long before a sign-in.
+   between two different people's sessions, or too long before a sign-in;
+4. nor is an anonymous event stitched to a contact who was erased after it happened (`erased`:
+   contact → epoch ms of the erasure, from the tombstones): an erased person who signs in again
+   brings back nothing from before their erasure.
 
 Attribution is computed when activity is read, from all of the visitor's stored events, so late
 and out-of-order deliveries change nothing: the answer depends on the events, not their arrival.
@@ -15,7 +18,7 @@ and out-of-order deliveries change nothing: the answer depends on the events, no
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 VERIFIED = "verified"
@@ -33,7 +36,8 @@ class Owner:
 NOBODY = Owner(None)
 
 
-def attribute(events: Sequence[tuple[int, str | None]], window_ms: int) -> list[Owner]:
+def attribute(events: Sequence[tuple[int, str | None]], window_ms: int,
+              erased: Mapping[str, int] | None = None) -> list[Owner]:
     """One Owner per `(ts_ms, verified_contact)` of a single visitor, in the order given."""
     order = sorted(range(len(events)), key=lambda i: events[i][0])
     owners: list[Owner] = [NOBODY] * len(events)
@@ -56,6 +60,8 @@ def attribute(events: Sequence[tuple[int, str | None]], window_ms: int) -> list[
             continue
         if previous is not None and ts - previous[0] <= window_ms and previous[1] != after[1]:
             continue  # another person used this browser just before: nobody can say whose this is
+        if erased and ts <= erased.get(after[1], -1):
+            continue  # rule 4
         owners[index] = Owner(after[1], STITCHED)
     return owners
 

@@ -7,7 +7,7 @@ signed in on: their verified events and the anonymous browsing stitched to them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -35,10 +35,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 def export(store: InteractionStore, contact: str, stitch_window_ms: int, session_gap_ms: int,
-           cases: CaseStore | None = None) -> dict[str, Any]:
+           cases: CaseStore | None = None, erased: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Every interaction attributed to the contact, the visitors with their sign-in intervals, and
     the contact's cases with their timelines."""
-    browsers = owned(store, contact, stitch_window_ms)
+    browsers = owned(store, contact, stitch_window_ms, erased)
     visitors = []
     for visitor, rows, _ in browsers:
         intervals = signins([(row["ts"], row.get("contact")) for row in rows], contact, session_gap_ms)
@@ -136,8 +136,8 @@ def _shared(rows: list[dict[str, Any]], contact: str) -> bool:
 def export_reply(raw_contact: str, settings: Settings, stores: Stores) -> Reply:
     """GET /api/contacts/{contact_id}/export."""
     return _for_contact(raw_contact, lambda contact: json_reply(200, export(
-        stores.interactions, contact, settings.stitch_window_ms, settings.session_gap_ms, stores.cases),
-        {"Cache-Control": "no-store"}))
+        stores.interactions, contact, settings.stitch_window_ms, settings.session_gap_ms, stores.cases,
+        stores.erasures.times() if stores.erasures is not None else None), {"Cache-Control": "no-store"}))
 
 
 def erase_reply(raw_contact: str, settings: Settings, stores: Stores) -> Reply:

@@ -203,7 +203,8 @@ def contact_timeline(stores: Stores, raw_contact: str, params: Mapping[str, str]
         raise Problem(400, f"Unknown event types: {', '.join(unknown)}.", "invalid-parameter",
                       [FieldError("types", "a comma-separated list of " + ", ".join(EVENT_TYPES))])
     lo, hi = ms_of(first), ms_of(last)
-    items = [item for item in attributed(stores.interactions, contact, settings.stitch_window_ms)
+    erased = stores.erasures.times() if stores.erasures is not None else None
+    items = [item for item in attributed(stores.interactions, contact, settings.stitch_window_ms, erased)
              if lo <= item["ms"] <= hi and (not types or item["type"] in types)]
     all_cases = stores.cases.cases_of(contact)
     own_cases = [{"case_id": row["case_id"], "ticket": row.get("ticket") or None, "title": row.get("title") or None,

@@ -190,9 +190,13 @@ def fake() -> Iterator[LocalDataverse]:
 
 @pytest.fixture
 def store(azurite: str) -> Store:
-    """An empty Azurite account for this test."""
+    """An empty Azurite account for this test, and the app's stores built anew: what a store
+    remembers in memory (the tombstones it read, the dirty marks it made) is of the wiped account."""
     s = Store(azurite)
     s.wipe()
+    from dci import storage
+
+    storage._stores.cache_clear()
     return s
 
 

@@ -152,13 +152,60 @@ def test_erasure_an_erased_event_re_sent_with_another_clock_is_refused_by_its_id
 
 
 def test_erasure_tombstones_keep_the_latest_erased_ids_within_an_entity(store: Store) -> None:
-    from dci.storage.erasures import IDS_PER_COLUMN, MAX_ID_COLUMNS, event_id_hash
+    from dci.storage.erasures import MAX_ID_COLUMNS, MAX_NOTE_COLUMNS, MAX_VISITOR_COLUMNS, event_id_hash
+    from dci.storage.tables import LIST_COLUMN_CHARS
 
-    stones = Tombstones(store.tables)
-    ids = [event_id_hash(f"event-{n:08d}") for n in range(IDS_PER_COLUMN * MAX_ID_COLUMNS + 500)]
-    stones.add(A, CREATED_MS, [], [], ids)
-    kept = Tombstones(store.tables).erased_events()
-    assert len(kept) == IDS_PER_COLUMN * MAX_ID_COLUMNS and ids[-1] in kept and ids[0] not in kept
+    per = {"events": LIST_COLUMN_CHARS // 17, "visitors": LIST_COLUMN_CHARS // 33, "notes": LIST_COLUMN_CHARS // 37}
+    ids = [event_id_hash(f"event-{n:08d}") for n in range(per["events"] * MAX_ID_COLUMNS + 500)]
+    browsers = [f"{n:032x}" for n in range(per["visitors"] * MAX_VISITOR_COLUMNS + 10)]
+    notes = [str(uuid.UUID(int=n)) for n in range(per["notes"] * MAX_NOTE_COLUMNS + 10)]
+    Tombstones(store.tables).add(A, CREATED_MS, browsers, notes, ids)  # every list past what a row holds
+    stone = Tombstones(store.tables).all()[A]
+    assert len(stone.events) == per["events"] * MAX_ID_COLUMNS
+    assert ids[-1] in stone.events and ids[0] not in stone.events  # the latest are kept
+    assert len(stone.visitors) == per["visitors"] * MAX_VISITOR_COLUMNS
+    assert len(stone.notes_pending) == per["notes"] * MAX_NOTE_COLUMNS
     row = store.tables.get_table_client("state").get_entity("erased", A)
     texts = [value for value in row.values() if isinstance(value, str)]
     assert max(map(len, texts)) <= 32_768 and 2 * sum(map(len, texts)) < 1024 * 1024  # Table storage's limits
+
+
+def test_erasure_anonymous_browsing_from_before_it_is_not_stitched_to_the_contact_signing_in_again(
+        world: World, fake: LocalDataverse) -> None:
+    # The second outside run: a browser the contact had not signed in on yet searched before the
+    # erasure; when the contact signed in on it after, stitching gave them that search back (their
+    # timeline, export, the new case's report and its note).
+    laptop, tablet = str(uuid.uuid4()), str(uuid.uuid4())
+    world.browse(laptop, [60], contact=A, kind="search", query="before, signed in")
+    world.browse(tablet, [40], kind="search", query="beta secret")  # anonymous, before the erasure
+    erase(world, CREATED_MS - 30 * M)
+    world.browse(tablet, [10], contact=A, kind="search", query="after the erasure")
+    case_id = world.open_case(A)
+    assert world.assemble() == ["assembled"]
+    queries = [item.get("query") for item in world.timeline(case_id)["items"]]
+    assert queries == ["after the erasure"]
+    assert "beta secret" not in fake.notes_for(case_id)[0]["notetext"]
+    exported = privacy.export(world.interactions, A, world.settings.stitch_window_ms, 30 * M, world.cases,
+                              world.stores.erasures.times())
+    assert [item.get("query") for item in exported["interactions"]] == ["after the erasure"]
+
+
+
+def test_erasure_of_a_contact_with_a_thousand_browsers_goes_through(store: Store) -> None:
+    # The second outside run: 1,000 signed-in browsers made the tombstone's list of browsers larger
+    # than a property; every erasure answered 500 and nothing was erased.
+    from dci.storage.keys import LINKS_TABLE, contact_key, visitor_key
+    from dci.storage.outbox import LakeOutbox
+    from dci.storage.tables import AutoTable
+
+    stores = stores_of(store)
+    browsers = [str(uuid.uuid4()) for _ in range(1000)]  # (the links the linker writes, 100 a transaction)
+    AutoTable(store.tables, LINKS_TABLE).submit(("upsert", {
+        "PartitionKey": contact_key(A), "RowKey": visitor_key(browser), "visitor": browser}) for browser in browsers)
+    outbox = LakeOutbox(store.tables)
+    removed = privacy.erase(stores.interactions, A, 24 * 60 * M, stores.cases, stores.insights, outbox,
+                            stores.erasures, now_ms=CREATED_MS)
+    assert removed["visitors"] == 1000 and stores.interactions.visitors_of(A) == []
+    assert len(stores.erasures.all()[A].visitors) == 1000
+    (entry,) = outbox.erasures()
+    assert len(entry.own_visitors) == 1000

@@ -143,3 +143,36 @@ def test_scrub_url_with_nothing_in_its_path_is_not_parsed() -> None:
 ])
 def test_scrub_page_titles(title: str, expected: str) -> None:
     assert scrub(title) == expected
+
+
+
+# The second outside attack run on the fixes: personal data split by invisible characters or look-alike
+# dashes, query values encoded twice or more, an address as a parameter's name, a path encoded four times.
+@pytest.mark.parametrize(("typed", "kept"), [
+    ("john\u200d@example.com", "[email]"),
+    ("call 0770\u200c0900\u200c123", "call [phone]"),
+    ("john\ufe0f@example.com", "[email]"),
+    ("0770\u034f0900\u034f123", "[phone]"),
+    ("4111\U000e01001111\U000e01001111\U000e01001111", "[card]"),
+    ("0770\u20100900\u2010123", "[phone]"),
+    ("4111\u22121111\u22121111\u22121111", "[card]"),
+    ("jane.doe\uff20example\u3002com", "[email]"),
+])
+def test_scrub_sees_through_invisible_splits_and_look_alike_separators(typed: str, kept: str) -> None:
+    assert scrub(typed) == kept
+
+
+@pytest.mark.parametrize(("path", "kept"), [
+    ("/search/?q=john.doe%2540example.com", "/search/?q=%5Bemail%5D"),
+    ("/search/?q=john.doe%252540example.com", "/search/?q=%5Bemail%5D"),
+    ("/search/?q=%2B44%25207700%2520900123", "/search/?q=%5Bphone%5D"),
+    ("/search/?q=john.doe%25EF%25BC%25A0example.com", "/search/?q=%5Bemail%5D"),
+    ("/search/?q=john%E2%80%8B@example.com", "/search/?q=%5Bemail%5D"),
+    ("/orders/0770%E2%80%8B0900%E2%80%8B123/", "/orders/%5Bphone%5D/"),
+    ("/u/john%C2%ADdoe%40exa%C2%ADmple.com/", "/u/%5Bemail%5D/"),
+    ("/search/?john.doe@example.com=1", "/search/?%5Bemail%5D=1"),
+    ("/profile/john.doe%25252540example.com/", "/profile/%5Bemail%5D/"),
+    ("/knowledgebase/article/KA-01023/en-us", "/knowledgebase/article/KA-01023/en-us"),
+])
+def test_scrub_url_decodes_what_is_encoded_more_than_once(path: str, kept: str) -> None:
+    assert scrub_url("https://portal.example.com" + path) == "https://portal.example.com" + kept

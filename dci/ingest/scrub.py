@@ -19,6 +19,8 @@ import re
 import unicodedata
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
+from dci.text import IGNORABLE, JOINERS
+
 # Total IBAN length per country, from the SWIFT IBAN registry (release 101).
 IBAN_LENGTHS = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27, "BR": 29,
@@ -48,7 +50,8 @@ _DATE = re.compile(rf"(?<!\d)(?:\d{{4}}-{_MONTH}-{_DAY}|{_DAY}[./-]{_MONTH}[./-]
 # No number to scrub without four digits in a row, or digits broken by a separator. The URL form
 # (with an @) is the check that lets most URLs through unparsed; it also knows %40, + and %20.
 _QUICK_DIGITS = re.compile(r"\d{4}|\d[\s().-]\d")
-_QUICK_URL = re.compile(r"@|%40|%E|\d{4}|\d(?:[+.()-]|%20)\d", re.IGNORECASE)  # %E…: fullwidth forms
+# (%C… to %F…: non-ASCII, fullwidth forms and invisible characters; %25: something encoded twice)
+_QUICK_URL = re.compile(r"@|%40|%25|%[C-F]|\d{4}|\d(?:[+.()-]|%20)\d", re.IGNORECASE)
 # The path is checked more strictly, so that an article's address (`/article/KA-01023/en-us`) stays
 # unparsed: an e-mail address needs an @, a number to scrub nine digits (among separators, one of
 # which a percent-escape may hide, as it may hide a digit; %C… to %F…: non-ASCII, fullwidth forms).
@@ -143,12 +146,23 @@ def _digit_count(ascii_text: str) -> int:
     return len(ascii_text) - len(ascii_text.encode().translate(None, b"0123456789"))  # (the fastest count)
 
 
+# What NFKC leaves that still splits or disguises an address or a number: invisible characters
+# between its parts (removed), the ideographic full stop (a dot), the dashes and the minus sign.
+_INVISIBLE = re.compile(f"[{IGNORABLE}{JOINERS}]")
+_LOOKALIKES = str.maketrans({"\u3002": ".", **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-")})
+
+
+def _folded(text: str) -> str:
+    """Non-ASCII text as it is matched: NFKC (`＠` is `@`, `４` is `4`), invisible characters
+    removed, look-alike dots and dashes as theirs."""
+    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).translate(_LOOKALIKES)
+
+
 def scrub(text: str) -> str:
     """`text` with e-mail addresses, IBANs, card numbers and phone numbers replaced."""
     if text.isascii() and "@" not in text and _digit_count(text) < 2:
         return text  # (most terms and titles: no @, and too few digits for any number to scrub)
-    # (NFKC folds a fullwidth `＠` to `@`; the ideographic full stop, which it keeps, is a dot too)
-    normal = text if text.isascii() else unicodedata.normalize("NFKC", text).replace("\u3002", ".")
+    normal = text if text.isascii() else _folded(text)
     cleaned = _emails(normal) if "@" in normal else normal
     if _QUICK_DIGITS.search(cleaned):  # every IBAN, card or phone number has one of these
         cleaned = _DIGIT_RUN.sub(_digits, _ibans(cleaned))
@@ -167,7 +181,7 @@ def scrub_url(url: str) -> str:
     path, pairs = parts.path, parse_qsl(parts.query, keep_blank_values=True) if dirty_query else []
     if dirty_path:
         path = "/".join(_scrub_segment(segment) for segment in path.split("/"))
-    cleaned = [(name, scrub(value)) for name, value in pairs]
+    cleaned = [(_scrub_decoded(name), _scrub_decoded(value)) for name, value in pairs]
     if path == parts.path and cleaned == pairs:
         return url
     return urlunsplit(parts._replace(path=path, query=urlencode(cleaned) if cleaned != pairs else parts.query))
@@ -182,13 +196,27 @@ def _path_may_hold(address: str) -> bool:
     return _digit_count(address) >= 9
 
 
-def _scrub_segment(segment: str) -> str:
-    """One path segment, scrubbed as the text it decodes to (decoded up to three times: `%2540` is
-    an `@` encoded twice); re-encoded only when something changed."""
-    text = unquote(segment)
-    for _ in range(2):
+MAX_DECODES = 8  # a value encoded more often than this is left as it is: 8 × 2 characters per `@` at least
+
+
+def _decoded(text: str) -> str:
+    """`text` percent-decoded until it no longer changes (`%252540` is an `@` encoded three times)."""
+    for _ in range(MAX_DECODES):
         if "%" not in text or (again := unquote(text)) == text:
             break
         text = again
+    return text
+
+
+def _scrub_decoded(value: str) -> str:
+    """A query parameter's name or value (decoded once already), scrubbed as the text it decodes to."""
+    text = _decoded(value)
+    cleaned = scrub(text)
+    return value if cleaned == text else cleaned
+
+
+def _scrub_segment(segment: str) -> str:
+    """One path segment, scrubbed as the text it decodes to; re-encoded only when something changed."""
+    text = _decoded(segment)
     cleaned = scrub(text)
     return segment if cleaned == text else quote(cleaned, safe="!$&'()*+,;=:@~")

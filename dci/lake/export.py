@@ -10,7 +10,6 @@ that is already there: exactly once, without a watermark to keep in step with th
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -127,7 +126,7 @@ def erase_again(lake: Lake, stores: Stores, named: set[str]) -> int:
     assert stores.outbox is not None
     again = 0
     for entry in stores.outbox.erasures():
-        if entry.erased and ({entry.row, *json.loads(entry.fields.get("visitors") or "[]")} & named):
+        if entry.erased and ({entry.row, *entry.own_visitors} & named):
             _erase_entry(lake, entry)
             again += 1
     return again
@@ -159,6 +158,7 @@ def _interactions(stores: Stores, visitors: list[str], window_ms: int) -> list[d
     """The rows of these visitors' stored events, each with the case it led to. The reads are many
     small round trips: READERS run at once."""
     tables = stores.interactions.interaction_tables()
+    erased = stores.erasures.times() if stores.erasures is not None else None
     with ThreadPoolExecutor(READERS) as pool:
         events_of = dict(zip(visitors, pool.map(lambda v: stores.interactions.visitor_events(v, tables), visitors),
                              strict=True))
@@ -170,7 +170,7 @@ def _interactions(stores: Stores, visitors: list[str], window_ms: int) -> list[d
         led_to: Membership = {}
         for contact in sorted({event["contact"] for event in events if event.get("contact")}):
             led_to |= cases_of[contact]
-        rows += interaction_rows(visitor, events, window_ms, led_to)
+        rows += interaction_rows(visitor, events, window_ms, led_to, erased)
     return rows
 
 
@@ -232,7 +232,7 @@ def carry_out_erasures(lake: Lake, stores: Stores, only: str | None = None) -> i
 
 
 def _erase_entry(lake: Lake, entry: Entry) -> None:
-    removed = erase(lake, entry.row, json.loads(entry.fields.get("visitors") or "[]"))
+    removed = erase(lake, entry.row, entry.own_visitors)
     logger.info("lake: erased a contact's rows (%d interactions, %d cases)", removed["interactions"],
                 removed["cases"], extra={f"lake_{name}": count for name, count in removed.items()})
 

@@ -94,9 +94,10 @@ def membership(timelines: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]])
 
 
 def interaction_rows(visitor: str, events: Sequence[Mapping[str, Any]], window_ms: int,
-                     cases: Membership) -> list[dict[str, Any]]:
-    """The rows of one visitor's stored events (rules 1-4); `cases` as `membership` gives it."""
-    owners = attribute([(event["ts"], event.get("contact")) for event in events], window_ms)
+                     cases: Membership, erased: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
+    """The rows of one visitor's stored events (rules 1-4); `cases` as `membership` gives it;
+    `erased`: the erasures' times by contact (attribution rule 4)."""
+    owners = attribute([(event["ts"], event.get("contact")) for event in events], window_ms, erased)
     who = pseudonym(visitor)
     rows = []
     for event, owner in zip(events, owners, strict=True):

@@ -18,7 +18,6 @@ other personal data; retention deletes it after KEPT_DAYS. Readers cache them fo
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING
 from azure.data.tables import EdmType, EntityProperty, UpdateMode
 
 from dci.storage.keys import STATE_TABLE
-from dci.storage.tables import AutoTable
+from dci.storage.tables import AutoTable, list_columns, listed
 
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
@@ -35,8 +34,9 @@ if TYPE_CHECKING:
 ERASED = "erased"
 KEPT_DAYS = 30  # longer than any re-read: the beacon's 7-day re-sends, a queue message's 7 days, the poller's day
 REREAD_SECONDS = 10.0
-IDS_PER_COLUMN = 1_600  # event id hashes (16 hex digits each) in one string property of 32,768 UTF-16 units
-MAX_ID_COLUMNS = 16  # 16 × 27,199 characters × 2 bytes: 870 KB, below an entity's 1 MiB (the latest 25,600 ids)
+# List columns of 30,000 characters, 60 KB each (storage/tables.py); 16 of them stay below an entity's
+# 1 MiB: the latest 15,800 erased events (16-digit hashes), 4,500 own browsers, 1,600 cases with notes.
+MAX_ID_COLUMNS, MAX_VISITOR_COLUMNS, MAX_NOTE_COLUMNS = 9, 5, 2
 
 
 def event_id_hash(event_id: str) -> str:
@@ -67,11 +67,10 @@ class Tombstones:
             events: Iterable[str] = ()) -> None:
         """Write (or renew) a contact's tombstone (`events`: `event_id_hash`es, the latest last);
         this process sees it at once."""
-        hashes = list(dict.fromkeys(events))[-IDS_PER_COLUMN * MAX_ID_COLUMNS:]
         row = {"PartitionKey": ERASED, "RowKey": contact, "erased_ms": EntityProperty(erased_ms, EdmType.INT64),
-               "visitors": json.dumps(sorted(set(visitors))), "notes_pending": json.dumps(sorted(set(notes_pending)))}
-        for n in range(0, len(hashes), IDS_PER_COLUMN):
-            row[f"events_{n // IDS_PER_COLUMN}"] = ",".join(hashes[n:n + IDS_PER_COLUMN])  # (never empty)
+               **list_columns("visitors", sorted(set(visitors)), MAX_VISITOR_COLUMNS),
+               **list_columns("notes", sorted(set(notes_pending)), MAX_NOTE_COLUMNS),
+               **list_columns("events", list(dict.fromkeys(events)), MAX_ID_COLUMNS)}
         self._table.write(lambda client: client.upsert_entity(row, mode=UpdateMode.REPLACE))
         self._cache = None
 
@@ -88,11 +87,9 @@ class Tombstones:
 
     def _current(self) -> tuple[float, dict[str, Tombstone], dict[str, int], frozenset[str]]:
         if self._cache is None or self._clock() - self._cache[0] > REREAD_SECONDS:
-            stones = {row["RowKey"]: Tombstone(
-                row["RowKey"], row["erased_ms"], frozenset(json.loads(row["visitors"])),
-                tuple(json.loads(row.get("notes_pending") or "[]")),
-                frozenset(h for name, value in row.items() if name.startswith("events_") for h in value.split(",")))
-                for row in self._table.partition(ERASED)}
+            stones = {row["RowKey"]: Tombstone(row["RowKey"], row["erased_ms"], frozenset(listed(row, "visitors")),
+                                               tuple(listed(row, "notes")), frozenset(listed(row, "events")))
+                      for row in self._table.partition(ERASED)}
             visitors: dict[str, int] = {}
             for stone in stones.values():
                 for visitor in stone.visitors:
@@ -100,6 +97,10 @@ class Tombstones:
             events = frozenset().union(*(stone.events for stone in stones.values()))
             self._cache = (self._clock(), stones, visitors, events)
         return self._cache
+
+    def times(self) -> dict[str, int]:
+        """When each erased contact was erased (epoch ms), for attribution rule 4."""
+        return {contact: stone.erased_ms for contact, stone in self.all().items()}
 
     def erased_events(self) -> frozenset[str]:
         """The `event_id_hash` of every erased event (empty, and so free to test, without erasures)."""

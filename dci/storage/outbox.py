@@ -19,7 +19,6 @@ cannot stop the entries behind it; `python -m dci lake dead` lists them and `--r
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from dci.storage.keys import visitor_key
-from dci.storage.tables import AutoTable
+from dci.storage.tables import AutoTable, list_columns, listed
 
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
@@ -44,6 +43,7 @@ ERASURE_KEPT = timedelta(hours=1)
 MINUTE = "%Y-%m-%dT%H:%M"  # the partition of the entries noted in one minute
 ERASED_AT = "%Y-%m-%dT%H:%M:%SZ"
 DELETERS = 8
+MAX_VISITOR_COLUMNS = 16  # an erasure's own browsers: 14,500 (16 × 60 KB), the row below an entity's 1 MiB
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,11 @@ class Entry:
     @property
     def visitor(self) -> str | None:
         return self.row.removeprefix("v_") if self.row.startswith("v_") else None
+
+    @property
+    def own_visitors(self) -> list[str]:
+        """An erasure's browsers that were the contact's alone (pseudonyms)."""
+        return listed(self.fields, "visitors")
 
     @property
     def erased(self) -> bool:
@@ -99,8 +104,9 @@ class LakeOutbox:
     def note_erasure(self, contact: str, own_visitors: Iterable[str]) -> None:
         """An erasure for the lake to carry out: the contact, and the browsers that were theirs alone."""
         earlier = self._table.get(ERASURES, contact)  # a retried erasure finds fewer browsers: keep the first's
-        visitors = set(own_visitors) | set(json.loads(earlier["visitors"]) if earlier else [])
-        entity = {"PartitionKey": ERASURES, "RowKey": contact, "visitors": json.dumps(sorted(visitors))}
+        visitors = set(own_visitors) | set(listed(earlier, "visitors") if earlier else [])
+        entity = {"PartitionKey": ERASURES, "RowKey": contact,
+                  **list_columns("visitors", sorted(visitors), MAX_VISITOR_COLUMNS)}
         self._table.write(lambda client: client.upsert_entity(entity, mode=UpdateMode.REPLACE))
 
     def waited(self) -> float:
@@ -140,7 +146,8 @@ class LakeOutbox:
     def mark_erased(self, entry: Entry) -> None:
         """The lake carried this erasure out (unless it was noted again since it was read: a retried
         erasure, which the next export carries out once more)."""
-        entity = {"PartitionKey": ERASURES, "RowKey": entry.row, "visitors": entry.fields.get("visitors", "[]"),
+        entity = {"PartitionKey": ERASURES, "RowKey": entry.row,
+                  **list_columns("visitors", entry.own_visitors, MAX_VISITOR_COLUMNS),
                   "erased_at": self._clock().strftime(ERASED_AT)}
         with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
             self._table.client.update_entity(entity, mode=UpdateMode.REPLACE, etag=entry.etag,

@@ -4,9 +4,10 @@ values, written in entity-group transactions that keep to the platform's rules."
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -19,6 +20,29 @@ logger = logging.getLogger(__name__)
 
 MAX_TRANSACTION = 100  # entity-group transaction limit (the SDK does not enforce it)
 T = TypeVar("T")
+
+
+LIST_COLUMN_CHARS = 30_000  # what one list column holds: a string property takes 32,768 UTF-16 units
+
+
+def list_columns(name: str, values: Sequence[str], max_columns: int) -> dict[str, str]:
+    """`values` (ASCII ids of one length, no commas; the latest last) as comma-joined columns
+    `{name}_0`, `{name}_1`, … of at most LIST_COLUMN_CHARS each: however many there are, a row
+    stays within Table storage's limits, keeping the latest `max_columns` columns' worth."""
+    if not values:
+        return {}
+    per_column = LIST_COLUMN_CHARS // (len(values[0]) + 1)
+    kept = list(values)[-per_column * max_columns:]
+    return {f"{name}_{n // per_column}": ",".join(kept[n:n + per_column]) for n in range(0, len(kept), per_column)}
+
+
+def listed(row: Mapping[str, Any], name: str) -> list[str]:
+    """The values `list_columns` wrote under `name` (and a JSON list in `name` itself, as earlier
+    builds wrote it)."""
+    columns = sorted((int(key.rpartition("_")[2]), value) for key, value in row.items()
+                     if key.startswith(f"{name}_") and key.rpartition("_")[2].isdigit())
+    values = [value for _, text in columns for value in text.split(",") if value]
+    return values + (json.loads(row[name]) if isinstance(row.get(name), str) else [])
 
 
 def plain(entity: dict[str, Any]) -> dict[str, Any]:
