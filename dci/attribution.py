@@ -10,7 +10,9 @@ A visitor is one browser (its beacon id). Rules, for each event of a visitor:
    between two different people's sessions, or too long before a sign-in;
 4. nor is an anonymous event stitched to a contact who was erased after it happened (`erased`:
    contact → epoch ms of the erasure, from the tombstones): an erased person who signs in again
-   brings back nothing from before their erasure.
+   brings back nothing from before their erasure. "After it happened" allows for the minute an
+   event may claim past its batch's arrival (`clock.AFTER_ARRIVAL_MS`): an event that arrived
+   before the erasure can never pass for one after it.
 
 Attribution is computed when activity is read, from all of the visitor's stored events, so late
 and out-of-order deliveries change nothing: the answer depends on the events, not their arrival.
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from dci.clock import AFTER_ARRIVAL_MS
 
 VERIFIED = "verified"
 STITCHED = "stitched"
@@ -60,7 +64,7 @@ def attribute(events: Sequence[tuple[int, str | None]], window_ms: int,
             continue
         if previous is not None and ts - previous[0] <= window_ms and previous[1] != after[1]:
             continue  # another person used this browser just before: nobody can say whose this is
-        if erased and ts <= erased.get(after[1], -1):
+        if erased and ts <= erased.get(after[1], -AFTER_ARRIVAL_MS - 1) + AFTER_ARRIVAL_MS:
             continue  # rule 4
         owners[index] = Owner(after[1], STITCHED)
     return owners

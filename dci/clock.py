@@ -8,6 +8,9 @@ from datetime import datetime, timedelta, timezone
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MS = timedelta(milliseconds=1)
 HOUR_MS, MINUTE_MS, DAY_MS = 3_600_000, 60_000, 86_400_000
+# The latest an event's (corrected) time may be after its batch arrived: collect refuses an event
+# more than this after the batch's `sent_at`, and corrects times by the batch's clock skew.
+AFTER_ARRIVAL_MS = 60_000
 
 
 def moment(ms: int) -> datetime:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from dci import telemetry
 from dci.cases import CaseFollowUp
-from dci.clock import ms_of
+from dci.clock import epoch_ms, ms_of
 from dci.ids import GUID_FULL_PATTERN
 from dci.ingest.events import ID_PATTERN
 from dci.insights import event_fact
@@ -129,6 +129,8 @@ def without_erased(message: dict[str, Any], erasures: Tombstones) -> dict[str, A
     erased = erasures.erased_events()
     if cut < 0 and not erased:
         return message
+    if cut >= 0 and epoch_ms(message["received_at"]) <= cut:  # a batch that arrived before the erasure
+        cut = max(cut, max(event["ts"] for event in message["events"]))  # (whatever its events claim)
     kept = [event for event in message["events"]
             if event["ts"] > cut and not (erased and event_id_hash(event["id"]) in erased)]
     if len(kept) < len(message["events"]):

@@ -73,18 +73,19 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
     browsers = [(visitor, rows, owners, _shared(rows, contact)) for visitor, rows, owners
                 in owned(store, contact, stitch_window_ms)]
     own = [pseudonym(visitor) for visitor, _, _, shared in browsers if not shared]
+    erased_ms = now_ms or ms_of(datetime.now(timezone.utc))
     if erasures is not None:
         earlier = erasures.all().get(contact)  # a retried erasure finds fewer browsers and cases: keep the first's
         noted = [row["case_id"] for row in cases.cases_of(contact)
                  if (cases.timeline(row["case_id"]) or {}).get("note_id")] if cases is not None else []
         ids = [event_id_hash(row["id"]) for visitor, rows, owners, shared in browsers
                for row, owner in zip(rows, owners, strict=True) if not shared or owner.contact == contact]
-        erasures.add(contact, max(now_ms or ms_of(datetime.now(timezone.utc)), earlier.erased_ms if earlier else 0),
+        erasures.add(contact, max(erased_ms, earlier.erased_ms if earlier else 0),
                      [*own, *(earlier.visitors if earlier else ())],
                      [*noted, *(earlier.notes_pending if earlier else ())],
                      [*(sorted(earlier.events) if earlier else ()), *ids])
     if outbox is not None:  # first: a retry after a failure here no longer finds the browsers' links
-        outbox.note_erasure(contact, own)
+        outbox.note_erasure(contact, own, erased_ms)
     for visitor, rows, owners, shared in browsers:
         mine = {row["id"] for row, owner in zip(rows, owners, strict=True) if owner.contact == contact}
         # Every stored copy of a doomed event goes (readers see only the first: `first_copies`).

@@ -10,13 +10,16 @@ the note on a case, a report page, a CSV cell — each must stay one line of the
   characters that spell hidden text, interlinear annotations, zero-width spaces, soft hyphens,
   Hangul fillers …) shows nothing to the agent, yet copy-paste, search and any tool that
   summarises the case read it: each is removed. The zero-width joiner and non-joiner and the
-  emoji and text presentation selectors stay where scripts and emoji use them: one at a time,
-  after a visible character; a run of them, which can only hide something, goes.
+  emoji and text presentation selectors stay only where scripts and emoji use them (`_joined`):
+  a joiner between two letters of a joining script (Arabic, Indic, …) or two emoji, a selector
+  after a symbol or a keycap's digit. Anywhere else (after a Latin letter, in a run) they could
+  only carry something hidden, and go.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # C0 and C1 controls (U+0085 among them), DEL, the line and paragraph separators, Unicode's
 # Bidi_Control characters (marks, embeddings, overrides, isolates), and the blank Braille pattern.
@@ -28,17 +31,42 @@ IGNORABLE = ("\u00ad\u034f\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2\u115f\u116
              "\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff")
 JOINERS = "\u200c\u200d\ufe0e\ufe0f"
 _DROP = re.compile(f"[{IGNORABLE}]")
-# A joiner or selector at the start, after a space, or next to another one: nothing it can join.
-_LOOSE_JOINERS = re.compile(f"(?:^|(?<=\\s))[{JOINERS}]+|[{JOINERS}]{{2,}}")
+_JOINER = re.compile(f"[{JOINERS}]")
+# Scripts whose letters a zero-width (non-)joiner shapes: Arabic, Syriac, Thaana, NKo and the
+# rest of the right-to-left block; the Indic scripts; Tibetan, Myanmar, Khmer, Mongolian; Arabic
+# presentation forms.
+_JOINING = re.compile("[\u0600-\u08ff\u0900-\u0dff\u0f00-\u109f\u1780-\u18af\ua800-\uabff"
+                      "\ufb50-\ufdff\ufe70-\ufefc]")
 
 
 def one_line(text: str) -> str:
     """`text` with every control, line or paragraph separator and bidirectional control as a space,
-    and every default-ignorable character removed (a lone joiner or presentation selector after a
-    visible character stays)."""
+    and every default-ignorable character removed (a joiner or presentation selector only where a
+    script or an emoji uses it stays)."""
     if text.isascii() and text.isprintable():  # (the common case: nothing to do)
         return text
-    return _LOOSE_JOINERS.sub("", _DROP.sub("", _SPACE.sub(" ", text)))
+    kept = _DROP.sub("", _SPACE.sub(" ", text))
+    return _JOINER.sub(_joined, kept) if _JOINER.search(kept) else kept
+
+
+def _joined(match: re.Match[str]) -> str:
+    """A joiner or selector where a script or emoji uses it; "" anywhere else."""
+    text, at, mark = match.string, match.start(), match.group(0)
+    before = text[at - 1] if at > 0 else ""
+    after = text[at + 1] if at + 1 < len(text) else ""
+    if mark in "\ufe0e\ufe0f":  # after a symbol (❤️, ©️), or a keycap's digit (1️⃣)
+        keep = _symbol(before) or (before in "0123456789#*" and after == "\u20e3")
+        return mark if keep else ""
+    if mark == "\u200d" and before in "\ufe0e\ufe0f" and at > 1:  # (❤️‍🔥: the joiner follows the selector)
+        before = text[at - 2]
+    if _JOINING.match(before or " ") and _JOINING.match(after or " "):
+        return mark
+    return mark if mark == "\u200d" and _symbol(before) and _symbol(after) else ""
+
+
+def _symbol(ch: str) -> bool:
+    """An emoji or other symbol (a skin tone modifier too)."""
+    return bool(ch) and unicodedata.category(ch) in ("So", "Sk")
 
 
 def printable_url(url: str) -> str:

@@ -80,10 +80,12 @@ def test_signins_are_verified_runs_split_by_the_gap() -> None:
     # rule 4: A was erased at minute 10; anonymous browsing before it never becomes A's again
     ([(0, None), (5, None), (20, A)], 10, [None, None, A]),
     ([(0, None), (12, None), (20, A)], 10, [None, A, A]),  # after the erasure: new, and A's
+    ([(0, None), (10.9, None), (20, A)], 10, [None, None, A]),  # within the minute an event may claim past
+    # its arrival: it may have arrived before the erasure (the third outside run sent one 55 s "after")
     ([(0, None), (10, None), (20, A)], 10, [None, None, A]),  # at the erasure's very millisecond: before it
     ([(0, None), (5, B)], 10, [B, B]),  # another contact's stitching is untouched
 ])
 def test_attribution_never_stitches_to_a_contact_erased_after_the_event(
         events: list[tuple[int, str | None]], erased_minute: int, expected: list[str | None]) -> None:
-    timed = [(minute * M, who) for minute, who in events]
+    timed = [(int(minute * M), who) for minute, who in events]
     assert [o.contact for o in attribute(timed, WINDOW, {A: erased_minute * M})] == expected

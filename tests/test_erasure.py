@@ -209,3 +209,21 @@ def test_erasure_of_a_contact_with_a_thousand_browsers_goes_through(store: Store
     assert len(stores.erasures.all()[A].visitors) == 1000
     (entry,) = outbox.erasures()
     assert len(entry.own_visitors) == 1000
+
+
+
+def test_erasure_a_batch_that_arrived_before_it_is_dropped_whatever_time_its_events_claim(store: Store) -> None:
+    # The third outside run: a batch received before the erasure whose events claim to be up to a
+    # minute after it (collect's tolerance), processed after the erasure.
+    stores = stores_of(store)
+    visitor = str(uuid.uuid4())
+    link(stores.interactions, encoded(queued_batch([queued_event(CREATED_MS - 10 * M)], visitor=visitor,
+                                                   contact=A)), erasures=stores.erasures)
+    privacy.erase(stores.interactions, A, 24 * 60 * M, stores.cases, stores.insights, None, stores.erasures,
+                  now_ms=CREATED_MS)
+    waited = queued_batch([queued_event(CREATED_MS + 55_000)], visitor=visitor, contact=A) | {
+        "received_at": iso(CREATED - timedelta(seconds=4))}
+    assert link(stores.interactions, encoded(waited), erasures=stores.erasures) == 0
+    later = queued_batch([queued_event(CREATED_MS + 55_000)], visitor=visitor, contact=A) | {
+        "received_at": iso(CREATED + timedelta(seconds=2))}
+    assert link(stores.interactions, encoded(later), erasures=stores.erasures) == 1  # arrived after: new

@@ -652,3 +652,23 @@ def test_lake_a_lake_that_refuses_everything_stops_the_run_instead_of_setting_al
         run(stores)
     assert len(stores.outbox.dead()) == MAX_SET_ASIDE
     assert len(stores.outbox.pending(100)) == 3
+
+
+def test_lake_a_contact_who_comes_back_after_an_erasure_is_exported_again(store: Store, lake_url: str) -> None:
+    # The third outside run: within the hour an erasure is kept for `erase_again`, a returning
+    # contact's new activity and new case were merged, then erased again, and never exported.
+    from dci import privacy
+
+    stores = lake_stores(store)
+    old, new = str(uuid.uuid4()), str(uuid.uuid4())
+    link(stores, queued_batch([queued_event(NOW_MS - 600_000, "search", query="before")], visitor=old, contact=A))
+    run(stores)
+    privacy.erase(stores.interactions, A, settings().stitch_window_ms, stores.cases, stores.insights, stores.outbox,
+                  stores.erasures, now_ms=NOW_MS - 300_000)
+    run(stores)
+    assert rows_naming({A}) == []
+    link(stores, queued_batch([queued_event(NOW_MS - 60_000, "search", query="after")], visitor=new, contact=A)
+         | {"received_at": iso(datetime.now(timezone.utc))})
+    run(stores)
+    run(stores)  # (and the runs after it leave it there)
+    assert [row["search_query"] for row in lake().rows("interactions") if row["contact_id"] == A] == ["after"]

@@ -176,3 +176,20 @@ def test_scrub_sees_through_invisible_splits_and_look_alike_separators(typed: st
 ])
 def test_scrub_url_decodes_what_is_encoded_more_than_once(path: str, kept: str) -> None:
     assert scrub_url("https://portal.example.com" + path) == "https://portal.example.com" + kept
+
+
+
+# The third outside run: numbers glued to an abbreviation or a `#`, or written with slashes or bullets.
+@pytest.mark.parametrize(("typed", "kept"), [
+    ("call me 030/12345678", "call me [phone]"),
+    ("Tel.01711234567", "Tel.[phone]"),
+    ("card Nr.4111111111111111", "card Nr.[card]"),
+    ("paid #4111111111111111", "paid #[card]"),
+    ("+49(0)171/1234567", "[phone]"),
+    ("card 4111/1111/1111/1111", "card [card]"),
+    ("4111\u20221111\u20221111\u20221111", "[card]"),
+    ("Order Nr.4111111111111111 for Tel.01711234567", "Order Nr.[card] for Tel.[phone]"),
+    ("ticket #12345 and KB.5034441 and 11/28/2026", "ticket #12345 and KB.5034441 and 11/28/2026"),
+])
+def test_scrub_numbers_glued_to_an_abbreviation_or_written_with_slashes(typed: str, kept: str) -> None:
+    assert scrub(typed) == kept

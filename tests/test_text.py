@@ -29,7 +29,7 @@ def test_text_one_line_controls_and_bidirectional_controls_become_spaces(control
 
 
 @pytest.mark.parametrize("text", ["reset password", "ﬁle ｓｈａｒｅ", "café \u00a0 naïve", "日本語 検索", "",
-                                  "می\u200cخواهم", "👩\u200d💻 setup", "a\ufe0fb"])
+                                  "می\u200cخواهم", "👩\u200d💻 setup", "\u00a9\ufe0f 2026"])
 def test_text_one_line_keeps_one_line_text_as_it_is(text: str) -> None:
     assert one_line(text) == text
 
@@ -61,7 +61,7 @@ def test_text_one_line_leaves_no_format_character_of_this_python_but_the_joiners
 
     kept = [hex(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in ("Cc", "Cf", "Zl", "Zp")
             and one_line(f"a{chr(c)}b") not in ("ab", "a b")]
-    assert kept == ["0x200c", "0x200d"]
+    assert kept == []  # (between Latin letters even the joiners go)
 
 
 def test_text_one_line_fast_path_returns_the_same_object() -> None:
@@ -80,5 +80,16 @@ def test_text_one_line_never_holds_a_line_break(text: str) -> None:
     assert len(shown.splitlines()) <= 1
     assert not any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") or (unicodedata.category(ch) == "Cf"
                                                                        and ch not in "\u200c\u200d") for ch in shown)
-    # and of the joiners and presentation selectors, never two in a row or one with nothing before it
-    assert not re.search("(?:^|\\s)[\u200c\u200d\ufe0e\ufe0f]|[\u200c\u200d\ufe0e\ufe0f]{2}", shown)
+    # and of the joiners and presentation selectors, never one after a Latin letter, a space, or another
+    assert not re.search("(?:^|[\\sA-Za-z\u200c\u200d])[\u200c\u200d\ufe0e\ufe0f]", shown)
+
+
+
+def test_text_one_line_keeps_joiners_only_where_a_script_or_an_emoji_uses_them() -> None:
+    # The third outside run: one joiner or selector after each Latin letter spelled a hidden message
+    # (2 bits a letter) that reached the note, the report, the insights and the CSV.
+    hidden = "".join(ch + "\u200c\u200d\ufe0e\ufe0f"[n % 4] for n, ch in enumerate("howdoiresetmypassword"))
+    assert one_line(hidden) == "howdoiresetmypassword"
+    for kept in ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "\u0915\u094d\u200d\u0937",
+                 "\U0001f469\u200d\U0001f4bb", "\u2764\ufe0f\u200d\U0001f525", "1\ufe0f\u20e3", "\u00a9\ufe0f"):
+        assert one_line(kept) == kept

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from dci import telemetry
-from dci.clock import DAY_MS, epoch_ms, iso_ms, ms_of
+from dci.clock import AFTER_ARRIVAL_MS, DAY_MS, epoch_ms, iso_ms, ms_of
 from dci.ingest import cors
 from dci.ingest.events import EVENT_TYPES, MAX_EVENTS, PATTERN_MESSAGES, CollectBatch, host_of, portal_url_pattern
 from dci.ingest.identity import TokenRejected, verifier_for
@@ -42,7 +42,7 @@ MAX_BODY_BYTES = 32 * 1024
 MAX_MESSAGE_BYTES = 48 * 1024
 MAX_CLOCK_SKEW_MS = 7 * DAY_MS
 MAX_EVENT_AGE_MS = 7 * DAY_MS  # the beacon's retry queue drops older events
-EVENT_AFTER_SEND_TOLERANCE_MS = 60_000
+EVENT_AFTER_SEND_TOLERANCE_MS = AFTER_ARRIVAL_MS
 ALLOWED_METHODS = "POST, OPTIONS"
 CONTENT_TYPES = ("application/json", "text/plain")
 NOT_PORTAL = "host {!r} is not one of the configured portals (PORTAL_ISSUERS)"

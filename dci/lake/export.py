@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from dci import telemetry
+from dci.clock import AFTER_ARRIVAL_MS, iso_of
 from dci.ids import GUID_FULL_PATTERN
 from dci.lake.rows import PSEUDONYM_PATTERN, Membership, case_row, interaction_rows, membership
 
@@ -193,19 +194,26 @@ def backfill(stores: Stores) -> int:
 # --- erasure ------------------------------------------------------------------------------------
 
 
-def erase(lake: Lake, contact: str, own_visitors: Iterable[str]) -> dict[str, int]:
+def erase(lake: Lake, contact: str, own_visitors: Iterable[str], erased_ms: int | None = None) -> dict[str, int]:
     """Delete the contact's rows, and every row of the browsers that were theirs alone, from both
-    tables (files rewritten; the old files go at the next vacuum; the log names none of them).
-    Returns the rows deleted."""
+    tables (files rewritten; the old files go at the next vacuum; the log names none of them) —
+    those from before the erasure (`erased_ms`, with the minute an event may claim past its
+    arrival): what the person did after it is new activity, and stays. Returns the rows deleted."""
     if not re.fullmatch(GUID_FULL_PATTERN, contact):
         raise ValueError("not a contact id")
     pseudonyms = sorted(own_visitors)
     if not all(re.fullmatch(PSEUDONYM_PATTERN, value) for value in pseudonyms):
         raise ValueError("not a visitor pseudonym")
-    predicate = f"contact_id = '{contact}'"
+    whose = f"contact_id = '{contact}'"
     if pseudonyms:
-        predicate += " OR visitor IN (" + ", ".join(f"'{value}'" for value in pseudonyms) + ")"
-    return {name: lake.delete_where(name, predicate) for name in ("interactions", "cases")}
+        whose += " OR visitor IN (" + ", ".join(f"'{value}'" for value in pseudonyms) + ")"
+    removed = {}
+    for name, time_column in (("interactions", "timestamp"), ("cases", "created")):
+        predicate = f"({whose})"
+        if erased_ms is not None:
+            predicate += f" AND {time_column} <= TIMESTAMP '{iso_of(erased_ms + AFTER_ARRIVAL_MS)}'"
+        removed[name] = lake.delete_where(name, predicate)
+    return removed
 
 
 def carry_out_erasures(lake: Lake, stores: Stores, only: str | None = None) -> int:
@@ -232,7 +240,7 @@ def carry_out_erasures(lake: Lake, stores: Stores, only: str | None = None) -> i
 
 
 def _erase_entry(lake: Lake, entry: Entry) -> None:
-    removed = erase(lake, entry.row, entry.own_visitors)
+    removed = erase(lake, entry.row, entry.own_visitors, entry.erased_ms)
     logger.info("lake: erased a contact's rows (%d interactions, %d cases)", removed["interactions"],
                 removed["cases"], extra={f"lake_{name}": count for name, count in removed.items()})
 

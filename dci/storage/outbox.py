@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.data.tables import EdmType, EntityProperty, UpdateMode
 
 from dci.storage.keys import visitor_key
 from dci.storage.tables import AutoTable, list_columns, listed
@@ -63,6 +63,12 @@ class Entry:
     def own_visitors(self) -> list[str]:
         """An erasure's browsers that were the contact's alone (pseudonyms)."""
         return listed(self.fields, "visitors")
+
+    @property
+    def erased_ms(self) -> int | None:
+        """When an erasure happened (epoch ms; None for one noted by an earlier build)."""
+        value = self.fields.get("erased_ms")
+        return getattr(value, "value", value)
 
     @property
     def erased(self) -> bool:
@@ -101,11 +107,12 @@ class LakeOutbox:
         entity = {"PartitionKey": self._clock().strftime(MINUTE), "RowKey": row}
         self._table.write(lambda client: client.upsert_entity(entity, mode=UpdateMode.REPLACE))
 
-    def note_erasure(self, contact: str, own_visitors: Iterable[str]) -> None:
-        """An erasure for the lake to carry out: the contact, and the browsers that were theirs alone."""
+    def note_erasure(self, contact: str, own_visitors: Iterable[str], erased_ms: int) -> None:
+        """An erasure for the lake to carry out: the contact, the browsers that were theirs alone, and
+        when it happened (what came after it is new activity, and stays)."""
         earlier = self._table.get(ERASURES, contact)  # a retried erasure finds fewer browsers: keep the first's
         visitors = set(own_visitors) | set(listed(earlier, "visitors") if earlier else [])
-        entity = {"PartitionKey": ERASURES, "RowKey": contact,
+        entity = {"PartitionKey": ERASURES, "RowKey": contact, "erased_ms": EntityProperty(erased_ms, EdmType.INT64),
                   **list_columns("visitors", sorted(visitors), MAX_VISITOR_COLUMNS)}
         self._table.write(lambda client: client.upsert_entity(entity, mode=UpdateMode.REPLACE))
 
@@ -148,6 +155,7 @@ class LakeOutbox:
         erasure, which the next export carries out once more)."""
         entity = {"PartitionKey": ERASURES, "RowKey": entry.row,
                   **list_columns("visitors", entry.own_visitors, MAX_VISITOR_COLUMNS),
+                  **({"erased_ms": EntityProperty(entry.erased_ms, EdmType.INT64)} if entry.erased_ms else {}),
                   "erased_at": self._clock().strftime(ERASED_AT)}
         with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
             self._table.client.update_entity(entity, mode=UpdateMode.REPLACE, etag=entry.etag,
