@@ -109,7 +109,7 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
         logger.info("case %s settles in %d s; deferred", case.get("ticket") or case["case_id"], wait_ms // 1000,
                     extra={"case_id": case["case_id"]})
         return "deferred"
-    events = case_events(stores.interactions, case, settings, stores.erasures.times() if stores.erasures else None)
+    events = case_events(stores.interactions, case, settings, stores.erased_times())
     document = assemble(case, events, settings.session_gap_ms)
     if dataverse is not None and case.get("source") != "portal":
         name = _name_of(dataverse, case["contact"])

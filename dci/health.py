@@ -73,7 +73,7 @@ def check(connection: StorageTarget | str | None = None, *, beacons: bool = True
 
     Without `connection`, the settings are checked first and give the storage connection. Report
     routes closed by their settings (dci/access.py) make the status `degraded`, with the reason.
-    `beacons=False` leaves out the portals' last beacons (one read fewer).
+    `beacons=False` leaves out the portals' last beacons and the lake outbox's counts (reads fewer).
     """
     closed, portals, lake = None, (), False
     if connection is None:

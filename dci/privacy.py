@@ -138,7 +138,7 @@ def export_reply(raw_contact: str, settings: Settings, stores: Stores) -> Reply:
     """GET /api/contacts/{contact_id}/export."""
     return _for_contact(raw_contact, lambda contact: json_reply(200, export(
         stores.interactions, contact, settings.stitch_window_ms, settings.session_gap_ms, stores.cases,
-        stores.erasures.times() if stores.erasures is not None else None), {"Cache-Control": "no-store"}))
+        stores.erased_times()), {"Cache-Control": "no-store"}))
 
 
 def erase_reply(raw_contact: str, settings: Settings, stores: Stores) -> Reply:

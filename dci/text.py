@@ -32,6 +32,7 @@ IGNORABLE = ("\u00ad\u034f\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2\u115f\u116
 JOINERS = "\u200c\u200d\ufe0e\ufe0f"
 _DROP = re.compile(f"[{IGNORABLE}]")
 _JOINER = re.compile(f"[{JOINERS}]")
+INVISIBLE = re.compile(f"[{IGNORABLE}{JOINERS}]")  # all of them, joiners too (what the scrubber ignores)
 # Scripts whose letters a zero-width (non-)joiner shapes: Arabic, Syriac, Thaana, NKo and the
 # rest of the right-to-left block; the Indic scripts; Tibetan, Myanmar, Khmer, Mongolian; Arabic
 # presentation forms.
@@ -74,10 +75,10 @@ def printable_url(url: str) -> str:
     keeps what it names, and shows nothing it does not."""
     if url.isascii() and url.isprintable():
         return url
-    return _INVISIBLE.sub(_encoded, url)
+    return _IN_URL.sub(_encoded, url)
 
 
-_INVISIBLE = re.compile(f"{_SPACE.pattern}|[{IGNORABLE}{JOINERS}]")
+_IN_URL = re.compile(f"{_SPACE.pattern}|{INVISIBLE.pattern}")
 
 
 def _encoded(match: re.Match[str]) -> str:

@@ -203,8 +203,7 @@ def contact_timeline(stores: Stores, raw_contact: str, params: Mapping[str, str]
         raise Problem(400, f"Unknown event types: {', '.join(unknown)}.", "invalid-parameter",
                       [FieldError("types", "a comma-separated list of " + ", ".join(EVENT_TYPES))])
     lo, hi = ms_of(first), ms_of(last)
-    erased = stores.erasures.times() if stores.erasures is not None else None
-    items = [item for item in attributed(stores.interactions, contact, settings.stitch_window_ms, erased)
+    items = [item for item in attributed(stores.interactions, contact, settings.stitch_window_ms, stores.erased_times())
              if lo <= item["ms"] <= hi and (not types or item["type"] in types)]
     all_cases = stores.cases.cases_of(contact)
     own_cases = [{"case_id": row["case_id"], "ticket": row.get("ticket") or None, "title": row.get("title") or None,
@@ -291,7 +290,7 @@ def wants_csv(params: Mapping[str, str], accept: str | None) -> bool:
     return chosen == "csv" or (not chosen and (accept or "").split(",")[0].strip().startswith("text/csv"))
 
 
-def insights_csv(asked: Asked, stores: Stores, settings: Settings | None = None) -> Reply:
+def insights_csv(asked: Asked, stores: Stores, settings: Settings) -> Reply:
     """One table of the insights as a CSV file (`table`: searches, zero-results or articles)."""
     try:
         name = asked.params.get("table") or "searches"
@@ -313,10 +312,10 @@ def insights_csv(asked: Asked, stores: Stores, settings: Settings | None = None)
 MAX_CSV_ROWS = 1000
 
 
-def article_titles(report: dict[str, Any], settings: Settings | None) -> dict[str, Any]:
+def article_titles(report: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The report with its articles' titles from Dataverse's knowledge articles, when Dataverse is
     configured and answers; otherwise as the page views gave them (see dci.insights.rollup)."""
-    if settings is None or settings.dataverse_url is None or not report["articles"]:
+    if settings.dataverse_url is None or not report["articles"]:
         return report
     from dci.dataverse import DataverseError, client_from  # (only the Dataverse paths load requests)
 

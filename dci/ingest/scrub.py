@@ -19,7 +19,7 @@ import re
 import unicodedata
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from dci.text import IGNORABLE, JOINERS
+from dci.text import INVISIBLE
 
 # Total IBAN length per country, from the SWIFT IBAN registry (release 101).
 IBAN_LENGTHS = {
@@ -149,14 +149,13 @@ def _digit_count(ascii_text: str) -> int:
 
 # What NFKC leaves that still splits or disguises an address or a number: invisible characters
 # between its parts (removed), the ideographic full stop (a dot), the dashes and the minus sign.
-_INVISIBLE = re.compile(f"[{IGNORABLE}{JOINERS}]")
 _LOOKALIKES = str.maketrans({"\u3002": ".", **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-")})
 
 
 def _folded(text: str) -> str:
     """Non-ASCII text as it is matched: NFKC (`＠` is `@`, `４` is `4`), invisible characters
     removed, look-alike dots and dashes as theirs."""
-    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).translate(_LOOKALIKES)
+    return INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).translate(_LOOKALIKES)
 
 
 def scrub(text: str) -> str:

@@ -65,7 +65,7 @@ def event_fact(row: Mapping[str, Any], visitor: str) -> dict[str, Any] | None:
     """The insight fact of an interaction (a search, or a read of a knowledge article) of `visitor`:
     with the event's time (`ts`), a hash of the visitor, and `signed_in` when the row names a contact."""
     session = session_hash(visitor, row.get("session", ""))
-    ts = getattr(row.get("ts"), "value", row.get("ts"))  # (an Int64 column comes back wrapped)
+    ts = row.get("ts")
     who = {"session": session, "visitor": visitor_hash(visitor), **({"ts": int(ts)} if ts is not None else {}),
            **({"signed_in": True} if row.get("contact") else {})}
     if row.get("type") == "search" and row.get("query"):

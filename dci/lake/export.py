@@ -98,7 +98,8 @@ def _export_or_set_aside(lake: Lake, stores: Stores, window_ms: int, entries: li
     try:
         merged = _export(lake, stores, window_ms, entries, named)
     except Exception as error:  # noqa: BLE001 - whatever one entry's rows break, the probe below tells lake from entry
-        lake.table("interactions"), stores.outbox.pending(1)  # each raises when it cannot be reached
+        lake.table("interactions")  # each of these two raises when it cannot be reached
+        stores.outbox.pending(1)
         if len(entries) == 1 and so_far["set_aside"] >= MAX_SET_ASIDE:
             raise
         if len(entries) == 1:
@@ -159,7 +160,7 @@ def _interactions(stores: Stores, visitors: list[str], window_ms: int) -> list[d
     """The rows of these visitors' stored events, each with the case it led to. The reads are many
     small round trips: READERS run at once."""
     tables = stores.interactions.interaction_tables()
-    erased = stores.erasures.times() if stores.erasures is not None else None
+    erased = stores.erased_times()
     with ThreadPoolExecutor(READERS) as pool:
         events_of = dict(zip(visitors, pool.map(lambda v: stores.interactions.visitor_events(v, tables), visitors),
                              strict=True))

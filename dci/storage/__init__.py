@@ -47,6 +47,10 @@ class Stores:
     outbox: LakeOutbox | None = None  # what the lake export still has to do; None while LAKE_URL is unset
     erasures: Tombstones | None = None  # what erasures forbid to come back (always set by `stores`)
 
+    def erased_times(self) -> dict[str, int] | None:
+        """When each erased contact was erased (attribution rule 4), None without tombstones."""
+        return self.erasures.times() if self.erasures is not None else None
+
 
 def stores(settings: Settings) -> Stores:
     """The process's stores for these settings."""

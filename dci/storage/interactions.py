@@ -27,14 +27,13 @@ from dci.storage.keys import (
     interactions_table,
     visitor_key,
 )
-from dci.storage.tables import AutoTable
+from dci.storage.tables import MAX_TRANSACTION, AutoTable
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableServiceClient
 
 logger = logging.getLogger(__name__)
 
-MAX_TRANSACTION = 100  # entity-group transaction limit (the SDK does not enforce it)
 T = TypeVar("T")
 Rows = list[dict[str, Any]]
 

@@ -30,7 +30,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import EdmType, EntityProperty, UpdateMode
 
 from dci.storage.keys import visitor_key
-from dci.storage.tables import AutoTable, list_columns, listed
+from dci.storage.tables import AutoTable, list_columns, listed, plain
 
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
@@ -67,8 +67,7 @@ class Entry:
     @property
     def erased_ms(self) -> int | None:
         """When an erasure happened (epoch ms; None for one noted by an earlier build)."""
-        value = self.fields.get("erased_ms")
-        return getattr(value, "value", value)
+        return self.fields.get("erased_ms")
 
     @property
     def erased(self) -> bool:
@@ -173,7 +172,7 @@ class LakeOutbox:
         try:
             for row in self._table.client.query_entities(query, parameters=parameters):
                 out.append(Entry(row["PartitionKey"], row["RowKey"], row.metadata["etag"],
-                                 {k: v for k, v in row.items() if k not in ("PartitionKey", "RowKey")}))
+                                 {k: v for k, v in plain(row).items() if k not in ("PartitionKey", "RowKey")}))
                 if limit is not None and len(out) >= limit:
                     break
         except ResourceNotFoundError:
