@@ -227,3 +227,17 @@ def test_erasure_a_batch_that_arrived_before_it_is_dropped_whatever_time_its_eve
     later = queued_batch([queued_event(CREATED_MS + 55_000)], visitor=visitor, contact=A) | {
         "received_at": iso(CREATED + timedelta(seconds=2))}
     assert link(stores.interactions, encoded(later), erasures=stores.erasures) == 1  # arrived after: new
+
+
+def test_erasure_the_lakes_erasure_entry_keeps_to_the_table_limits_however_many_browsers(store: Store) -> None:
+    from dci.storage.outbox import ERASURES, MAX_VISITOR_COLUMNS, LakeOutbox
+    from dci.storage.tables import LIST_COLUMN_CHARS
+
+    outbox = LakeOutbox(store.tables)
+    browsers = [f"{n:032x}" for n in range(20_000)]  # more than a row holds
+    outbox.note_erasure(A, browsers, CREATED_MS)
+    (entry,) = outbox.erasures()
+    assert len(entry.own_visitors) == LIST_COLUMN_CHARS // 33 * MAX_VISITOR_COLUMNS and entry.erased_ms == CREATED_MS
+    row = store.tables.get_table_client("lakeoutbox").get_entity(ERASURES, A)
+    texts = [value for value in row.values() if isinstance(value, str)]
+    assert max(map(len, texts)) <= 32_768 and 2 * sum(map(len, texts)) < 1024 * 1024  # Table storage's limits
