@@ -59,7 +59,7 @@ def fill_others(store: InteractionStore, total: int) -> None:
 
 def measure_assembly(service: TableServiceClient, counter: Counter, settings: Settings,
                      cases_: list[dict]) -> dict[str, float]:
-    store = InteractionStore(service)
+    store, cases = InteractionStore(service), CaseStore(service)
     times, requests, raw = [], [], []
     table = service.get_table_client(store.interaction_tables()[-1])
     for case in cases_:
@@ -70,7 +70,7 @@ def measure_assembly(service: TableServiceClient, counter: Counter, settings: Se
         raw.append(time.perf_counter() - started)
         before = counter.requests
         started = time.perf_counter()
-        events = case_events(store, case, settings)
+        events = case_events(store, case, settings, cases=cases.cases_of(case["contact"]))  # (its window)
         assemble(case, events, settings.session_gap_minutes * 60_000)
         times.append(time.perf_counter() - started)
         requests.append(counter.requests - before)

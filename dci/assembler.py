@@ -10,14 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dci import telemetry
 from dci.activity import owned
+from dci.cases import case_message
+from dci.clock import iso_of
 from dci.insights import RollupTooLarge, case_fact
 from dci.storage.clients import CASES_QUEUE
 from dci.timeline import assemble, note_text
+from dci.window import journeys, ordered, previous
 
 if TYPE_CHECKING:
     from dci.cases import Case
@@ -29,7 +32,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NOTE_SUBJECT = "Portal activity before this case"
-CREATED_PRECISION_MS = 1000  # `createdon` has whole seconds
 
 
 class BadCaseMessage(ValueError):
@@ -61,18 +63,28 @@ def handle(body: bytes, stores: Stores, settings: Settings, now_ms: int, dataver
 
 
 def case_events(store: InteractionStore, case: Case, settings: Settings,
-                erased: Mapping[str, int] | None = None) -> list[dict]:
-    """The events in the case's window that belong to its customer, each with its attribution. The
-    window ends a second after the case's creation time, which Dataverse keeps to the second: the
-    steps that led to the case in its last second are part of it."""
-    end = case["created_ms"] + CREATED_PRECISION_MS
-    start = case["created_ms"] - settings.lookback_ms
+                erased: Mapping[str, int] | None = None,
+                cases: Sequence[Mapping[str, Any]] = ()) -> list[dict]:
+    """The events of the case's journey (dci/window.py): its customer's, after their previous
+    case (`cases`: the contact's cases; the case itself is added when missing), up to its
+    creation and its own confirmation, each with its attribution."""
     window = settings.stitch_window_ms
     picked = []
     for visitor, rows, owners in owned(store, case["contact"], window, erased):
         picked += [{**row, "visitor": visitor, "attribution": owner.how}
                    for row, owner in zip(rows, owners) if owner.contact == case["contact"]]
-    return [event for event in picked if start <= event["ts"] <= end]
+    known = [c for c in cases if c["case_id"] != case["case_id"]] + [case]
+    return [dict(event) for event in journeys(known, picked, settings.lookback_ms)[case["case_id"]]]
+
+
+def previous_case(case: Case, cases: Sequence[Mapping[str, Any]], settings: Settings) -> dict[str, Any] | None:
+    """The contact's case before this one, when it falls within the look-back (the journey starts
+    after it): id, ticket, title and creation, for the report and the note to name and link."""
+    before = previous(case, [c for c in cases if c["case_id"] != case["case_id"]] + [case])
+    if before is None or before["created_ms"] < case["created_ms"] - settings.lookback_ms:
+        return None
+    return {"case_id": before["case_id"], "ticket": before.get("ticket") or None,
+            "title": before.get("title") or None, "created": iso_of(before["created_ms"])}
 
 
 def report_url(settings: Settings, case: dict[str, Any]) -> str | None:
@@ -109,8 +121,9 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
         logger.info("case %s settles in %d s; deferred", case.get("ticket") or case["case_id"], wait_ms // 1000,
                     extra={"case_id": case["case_id"]})
         return "deferred"
-    events = case_events(stores.interactions, case, settings, stores.erased_times())
-    document = assemble(case, events, settings.session_gap_ms)
+    others = cases.cases_of(case["contact"])
+    events = case_events(stores.interactions, case, settings, stores.erased_times(), others)
+    document = assemble(case, events, settings.session_gap_ms, previous_case(case, others, settings))
     if dataverse is not None and case.get("source") != "portal":
         name = _name_of(dataverse, case["contact"])
         if name:  # shown on the report; kept in the timeline row, which erasure deletes with the contact
@@ -131,7 +144,9 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
     document["version"] = version
     note = None
     if dataverse is not None and settings.notes_enabled and case.get("source") != "portal":
-        note = dataverse.write_note(case["case_id"], NOTE_SUBJECT, note_text(document, report_url(settings, case)))
+        earlier = document.get("previous_case")
+        note = dataverse.write_note(case["case_id"], NOTE_SUBJECT, note_text(
+            document, report_url(settings, case), report_url(settings, earlier) if earlier else None))
     cases.save_timeline(case["case_id"], document, version, fingerprint, note)
     cases.mark(case["case_id"], "assembled", version=version)
     if stores.outbox is not None:
@@ -139,12 +154,32 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
     telemetry.annotate({"dci.timeline.items": len(document["items"]), "dci.timeline.version": version,
                         "dci.note.written": note is not None})
     if version == 1:  # a re-assembly after late events is not the case's latency
+        _follow_on(stores, case, others)
         telemetry.record("dci.case.assembly.latency", max(0, now_ms - case["created_ms"]) / 1000,
                          {"dci.case.source": case.get("source", ""), "dci.note.written": note is not None})
     logger.info("case %s: timeline v%d with %d events in %d visits%s", case.get("ticket") or case["case_id"], version,
                 len(document["items"]), len(document["sessions"]), ", note written" if note else "",
                 extra={"case_id": case["case_id"], "version": version, "events": len(document["items"])})
     return "assembled"
+
+
+def _follow_on(stores: Stores, case: Case, others: Sequence[Mapping[str, Any]]) -> None:
+    """A case assembled after the contact's next case (cases can arrive out of order) moves where
+    that case's journey starts: its timeline is assembled again."""
+    order = ordered([c for c in others if c["case_id"] != case["case_id"]] + [case])
+    at = [c["case_id"] for c in order].index(case["case_id"])
+    later = order[at + 1:]
+    if not later:
+        return
+    following = stores.cases.stored_case(later[0]["case_id"])
+    if following is None or following["status"] != "assembled":
+        return  # (still to be assembled: it will find this case)
+    timeline = stores.cases.timeline(later[0]["case_id"])
+    named = ((timeline or {}).get("document") or {}).get("previous_case") or {}
+    if named.get("case_id") != case["case_id"]:
+        stores.cases_queue.send(case_message(following["case"]))
+        logger.info("case %s comes before case %s: its re-assembly is queued", case["case_id"], later[0]["case_id"],
+                    extra={"case_id": later[0]["case_id"]})
 
 
 def _name_of(dataverse: Dataverse, contact: str) -> str | None:

@@ -1,4 +1,5 @@
-"""The Dataverse Web API (v9.2): new incidents, the timeline note on a case, knowledge article titles.
+"""The Dataverse Web API (v9.2): new incidents, a case by its ticket number, the timeline note on a
+case, knowledge article titles.
 
 `requests.Session` with urllib3 `Retry` (429/503/504 and connection errors, honouring
 `Retry-After`), a timeout on every call, bearer tokens from azure-identity (managed identity in
@@ -58,6 +59,15 @@ class Incident:
     title: str
     contact: str | None
     skipped: str = ""  # why the case cannot get a timeline ("" when it can)
+
+
+@dataclass(frozen=True)
+class TicketedCase:
+    """A case as its ticket number finds it in Dataverse."""
+
+    case_id: str
+    ticket: str
+    created_ms: int
 
 
 def incident_from_row(row: dict[str, Any]) -> Incident:
@@ -162,6 +172,17 @@ class Dataverse:
             document = self._call("GET", url, "list incidents", headers={"Prefer": prefer}).json()
             yield [incident_from_row(row) for row in document.get("value", [])]
             url = document.get("@odata.nextLink")  # verbatim: it carries the paging cookie
+
+    def case_with_ticket(self, ticket: str) -> TicketedCase | None:
+        """The case Dataverse has with this ticket number (the oldest, should several carry it), or
+        None when it has none."""
+        condition = "ticketnumber eq '{}'".format(ticket.replace("'", "''"))
+        url = (f"{self._base}/incidents?$filter={quote(condition, safe=SAFE_IN_QUERY)}"
+               "&$select=incidentid,createdon,ticketnumber")
+        rows = self._call("GET", url, "find a case by its ticket number").json().get("value", [])
+        found = [TicketedCase(str(row["incidentid"]).lower(), row.get("ticketnumber") or ticket,
+                              epoch_ms(row["createdon"], naive_is_utc=True)) for row in rows]
+        return min(found, key=lambda case: case.created_ms) if found else None
 
     def contact_name(self, contact: str) -> str | None:
         """The contact's full name, as the report shows it (None when Dataverse has no such contact);

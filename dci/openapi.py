@@ -6,6 +6,7 @@ import functools
 
 from dci import __version__
 from dci.ingest.events import CollectBatch
+from dci.insights import MIN_SAMPLE
 
 REF = "#/components/schemas/{model}"
 
@@ -106,6 +107,14 @@ _COUNTED = {"type": "object", "additionalProperties": False}
 _RATE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 _INTERVAL = {"type": ["array", "null"], "items": {"type": "number", "minimum": 0, "maximum": 1}, "minItems": 2,
              "maxItems": 2, "description": "the rate's 95 % Wilson score interval: [low, high]"}
+_TOO_FEW = {"type": "boolean", "description": f"the rate's sample (its denominator) is under {MIN_SAMPLE}: too few"}
+_TREND_RATES = ("zero_result_rate", "click_through_rate", "deflection_rate")
+_TREND_FIGURES = {"type": "object", "required": [
+    "searches", "cases", *(f"{name}{end}" for name in _TREND_RATES for end in ("", "_of", "_too_few"))], "properties": {
+    "searches": {"type": "integer", "minimum": 0}, "cases": {"type": "integer", "minimum": 0},
+    **{key: value for name in _TREND_RATES for key, value in (
+        (name, _RATE), (f"{name}_of", {"type": "integer", "minimum": 0}), (f"{name}_too_few", _TOO_FEW))}}}
+_DAYS = {"type": "array", "items": {"type": "string", "format": "date"}}
 _INSIGHTS_SCHEMA = {
     "type": "object",
     "required": ["from", "to", "days", "missing_days", "cases", "top_searches_before_cases",
@@ -128,7 +137,7 @@ _INSIGHTS_SCHEMA = {
                            "cases_after": {"type": "integer", "minimum": 0}}}},
         "articles": {"type": "array", "items": _COUNTED | {
             "required": ["article", "title", "url", "reads", "cases_after", "reads_followed_by_case",
-                         "failed_to_deflect_rate", "failed_to_deflect_interval"],
+                         "failed_to_deflect_rate", "failed_to_deflect_interval", "failed_to_deflect_too_few"],
             "properties": {"article": {"type": "string"},
                            "title": {"type": ["string", "null"], "description": "Dataverse's title of the article "
                                      "where configured, else the first a signed-in view showed, else the first "
@@ -140,26 +149,42 @@ _INSIGHTS_SCHEMA = {
                            "reads_followed_by_case": {"type": "integer", "minimum": 0,
                                                       "description": "reads in sessions a case then followed"},
                            "failed_to_deflect_rate": _RATE | {"description": "reads_followed_by_case ÷ reads"},
-                           "failed_to_deflect_interval": _INTERVAL}}},
+                           "failed_to_deflect_interval": _INTERVAL, "failed_to_deflect_too_few": _TOO_FEW}}},
         "deflection": _COUNTED | {
-            "required": ["self_service_sessions", "followed_by_case", "deflected", "rate"],
+            "required": ["self_service_sessions", "followed_by_case", "deflected", "rate", "too_few"],
             "properties": {"self_service_sessions": {"type": "integer", "minimum": 0},
                            "followed_by_case": {"type": "integer", "minimum": 0},
-                           "deflected": {"type": "integer", "minimum": 0}, "rate": _RATE, "interval": _INTERVAL}},
+                           "deflected": {"type": "integer", "minimum": 0}, "rate": _RATE, "interval": _INTERVAL,
+                           "too_few": _TOO_FEW}},
         "trend": {"type": "object", "description": "each day's searches, zero-result rate, click-through, cases "
                                                    "and deflection rate (`days`), the range's (`range`), the period "
                                                    "of equal length before it (`previous`) and the `change`",
-                  "properties": {"days": {"type": "array", "items": {"type": "object"}},
-                                 "range": {"type": "object"}, "previous": {"type": "object"},
-                                 "change": {"type": "object"}}},
+                  "required": ["days", "range"],
+                  "properties": {"days": {"type": "array", "items": _TREND_FIGURES | {
+                                     "required": ["day", *_TREND_FIGURES["required"]],
+                                     "properties": {"day": {"type": "string", "format": "date"},
+                                                    **_TREND_FIGURES["properties"]}}},
+                                 "range": _TREND_FIGURES, "previous": _TREND_FIGURES | {
+                                     "required": ["from", "to", "missing_days", *_TREND_FIGURES["required"]],
+                                     "properties": {"from": {"type": "string", "format": "date"},
+                                                    "to": {"type": "string", "format": "date"},
+                                                    "missing_days": _DAYS, **_TREND_FIGURES["properties"]}},
+                                 "change": {"type": "object", "description": "range − previous; a rate's is null "
+                                            "and `{rate}_too_few` when either period's rate is too few",
+                                            "properties": {"searches": {"type": "integer"},
+                                                           "cases": {"type": "integer"},
+                                                           **{key: value for name in _TREND_RATES for key, value in (
+                                                               (name, {"type": ["number", "null"]}),
+                                                               (f"{name}_too_few", _TOO_FEW))}}}}},
         "site_search": {"type": "object", "description": "site-search figures (docs/REPORTS.md defines each)",
                         "properties": {
                             **{name: {"type": "integer", "minimum": 0} for name in (
                                 "searches", "with_result_count", "zero", "sessions", "clicked", "refinements",
                                 "exits")},
                             "searches_per_session": {"type": ["number", "null"]},
-                            **{name: {"type": "object", "properties": {"rate": _RATE, "of": {"type": "integer"},
-                                                                       "interval": _INTERVAL}}
+                            **{name: {"type": "object", "required": ["rate", "of", "interval", "too_few"],
+                                      "properties": {"rate": _RATE, "of": {"type": "integer"},
+                                                     "interval": _INTERVAL, "too_few": _TOO_FEW}}
                                for name in ("zero_result_rate", "click_through_rate", "refinement_rate",
                                             "exit_rate")}}},
         "other": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
@@ -342,8 +367,9 @@ def document() -> dict[str, object]:
                         "200": {"description": "The timeline (status assembled), or why there is none (skipped)",
                                 "content": {"application/json": {"schema": {"$ref": REF.format(model="Timeline")}},
                                             **_HTML}},
-                        "202": {"description": "The case is settling; `Retry-After` (and `ready_in_seconds`) say "
-                                               "when its timeline is due",
+                        "202": {"description": "The case is settling, or (with Dataverse) its ticket number is "
+                                               "one Dataverse just created; `Retry-After` (and `ready_in_seconds`) "
+                                               "say when to ask again",
                                 "content": {"application/json": {"schema": {
                                     "type": "object", "properties": {"status": {"const": "pending"},
                                                                      "ready_in_seconds": {"type": "integer"}}}},

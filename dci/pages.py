@@ -25,11 +25,12 @@ from dci.problems import Problem
 from dci.steps import steps
 
 WIDTH, PAD, GAP_SLOT = 1000, 16, 56
-LANES = {"search": 0, "click": 1, "view": 2, "signin": 3, "case_form": 4, "case_submitted": 4}
+LANES = {"search": 0, "click": 1, "view": 2, "browse": 2, "signin": 3, "case_form": 4, "case_submitted": 4}
 LANE_NAMES = ["Searches", "Result clicks", "Pages", "Sign-in", "Case form"]
 LANE_TOP, LANE_HEIGHT = 34, 22
 CONTACT_DAYS_AROUND_A_CASE = 30
-SOURCES = {"poll": "Dataverse", "webhook": "Dataverse", "portal": "the portal's case form"}
+SOURCES = {"poll": "Opened in Dataverse", "webhook": "Opened in Dataverse", "portal": "Opened on the portal"}
+KEY_STEPS = 12  # the latest key steps the case report's summary lists (the table below has them all)
 # Times are written in UTC and shown in the reader's own time zone by this script (the only one;
 # the Content Security Policy allows it by its hash, and nothing else).
 LOCAL_TIME_SCRIPT = (
@@ -61,14 +62,25 @@ def render(template: str, **context: Any) -> bytes:
         generated=generated, local_time_script=Markup(LOCAL_TIME_SCRIPT), **context).encode()
 
 
-def rate_text(rate: float | None, interval: Sequence[float] | None, sample: int, unit: str) -> str:
-    """`42 % (35–50 %)`, or `too few (3 reads)` under MIN_SAMPLE: no bare percentage of a handful."""
-    if rate is None:
+def rate_text(rate: float | None, interval: Sequence[float] | None, sample: int, unit: str, few: bool) -> str:
+    """`42 % (35–50 %)` (`42 %` without an interval); a rate the report flags too few (`few`: under
+    MIN_SAMPLE) as `too few: 3 of 4 reads`, never a bare percentage of a handful; `–` without a
+    sample. `unit`: the sample's plural noun."""
+    if rate is None or not sample:
         return "–"
-    if sample < MIN_SAMPLE:
-        return f"too few ({sample} {unit if sample != 1 else unit.removesuffix('s')})"
-    low, high = interval or (rate, rate)
-    return f"{rate * 100:.0f} % ({low * 100:.0f}–{high * 100:.0f} %)"
+    if few:
+        return f"too few: {round(rate * sample)} of {count_text(sample, unit)}"
+    if interval is None:
+        return f"{rate * 100:.0f} %"
+    return f"{rate * 100:.0f} % ({interval[0] * 100:.0f}–{interval[1] * 100:.0f} %)"
+
+
+SINGULAR = {"searches": "search", "reads": "read", "visits": "visit", "cases": "case", "days": "day"}
+
+
+def count_text(number: int, plural: str) -> str:
+    """`1 search`, `3 searches`: a count with its noun, never `search(es)`."""
+    return f"{number} {SINGULAR.get(plural, plural) if number == 1 else plural}"
 
 
 def at(value: int | str, time_only: bool = False) -> Markup:
@@ -172,11 +184,35 @@ def _visits(all_steps: list[dict[str, Any]], gap_ms: int) -> list[dict[str, Any]
     return visits
 
 
+def key_steps(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The steps the case report's summary lists, in time order, each with `n` (its row, `#step-n`):
+    searches (`zero` when they found nothing), articles read, result clicks, the case form, the
+    submission."""
+    listed = []
+    for n, step in enumerate(rows, start=1):
+        kind = step["kind"]
+        if kind == "search":
+            found = step.get("results")
+            text = f'Searched "{step["query"]}"' + ("" if found is None or found == 0 else
+                                                   f" – {found} result{'s' if found != 1 else ''}")
+        elif kind in ("click", "case_form", "case_submitted") or (kind == "view" and step.get("article")):
+            text = step["text"]
+        else:
+            continue
+        listed.append({"n": n, "text": text, "zero": bool(step.get("zero")), "ms": step["ms"],
+                       "before_case_ms": step.get("before_case_ms", 0)})
+    return listed
+
+
 def case_page(document: dict[str, Any], gap_ms: int, keep: Mapping[str, str] | None = None) -> bytes:
-    """The report an agent opens from the case: one row per thing the customer did."""
+    """The report an agent opens from the case: the key steps, linked to their rows, then one row per
+    thing the customer did (`id="step-n"`); the contact's previous case, when the document names one."""
     case = document["case"]
     created_ms = epoch_ms(case["created"])
-    rows = steps(document["items"])
+    rows = steps(document["items"], gap_ms)
+    for n, step in enumerate(rows, start=1):
+        step["n"] = n
+    key = key_steps(rows)
     points = [{"ms": step["ms"], "kind": step["kind"], "zero": step.get("zero", False),
                "label": f"{duration(step.get('before_case_ms', 0))} before the case: {step['text']}"} for step in rows]
     points.append({"ms": created_ms, "kind": "case", "label": f"Case created {when(created_ms)}"})
@@ -184,16 +220,18 @@ def case_page(document: dict[str, Any], gap_ms: int, keep: Mapping[str, str] | N
     if visits:
         visits[-1]["ended_in_case"] = created_ms - visits[-1]["end"] <= gap_ms
     summary = document["summary"]
-    source = SOURCES.get(case.get("source", ""), "Dataverse")
+    source = SOURCES.get(case.get("source", ""), SOURCES["poll"])
     return render("case.html", title=f"Case {case.get('ticket') or case['case_id']}", document=document, case=case,
                   visits=visits, geometry=layout(points, gap_ms), source=source,
                   searches=len(summary["searches"]), zero=len(summary["zero_result_searches"]),
-                  articles=len(summary["articles"]), keep=keep or {}, contact_link=contact_link)
+                  articles=len(summary["articles"]), keep=keep or {}, contact_link=contact_link,
+                  case_link=case_link, key_steps=key[-KEY_STEPS:], earlier_key_steps=max(0, len(key) - KEY_STEPS),
+                  previous=document.get("previous_case"))
 
 
 def contact_page(report: dict[str, Any], gap_ms: int, keep: Mapping[str, str] | None = None) -> bytes:
     """A contact's activity over a range, with their cases on it and linked."""
-    rows = [step for step in steps(report["interactions"])
+    rows = [step for step in steps(report["interactions"], gap_ms)
             if not (report["types"] and step["kind"] == "signin")]  # a filtered page shows those types only
     points = [{"ms": step["ms"], "kind": step["kind"], "zero": step.get("zero", False),
                "label": f"{when(step['ms'])}: {step['text']}"} for step in rows]
@@ -207,10 +245,11 @@ def contact_page(report: dict[str, Any], gap_ms: int, keep: Mapping[str, str] | 
                   geometry=layout(points, gap_ms), keep=keep or {}, case_link=case_link)
 
 
-def insights_page(report: dict[str, Any] | None, params: Mapping[str, str], problem: Problem | None = None) -> bytes:
+def insights_page(report: dict[str, Any] | None, params: Mapping[str, str], problem: Problem | None = None,
+                  follow_days: int | None = None) -> bytes:
     """The support manager's dashboard; without a report (a bad range), its form and the error.
     The form carries on every query parameter it does not set (the function key, `code`, among
-    them), so "Show" works wherever the page did."""
+    them), so "Show" works wherever the page did. `follow_days`: INSIGHTS_FOLLOW_DAYS, said in words."""
     title = f"Portal insights {report['from']} to {report['to']}" if report else "Portal insights"
     errors = {error.field: error.detail for error in problem.errors} if problem else {}
     carried = {name: value for name, value in params.items() if name not in ("from", "to", "format")}
@@ -223,54 +262,104 @@ def insights_page(report: dict[str, Any] | None, params: Mapping[str, str], prob
                                 name: value}) if report else ""
 
     charts = trend_charts(report["trend"]) if report else []
+    within = f"within {count_text(follow_days, 'days')}" if follow_days else "soon after"
     return render("insights.html", title=title, report=report, asked=params, carried=carried, problem=problem,
-                  errors=errors, csv=csv, behind=behind, charts=charts, chart={"w": CHART_W, "h": CHART_H})
+                  errors=errors, csv=csv, behind=behind, charts=charts, chart={"w": CHART_W, "h": CHART_H},
+                  comparison=comparison(report["trend"]) if report else None, count=count_text,
+                  min_sample=MIN_SAMPLE, within=within)
 
 
-TREND_NAMES = {"searches": "Searches", "zero_result_rate": "Found nothing", "click_through_rate": "Click-through",
-               "cases": "Cases", "deflection_rate": "Sessions without a case"}
+def comparison(trend: Mapping[str, Any]) -> str | None:
+    """`Against the 30 days before: 2026-10-06 – 2026-11-04.`, naming that period's days that could
+    not be counted; None without a previous period."""
+    previous = trend.get("previous")
+    if not previous:
+        return None
+    length = len(trend["days"])
+    if length == 1:
+        text = f"Against the day before: {previous['from']}."
+    else:
+        text = f"Against the {length} days before: {previous['from']} – {previous['to']}."
+    missing = previous.get("missing_days") or []
+    if len(missing) == 1:
+        text += f" {missing[0]} could not be counted and is left out of it."
+    elif missing:
+        text += f" {len(missing)} of those days could not be counted and are left out of it: {', '.join(missing)}."
+    return text
+
+
+TREND_NAMES = {"searches": "Searches", "zero_result_rate": "Searches that found nothing",
+               "click_through_rate": "Searches with a result opened", "cases": "Cases created",
+               "deflection_rate": "Visits not followed by a case"}
+RATE_UNITS = {"zero_result_rate": "searches", "click_through_rate": "searches", "deflection_rate": "visits"}
 CHART_W, CHART_H, CHART_PAD = 320, 90, 6
 
 
 def trend_charts(trend: dict[str, Any]) -> list[dict[str, Any]]:
     """One small chart per trend figure: a point per day (rates on 0–100 %, counts from 0 to the
-    range's highest), with the range's and the previous period's values and the change."""
+    range's highest; a day whose rate is too few a hollow grey point), with the range's value and
+    the change against the period before."""
     charts = []
     series = trend["days"]
+    step = (CHART_W - 2 * CHART_PAD) / max(len(series) - 1, 1)
     for name, title in TREND_NAMES.items():
-        is_rate = name.endswith("_rate")
-        values = [day[name] for day in series]
-        top = 1.0 if is_rate else float(max([v for v in values if v is not None] or [0]) or 1)
-        step = (CHART_W - 2 * CHART_PAD) / max(len(series) - 1, 1)
+        is_rate = name in RATE_UNITS
+        top = 1.0 if is_rate else float(max([day[name] for day in series] or [0]) or 1)
         points = []
-        for index, (day, value) in enumerate(zip(series, values, strict=True)):
+        for index, day in enumerate(series):
             x = CHART_PAD + index * step if len(series) > 1 else CHART_W / 2
-            y = None if value is None else CHART_H - CHART_PAD - (CHART_H - 2 * CHART_PAD) * value / top
+            y = None if day[name] is None else CHART_H - CHART_PAD - (CHART_H - 2 * CHART_PAD) * day[name] / top
             points.append({"x": round(x, 1), "y": None if y is None else round(y, 1), "day": day["day"],
-                           "text": _figure(value, is_rate)})
-        now, before = trend["range"][name], (trend.get("previous") or {}).get(name)
-        change = (trend.get("change") or {}).get(name)
-        charts.append({"name": name, "title": title, "points": points, "top": _figure(top, is_rate),
+                           "text": _figure(day, name), "few": is_rate and day[f"{name}_too_few"]})
+        charts.append({"name": name, "title": title, "points": points,
+                       "top": "100 %" if is_rate else f"{top:.0f}",
                        "line": " ".join(f"{p['x']},{p['y']}" for p in points if p["y"] is not None),
-                       "now": _figure(now, is_rate), "before": _figure(before, is_rate),
-                       "change": None if change is None else (
-                           f"{change * 100:+.0f} points" if is_rate else f"{change:+.0f}")})
+                       "now": _figure(trend["range"], name), "now_few": is_rate and trend["range"][f"{name}_too_few"],
+                       "change": _change(trend, name)})
     return charts
 
 
-def _figure(value: float | None, is_rate: bool) -> str:
-    if value is None:
-        return "–"
-    return f"{value * 100:.0f} %" if is_rate else f"{value:.0f}"
+def _figure(figures: Mapping[str, Any], name: str) -> str:
+    """A trend figure as the page shows it: a count, or a rate under the small-sample rule."""
+    unit = RATE_UNITS.get(name)
+    if unit is None:
+        return f"{figures[name]:.0f}"
+    return rate_text(figures[name], None, figures[f"{name}_of"], unit, figures[f"{name}_too_few"])
 
 
-def behind_page(document: dict[str, Any], keep: Mapping[str, str]) -> bytes:
-    """The cases behind a search term or an article, each linked to its report."""
-    what = f'search "{document["search"]}"' if "search" in document else f"article {document['article']}"
+def _change(trend: Mapping[str, Any], name: str) -> str | None:
+    """`up 4 points from 38 %`, `down 6 from 9`, `no change from 40 %`, or `too few to compare` (a
+    rate either period has too few of); None without a previous period. Points between the shown
+    (rounded) percentages, so the words agree with the figures beside them."""
+    change, before = trend.get("change"), trend.get("previous")
+    if not change or not before:
+        return None
+    if change.get(f"{name}_too_few"):
+        return "too few to compare"
+    if change[name] is None:
+        return None
+    if name in RATE_UNITS:
+        difference = round(trend["range"][name] * 100) - round(before[name] * 100)
+        was, unit = f"{before[name] * 100:.0f} %", (" point" if abs(difference) == 1 else " points")
+    else:
+        difference, was, unit = round(change[name]), f"{before[name]:.0f}", ""
+    if difference == 0:
+        return f"no change from {was}"
+    return f"{'up' if difference > 0 else 'down'} {abs(difference)}{unit} from {was}"
+
+
+def behind_page(document: dict[str, Any], keep: Mapping[str, str], follow_days: int | None = None) -> bytes:
+    """The cases behind a search term or an article, each linked to its report. `follow_days`:
+    INSIGHTS_FOLLOW_DAYS, said in words."""
+    searched = "search" in document
+    what = f'search "{document["search"]}"' if searched else f"article {document['article']}"
     back = "?" + urlencode({"from": document["from"], "to": document["to"], "format": "html", **keep})
     cases = [{**case, "href": "cases/" + quote(case["case_id"]) + "/timeline?" + urlencode({"format": "html", **keep})}
              for case in document["cases"]]
-    return render("behind.html", title=f"Behind the {what}", what=what, document=document, cases=cases, back=back)
+    within = f"within {count_text(follow_days, 'days')}" if follow_days else "soon after"
+    return render("behind.html", title=f"Behind the {what}", what=what, document=document, cases=cases, back=back,
+                  done="searched it" if searched else "read it",
+                  within=within)
 
 
 def status_page(title: str, message: str, refresh_seconds: int | None = None) -> bytes:

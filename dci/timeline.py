@@ -15,6 +15,7 @@ from typing import Any
 from dci.clock import duration, iso_of
 from dci.steps import article_name, steps
 from dci.text import one_line
+from dci.titles import stripped_items
 
 # The latest events of the window a timeline keeps: a heavy reader's day is a few hundred, and the
 # report page lists every step. Storage takes any length (it splits the document across rows).
@@ -43,18 +44,20 @@ def _item(event: dict[str, Any], created_ms: int) -> dict[str, Any]:
     return item
 
 
-def assemble(case: dict[str, Any], events: Sequence[dict[str, Any]], gap_ms: int) -> dict[str, Any]:
-    """The timeline document of a case from the events in its window (any order): the latest
-    `MAX_ITEMS` of them, each text capped (`TEXT_LIMITS`); `earlier_steps` counts the steps left out."""
+def assemble(case: dict[str, Any], events: Sequence[dict[str, Any]], gap_ms: int,
+             previous_case: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The timeline document of a case from the events of its journey (any order): the latest
+    `MAX_ITEMS` of them, each text capped (`TEXT_LIMITS`); `earlier_steps` counts the steps left out.
+    `previous_case` (id, ticket, title, created): the contact's case this journey starts after."""
     created = case["created_ms"]
     ordered = sorted(events, key=lambda e: (e["ts"], e.get("id", "")))
     kept, left_out = ordered[-MAX_ITEMS:], ordered[:-MAX_ITEMS]
-    items = [_item(event, created) for event in kept]
+    items = stripped_items([_item(event, created) for event in kept])  # titles without the site's suffix
     sessions = _sessions(items, gap_ms)
     if sessions:
         sessions[-1]["ended_in_case"] = created - items[sessions[-1]["last"]]["ms"] <= gap_ms
     earlier = len(steps([_item(event, created) for event in left_out])) if left_out else 0
-    return {
+    document = {
         "case": {k: case.get(k) for k in ("case_id", "ticket", "title", "contact", "visitor", "source")
                  if case.get(k) is not None} | {"created": iso_of(created)},
         "summary": summarize(items, sessions, created, earlier),
@@ -63,6 +66,12 @@ def assemble(case: dict[str, Any], events: Sequence[dict[str, Any]], gap_ms: int
         "truncated": bool(left_out),
         "earlier_steps": earlier,
     }
+    if previous_case:
+        document["previous_case"] = {k: (capped(v, TEXT_LIMITS["title"]) if k == "title" and v else v)
+                                     for k, v in previous_case.items()}
+        if not items:
+            document["summary"]["sentence"] = "No portal activity was recorded between the previous case and this one."
+    return document
 
 
 def _sessions(items: list[dict[str, Any]], gap_ms: int) -> list[dict[str, Any]]:
@@ -174,7 +183,7 @@ def _named(article: dict[str, Any]) -> str:
 NOTE_SEARCHES, NOTE_ARTICLES = 4, 3  # lines of each in the note; the report has them all
 
 
-def note_text(document: dict[str, Any], report_url: str | None = None) -> str:
+def note_text(document: dict[str, Any], report_url: str | None = None, previous_url: str | None = None) -> str:
     """The note written on the case, short enough to read on the case's timeline wall (≤ 15 lines
     however long the journey): the sentence, the searches (those that found nothing marked), the
     articles read, first visit to case, and the report's address; the report has the rest. Each
@@ -201,6 +210,11 @@ def note_text(document: dict[str, Any], report_url: str | None = None) -> str:
         visits = summary["sessions"]
         lines += [f"First visit to case: {'more than ' if summary.get('earlier_steps') else ''}"
                   f"{duration(summary['first_touch_before_case_ms'])}" + (f" ({visits} visits)" if visits > 1 else "")]
+    earlier = document.get("previous_case")
+    if earlier:
+        name = one_line(earlier.get("ticket") or earlier["case_id"])
+        lines.append(f"Starts after the previous case, {name} of {earlier['created'][:10]}"
+                     + (f": {previous_url}" if previous_url else ""))
     if report_url:
         lines.append(f"Full timeline: {report_url}")
     return "\n".join(lines)

@@ -26,6 +26,8 @@ from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import Settings
 from dci.storage.cases import PENDING, ticket_key
+from dci.tickets import TicketPending, unknown_ticket
+from dci.titles import stripped_items
 
 if TYPE_CHECKING:
     from dci.storage import Stores
@@ -95,11 +97,13 @@ def may_list_cases(settings: Settings, asked: Asked) -> bool:
     return bool(asked.params.get("code") or asked.headers.get("x-functions-key"))
 
 
-def case_of(cases: CaseStore, key: str, list_cases: bool = True) -> str:
+def case_of(cases: CaseStore, key: str, list_cases: bool = True, settings: Settings | None = None,
+            now: datetime | None = None) -> str:
     """The case id a route names: the id itself (a GUID), or the one case with that ticket number.
 
     Several cases with that number are a 409 that names them when `list_cases`, and only says how
-    many otherwise."""
+    many otherwise. A number no case here carries is looked up in Dataverse when `settings`
+    configure it (dci/tickets.py: a 404 saying why, or TicketPending while the case is on its way)."""
     if is_guid(key):
         return key.lower()
     if ticket_key(key) is None:
@@ -107,7 +111,7 @@ def case_of(cases: CaseStore, key: str, list_cases: bool = True) -> str:
                       "invalid-case-id", [FieldError("case_id", "must be a GUID or a ticket number")])
     found = cases.cases_with_ticket(key)
     if not found:
-        raise Problem(404, f"No case with ticket number {key} is known here (yet).", "unknown-case")
+        unknown_ticket(key, settings, ms_of(now or datetime.now(timezone.utc)))
     if len(found) > 1 and not list_cases:
         raise Problem(409, f"{len(found)} cases carry ticket number {key}; open one by its id.", "ambiguous-ticket")
     if len(found) > 1:
@@ -118,8 +122,18 @@ def case_of(cases: CaseStore, key: str, list_cases: bool = True) -> str:
 
 def case_timeline(cases: CaseStore, key: str, html: bool, settings: Settings, now: datetime | None = None,
                   keep: Mapping[str, str] | None = None, list_cases: bool = True) -> Reply:
-    """200 with the timeline, 202 while pending, 200 with the reason when skipped, 404 when unknown."""
-    case_id = case_of(cases, key, list_cases)
+    """200 with the timeline, 202 while pending (or, with Dataverse, while a new case's ticket is on its
+    way here), 200 with the reason when skipped, 404 when unknown."""
+    now = now or datetime.now(timezone.utc)
+    try:
+        case_id = case_of(cases, key, list_cases, settings, now)
+    except TicketPending as pending:
+        headers = {"Retry-After": str(pending.wait_seconds)}
+        if html:
+            return _html(202, status_page("Case on its way", pending.detail, refresh_seconds=pending.wait_seconds),
+                         headers)
+        return json_reply(202, {"ticket": pending.ticket, "status": "pending", "created": iso_of(pending.created_ms),
+                                "ready_in_seconds": pending.wait_seconds, "detail": pending.detail}, headers)
     case = cases.case(case_id)
     if case is None:
         raise Problem(404, f"No case {case_id} is known here (yet).", "unknown-case")
@@ -130,7 +144,7 @@ def case_timeline(cases: CaseStore, key: str, html: bool, settings: Settings, no
             return _html(200, status_page("No timeline for this case", f"This case has no portal timeline: {reason}"))
         return json_reply(200, {"case_id": case_id, "status": "skipped", "reason": reason})
     if case["status"] in PENDING or timeline is None:
-        wait = ready_in(case, settings, now or datetime.now(timezone.utc))
+        wait = ready_in(case, settings, now)
         headers = {"Retry-After": str(wait)}
         if html:
             return _html(202, status_page("Timeline on its way", (
@@ -205,6 +219,7 @@ def contact_timeline(stores: Stores, raw_contact: str, params: Mapping[str, str]
     lo, hi = ms_of(first), ms_of(last)
     items = [item for item in attributed(stores.interactions, contact, settings.stitch_window_ms, stores.erased_times())
              if lo <= item["ms"] <= hi and (not types or item["type"] in types)]
+    items = stripped_items(items)  # page titles without the site's suffix (dci/titles.py)
     all_cases = stores.cases.cases_of(contact)
     own_cases = [{"case_id": row["case_id"], "ticket": row.get("ticket") or None, "title": row.get("title") or None,
                   "created": iso_of(row["created_ms"]), "created_ms": row["created_ms"]}
@@ -314,7 +329,9 @@ MAX_CSV_ROWS = 1000
 
 def article_titles(report: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The report with its articles' titles from Dataverse's knowledge articles, when Dataverse is
-    configured and answers; otherwise as the page views gave them (see dci.insights.rollup)."""
+    configured and answers; otherwise as the page views gave them (see dci.insights.rollup), without
+    the site's suffix learnt from this report's titles (dci/titles.py)."""
+    report = {**report, "articles": stripped_items(report["articles"])}
     if settings.dataverse_url is None or not report["articles"]:
         return report
     from dci.dataverse import DataverseError, client_from  # (only the Dataverse paths load requests)
@@ -351,7 +368,7 @@ def insights_behind(asked: Asked, stores: Stores, html: bool) -> Reply:
                 "sessions": sessions, "sessions_followed_by_case": followed,
                 "sessions_without_case": sessions - followed}
     if html:
-        return _html(200, behind_page(document, kept(asked.params)))
+        return _html(200, behind_page(document, kept(asked.params), stores.insights.follow_days))
     return json_reply(200, document, NO_STORE)
 
 
@@ -372,10 +389,11 @@ def insights_reply(asked: Asked, settings: Settings, stores: Stores) -> Reply:
             return _html(problem.status, insights_page(None, asked.params, problem))
         before_first, before_last = previous_period(first, last)
         rollups, missing = stores.insights.read(first, last)
-        report = article_titles(insights_report(first, last, rollups, missing=missing,
-                                                previous=stores.insights.rollups(before_first, before_last)), settings)
+        previous, previous_missing = stores.insights.read(before_first, before_last)
+        report = article_titles(insights_report(first, last, rollups, missing=missing, previous=previous,
+                                                previous_missing=previous_missing), settings)
         if html:
-            return _html(200, insights_page(report, asked.params))
+            return _html(200, insights_page(report, asked.params, follow_days=stores.insights.follow_days))
         return json_reply(200, report, NO_STORE)
 
     return negotiated(asked.params, asked.accept, build)

@@ -112,9 +112,9 @@ def test_insights_of_a_hand_computed_data_set(scene: Scene) -> None:
     # Wilson intervals, 95 %: 2 of 2 is [0.34, 1] (not "100 %"), 2 of 4 is [0.15, 0.85].
     assert body["articles"] == [{"article": "KA-00001", "title": "Article KA-00001", "url": kb("KA-00001"), "reads": 2,
                                  "cases_after": 2, "reads_followed_by_case": 2, "failed_to_deflect_rate": 1.0,
-                                 "failed_to_deflect_interval": [0.3424, 1.0]}]
+                                 "failed_to_deflect_interval": [0.3424, 1.0], "failed_to_deflect_too_few": True}]
     assert body["deflection"] == {"self_service_sessions": 4, "followed_by_case": 2, "deflected": 2, "rate": 0.5,
-                                  "interval": [0.15, 0.85]}
+                                  "interval": [0.15, 0.85], "too_few": True}
     assert body["first_touch_to_case"] == {"cases": 2, "median_ms": (1 * H + 18 * H) // 2}
 
 
@@ -123,7 +123,7 @@ def test_insights_of_one_day_count_cases_that_followed_after_it(scene: Scene) ->
     assert status == 200
     assert body["cases"] == 1  # case 2 was opened the next day ...
     assert body["deflection"] == {"self_service_sessions": 3, "followed_by_case": 2, "deflected": 1, "rate": 0.3333,
-                                  "interval": [0.0615, 0.7923]}
+                                  "interval": [0.0615, 0.7923], "too_few": True}
     assert body["first_touch_to_case"] == {"cases": 1, "median_ms": 1 * H}  # ... but followed D's session
 
 
@@ -136,7 +136,8 @@ def test_insights_change_when_a_contact_is_erased(scene: Scene) -> None:
     assert body["deflection"]["self_service_sessions"] == 3
     assert body["articles"] == [{"article": "KA-00001", "title": "Article KA-00001", "url": kb("KA-00001"), "reads": 1,
                                  "cases_after": 1, "reads_followed_by_case": 1, "failed_to_deflect_rate": 1.0,
-                                 "failed_to_deflect_interval": [0.2065, 1.0]}]
+                                 "failed_to_deflect_interval": [0.2065, 1.0],
+                                 "failed_to_deflect_too_few": True}]
 
 
 def test_reassembly_and_redelivery_do_not_count_twice(scene: Scene) -> None:
@@ -191,7 +192,7 @@ def test_insights_site_search_figures_of_a_hand_computed_day(store: Store) -> No
                                     "exits", "searches_per_session")} == {
         "searches": 5, "with_result_count": 4, "zero": 2, "sessions": 3, "clicked": 2, "refinements": 1, "exits": 2,
         "searches_per_session": 1.67}
-    assert figures["zero_result_rate"] == {"rate": 0.5, "of": 4, "interval": wilson(2, 4)}
+    assert figures["zero_result_rate"] == {"rate": 0.5, "of": 4, "interval": wilson(2, 4), "too_few": True}
     assert [figures[name]["rate"] for name in ("click_through_rate", "refinement_rate", "exit_rate")] == [0.4, 0.2, 0.4]
     assert body["deflection"]["self_service_sessions"] == 4  # a click is not a session of its own
 
@@ -199,20 +200,27 @@ def test_insights_site_search_figures_of_a_hand_computed_day(store: Store) -> No
 def test_insights_trend_day_by_day_against_the_period_before(scene: Scene) -> None:
     status, body = insights_api("from=2031-03-10&to=2031-03-11")
     trend = body["trend"]
+    few = {"zero_result_rate_too_few": True, "click_through_rate_too_few": True, "deflection_rate_too_few": True}
     assert trend["days"] == [
-        {"day": "2031-03-10", "searches": 4, "zero_result_rate": 0.5, "click_through_rate": 0.0, "cases": 1,
-         "deflection_rate": 0.3333},
-        {"day": "2031-03-11", "searches": 1, "zero_result_rate": 1.0, "click_through_rate": 0.0, "cases": 1,
-         "deflection_rate": 1.0}]
-    assert trend["range"] == {"searches": 5, "zero_result_rate": 0.6, "click_through_rate": 0.0, "cases": 2,
-                              "deflection_rate": 0.5}
+        {"day": "2031-03-10", "searches": 4, "zero_result_rate": 0.5, "zero_result_rate_of": 4,
+         "click_through_rate": 0.0, "click_through_rate_of": 4, "cases": 1, "deflection_rate": 0.3333,
+         "deflection_rate_of": 3, **few},
+        {"day": "2031-03-11", "searches": 1, "zero_result_rate": 1.0, "zero_result_rate_of": 1,
+         "click_through_rate": 0.0, "click_through_rate_of": 1, "cases": 1, "deflection_rate": 1.0,
+         "deflection_rate_of": 1, **few}]
+    assert trend["range"] == {"searches": 5, "zero_result_rate": 0.6, "zero_result_rate_of": 5,
+                              "click_through_rate": 0.0, "click_through_rate_of": 5, "cases": 2,
+                              "deflection_rate": 0.5, "deflection_rate_of": 4, **few}
     assert trend["previous"] == {"from": "2031-03-08", "to": "2031-03-09", "searches": 0, "zero_result_rate": None,
-                                 "click_through_rate": None, "cases": 0, "deflection_rate": None}
+                                 "zero_result_rate_of": 0, "click_through_rate": None, "click_through_rate_of": 0,
+                                 "cases": 0, "deflection_rate": None, "deflection_rate_of": 0, **few,
+                                 "missing_days": []}
     assert trend["change"] == {"searches": 5, "zero_result_rate": None, "click_through_rate": None, "cases": 2,
-                               "deflection_rate": None}
+                               "deflection_rate": None, **few}
     # The next two days compare with these two.
     status, later = insights_api("from=2031-03-12&to=2031-03-13")
-    assert later["trend"]["previous"] == {"from": "2031-03-10", "to": "2031-03-11", **trend["range"]}
+    assert later["trend"]["previous"] == {"from": "2031-03-10", "to": "2031-03-11", **trend["range"],
+                                          "missing_days": []}
     assert later["trend"]["change"]["searches"] == -5
 
 
@@ -224,8 +232,11 @@ def test_insights_behind_a_term_or_an_article_are_its_cases_and_sessions(scene: 
         "reset password", 2, 2, 0)
     status, body = insights_api("from=2031-03-10&to=2031-03-11&search=vpn")  # searched by B, who opened no case
     assert (body["cases"], body["sessions"], body["sessions_without_case"]) == ([], 1, 1)
-    status, body = insights_api("from=2031-03-10&to=2031-03-10&article=ka-00001")  # the first day only
-    assert ([c["ticket"] for c in body["cases"]], body["sessions"]) == (["CAS-1"], 2)
+    # A case counts for an article on the day it was read: CAS-2 (created on the 11th) read it on the 10th.
+    status, body = insights_api("from=2031-03-10&to=2031-03-10&article=ka-00001")
+    assert ([c["ticket"] for c in body["cases"]], body["sessions"]) == (["CAS-2", "CAS-1"], 2)
+    status, body = insights_api("from=2031-03-11&to=2031-03-11&article=ka-00001")
+    assert (body["cases"], body["case_count"], body["sessions"]) == ([], 0, 0)
     status, problem = insights_api("search=vpn&article=KA-00001")
     assert status == 400 and problem["type"] == "urn:dci:problem:invalid-parameter"
 
@@ -244,7 +255,8 @@ def test_a_session_counts_as_followed_only_within_the_follow_window() -> None:
               {"visitor": "v2", "session": "s2", "ts": at(2, 9), "type": "search", "query": "y", "results": 1}]
     fact = case_fact({"created_ms": at(2, 10)}, events, follow_days=1)
     assert [days for days in fact["sessions"].values()] == [["2031-03-12"]]  # s1 was 2 days earlier
-    assert fact["searches"] == ["x", "y"] and fact["zero"] == ["x"] and fact["lead_ms"] == 49 * H
+    # Only searches within the follow window count for the case, each on the day it was made.
+    assert fact["searches"] == {"y": "2031-03-12"} and fact["zero"] == {} and fact["lead_ms"] == 49 * H
 
 
 # --- a range is the sum of its days ----------------------------------------------------------------
@@ -309,7 +321,8 @@ def test_rollup_of_one_day_by_hand() -> None:
     events = [{"kind": "search", "term": "vpn", "results": 0, "session": "a"},
               {"kind": "search", "term": "vpn", "results": 0, "session": "b"},
               {"kind": "read", "article": "KA-1", "session": "b"}]
-    cases = [{"searches": ["vpn"], "zero": ["vpn"], "articles": ["KA-1"], "lead_ms": 5, "sessions": {"b": ["d"]}}]
+    cases = [{"day": "d", "searches": ["vpn"], "zero": ["vpn"], "articles": ["KA-1"], "lead_ms": 5,
+              "sessions": {"b": ["d"]}}]
     day = rollup("d", events, cases, followed={"b"})
     assert (day["sessions"], day["sessions_followed"]) == (2, 1)
     assert day["zero_result_searches"] == {"vpn": 2} and day["zero_result_searches_followed"] == {"vpn": 1}

@@ -322,7 +322,8 @@ def test_insights_every_rate_is_at_most_one(generated: list) -> None:
     for n, (facts, cases, followed) in enumerate(generated):
         facts = [{k: v for k, v in f.items() if v is not None and (k != "results" or f["kind"] == "search")}
                  for f in facts]
-        rollups.append(rollup(f"2031-01-0{n + 1}", facts, cases, followed))
+        day = f"2031-01-0{n + 1}"  # (the cases are that day's: their terms and articles count on it)
+        rollups.append(rollup(day, facts, [{"day": day, **case} for case in cases], followed))
     whole = report("2031-01-01", f"2031-01-0{len(generated)}", rollups)
     rates = list(_rates(whole))
     assert rates  # (the walk finds them)

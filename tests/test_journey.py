@@ -90,7 +90,7 @@ def test_journey_the_agent_opens_the_case_by_its_ticket_and_reads_what_the_custo
     assert texts[:6] == ['Read "Reset your password" (KA-01023)', 'Read "Export your invoices" (KA-01025)',
                          'Searched "vpn" – 1 result', 'Opened search result #1: "Set up the VPN client" (KA-01024)',
                          'Read "Set up the VPN client" (KA-01024)',
-                         'Searched "refund policy" – no results found nothing']
+                         'Searched "refund policy" – no results']
     assert agent.locator("tr.zero").count() == 1
     assert texts[6] == "Signed in here; the earlier activity on this browser is attributed to them"
     assert agent.inner_text("h1") == f"Case {ticket}: VPN drops every hour"

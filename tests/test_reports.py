@@ -86,7 +86,7 @@ def test_case_report_shows_one_row_per_step_and_escapes_what_visitors_typed(
     # Seven things done (the engagement is its page view's time) and a sign-in on each browser.
     texts = page.locator("main table.steps tbody tr td:nth-child(3)").all_inner_texts()
     assert texts == ["Signed in", 'Read "Article KA-00002" (KA-00002)', 'Searched "' + "vpn " * 40 + '" – 12 results',
-                     "Signed in", f'Searched "{XSS[0]}" – no results found nothing', f'Searched "{XSS[1]}" – 3 results',
+                     "Signed in", f'Searched "{XSS[0]}" – no results', f'Searched "{XSS[1]}" – 3 results',
                      f'Opened search result #2: "{XSS[1]}" (KA-00001)',
                      f'Read "{XSS[1]}" (KA-00001) (5 min on the page, scrolled 80 %)', "Opened the case form"]
     assert page.locator("svg.timeline circle.mark").count() == len(texts)
@@ -96,6 +96,22 @@ def test_case_report_shows_one_row_per_step_and_escapes_what_visitors_typed(
     assert page.locator("svg.timeline rect.band").count() == len(world["timeline"]["sessions"]) == 2
     assert page.inner_text("h1") == "Case CAS-01234-X1Y2Z3: Help"
     assert page.inner_text(".summary") == world["timeline"]["summary"]["sentence"]
+    # The key steps, in time order, each a link to its row; the search that found nothing flagged.
+    keys = page.locator("ol.key-steps li a")
+    assert keys.all_inner_texts() == ['Read "Article KA-00002" (KA-00002)',
+                                      'Searched "' + "vpn " * 40 + '" – 12 results',
+                                      f'Searched "{XSS[0]}"', f'Searched "{XSS[1]}" – 3 results',
+                                      f'Opened search result #2: "{XSS[1]}" (KA-00001)', texts[7], texts[8]]
+    assert page.locator("ol.key-steps li .flag").all_inner_texts() == ["found nothing"]
+    assert "found nothing" in page.locator("ol.key-steps li").nth(2).inner_text()
+    for index, key in enumerate(keys.all()):
+        row = page.locator(key.get_attribute("href"))  # (#step-n)
+        assert row.count() == 1 and row.evaluate("e => e.tagName") == "TR"
+        assert row.locator("td:nth-child(3)").inner_text() == [texts[1], texts[2], *texts[4:]][index]
+    keys.nth(2).click()
+    assert page.url.endswith("#step-5") and page.locator("tr:target td:nth-child(3)").inner_text() == texts[4]
+    assert "Created" in page.inner_text(".meta") and "Opened on the portal" in page.inner_text(".meta")
+    assert "version" not in page.inner_text(".meta").lower()
     titles = page.locator("svg.timeline circle.mark title").all_text_contents()
     assert titles[1] == '14 h before the case: Read "Article KA-00002" (KA-00002)'
     no_overflow(page)
@@ -159,7 +175,7 @@ def test_insights_dashboard(browser: Any, server: str, world: dict[str, Any], tm
     articles = tables.nth(2)
     assert articles.locator("a").first.get_attribute("href") == kb("KA-00001")
     assert articles.locator("a").first.inner_text() == XSS[1]
-    assert articles.locator("td.rate").first.inner_text() == "too few (1 read)"
+    assert articles.locator("td.rate").first.inner_text() == "too few: 1 of 1 read"
     assert page.locator("a[download]").count() == 3
     # The top search opens what lies behind it: its cases, each opening its report.
     with page.expect_navigation():

@@ -67,6 +67,53 @@ CASES = {
         [("view", 'Read "Set up the VPN client" (KA-01024)'),
          ("signin", "Signed in here; the earlier activity on this browser is attributed to them"),
          ("view", 'Viewed "Home"')]),
+    # Rule 6: navigation folds.
+    "home page views in a row are one step, a language root among them": (
+        [item(0, "page_view", url=f"{BASE}/", title="Home"), item(4, "page_view", url=f"{BASE}/en-US/", title="Home"),
+         item(6, "page_view", url=f"{BASE}/", title="Home")],
+        [("signin", "Signed in"), ("browse", "Visited the home page 3 times")]),
+    "a mix of plain pages names each page once, its reloads counted as views": (
+        [item(0, "page_view", url=f"{BASE}/", title="Home"), item(3, "page_view", url=f"{BASE}/products/",
+                                                                     title="Products"),
+         item(5, "page_view", url=f"{BASE}/", title="Home"), item(7, "page_view", url=f"{BASE}/contact-us/",
+                                                                  title="Contact us")],
+        [("signin", "Signed in"), ("browse", "Browsed 4 pages: Home, Products, Contact us")]),
+    "more than three pages: three named and the rest counted; a page without a title by its path": (
+        [item(s, "page_view", url=f"{BASE}/{name}/", title=name.title() if s else None)
+         for s, name in enumerate(["about", "products", "pricing", "partners", "legal"])],
+        [("signin", "Signed in"), ("browse", "Browsed 5 pages: /about/, Products, Pricing and 2 more")]),
+    "a single plain view stays a view": (
+        [item(0, "page_view", url=f"{BASE}/", title="Home"),
+         item(5, "page_view", url=KB, title="Set up the VPN client", article_number="KA-01024")],
+        [("signin", "Signed in"), ("view", 'Viewed "Home"'), ("view", 'Read "Set up the VPN client" (KA-01024)')]),
+    "ten seconds on a page is reading it, not passing through: it ends the run": (
+        [item(0, "page_view", url=f"{BASE}/", title="Home"), item(2, "page_view", url=f"{BASE}/products/",
+                                                                     title="Products"),
+         item(14, "engagement", url=f"{BASE}/products/", engaged_ms=10_000),
+         item(15, "page_view", url=f"{BASE}/", title="Home"), item(17, "page_view", url=f"{BASE}/pricing/",
+                                                                   title="Pricing")],
+        [("signin", "Signed in"), ("view", 'Viewed "Home"'), ("view", 'Viewed "Products" (10 s on the page)'),
+         ("browse", "Browsed 2 pages: Home, Pricing")]),
+    "an article, a search or the case form between plain pages ends the run": (
+        [item(0, "page_view", url=f"{BASE}/", title="Home"), item(2, "page_view", url=f"{BASE}/a/", title="A"),
+         item(4, "page_view", url=KB, title="VPN", article_number="KA-01024"),
+         item(6, "page_view", url=f"{BASE}/", title="Home"), item(8, "page_view", url=f"{BASE}/b/", title="B"),
+         item(10, "search", url=SEARCH, query="vpn", results=2),
+         item(12, "page_view", url=f"{BASE}/", title="Home"), item(14, "page_view", url=f"{BASE}/", title="Home"),
+         item(16, "page_view", url=f"{BASE}/support/create-case/", title="Create a case"),
+         item(17, "case_form", url=f"{BASE}/support/create-case/")],
+        [("signin", "Signed in"), ("browse", "Browsed 2 pages: Home, A"), ("view", 'Read "VPN" (KA-01024)'),
+         ("browse", "Browsed 2 pages: Home, B"), ("search", 'Searched "vpn" – 2 results'),
+         ("view", 'Viewed "Home" (2 times)'), ("case_form", "Opened the case form")]),
+    "a search or case-form page seen on its own is no navigation": (
+        [item(0, "search", url=SEARCH, query="vpn", results=2), item(3600, "page_view", url=f"{BASE}/", title="Home"),
+         item(3602, "page_view", url=f"{BASE}/search/?q=printer", title="Search"),
+         item(3604, "page_view", url=f"{BASE}/support/create-case/", title="Create a case")],
+        [("signin", "Signed in"), ("search", 'Searched "vpn" – 2 results'), ("view", 'Viewed "Home"'),
+         ("view", 'Viewed "Search"'), ("view", 'Viewed "Create a case"')]),
+    "views further apart than the visit gap never fold": (
+        [item(0, "page_view", url=f"{BASE}/", title="Home"), item(31 * 60, "page_view", url=f"{BASE}/a/", title="A")],
+        [("signin", "Signed in"), ("view", 'Viewed "Home"'), ("view", 'Viewed "A"')]),
 }
 
 
@@ -115,3 +162,26 @@ def test_steps_texts_stored_with_line_breaks_are_shown_on_one_line(brk: str) -> 
     path = _path(items)
     assert path and all(label.splitlines() == [label] for label in path)
     assert all(text.splitlines() == [text] for text in (describe(step) for step in steps(items)))
+
+
+def test_steps_a_folded_run_keeps_every_event_its_first_time_and_its_browser() -> None:
+    items = [item(0, "page_view", url=f"{BASE}/", title="Home", before_case_ms=90_000),
+             item(1, "page_view", "phone", url=SEARCH, title="Search"),  # another browser: its own steps
+             item(2, "engagement", url=f"{BASE}/", engaged_ms=2_000, before_case_ms=88_000),
+             item(3, "page_view", url=f"{BASE}/en-US/", title="Home", before_case_ms=87_000),
+             item(4, "page_view", "phone", url=f"{BASE}/", title="Home"),
+             item(5, "page_view", url=f"{BASE}/", title="Home", before_case_ms=85_000)]
+    laptop_signin, browse, phone_signin, search_page, home = steps(items)
+    assert (laptop_signin["kind"], phone_signin["kind"]) == ("signin", "signin")
+    assert browse["kind"] == "browse" and browse["text"] == "Visited the home page 3 times"
+    assert browse["ms"] == 0 and browse["before_case_ms"] == 90_000 and browse["how"] == "signed in"
+    assert sorted(browse["ids"]) == sorted(i["id"] for i in items if i["visitor"] == "laptop")
+    assert (browse["times"], browse["engaged_ms"], browse["home"], browse["pages"]) == (3, 2_000, True, ["Home"])
+    assert (search_page["kind"], home["kind"]) == ("view", "view")  # one plain view on the phone: no run
+    assert not any(key.startswith("_") for step in steps(items) for key in step)
+
+
+def test_steps_fold_only_within_the_gap_given() -> None:
+    items = [item(0, "page_view", url=f"{BASE}/", title="Home"), item(120, "page_view", url=f"{BASE}/a/", title="A")]
+    assert [step["kind"] for step in steps(items)] == ["signin", "browse"]
+    assert [step["kind"] for step in steps(items, gap_ms=60 * S)] == ["signin", "view", "view"]

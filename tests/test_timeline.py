@@ -55,7 +55,8 @@ def test_timeline_without_activity_says_so() -> None:
 
 
 def test_timeline_keeps_the_last_items_when_there_are_too_many_and_says_how_many_steps_it_left_out() -> None:
-    events = [ev(i / 10, "page_view", url=f"https://p/{i}") for i in range(MAX_ITEMS + 50)]
+    # (articles: plain page views this close together would fold into one step, dci/steps.py rule 6)
+    events = [ev(i / 10, "page_view", url=f"https://p/{i}", article_number=f"KA-{i}") for i in range(MAX_ITEMS + 50)]
     doc = assemble(CASE, events, GAP)
     assert len(doc["items"]) == MAX_ITEMS and doc["truncated"] and doc["earlier_steps"] == 50
     assert doc["items"][-1]["before_case_ms"] == 0

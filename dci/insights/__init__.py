@@ -13,16 +13,27 @@ from dci.insights.day import (
     MAX_KEYS_PER_DAY,
     MAX_TERMS_PER_VISITOR,
     RollupTooLarge,
+    day_rollup,
     encode,
     rollup,
     site_search,
     stored_columns,
     utf16_len,
 )
-from dci.insights.facts import article_link, case_fact, event_fact, session_hash, term, visitor_hash
-from dci.insights.report import MIN_SAMPLE, days, report, total, trend, wilson, with_titles
+from dci.insights.facts import (
+    article_link,
+    case_fact,
+    cases_behind,
+    dated,
+    event_fact,
+    fact_days,
+    session_hash,
+    term,
+    visitor_hash,
+)
+from dci.insights.report import MIN_SAMPLE, days, report, too_few, total, trend, wilson, with_titles
 
 __all__ = ["COLUMN_LIMIT", "MAX_ARTICLES_PER_VISITOR", "MAX_KEYS_PER_DAY", "MAX_TERMS_PER_VISITOR", "MIN_SAMPLE",
-           "RollupTooLarge", "article_link", "case_fact", "days", "encode", "event_fact", "report", "rollup",
-           "session_hash", "site_search", "stored_columns", "term", "total", "trend", "utf16_len", "visitor_hash",
-           "wilson", "with_titles"]
+           "RollupTooLarge", "article_link", "case_fact", "cases_behind", "dated", "day_rollup", "days", "encode",
+           "event_fact", "fact_days", "report", "rollup", "session_hash", "site_search", "stored_columns", "term",
+           "too_few", "total", "trend", "utf16_len", "visitor_hash", "wilson", "with_titles"]

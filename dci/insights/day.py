@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from dci.insights.facts import dated
+
 MAX_KEYS_PER_DAY = 250  # distinct terms or articles a day's rollup keeps per list, the most frequent
 MAX_TERMS_PER_VISITOR = 20  # distinct search terms one visitor adds to a day's lists (more count as "other")
 MAX_ARTICLES_PER_VISITOR = 20  # distinct articles one visitor adds to a day's lists (more count as "other")
@@ -26,10 +28,21 @@ ENTITY_LIMIT = 1024 * 1024  # bytes a Table entity holds, all properties togethe
 MAX_PAGES_PER_DAY = 100  # article titles and addresses a day keeps (one column)
 
 
+def day_rollup(day: str, events: Iterable[Mapping[str, Any]],
+               case_facts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """One day's insights from its event facts and the case facts of that day and of the follow
+    window's days after it (which say which of its sessions a case followed)."""
+    facts = list(case_facts)
+    followed = {key for fact in facts for key, active in fact["sessions"].items() if day in active}
+    return rollup(day, events, facts, followed)
+
+
 def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mapping[str, Any]],
            followed: set[str]) -> dict[str, Any]:
-    """One day's insights: from that day's event facts, the cases created that day, and the set
-    of session hashes that a case followed (within the follow window) — for that day's sessions.
+    """One day's insights: from that day's event facts, case facts (those created that day are
+    the day's cases; a term, zero-result term or article of any of them counts on the day of its
+    search or read: `facts.dated`), and the set of session hashes that a case followed (within
+    the follow window) — for that day's sessions.
 
     Bounded whatever the facts (docs/REPORTS.md): facts are taken in time order; a visitor's terms
     beyond MAX_TERMS_PER_VISITOR and articles beyond MAX_ARTICLES_PER_VISITOR count in `other`;
@@ -72,10 +85,12 @@ def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mappin
     leads: list[int] = []
     count = 0
     for case in cases:
+        for name, key in (("searches_before_cases", "searches"), ("zero_result_searches_before_cases", "zero"),
+                          ("articles_before_cases", "articles")):
+            counts[name].update(k for k, on in dated(case, key).items() if on == day)
+        if case["day"] != day:
+            continue
         count += 1
-        counts["searches_before_cases"].update(case["searches"])
-        counts["zero_result_searches_before_cases"].update(case["zero"])
-        counts["articles_before_cases"].update(case["articles"])
         if case.get("lead_ms") is not None:
             leads.append(case["lead_ms"])
     lists, other = _bounded_lists(counts)

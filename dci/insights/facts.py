@@ -9,7 +9,7 @@ are capped here; an article's link is only ever its own knowledge-article addres
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -97,29 +97,30 @@ def _received_ms(received_at: object) -> int | None:
 
 
 def case_fact(case: Mapping[str, Any], events: Sequence[Mapping[str, Any]], follow_days: int) -> dict[str, Any]:
-    """What a case contributes to insights, from the events its timeline was assembled from.
+    """What a case contributes to insights, from the events of its journey (dci/window.py).
 
-    `events` carry `visitor`, `session`, `ts`, `type` and the event's fields. Searches and reads
-    count for the case once each (distinct terms, distinct articles); sessions are those with an
-    event within `follow_days` before the case, with the days they were active. Bounded however
-    long the journey (it is one stored property): the MAX_CASE_TERMS latest distinct terms (and as
-    many that found nothing), MAX_CASE_ARTICLES articles, MAX_CASE_SESSIONS sessions and
-    MAX_CASE_SESSION_DAYS days of them.
+    `events` carry `visitor`, `session`, `ts`, `type` and the event's fields. Of the searches and
+    reads within `follow_days` before the case, each distinct term (and each that found nothing)
+    and article counts for the case once, on the day of its last search or read before the case
+    (`searches`, `zero`, `articles`: key → day): a figure of a range counts a case for a term only
+    when that search was made in the range, so per term it never exceeds the searches. Sessions
+    are those with an event within `follow_days` before the case, with the days they were active.
+    Bounded however long the journey (it is one stored property): the MAX_CASE_TERMS latest
+    distinct terms (and as many that found nothing), MAX_CASE_ARTICLES articles, MAX_CASE_SESSIONS
+    sessions and MAX_CASE_SESSION_DAYS days of them.
     """
     created = case["created_ms"]
     horizon = created - follow_days * DAY_MS
-    latest_first = sorted(events, key=lambda e: e["ts"], reverse=True)
-    searches = _latest({term(e["query"]) for e in latest_first if e.get("type") == "search" and e.get("query")},
-                       latest_first, MAX_CASE_TERMS)
-    zero = _latest({term(e["query"]) for e in latest_first
-                    if e.get("type") == "search" and e.get("query") and e.get("results") == 0}, latest_first,
-                   MAX_CASE_TERMS)
-    articles = _latest({capped(e["article_number"].upper(), MAX_ARTICLE) for e in latest_first
-                        if e.get("type") == "page_view" and e.get("article_number")}, latest_first, MAX_CASE_ARTICLES)
+    latest_first = sorted((e for e in events if horizon <= e["ts"] <= created), key=lambda e: e["ts"], reverse=True)
+    searched = [e for e in latest_first if e.get("type") == "search" and e.get("query")]
+    searches = _dated(((term(e["query"]), e["ts"]) for e in searched), MAX_CASE_TERMS)
+    zero = _dated(((term(e["query"]), e["ts"]) for e in searched if e.get("results") == 0), MAX_CASE_TERMS)
+    articles = _dated(((capped(str(e["article_number"]).upper(), MAX_ARTICLE), e["ts"]) for e in latest_first
+                       if e.get("type") == "page_view" and e.get("article_number")), MAX_CASE_ARTICLES)
     sessions: dict[str, set[str]] = {}
     pairs = 0  # (session, day) pairs kept: a session id can be re-used for many days
     for event in latest_first:
-        if horizon <= event["ts"] <= created and event.get("session"):
+        if event.get("session"):
             key, day = session_hash(event["visitor"], event["session"]), day_of(event["ts"])
             if (key not in sessions and len(sessions) >= MAX_CASE_SESSIONS) or (
                     day not in sessions.get(key, ()) and pairs >= MAX_CASE_SESSION_DAYS):
@@ -133,20 +134,39 @@ def case_fact(case: Mapping[str, Any], events: Sequence[Mapping[str, Any]], foll
         "zero": zero,
         "articles": articles,
         "sessions": {key: sorted(active) for key, active in sorted(sessions.items())},
-        "lead_ms": None if first is None else created - first,
+        "lead_ms": None if first is None or first > created else created - first,
     }
 
 
-def _latest(keys: set[str], latest_first: Sequence[Mapping[str, Any]], limit: int) -> list[str]:
-    """Of `keys` (terms or article numbers), the `limit` seen last before the case, sorted."""
-    if len(keys) <= limit:
-        return sorted(keys)
-    order: dict[str, None] = {}
-    for event in latest_first:
-        named = (term(event.get("query") or ""), capped(str(event.get("article_number") or "").upper(), MAX_ARTICLE))
-        for key in named:
-            if key in keys:
-                order.setdefault(key, None)
-        if len(order) >= limit:
-            break
-    return sorted(list(order)[:limit])
+def _dated(latest_first: Iterable[tuple[str, int]], limit: int) -> dict[str, str]:
+    """Of (key, time) pairs, latest first: the `limit` keys seen last, each with the day it was last seen."""
+    out: dict[str, str] = {}
+    for key, ts in latest_first:
+        if key not in out:
+            if len(out) >= limit:
+                break
+            out[key] = day_of(ts)
+    return dict(sorted(out.items()))
+
+
+def dated(fact: Mapping[str, Any], name: str) -> dict[str, str]:
+    """A case fact's terms or articles (`searches`, `zero`, `articles`) with the day each counts on:
+    a fact written before issue 24 lists them, all on the case's own day."""
+    value = fact.get(name) or {}
+    return dict(value) if isinstance(value, Mapping) else dict.fromkeys(value, fact["day"])
+
+
+def fact_days(fact: Mapping[str, Any]) -> set[str]:
+    """The days whose rollups a case fact counts in: its own, its sessions' and its terms' and articles'."""
+    return {fact["day"], *(d for active in fact["sessions"].values() for d in active),
+            *(d for name in ("searches", "zero", "articles") for d in dated(fact, name).values())}
+
+
+def cases_behind(facts: Iterable[tuple[str, Mapping[str, Any]]], first: str, last: str, *, search: str | None = None,
+                 article: str | None = None) -> list[tuple[str, str]]:
+    """Of (case id, case fact) pairs, the cases (id, day of the case) that count for the search term
+    or article in `first`..`last` — its search or read fell in the range — newest first: the cases
+    behind the figure the report gives for it."""
+    name, key = ("searches", search) if search is not None else ("articles", article)
+    return sorted(((case_id, fact["day"]) for case_id, fact in facts
+                   if first <= dated(fact, name).get(key or "", "") <= last), key=lambda c: (c[1], c[0]), reverse=True)

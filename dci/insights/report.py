@@ -15,7 +15,7 @@ from typing import Any
 from dci.insights.day import COUNTS, SITE_SEARCH
 from dci.insights.facts import article_link
 
-MIN_SAMPLE = 10  # below this many, a rate is "too few" on the dashboard (JSON: its interval says how unsure)
+MIN_SAMPLE = 20  # the one small-sample rule: a rate of fewer than this many is "too few" (JSON and page alike)
 Z95 = 1.959964  # the 95 % normal quantile, for Wilson intervals
 
 
@@ -23,6 +23,18 @@ def days(first: str, last: str) -> list[str]:
     """Every date from `first` to `last`, inclusive."""
     start, end = date.fromisoformat(first), date.fromisoformat(last)
     return [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+
+
+def too_few(whole: int) -> bool:
+    """The small-sample rule of every rate in the insights: its denominator (`of`, the reads, the
+    sessions) is under MIN_SAMPLE — no denominator at all included. Such a rate is flagged, greyed on
+    the page, and never compared."""
+    return whole < MIN_SAMPLE
+
+
+def rated(part: int, whole: int) -> dict[str, Any]:
+    """A rate as the JSON carries it: `rate`, its sample `of`, its 95 % Wilson `interval`, `too_few`."""
+    return {"rate": _rate(part, whole), "of": whole, "interval": wilson(part, whole), "too_few": too_few(whole)}
 
 
 def site_search_report(counts: Mapping[str, int]) -> dict[str, Any]:
@@ -34,8 +46,7 @@ def site_search_report(counts: Mapping[str, int]) -> dict[str, Any]:
              "exit_rate": (counts["exits"], searches)}
     return {**counts,
             "searches_per_session": round(searches / counts["sessions"], 2) if counts["sessions"] else None,
-            **{name: {"rate": _rate(part, whole), "of": whole, "interval": wilson(part, whole)}
-               for name, (part, whole) in rates.items()}}
+            **{name: rated(part, whole) for name, (part, whole) in rates.items()}}
 
 
 def total(rollups: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -83,33 +94,48 @@ def _before(page: Mapping[str, Any], known: Mapping[str, Any]) -> bool:
 
 
 TREND = ("searches", "zero_result_rate", "click_through_rate", "cases", "deflection_rate")
+TREND_RATES = ("zero_result_rate", "click_through_rate", "deflection_rate")
 
 
 def day_figures(rollup_of_day: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The trend's figures of one day (a day without a rollup recorded nothing)."""
+    """The trend's figures of one day (a day without a rollup recorded nothing): each rate with its
+    denominator (`{rate}_of`) and the small-sample flag (`{rate}_too_few`)."""
     day = rollup_of_day or {}
     ss = day.get("site_search") or dict.fromkeys(SITE_SEARCH, 0)
     sessions, followed = day.get("sessions", 0), day.get("sessions_followed", 0)
-    return {"searches": ss["searches"], "zero_result_rate": _rate(ss["zero"], ss["with_result_count"]),
-            "click_through_rate": _rate(ss["clicked"], ss["searches"]), "cases": day.get("cases", 0),
-            "deflection_rate": _rate(sessions - followed, sessions)}
+    return {"searches": ss["searches"], **_trend_rate("zero_result_rate", ss["zero"], ss["with_result_count"]),
+            **_trend_rate("click_through_rate", ss["clicked"], ss["searches"]), "cases": day.get("cases", 0),
+            **_trend_rate("deflection_rate", sessions - followed, sessions)}
+
+
+def _trend_rate(name: str, part: int, whole: int) -> dict[str, Any]:
+    return {name: _rate(part, whole), f"{name}_of": whole, f"{name}_too_few": too_few(whole)}
 
 
 def trend(first: str, last: str, rollups: Sequence[Mapping[str, Any]],
-          previous: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
+          previous: Sequence[Mapping[str, Any]] | None, previous_missing: Sequence[str] = ()) -> dict[str, Any]:
     """Each day's figures over the range and, given the rollups of the period of equal length just
-    before it, that period's figures and the change."""
+    before it (and its days that could not be built, `previous_missing`), that period's figures and
+    the change: a rate's change is null, and flagged `{rate}_too_few`, when either period's rate is
+    too few."""
     by_day = {day["day"]: day for day in rollups}
     series = [{"day": day, **day_figures(by_day.get(day))} for day in days(first, last)]
     result: dict[str, Any] = {"days": series, "range": _period_figures(rollups)}
     if previous is not None:
         start = date.fromisoformat(first)
         length = (date.fromisoformat(last) - start).days + 1
-        before = _period_figures(previous)
+        now, before = result["range"], _period_figures(previous)
         result["previous"] = {"from": (start - timedelta(days=length)).isoformat(),
-                              "to": (start - timedelta(days=1)).isoformat(), **before}
-        result["change"] = {name: None if before[name] is None or result["range"][name] is None
-                            else round(result["range"][name] - before[name], 4) for name in TREND}
+                              "to": (start - timedelta(days=1)).isoformat(), **before,
+                              "missing_days": sorted(previous_missing)}
+        change: dict[str, Any] = {}
+        for name in TREND:
+            few = name in TREND_RATES and (now[f"{name}_too_few"] or before[f"{name}_too_few"])
+            change[name] = None if few or now[name] is None or before[name] is None else round(
+                now[name] - before[name], 4)
+            if name in TREND_RATES:
+                change[f"{name}_too_few"] = few
+        result["change"] = change
     return result
 
 
@@ -120,10 +146,12 @@ def _period_figures(rollups: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def report(first: str, last: str, rollups: Sequence[Mapping[str, Any]], top: int = 20,
-           previous: Sequence[Mapping[str, Any]] | None = None, missing: Sequence[str] = ()) -> dict[str, Any]:
+           previous: Sequence[Mapping[str, Any]] | None = None, missing: Sequence[str] = (),
+           previous_missing: Sequence[str] = ()) -> dict[str, Any]:
     """What a support manager reads: the KPIs over the range, ranked lists, rates, the daily trend
-    (and, given the previous period's rollups, the comparison with it). `missing`: the range's days
-    whose rollups could not be built, left out of every figure and named (`missing_days`)."""
+    (and, given the previous period's rollups, the comparison with it). `missing`, `previous_missing`:
+    the days of the range, and of the previous period, whose rollups could not be built, left out of
+    every figure and named (`missing_days`, `trend.previous.missing_days`)."""
     sums = total(rollups)
     searches, before = sums["searches"], sums["searches_before_cases"]
     reads, read_before, read_followed = sums["article_reads"], sums["articles_before_cases"], sums[
@@ -147,13 +175,14 @@ def report(first: str, last: str, rollups: Sequence[Mapping[str, Any]], top: int
             {"article": a, **_page(sums["article_pages"].get(a)), "reads": reads.get(a, 0), "cases_after": n,
              "reads_followed_by_case": read_followed.get(a, 0),
              "failed_to_deflect_rate": _rate(read_followed.get(a, 0), reads.get(a, 0)),
-             "failed_to_deflect_interval": wilson(read_followed.get(a, 0), reads.get(a, 0))}
+             "failed_to_deflect_interval": wilson(read_followed.get(a, 0), reads.get(a, 0)),
+             "failed_to_deflect_too_few": too_few(reads.get(a, 0))}
             for a, n in _ranked(read_before, top)],
         "deflection": {"self_service_sessions": sessions, "followed_by_case": followed,
                        "deflected": sessions - followed, "rate": _rate(sessions - followed, sessions),
-                       "interval": wilson(sessions - followed, sessions)},
+                       "interval": wilson(sessions - followed, sessions), "too_few": too_few(sessions)},
         "site_search": site_search_report(sums["site_search"]),
-        "trend": trend(first, last, rollups, previous),
+        "trend": trend(first, last, rollups, previous, previous_missing),
         "first_touch_to_case": {"cases": len(leads) + sums["other"]["lead_ms"],
                                 "median_ms": int(statistics.median(leads)) if leads else None},
         "other": sums["other"],

@@ -12,8 +12,9 @@ Rules:
    visitor's stored events — so a sign-in after anonymous browsing updates the earlier rows.
 3. Visitors and sessions appear only as pseudonyms: a one-way hash of the beacon's random id, the
    same in both tables and in every export, never the cookie's value.
-4. `case_id` and `ticket` name the earliest case whose timeline holds the event (visitor and id:
-   an event can precede several of a contact's cases; the first is the one it led to).
+4. `case_id` and `ticket` name the case whose timeline holds the event (visitor and id): one case,
+   as journeys are cut (dci/window.py); timelines assembled before journeys were cut may share an
+   event, and then the earliest case is the one it led to.
 5. A `cases` row holds the case and its timeline's figures; a case without a timeline is not
    exported (it has not settled yet, or was skipped).
 """

@@ -131,8 +131,12 @@ class LocalDataverse:
             offset = 0
             size_match = re.search(r"odata\.maxpagesize=(\d+)", prefer)
             size = int(size_match.group(1)) if size_match else 5000
+        # `ticketnumber eq '…'` ('' for a quote), compared without regard to case as Dataverse does.
+        ticket = re.search(r"ticketnumber eq '((?:[^']|'')*)'", params.get("$filter", [""])[0])
+        wanted = ticket.group(1).replace("''", "'").lower() if ticket else None
         with self.lock:
-            rows = sorted((r for r in self.incidents if r["createdon"] >= since),
+            rows = sorted((r for r in self.incidents if r["createdon"] >= since
+                           and (wanted is None or (r["ticketnumber"] or "").lower() == wanted)),
                           key=lambda r: (r["createdon"], r["incidentid"]))
         page = rows[offset:offset + size]
         annotate = "include-annotations" in prefer
@@ -172,8 +176,10 @@ class LocalDataverse:
         for note in reversed(notes):
             case = re.search(r"\(([0-9a-f-]{36})\)", note.get("objectid_incident@odata.bind", ""))
             case_id = case.group(1) if case else "?"
+            written = note.get("updates", 0) + 1
+            times = "once" if written == 1 else f"{written} times"
             blocks.append(f"=== Case {tickets.get(case_id, case_id)}: {note.get('subject', '')} "
-                          f"(written {note.get('updates', 0) + 1} time(s))\n{note.get('notetext', '')}")
+                          f"(written {times})\n{note.get('notetext', '')}")
         return "\n\n".join(blocks) or "No note has been written yet."
 
     def notes_for(self, case_id: str) -> list[dict[str, Any]]:

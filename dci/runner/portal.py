@@ -25,6 +25,15 @@ ARTICLES = {
 PAGE_SIZE = 2  # results per page: the total line ("Results 1 – 2 of 3") says how many there are
 DEMO_CONTACT = "6f1c2a4e-0b7d-4c1e-9a55-2f4d8b1e7c30"
 Response = tuple[int, dict[str, str], bytes]
+# What a maker puts on the confirmation page in Power Pages (docs/INSTALL-POWER-PAGES.md): the demo
+# fills the number in itself; the beacon reads it from the element `data-ticket` selects.
+CONFIRMATION_SNIPPET = """
+<!-- On Power Pages, show the new case's ticket number where the beacon reads it (data-ticket,
+     default [data-ticket-number]): in the case form's success message or the confirmation page's
+     copy, with Liquid:
+       <p>Your case number is <span data-ticket-number>{{ case.ticketnumber }}</span>.</p>
+     The beacon then reports `case_submitted` with it, and an agent opens the report by that number. -->
+"""
 
 
 def article_path(number: str) -> str:
@@ -85,9 +94,10 @@ class DemoPortal:
             if contact and self.on_case:
                 self.on_case(contact, ticket, query.get("title", [""])[0] or "Case from the demo portal")
             report = (f'<p>Support side: <a href="/api/cases/{ticket}/timeline?format=html">the agent\'s report '
-                      "of this case</a></p>" if contact and self.on_case else "")
-            return self._page(host, contact, "Case created",
-                              f'<p>Your case number is <span data-ticket-number>{ticket}</span>.</p>{report}')
+                      "of this case</a> (until the case reaches the app, it says so and reloads itself)</p>"
+                      if contact and self.on_case else "")
+            return self._page(host, contact, "Case created", CONFIRMATION_SNIPPET
+                              + f'<p>Your case number is <span data-ticket-number>{ticket}</span>.</p>{report}')
         if path in ("", "/"):
             links = "".join(f'<li><a href="{article_path(n)}">{html.escape(t)}</a></li>'
                             for n, (t, _, _) in ARTICLES.items())

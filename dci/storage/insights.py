@@ -29,7 +29,17 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import EdmType, EntityProperty, UpdateMode
 
 from dci import telemetry
-from dci.insights import COLUMN_LIMIT, RollupTooLarge, days, encode, rollup, stored_columns, utf16_len
+from dci.insights import (
+    COLUMN_LIMIT,
+    RollupTooLarge,
+    cases_behind,
+    day_rollup,
+    days,
+    encode,
+    fact_days,
+    stored_columns,
+    utf16_len,
+)
 from dci.storage.tables import AutoTable, plain
 
 if TYPE_CHECKING:
@@ -82,7 +92,7 @@ class InsightStore:
             raise RollupTooLarge(f"the case's fact would take {utf16_len(text)} UTF-16 units (at most {COLUMN_LIMIT})")
         row = {"PartitionKey": f"c_{fact['day']}", "RowKey": case_id, "fact": text}
         self._table.write(lambda client: client.upsert_entity(row, mode=UpdateMode.REPLACE))
-        self.mark({fact["day"], *(d for active in fact["sessions"].values() for d in active)})
+        self.mark(fact_days(fact))
 
     def remove_case(self, case_id: str, day: str) -> None:
         """Delete a case's fact (erasure), marking the days it counted in."""
@@ -91,13 +101,14 @@ class InsightStore:
             return
         fact = json.loads(row["fact"])
         self._table.delete(f"c_{day}", case_id)
-        self.mark({day, *(d for active in fact["sessions"].values() for d in active)})
+        self.mark(fact_days(fact))
 
     def behind(self, first: str, last: str, *, search: str | None = None,
                article: str | None = None) -> tuple[list[tuple[str, str]], int, int]:
         """What lies behind a search term or an article over the days `first`..`last`: the cases
-        (id, day) whose timelines hold it, newest first; the sessions that searched or read it; and
-        how many of those a case followed (within the follow window). Two range queries."""
+        (id, day of the case) whose journeys searched or read it in the range (`cases_behind`); the
+        sessions that searched or read it; and how many of those a case followed (within the follow
+        window). Two range queries."""
         def rows(prefix: str, until: str, also: str = "", **values: str) -> list[dict[str, Any]]:
             try:
                 return [plain(row) for row in self._table.client.query_entities(
@@ -107,14 +118,12 @@ class InsightStore:
                 return []
 
         after = self._followed_until(last)
-        facts = [(row["RowKey"], row["PartitionKey"][2:], json.loads(row["fact"])) for row in rows("c_", after)]
+        facts = [(row["RowKey"], json.loads(row["fact"])) for row in rows("c_", after)]
         # Only the events of that term or article come back (the service filters them).
         matching = rows("e_", last, " and kind eq 'search' and term eq @value", value=search) if search is not None \
             else rows("e_", last, " and kind eq 'read' and article eq @value", value=article or "")
-        cases = sorted(((case_id, day) for case_id, day, fact in facts if day <= last and (
-            (search is not None and search in fact["searches"]) or
-            (article is not None and article in fact["articles"]))), key=lambda c: (c[1], c[0]), reverse=True)
-        followed = {session for _, _, fact in facts for session in fact["sessions"]}
+        cases = cases_behind(facts, first, last, search=search, article=article)
+        followed = {session for _, fact in facts for session in fact["sessions"]}
         sessions = {row["session"] for row in matching}
         return cases, len(sessions), len(sessions & followed)
 
@@ -231,16 +240,9 @@ class InsightStore:
         """A day's rollup from its facts: its events, its cases, and the cases of the following
         `follow_days` days (which say which of its sessions a case followed)."""
         events = self._table.partition(f"e_{day}")
-        later = days(day, self._followed_until(day))
-        followed: set[str] = set()
-        own: list[dict[str, Any]] = []
-        for other in later:
-            for row in self._table.partition(f"c_{other}"):
-                fact = json.loads(row["fact"])
-                if other == day:
-                    own.append(fact)
-                followed.update(key for key, active in fact["sessions"].items() if day in active)
-        return rollup(day, events, own, followed)
+        facts = [json.loads(row["fact"]) for other in days(day, self._followed_until(day))
+                 for row in self._table.partition(f"c_{other}")]
+        return day_rollup(day, events, facts)
 
     def rollups(self, first: str, last: str) -> list[dict[str, Any]]:
         """The rollups of the days from `first` to `last` (dirty ones recomputed first); days
