@@ -62,19 +62,30 @@ def handle(body: bytes, stores: Stores, settings: Settings, now_ms: int, dataver
     return outcome
 
 
+def contact_events(store: InteractionStore, contact: str, settings: Settings,
+                   erased: Mapping[str, int] | None = None) -> list[dict]:
+    """Every event attributed to the contact, on every browser they signed in on, each with its
+    visitor and attribution."""
+    picked = []
+    for visitor, rows, owners in owned(store, contact, settings.stitch_window_ms, erased):
+        picked += [{**row, "visitor": visitor, "attribution": owner.how}
+                   for row, owner in zip(rows, owners) if owner.contact == contact]
+    return picked
+
+
+def journey(case: Case, events: Sequence[dict], cases: Sequence[Mapping[str, Any]], settings: Settings) -> list[dict]:
+    """Of the contact's events, those of the case's journey (dci/window.py): after their previous
+    case (`cases`: the contact's cases; the case itself is added when missing), up to its creation
+    and its own confirmation."""
+    known = [c for c in cases if c["case_id"] != case["case_id"]] + [case]
+    return [dict(event) for event in journeys(known, events, settings.lookback_ms)[case["case_id"]]]
+
+
 def case_events(store: InteractionStore, case: Case, settings: Settings,
                 erased: Mapping[str, int] | None = None,
                 cases: Sequence[Mapping[str, Any]] = ()) -> list[dict]:
-    """The events of the case's journey (dci/window.py): its customer's, after their previous
-    case (`cases`: the contact's cases; the case itself is added when missing), up to its
-    creation and its own confirmation, each with its attribution."""
-    window = settings.stitch_window_ms
-    picked = []
-    for visitor, rows, owners in owned(store, case["contact"], window, erased):
-        picked += [{**row, "visitor": visitor, "attribution": owner.how}
-                   for row, owner in zip(rows, owners) if owner.contact == case["contact"]]
-    known = [c for c in cases if c["case_id"] != case["case_id"]] + [case]
-    return [dict(event) for event in journeys(known, picked, settings.lookback_ms)[case["case_id"]]]
+    """The events of the case's journey, each with its attribution (`contact_events`, `journey`)."""
+    return journey(case, contact_events(store, case["contact"], settings, erased), cases, settings)
 
 
 def previous_case(case: Case, cases: Sequence[Mapping[str, Any]], settings: Settings) -> dict[str, Any] | None:
@@ -122,8 +133,9 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
                     extra={"case_id": case["case_id"]})
         return "deferred"
     others = cases.cases_of(case["contact"])
-    events = case_events(stores.interactions, case, settings, stores.erased_times(), others)
-    document = assemble(case, events, settings.session_gap_ms, previous_case(case, others, settings))
+    everything = contact_events(stores.interactions, case["contact"], settings, stores.erased_times())
+    events = journey(case, everything, others, settings)
+    document = assemble(case, events, settings.session_gap_ms, previous_case(case, others, settings), everything)
     if dataverse is not None and case.get("source") != "portal":
         name = _name_of(dataverse, case["contact"])
         if name:  # shown on the report; kept in the timeline row, which erasure deletes with the contact

@@ -204,6 +204,12 @@ def key_steps(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return listed
 
 
+def relative(ms: int, created_ms: int) -> str:
+    """When a step happened against the case: "3 min before", or "4 s after" (a case's own
+    confirmation page comes seconds after Dataverse made it)."""
+    return f"{duration(ms - created_ms)} after" if ms > created_ms else f"{duration(created_ms - ms)} before"
+
+
 def case_page(document: dict[str, Any], gap_ms: int, keep: Mapping[str, str] | None = None) -> bytes:
     """The report an agent opens from the case: the key steps, linked to their rows, then one row per
     thing the customer did (`id="step-n"`); the contact's previous case, when the document names one."""
@@ -214,7 +220,7 @@ def case_page(document: dict[str, Any], gap_ms: int, keep: Mapping[str, str] | N
         step["n"] = n
     key = key_steps(rows)
     points = [{"ms": step["ms"], "kind": step["kind"], "zero": step.get("zero", False),
-               "label": f"{duration(step.get('before_case_ms', 0))} before the case: {step['text']}"} for step in rows]
+               "label": f"{relative(step['ms'], created_ms)} the case: {step['text']}"} for step in rows]
     points.append({"ms": created_ms, "kind": "case", "label": f"Case created {when(created_ms)}"})
     visits = _visits(rows, gap_ms)
     if visits:
@@ -226,7 +232,7 @@ def case_page(document: dict[str, Any], gap_ms: int, keep: Mapping[str, str] | N
                   searches=len(summary["searches"]), zero=len(summary["zero_result_searches"]),
                   articles=len(summary["articles"]), keep=keep or {}, contact_link=contact_link,
                   case_link=case_link, key_steps=key[-KEY_STEPS:], earlier_key_steps=max(0, len(key) - KEY_STEPS),
-                  previous=document.get("previous_case"))
+                  previous=document.get("previous_case"), created_ms=created_ms, relative=relative)
 
 
 def contact_page(report: dict[str, Any], gap_ms: int, keep: Mapping[str, str] | None = None) -> bytes:

@@ -45,14 +45,15 @@ def _item(event: dict[str, Any], created_ms: int) -> dict[str, Any]:
 
 
 def assemble(case: dict[str, Any], events: Sequence[dict[str, Any]], gap_ms: int,
-             previous_case: dict[str, Any] | None = None) -> dict[str, Any]:
+             previous_case: dict[str, Any] | None = None, seen: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """The timeline document of a case from the events of its journey (any order): the latest
     `MAX_ITEMS` of them, each text capped (`TEXT_LIMITS`); `earlier_steps` counts the steps left out.
-    `previous_case` (id, ticket, title, created): the contact's case this journey starts after."""
+    `previous_case` (id, ticket, title, created): the contact's case this journey starts after;
+    `seen`: more of the contact's events, to learn the site's title suffix from (dci/titles.py)."""
     created = case["created_ms"]
     ordered = sorted(events, key=lambda e: (e["ts"], e.get("id", "")))
     kept, left_out = ordered[-MAX_ITEMS:], ordered[:-MAX_ITEMS]
-    items = stripped_items([_item(event, created) for event in kept])  # titles without the site's suffix
+    items = stripped_items([_item(event, created) for event in kept], seen)  # titles without the site's suffix
     sessions = _sessions(items, gap_ms)
     if sessions:
         sessions[-1]["ended_in_case"] = created - items[sessions[-1]["last"]]["ms"] <= gap_ms

@@ -99,13 +99,16 @@ def host_of(url: object) -> str:
         return ""
 
 
-def stripped_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def stripped_items(items: list[dict[str, Any]], seen: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """Timeline items or interactions (dicts with optional `url` and `title`) with each title
-    without its host's suffix, learnt from these items' own titles: new dicts for items with a
-    title, the others as they are."""
+    without its host's suffix, learnt from these items' own titles and those of `seen` (more of the
+    same customer's activity: a journey of one article has one title to learn from): new dicts
+    for items with a title, the others as they are."""
     titled = [(index, host_of(item.get("url")), item["title"]) for index, item in enumerate(items)
               if isinstance(item.get("title"), str) and item["title"]]
-    learnt = suffixes((host, title) for _, host, title in titled)
+    more = [(host_of(row.get("url")), row["title"]) for row in seen
+            if isinstance(row.get("title"), str) and row["title"]]
+    learnt = suffixes([*((host, title) for _, host, title in titled), *more])
     out = list(items)
     for index, host, title in titled:
         out[index] = {**items[index], "title": strip(title, learnt.get(host))}

@@ -4,8 +4,9 @@ A contact's cases, in order (created; then ticket; then id), cut their activity 
 that a customer's second case holds what they did after the first and nothing of it:
 
 1. a case's own confirmation is its own (claimed): a verified `case_submitted` event naming its
-   ticket, within CLAIM_MS of its creation, with the page it was sent from (a view of the same
-   address on the same browser within a minute either way, and the time spent on that page);
+   ticket, within CLAIM_MS of its creation, with the page it was sent from — the page view next to
+   it on that browser, of the same address within a minute, and the time spent on that page until
+   the browser's next page view (`_its_page`); a later visit to the same address is not part of it;
 2. a case ends at its creation (plus the second `createdon` rounds off) or at its last claimed
    event, whichever is later;
 3. every other event belongs to the first case, in order, that it does not come after the end
@@ -43,26 +44,51 @@ def claims(cases: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any
         if case.get("ticket"):
             by_ticket.setdefault(str(case["ticket"]).upper(), case)
     claimed: dict[int, str] = {}
-    pages: list[tuple[str, str, int, str]] = []  # (browser, address, time, case id) of each confirmation
     for index, event in enumerate(events):
         case = by_ticket.get(str(event.get("ticket") or "").upper())
         if event.get("type") == "case_submitted" and case is not None and event.get("attribution") == VERIFIED \
                 and abs(event["ts"] - case["created_ms"]) <= CLAIM_MS:
             claimed[index] = case["case_id"]
-            pages.append((event.get("visitor", ""), event.get("url") or "", event["ts"], case["case_id"]))
-    if not pages:
+    if not claimed:
         return claimed
+    browsers: dict[str, list[int]] = {}
     for index, event in enumerate(events):
-        if index in claimed or event.get("type") not in ("page_view", "engagement"):
-            continue
-        for browser, url, ts, case_id in pages:
-            if event.get("visitor", "") != browser or (event.get("url") or "") != url or not url:
-                continue
-            if (event["type"] == "page_view" and abs(event["ts"] - ts) <= SAME_PAGE_MS) or (
-                    event["type"] == "engagement" and 0 <= event["ts"] - ts <= PAGE_TIME_MS):
-                claimed[index] = case_id
-                break
+        browsers.setdefault(event.get("visitor", ""), []).append(index)
+    for indexes in browsers.values():
+        indexes.sort(key=lambda i: (events[i]["ts"], str(events[i].get("id", ""))))
+    for submission, case_id in list(claimed.items()):
+        if events[submission].get("type") == "case_submitted":
+            claimed.update(dict.fromkeys(_its_page(events, browsers[events[submission].get("visitor", "")],
+                                                   submission), case_id))
     return claimed
+
+
+def _its_page(events: Sequence[Mapping[str, Any]], browser: list[int], submission: int) -> list[int]:
+    """The confirmation page of a submission on its browser (`browser`: the indexes of its events in
+    time order): the page view just before or just after it (no other page view between) of the
+    same address within SAME_PAGE_MS, and the time spent on that page — its engagement events
+    until the browser's next page view, within PAGE_TIME_MS. A later visit to the same address is
+    another page: it stays with whatever journey it falls in."""
+    sent = events[submission]
+    url, at = sent.get("url") or "", browser.index(submission)
+    if not url:
+        return []
+    own: list[int] = []
+    for step in (-1, 1):  # the page view next to it on either side
+        position = at + step
+        while 0 <= position < len(browser) and events[browser[position]].get("type") != "page_view":
+            position += step
+        if 0 <= position < len(browser):
+            view = events[browser[position]]
+            if view.get("url") == url and abs(view["ts"] - sent["ts"]) <= SAME_PAGE_MS:
+                own.append(browser[position])
+    for index in browser[at + 1:]:  # the time on it, reported when it is left
+        event = events[index]
+        if event.get("type") == "page_view" and index not in own:
+            break
+        if event.get("type") == "engagement" and event.get("url") == url and event["ts"] - sent["ts"] <= PAGE_TIME_MS:
+            own.append(index)
+    return own
 
 
 def journeys(cases: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]],

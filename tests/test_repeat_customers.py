@@ -4,6 +4,7 @@ with portal cases (no Dataverse)."""
 
 from __future__ import annotations
 
+import html
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -216,3 +217,53 @@ def test_a_confirmation_an_anonymous_batch_names_claims_nothing(store: Store, fa
     assert [item["id"] for item in second["items"]][:1] == later
     assert all(item.get("query") != "gamma" for item in first["items"])
     assert new_id() not in json.dumps(first)  # (ids are fresh per event)
+
+
+@pytest.mark.parametrize("dataverse", [True, False], ids=["dataverse", "portal"])
+def test_a_later_visit_to_the_confirmation_page_belongs_to_the_next_journey(store: Store, fake: LocalDataverse,
+                                                                            dataverse: bool) -> None:
+    # The outside run: a portal that confirms on the case form's own page. Case 1's "confirmation
+    # page" claimed every later view of that address within a minute and all time spent on it within
+    # 30 minutes, so case 1 ended 28 minutes after its creation and case 2's journey moved into it.
+    portal = Portal(store, fake if dataverse else None)
+    form = f"{BASE}/support/create-case/"
+    sent = 1 / 60 if dataverse else 0  # (Dataverse made the case a second before the page said so)
+    one = portal.batch(BROWSER, [(5, "search", search("wifi drops", 2)), (6, "page_view", {"url": form})])
+    if dataverse:
+        portal.open_case(10, "CAS-1")
+    one += portal.batch(BROWSER, [(10 + sent, "case_submitted", {"url": form, "ticket": "CAS-1"})])
+    two = portal.batch(BROWSER, [(10.2, "page_view", {"url": f"{BASE}/", "title": "Home"}),
+                                 (10.5, "page_view", {"url": form}),  # the same address, another visit
+                                 (26, "search", search("bluetooth pairing", 3)),
+                                 (27, "page_view", {"url": form}),
+                                 (28, "engagement", {"url": form, "engaged_ms": 60_000})])
+    if dataverse:
+        portal.open_case(40, "CAS-2")
+    two += portal.batch(BROWSER, [(40 + sent, "case_submitted", {"url": form, "ticket": "CAS-2"})])
+    assert set(portal.poll_and_assemble(60)) == {"assembled"}
+    first, second = portal.document("CAS-1"), portal.document("CAS-2")
+    assert [item["id"] for item in first["items"]] == one
+    assert [item["id"] for item in second["items"]] == two
+    assert second["summary"]["first_touch_before_case_ms"] > 29 * M  # (never negative)
+
+
+def test_a_one_article_journey_loses_the_site_suffix_and_its_confirmation_reads_after_the_case(
+        store: Store, fake: LocalDataverse) -> None:
+    # The outside run: a journey with one title had nothing to learn the suffix from, and the
+    # confirmation page, seconds after Dataverse made the case, read "0 s before".
+    portal = Portal(store, fake)
+    portal.batch(BROWSER, [(1, "page_view", {"url": f"{BASE}/", "title": "Home · Contoso Support"}),
+                           (2, "page_view", {"url": f"{BASE}/support/", "title": "Support · Contoso Support"})])
+    portal.open_case(5, "CAS-1")
+    portal.submit(BROWSER, 5, "CAS-1")
+    portal.batch(BROWSER, [(20, "page_view", read("KA-03003", "Export your invoices · Contoso Support"))])
+    portal.open_case(30, "CAS-2")
+    portal.submit(BROWSER, 30, "CAS-2", after_created_s=4)
+    assert set(portal.poll_and_assemble(50)) == {"assembled"}
+    second = portal.document("CAS-2")
+    assert [a["title"] for a in second["summary"]["articles"]] == ["Export your invoices"]
+    page = html.unescape(portal.html("CAS-2"))
+    assert '"Export your invoices" (KA-03003)' in page and "Contoso Support" not in page
+    assert "4 s after" in page and "0 s before" not in page
+    (note,) = fake.notes_for(second["case"]["case_id"])
+    assert '"Export your invoices" (KA-03003)' in note["notetext"]
