@@ -7,6 +7,14 @@ import functools
 from dci import __version__
 from dci.ingest.events import CollectBatch
 from dci.insights import MIN_SAMPLE
+from dci.reports.schemas import (
+    CSV_TABLE_NAMES,
+    FILTER_PARAMETERS,
+    SEARCH_PROPERTIES,
+    SEARCH_REQUIRED,
+    SORT_PARAMETERS,
+    TERM_PROPERTIES,
+)
 
 REF = "#/components/schemas/{model}"
 
@@ -228,6 +236,9 @@ def _range_parameters(kind: str) -> list[dict[str, object]]:
             (("from", "first day (or moment) of the range"), ("to", "last day (or moment) of the range"))]
 
 
+_INSIGHTS_SCHEMA["required"] += SEARCH_REQUIRED  # type: ignore[operator]
+_INSIGHTS_SCHEMA["properties"].update(SEARCH_PROPERTIES)  # type: ignore[attr-defined]
+
 _BEHIND_SCHEMA = {
     "type": "object", "description": "The cases and sessions behind one search term or article over a range",
     "required": ["from", "to", "cases", "case_count", "sessions", "sessions_followed_by_case",
@@ -240,6 +251,7 @@ _BEHIND_SCHEMA = {
             "title": {"type": ["string", "null"]}, "day": {"type": "string", "format": "date"}}}},
         **{name: {"type": "integer", "minimum": 0} for name in (
             "case_count", "sessions", "sessions_followed_by_case", "sessions_without_case")},
+        **TERM_PROPERTIES,
     },
 }
 
@@ -413,11 +425,11 @@ def document() -> dict[str, object]:
                         "description": "html for the dashboard (also chosen by `Accept: text/html`); csv for one "
                                        "table as a file (also `Accept: text/csv`)"}, {
                         "name": "table", "in": "query", "required": False,
-                        "schema": {"enum": ["searches", "zero-results", "articles"], "default": "searches"},
+                        "schema": {"enum": list(CSV_TABLE_NAMES), "default": "searches"},
                         "description": "with format=csv: which table"}, *({
                             "name": name, "in": "query", "required": False, "schema": {"type": "string"},
                             "description": f"what lies behind one {name} over the range (the `Behind` answer)"}
-                        for name in ("search", "article"))],
+                        for name in ("search", "article")), *FILTER_PARAMETERS, *SORT_PARAMETERS],
                     "responses": {
                         "200": {"description": "The insights; with format=csv one table, UTF-8 with a BOM, formulas "
                                                "neutralised (a leading apostrophe)",

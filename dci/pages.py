@@ -20,8 +20,6 @@ from urllib.parse import quote, urlencode
 from markupsafe import Markup
 
 from dci.clock import duration, epoch_ms, iso_of, moment
-from dci.insights import MIN_SAMPLE
-from dci.problems import Problem
 from dci.steps import steps
 
 WIDTH, PAD, GAP_SLOT = 1000, 16, 56
@@ -75,7 +73,8 @@ def rate_text(rate: float | None, interval: Sequence[float] | None, sample: int,
     return f"{rate * 100:.0f} % ({interval[0] * 100:.0f}–{interval[1] * 100:.0f} %)"
 
 
-SINGULAR = {"searches": "search", "reads": "read", "visits": "visit", "cases": "case", "days": "day"}
+SINGULAR = {"searches": "search", "reads": "read", "visits": "visit", "cases": "case", "days": "day", "views": "view",
+            "times": "time"}
 
 
 def count_text(number: int, plural: str) -> str:
@@ -249,123 +248,6 @@ def contact_page(report: dict[str, Any], gap_ms: int, keep: Mapping[str, str] | 
     name = report.get("name") or report["contact"]
     return render("contact.html", title=f"Contact {name}", name=name, report=report, rows=merged,
                   geometry=layout(points, gap_ms), keep=keep or {}, case_link=case_link)
-
-
-def insights_page(report: dict[str, Any] | None, params: Mapping[str, str], problem: Problem | None = None,
-                  follow_days: int | None = None) -> bytes:
-    """The support manager's dashboard; without a report (a bad range), its form and the error.
-    The form carries on every query parameter it does not set (the function key, `code`, among
-    them), so "Show" works wherever the page did. `follow_days`: INSIGHTS_FOLLOW_DAYS, said in words."""
-    title = f"Portal insights {report['from']} to {report['to']}" if report else "Portal insights"
-    errors = {error.field: error.detail for error in problem.errors} if problem else {}
-    carried = {name: value for name, value in params.items() if name not in ("from", "to", "format")}
-    csv = {table: "?" + urlencode({"from": report["from"], "to": report["to"], "format": "csv", **carried,
-                                   "table": table}) for table in ("searches", "zero-results", "articles")
-           } if report else {}
-
-    def behind(name: str, value: str) -> str:  # the drill-down of a term or an article over the same days
-        return "?" + urlencode({"from": report["from"], "to": report["to"], "format": "html", **carried,
-                                name: value}) if report else ""
-
-    charts = trend_charts(report["trend"]) if report else []
-    within = f"within {count_text(follow_days, 'days')}" if follow_days else "soon after"
-    return render("insights.html", title=title, report=report, asked=params, carried=carried, problem=problem,
-                  errors=errors, csv=csv, behind=behind, charts=charts, chart={"w": CHART_W, "h": CHART_H},
-                  comparison=comparison(report["trend"]) if report else None, count=count_text,
-                  min_sample=MIN_SAMPLE, within=within)
-
-
-def comparison(trend: Mapping[str, Any]) -> str | None:
-    """`Against the 30 days before: 2026-10-06 – 2026-11-04.`, naming that period's days that could
-    not be counted; None without a previous period."""
-    previous = trend.get("previous")
-    if not previous:
-        return None
-    length = len(trend["days"])
-    if length == 1:
-        text = f"Against the day before: {previous['from']}."
-    else:
-        text = f"Against the {length} days before: {previous['from']} – {previous['to']}."
-    missing = previous.get("missing_days") or []
-    if len(missing) == 1:
-        text += f" {missing[0]} could not be counted and is left out of it."
-    elif missing:
-        text += f" {len(missing)} of those days could not be counted and are left out of it: {', '.join(missing)}."
-    return text
-
-
-TREND_NAMES = {"searches": "Searches", "zero_result_rate": "Searches that found nothing",
-               "click_through_rate": "Searches with a result opened", "cases": "Cases created",
-               "deflection_rate": "Visits not followed by a case"}
-RATE_UNITS = {"zero_result_rate": "searches", "click_through_rate": "searches", "deflection_rate": "visits"}
-CHART_W, CHART_H, CHART_PAD = 320, 90, 6
-
-
-def trend_charts(trend: dict[str, Any]) -> list[dict[str, Any]]:
-    """One small chart per trend figure: a point per day (rates on 0–100 %, counts from 0 to the
-    range's highest; a day whose rate is too few a hollow grey point), with the range's value and
-    the change against the period before."""
-    charts = []
-    series = trend["days"]
-    step = (CHART_W - 2 * CHART_PAD) / max(len(series) - 1, 1)
-    for name, title in TREND_NAMES.items():
-        is_rate = name in RATE_UNITS
-        top = 1.0 if is_rate else float(max([day[name] for day in series] or [0]) or 1)
-        points = []
-        for index, day in enumerate(series):
-            x = CHART_PAD + index * step if len(series) > 1 else CHART_W / 2
-            y = None if day[name] is None else CHART_H - CHART_PAD - (CHART_H - 2 * CHART_PAD) * day[name] / top
-            points.append({"x": round(x, 1), "y": None if y is None else round(y, 1), "day": day["day"],
-                           "text": _figure(day, name), "few": is_rate and day[f"{name}_too_few"]})
-        charts.append({"name": name, "title": title, "points": points,
-                       "top": "100 %" if is_rate else f"{top:.0f}",
-                       "line": " ".join(f"{p['x']},{p['y']}" for p in points if p["y"] is not None),
-                       "now": _figure(trend["range"], name), "now_few": is_rate and trend["range"][f"{name}_too_few"],
-                       "change": _change(trend, name)})
-    return charts
-
-
-def _figure(figures: Mapping[str, Any], name: str) -> str:
-    """A trend figure as the page shows it: a count, or a rate under the small-sample rule."""
-    unit = RATE_UNITS.get(name)
-    if unit is None:
-        return f"{figures[name]:.0f}"
-    return rate_text(figures[name], None, figures[f"{name}_of"], unit, figures[f"{name}_too_few"])
-
-
-def _change(trend: Mapping[str, Any], name: str) -> str | None:
-    """`up 4 points from 38 %`, `down 6 from 9`, `no change from 40 %`, or `too few to compare` (a
-    rate either period has too few of); None without a previous period. Points between the shown
-    (rounded) percentages, so the words agree with the figures beside them."""
-    change, before = trend.get("change"), trend.get("previous")
-    if not change or not before:
-        return None
-    if change.get(f"{name}_too_few"):
-        return "too few to compare"
-    if change[name] is None:
-        return None
-    if name in RATE_UNITS:
-        difference = round(trend["range"][name] * 100) - round(before[name] * 100)
-        was, unit = f"{before[name] * 100:.0f} %", (" point" if abs(difference) == 1 else " points")
-    else:
-        difference, was, unit = round(change[name]), f"{before[name]:.0f}", ""
-    if difference == 0:
-        return f"no change from {was}"
-    return f"{'up' if difference > 0 else 'down'} {abs(difference)}{unit} from {was}"
-
-
-def behind_page(document: dict[str, Any], keep: Mapping[str, str], follow_days: int | None = None) -> bytes:
-    """The cases behind a search term or an article, each linked to its report. `follow_days`:
-    INSIGHTS_FOLLOW_DAYS, said in words."""
-    searched = "search" in document
-    what = f'search "{document["search"]}"' if searched else f"article {document['article']}"
-    back = "?" + urlencode({"from": document["from"], "to": document["to"], "format": "html", **keep})
-    cases = [{**case, "href": "cases/" + quote(case["case_id"]) + "/timeline?" + urlencode({"format": "html", **keep})}
-             for case in document["cases"]]
-    within = f"within {count_text(follow_days, 'days')}" if follow_days else "soon after"
-    return render("behind.html", title=f"Behind the {what}", what=what, document=document, cases=cases, back=back,
-                  done="searched it" if searched else "read it",
-                  within=within)
 
 
 def status_page(title: str, message: str, refresh_seconds: int | None = None) -> bytes:

@@ -19,11 +19,12 @@ from dci.activity import attributed
 from dci.clock import duration, iso_ms, iso_of, ms_of
 from dci.ids import contact_id, is_guid
 from dci.ingest.events import EVENT_TYPES
-from dci.insights import report as insights_report
 from dci.insights import term, with_titles
-from dci.pages import CSP, behind_page, case_page, contact_page, insights_page, status_page
+from dci.pages import CSP, case_page, contact_page, status_page
 from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
+from dci.reports.dashboard import behind_page, insights_page, sort_of
+from dci.reports.insights import filtered_report, filters_of, term_details
 from dci.settings import Settings
 from dci.storage.cases import PENDING, ticket_key
 from dci.tickets import TicketPending, unknown_ticket
@@ -279,7 +280,22 @@ def insight_range(params: Mapping[str, str], today: date) -> tuple[str, str]:
     return first.isoformat(), last.isoformat()
 
 
-CSV_TABLES: dict[str, tuple[str, tuple[str, ...], Callable[[dict[str, Any]], tuple[object, ...]]]] = {
+CsvTable = tuple[str, tuple[str, ...], Callable[[dict[str, Any]], tuple[object, ...]]]
+
+
+def json_fields(key: str, *names: str) -> CsvTable:
+    """A CSV table of the report's list `key` whose header is the JSON's own field names: a list (a
+    gap's forms) joined with "; ", true and false written as the JSON writes them."""
+    def value(item: dict[str, Any], name: str) -> object:
+        found = item[name]
+        if isinstance(found, bool):
+            return "true" if found else "false"
+        return "; ".join(found) if isinstance(found, list) else found
+
+    return key, names, lambda item: tuple(value(item, name) for name in names)
+
+
+CSV_TABLES: dict[str, CsvTable] = {
     # ?table= : (the report's list, the header, one row)
     "searches": ("top_searches_before_cases", ("search", "cases after", "all searches"),
                  lambda r: (r["query"], r["cases"], r["searches"])),
@@ -289,6 +305,15 @@ CSV_TABLES: dict[str, tuple[str, tuple[str, ...], Callable[[dict[str, Any]], tup
                               "interval low", "interval high"),
                  lambda r: (r["article"], r["title"], r["url"], r["cases_after"], r["reads"],
                             r["failed_to_deflect_rate"], *(r["failed_to_deflect_interval"] or (None, None)))),
+    "search-terms": json_fields("search_terms", "term", "searches", "sessions", "with_result_count",
+                                "zero_result_rate", "zero_result_rate_too_few", "click_through_rate",
+                                "click_through_rate_too_few", "mean_click_position", "refinement_rate",
+                                "refinement_rate_too_few", "exit_rate", "exit_rate_too_few", "cases_after"),
+    "top-articles": json_fields("top_articles", "article", "title", "url", "views", "sessions", "from_search",
+                                "cases_after", "sessions_followed", "failed_to_deflect_rate",
+                                "failed_to_deflect_rate_too_few"),
+    "refinements": json_fields("refinements", "from", "to", "count"),
+    "content-gaps": json_fields("content_gaps", "term", "forms", "searches", "sessions", "cases_after"),
 }
 
 
@@ -306,18 +331,18 @@ def wants_csv(params: Mapping[str, str], accept: str | None) -> bool:
 
 
 def insights_csv(asked: Asked, stores: Stores, settings: Settings) -> Reply:
-    """One table of the insights as a CSV file (`table`: searches, zero-results or articles)."""
+    """One table of the insights as a CSV file (`table`: one of CSV_TABLES, default searches)."""
     try:
         name = asked.params.get("table") or "searches"
         if name not in CSV_TABLES:
-            raise Problem(400, "table is searches, zero-results or articles.", "invalid-parameter",
+            raise Problem(400, f"table is one of {', '.join(CSV_TABLES)}.", "invalid-parameter",
                           [FieldError("table", "must be one of " + ", ".join(CSV_TABLES))])
         first, last = insight_range(asked.params, asked.now.date())
+        filters = filters_of(asked.params)
     except Problem as problem:
         return problem_reply(problem)
     key, header, row = CSV_TABLES[name]
-    report = article_titles(insights_report(first, last, stores.insights.rollups(first, last), top=MAX_CSV_ROWS),
-                            settings)
+    report = article_titles(filtered_report(stores.insights, first, last, None, filters, top=MAX_CSV_ROWS), settings)
     body = spreadsheet.table(header, (row(item) for item in report[key]))
     return Reply(200, body, spreadsheet.MEDIA_TYPE, {
         **NO_STORE, "X-Content-Type-Options": "nosniff",
@@ -366,7 +391,8 @@ def insights_behind(asked: Asked, stores: Stores, html: bool) -> Reply:
                        "day": day})
     document = {"from": first, "to": last, **key, "cases": listed, "case_count": len(cases),
                 "sessions": sessions, "sessions_followed_by_case": followed,
-                "sessions_without_case": sessions - followed}
+                "sessions_without_case": sessions - followed,
+                **(term_details(stores.insights, first, last, key["search"]) if "search" in key else {})}
     if html:
         return _html(200, behind_page(document, kept(asked.params), stores.insights.follow_days))
     return json_reply(200, document, NO_STORE)
@@ -382,16 +408,15 @@ def insights_reply(asked: Asked, settings: Settings, stores: Stores) -> Reply:
     def build(html: bool) -> Reply:
         try:
             first, last = insight_range(asked.params, asked.now.date())
+            filters = filters_of(asked.params)
+            sort_of(asked.params)  # (a bad sort is the form again, naming it)
         except Problem as problem:
             if not html:
                 raise
             # The dashboard's form again, with what was asked and what is wrong with it.
             return _html(problem.status, insights_page(None, asked.params, problem))
-        before_first, before_last = previous_period(first, last)
-        rollups, missing = stores.insights.read(first, last)
-        previous, previous_missing = stores.insights.read(before_first, before_last)
-        report = article_titles(insights_report(first, last, rollups, missing=missing, previous=previous,
-                                                previous_missing=previous_missing), settings)
+        report = article_titles(filtered_report(stores.insights, first, last, previous_period(first, last), filters),
+                                settings)
         if html:
             return _html(200, insights_page(report, asked.params, follow_days=stores.insights.follow_days))
         return json_reply(200, report, NO_STORE)

@@ -19,7 +19,7 @@ import function_app
 from dci import assembler
 from dci.cases import case_message, take
 from dci.clock import day_of
-from dci.insights import case_fact, report, rollup, wilson
+from dci.insights import case_fact, report, rollup, session_hash, wilson
 from dci.linker import link
 from dci.openapi import document
 from dci.privacy import erase
@@ -256,7 +256,8 @@ def test_a_session_counts_as_followed_only_within_the_follow_window() -> None:
     fact = case_fact({"created_ms": at(2, 10)}, events, follow_days=1)
     assert [days for days in fact["sessions"].values()] == [["2031-03-12"]]  # s1 was 2 days earlier
     # Only searches within the follow window count for the case, each on the day it was made.
-    assert fact["searches"] == {"y": "2031-03-12"} and fact["zero"] == {} and fact["lead_ms"] == 49 * H
+    assert fact["searches"] == {"y": ["2031-03-12", session_hash("v2", "s2")]} and fact["zero"] == {}
+    assert fact["lead_ms"] == 49 * H
 
 
 # --- a range is the sum of its days ----------------------------------------------------------------

@@ -96,7 +96,13 @@ def build(events: list[tuple], cases: list[tuple]) -> dict[str, Any]:
         later = [fact for d in span[span.index(day):span.index(day) + FOLLOW_DAYS + 1]
                  for _, fact in case_facts.get(d, [])]
         rollups[day] = day_rollup(day, facts_by_day.get(day, []), later)
-    return {"span": span, "rollups": rollups, "cases": case_rows, "journeys": journey_of,
+    sliced = {}
+    for day in span:
+        later = [fact for d in span[span.index(day):span.index(day) + FOLLOW_DAYS + 1]
+                 for _, fact in case_facts.get(d, [])]
+        sliced[day] = {signed: day_rollup(day, facts_by_day.get(day, []), later, signed_in=signed)
+                       for signed in (True, False)}
+    return {"span": span, "rollups": rollups, "sliced": sliced, "cases": case_rows, "journeys": journey_of,
             "facts": [pair for day in span for pair in case_facts.get(day, [])]}
 
 
@@ -156,3 +162,22 @@ def test_the_example_journeys_count_the_term_for_each_case_once() -> None:
     assert (row["query"], row["cases"], row["searches"]) == (term("vpn error 809"), 2, 3)
     first, second = (built["journeys"][f"case-00{n}"] for n in range(2))
     assert [e["id"] for e in first] == ["e0000", "e0001", "c000"] and [e["id"] for e in second] == ["e0002"]
+
+
+@settings(derandomize=True, max_examples=100, deadline=None)
+@example(*SEEN_ONCE)
+@given(st.lists(EVENT, max_size=40), st.lists(CASE, max_size=6))
+def test_signed_in_and_anonymous_add_up_to_the_whole(events: list[tuple], cases: list[tuple]) -> None:
+    built = build(events, cases)
+    span = built["span"]
+    whole = report(span[0], span[-1], list(built["rollups"].values()), top=1000)
+    parts = [report(span[0], span[-1], [built["sliced"][d][signed] for d in span], top=1000)
+             for signed in (True, False)]
+    for name in ("searches", "zero", "clicked", "refinements", "exits", "with_result_count"):
+        assert sum(part["site_search"][name] for part in parts) == whole["site_search"][name], name
+    assert sum(part["cases"] for part in parts) == whole["cases"]
+    for listed, key, figure in (("search_terms", "term", "searches"), ("search_terms", "term", "cases_after"),
+                                ("top_articles", "article", "views"), ("top_articles", "article", "cases_after"),
+                                ("content_gaps", "term", "searches")):
+        summed = sum((Counter({row[key]: row[figure] for row in part[listed]}) for part in parts), Counter())
+        assert +summed == +Counter({row[key]: row[figure] for row in whole[listed]}), (listed, figure)

@@ -11,38 +11,83 @@ and link never come from the latest anonymous view: see `rollup`.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from dci.insights.facts import dated
+from dci.insights.bounds import COLUMN_BUDGET, COLUMN_LIMIT, ENTITY_LIMIT, MAX_KEYS_PER_DAY, encode, utf16_len
+from dci.insights.facts import placed
+from dci.insights.search import day_search, fitted, gap_cases
 
-MAX_KEYS_PER_DAY = 250  # distinct terms or articles a day's rollup keeps per list, the most frequent
 MAX_TERMS_PER_VISITOR = 20  # distinct search terms one visitor adds to a day's lists (more count as "other")
 MAX_ARTICLES_PER_VISITOR = 20  # distinct articles one visitor adds to a day's lists (more count as "other")
 MAX_LEADS_PER_DAY = 2000  # first-touch lead times a day keeps (evenly thinned above: the median stays close)
-COLUMN_LIMIT = 32_768  # UTF-16 code units a Table string property holds (64 KiB)
-COLUMN_BUDGET = 32_000  # what a rollup's list may fill of it: room for the braces and a rounding slip
-ENTITY_LIMIT = 1024 * 1024  # bytes a Table entity holds, all properties together
 MAX_PAGES_PER_DAY = 100  # article titles and addresses a day keeps (one column)
 
 
-def day_rollup(day: str, events: Iterable[Mapping[str, Any]],
-               case_facts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def session_slices(events: Iterable[Mapping[str, Any]]) -> dict[str, tuple[bool, str]]:
+    """Each session's slice of the day, (signed in, portal): signed in when any of its facts that day
+    is; its portal the first fact's (facts written before portals were kept: "")."""
+    signed: dict[str, bool] = {}
+    portal: dict[str, str] = {}
+    for fact in events:
+        signed[fact["session"]] = signed.get(fact["session"], False) or bool(fact.get("signed_in"))
+        portal.setdefault(fact["session"], str(fact.get("portal") or ""))
+    return {session: (signed[session], portal[session]) for session in signed}
+
+
+def slices(events: Iterable[Mapping[str, Any]], case_facts: Iterable[Mapping[str, Any]],
+           day: str) -> list[tuple[bool | None, str | None]]:
+    """The filters a day's rollup is kept for besides the whole day (None: either): signed in or not,
+    on any portal; and on each portal the day saw, either, signed in, or not."""
+    portals = {portal for _, portal in session_slices(events).values()}
+    portals |= {str(fact.get("portal") or "") for fact in case_facts if fact["day"] == day}
+    return [(True, None), (False, None), *((signed, portal) for portal in sorted(portals)
+                                           for signed in (None, True, False))]
+
+
+def slice_key(signed_in: bool | None, portal: str | None) -> str:
+    """The row key of a slice's rollup: `rollup~signed~portal.example.com`, `*` for either."""
+    signed = "*" if signed_in is None else "signed" if signed_in else "anonymous"
+    return f"rollup~{signed}~{portal if portal is not None else '*'}"
+
+
+def day_rollup(day: str, events: Iterable[Mapping[str, Any]], case_facts: Iterable[Mapping[str, Any]],
+               signed_in: bool | None = None, portal: str | None = None) -> dict[str, Any]:
     """One day's insights from its event facts and the case facts of that day and of the follow
-    window's days after it (which say which of its sessions a case followed)."""
+    window's days after it (which say which of its sessions a case followed); with `signed_in`
+    and/or `portal`, of the sessions of that slice only (`session_slices`): their facts, the case
+    terms and articles searched or read in them, and the cases whose journey ended on that portal
+    (a case is a signed-in customer's). A term a case fact places in no session of the day counts
+    in the case's slice. Signed-in plus anonymous slices add up to the whole day."""
     facts = list(case_facts)
+    events = list(events)
     followed = {key for fact in facts for key, active in fact["sessions"].items() if day in active}
-    return rollup(day, events, facts, followed)
+    portals = sorted({portal for _, portal in session_slices(events).values()} - {""})
+    if signed_in is None and portal is None:
+        return {**rollup(day, events, facts, followed), "portals": portals}
+    of_session = session_slices(events)
+
+    def wanted(where: tuple[bool, str]) -> bool:
+        return (signed_in is None or where[0] == signed_in) and (portal is None or where[1] == portal)
+
+    def case_slice(case: Mapping[str, Any]) -> tuple[bool, str]:
+        return True, str(case.get("portal") or "")
+
+    return rollup(day, [e for e in events if wanted(of_session[e["session"]])], facts, followed,
+                  lambda session, case: wanted(of_session.get(session or "", case_slice(case))),
+                  lambda case: wanted(case_slice(case)))
 
 
 def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mapping[str, Any]],
-           followed: set[str]) -> dict[str, Any]:
+           followed: set[str], counts_in: Callable[[str | None, Mapping[str, Any]], bool] = lambda _, __: True,
+           own: Callable[[Mapping[str, Any]], bool] = lambda _: True) -> dict[str, Any]:
     """One day's insights: from that day's event facts, case facts (those created that day are
     the day's cases; a term, zero-result term or article of any of them counts on the day of its
     search or read: `facts.dated`), and the set of session hashes that a case followed (within
-    the follow window) — for that day's sessions.
+    the follow window) — for that day's sessions. `counts_in(session, case)`: whether a case's
+    term or article searched or read in that session counts here; `own(case)`: whether a case
+    of the day counts here (both: always, but for a slice of the day, see `day_rollup`).
 
     Bounded whatever the facts (docs/REPORTS.md): facts are taken in time order; a visitor's terms
     beyond MAX_TERMS_PER_VISITOR and articles beyond MAX_ARTICLES_PER_VISITOR count in `other`;
@@ -54,7 +99,8 @@ def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mappin
     beyond: Counter[str] = Counter()  # what the per-visitor bound sent to "other", by list
     titles: dict[str, tuple[bool, float, str]] = {}  # article -> (from a signed-in view, when it arrived, title)
     links: dict[str, str] = {}
-    own: dict[tuple[str, str], set[str]] = {}  # (visitor, "term" | "article") -> what they added today
+    added: dict[tuple[str, str], set[str]] = {}  # (visitor, "term" | "article") -> what they added today
+    named_facts: set[int] = set()  # (ids of) the facts whose term or article the day's lists name
     self_service: set[str] = set()
     facts_by_session: dict[str, list[Mapping[str, Any]]] = {}
     for fact in ordered:
@@ -64,18 +110,22 @@ def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mappin
         self_service.add(fact["session"])
         is_followed = fact["session"] in followed
         if fact["kind"] == "search":
-            named = _admitted(own, fact, "term", fact["term"], MAX_TERMS_PER_VISITOR)
+            named = _admitted(added, fact, "term", fact["term"], MAX_TERMS_PER_VISITOR)
             zero = fact.get("results") == 0
             for name, counted in (("searches", True), ("zero_result_searches", zero),
                                   ("zero_result_searches_followed", zero and is_followed)):
                 if counted:
                     (counts[name] if named else beyond)[fact["term"] if named else name] += 1
+            if named:
+                named_facts.add(id(fact))
         elif fact["kind"] == "read":
             article = fact["article"]
-            named = _admitted(own, fact, "article", article, MAX_ARTICLES_PER_VISITOR)
+            named = _admitted(added, fact, "article", article, MAX_ARTICLES_PER_VISITOR)
             for name, counted in (("article_reads", True), ("article_reads_followed", is_followed)):
                 if counted:
                     (counts[name] if named else beyond)[article if named else name] += 1
+            if named:
+                named_facts.add(id(fact))
             if named and fact.get("title"):
                 candidate = (bool(fact.get("signed_in")), _arrived(fact), fact["title"])
                 if article not in titles or _better_title(candidate, titles[article]):
@@ -84,11 +134,15 @@ def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mappin
                 links[article] = fact["url"]
     leads: list[int] = []
     count = 0
+    zero_terms_of_cases: list[list[str]] = []
     for case in cases:
         for name, key in (("searches_before_cases", "searches"), ("zero_result_searches_before_cases", "zero"),
                           ("articles_before_cases", "articles")):
-            counts[name].update(k for k, on in dated(case, key).items() if on == day)
-        if case["day"] != day:
+            here = [k for k, (on, session) in placed(case, key).items() if on == day and counts_in(session, case)]
+            counts[name].update(here)
+            if key == "zero":
+                zero_terms_of_cases.append(here)
+        if case["day"] != day or not own(case):
             continue
         count += 1
         if case.get("lead_ms") is not None:
@@ -106,6 +160,8 @@ def rollup(day: str, events: Iterable[Mapping[str, Any]], cases: Iterable[Mappin
         "sessions": len(self_service),
         "sessions_followed": len(self_service & followed),
         "other": {**other, "lead_ms": len(leads) - len(kept_leads)},
+        **day_search(facts_by_session, followed, lambda fact: id(fact) in named_facts),
+        "gap_cases": fitted(gap_cases(zero_terms_of_cases), lambda kv: (-kv[1], kv[0])),
     }
 
 
@@ -187,16 +243,6 @@ def _thinned(values: list[int], limit: int) -> list[int]:
     if len(values) <= limit:
         return values
     return [values[round(n * (len(values) - 1) / (limit - 1))] for n in range(limit)]
-
-
-def encode(value: Any) -> str:
-    """A rollup figure as stored: compact JSON, non-ASCII as itself (a CJK character is 1 unit, not 6)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def utf16_len(text: str) -> int:
-    """The length of `text` in UTF-16 code units, as Table storage counts a string property."""
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 class RollupTooLarge(ValueError):

@@ -22,6 +22,7 @@ MAX_ARTICLE = 64  # characters of an article number (the beacon's schema allows 
 MAX_CASE_TERMS, MAX_CASE_ARTICLES, MAX_CASE_SESSIONS, MAX_CASE_SESSION_DAYS = 40, 50, 50, 200
 VISITOR_DOMAIN = b"dci/insights/visitor/v1\x00"  # keeps the visitor hash apart from every other hash of the id
 MAX_TITLE, MAX_URL = 100, 200  # an article's title and address as a fact keeps them
+MAX_HOST = 253  # a portal host (the batch's `site`, one of PORTAL_ISSUERS)
 
 
 def capped(text: str, limit: int) -> str:
@@ -62,19 +63,31 @@ def article_link(url: str, number: str, site: str | None = None) -> str | None:
 
 
 def event_fact(row: Mapping[str, Any], visitor: str) -> dict[str, Any] | None:
-    """The insight fact of an interaction (a search, or a read of a knowledge article) of `visitor`:
-    with the event's time (`ts`), a hash of the visitor, and `signed_in` when the row names a contact."""
+    """The insight fact of an interaction (a search, a result click, or a read of a knowledge
+    article) of `visitor`: with the event's time (`ts`), a hash of the visitor, `signed_in` when the
+    row names a contact, and the portal host (`portal`); a click with its position and what it
+    opened (`article`, else `target`: its address)."""
     session = session_hash(visitor, row.get("session", ""))
     ts = row.get("ts")
     who = {"session": session, "visitor": visitor_hash(visitor), **({"ts": int(ts)} if ts is not None else {}),
-           **({"signed_in": True} if row.get("contact") else {})}
+           **({"signed_in": True} if row.get("contact") else {}),
+           **({"portal": capped(str(row["site"]).lower(), MAX_HOST)} if row.get("site") else {})}
     if row.get("type") == "search" and row.get("query"):
         fact = {"kind": "search", "term": term(row["query"]), **who}
         if row.get("results") is not None:
             fact["results"] = int(row["results"])
         return fact
-    if row.get("type") == "search_click":  # for click-through, refinements and exits
-        return {"kind": "click", "term": term(row.get("query") or ""), **who}
+    if row.get("type") == "search_click":  # for click-through, click positions, refinements and exits
+        fact = {"kind": "click", "term": term(row.get("query") or ""), **who}
+        if isinstance(row.get("position"), int):
+            fact["position"] = row["position"]
+        target = str(row.get("target") or "")
+        found = article_of(target) if target else None
+        if found:
+            fact["article"] = capped(found["number"].upper(), MAX_ARTICLE)
+        elif target:
+            fact["target"] = capped(target.split("#")[0], MAX_URL)
+        return fact
     if row.get("type") == "page_view" and row.get("article_number"):
         number = capped(str(row["article_number"]).upper(), MAX_ARTICLE)
         fact = {"kind": "read", "article": number, **who}
@@ -113,9 +126,9 @@ def case_fact(case: Mapping[str, Any], events: Sequence[Mapping[str, Any]], foll
     horizon = created - follow_days * DAY_MS
     latest_first = sorted((e for e in events if horizon <= e["ts"] <= created), key=lambda e: e["ts"], reverse=True)
     searched = [e for e in latest_first if e.get("type") == "search" and e.get("query")]
-    searches = _dated(((term(e["query"]), e["ts"]) for e in searched), MAX_CASE_TERMS)
-    zero = _dated(((term(e["query"]), e["ts"]) for e in searched if e.get("results") == 0), MAX_CASE_TERMS)
-    articles = _dated(((capped(str(e["article_number"]).upper(), MAX_ARTICLE), e["ts"]) for e in latest_first
+    searches = _dated(((term(e["query"]), e) for e in searched), MAX_CASE_TERMS)
+    zero = _dated(((term(e["query"]), e) for e in searched if e.get("results") == 0), MAX_CASE_TERMS)
+    articles = _dated(((capped(str(e["article_number"]).upper(), MAX_ARTICLE), e) for e in latest_first
                        if e.get("type") == "page_view" and e.get("article_number")), MAX_CASE_ARTICLES)
     sessions: dict[str, set[str]] = {}
     pairs = 0  # (session, day) pairs kept: a session id can be re-used for many days
@@ -128,8 +141,10 @@ def case_fact(case: Mapping[str, Any], events: Sequence[Mapping[str, Any]], foll
             pairs += day not in sessions.setdefault(key, set())
             sessions[key].add(day)
     first = min((e["ts"] for e in events), default=None)
+    last = max(events, key=lambda e: e["ts"], default=None)
     return {
         "day": day_of(created),
+        **({"portal": capped(str(last["site"]).lower(), MAX_HOST)} if last and last.get("site") else {}),
         "searches": searches,
         "zero": zero,
         "articles": articles,
@@ -138,22 +153,31 @@ def case_fact(case: Mapping[str, Any], events: Sequence[Mapping[str, Any]], foll
     }
 
 
-def _dated(latest_first: Iterable[tuple[str, int]], limit: int) -> dict[str, str]:
-    """Of (key, time) pairs, latest first: the `limit` keys seen last, each with the day it was last seen."""
-    out: dict[str, str] = {}
-    for key, ts in latest_first:
+def _dated(latest_first: Iterable[tuple[str, Mapping[str, Any]]], limit: int) -> dict[str, list[str]]:
+    """Of (key, event) pairs, latest first: the `limit` keys seen last, each with the day it was last
+    seen and the hash of that event's session ([day, session])."""
+    out: dict[str, list[str]] = {}
+    for key, event in latest_first:
         if key not in out:
             if len(out) >= limit:
                 break
-            out[key] = day_of(ts)
+            out[key] = [day_of(event["ts"]), session_hash(event["visitor"], event.get("session") or "")]
     return dict(sorted(out.items()))
 
 
 def dated(fact: Mapping[str, Any], name: str) -> dict[str, str]:
     """A case fact's terms or articles (`searches`, `zero`, `articles`) with the day each counts on:
     a fact written before issue 24 lists them, all on the case's own day."""
+    return {key: day for key, (day, _) in placed(fact, name).items()}
+
+
+def placed(fact: Mapping[str, Any], name: str) -> dict[str, tuple[str, str | None]]:
+    """A case fact's terms or articles with the day each counts on and the session of that search or
+    read (None for facts written before sessions were kept with them)."""
     value = fact.get(name) or {}
-    return dict(value) if isinstance(value, Mapping) else dict.fromkeys(value, fact["day"])
+    if not isinstance(value, Mapping):
+        return {key: (fact["day"], None) for key in value}
+    return {key: (on, None) if isinstance(on, str) else (on[0], on[1]) for key, on in value.items()}
 
 
 def fact_days(fact: Mapping[str, Any]) -> set[str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from dci.insights.day import COUNTS, SITE_SEARCH
 from dci.insights.facts import article_link
+from dci.insights.search import TOP, add_search, search_lists
 
 MIN_SAMPLE = 20  # the one small-sample rule: a rate of fewer than this many is "too few" (JSON and page alike)
 Z95 = 1.959964  # the 95 % normal quantile, for Wilson intervals
@@ -56,7 +57,7 @@ def total(rollups: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     sums: dict[str, Any] = {name: Counter() for name in COUNTS}
     other: Counter[str] = Counter()
     result: dict[str, Any] = {"cases": 0, "sessions": 0, "sessions_followed": 0, "lead_ms": [], "article_pages": {},
-                              "site_search": dict.fromkeys(SITE_SEARCH, 0)}
+                              "site_search": dict.fromkeys(SITE_SEARCH, 0), "search": {}}
     for day in rollups:
         for name, value in day.get("site_search", {}).items():  # (rollups before 0.3 have none)
             result["site_search"][name] += value
@@ -68,6 +69,7 @@ def total(rollups: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         for name in ("cases", "sessions", "sessions_followed"):
             result[name] += day[name]
         result["lead_ms"].extend(day["lead_ms"])
+        add_search(result["search"], day)  # (rollups before issue 25 have none of it)
     result["lead_ms"].sort()
     return result | {name: dict(sorted(counter.items())) for name, counter in sums.items()} | {
         "other": {name: other.get(name, 0) for name in (*COUNTS, "lead_ms")}}
@@ -139,10 +141,19 @@ def trend(first: str, last: str, rollups: Sequence[Mapping[str, Any]],
     return result
 
 
+PERIOD_FIGURES = ("day", "site_search", "cases", "sessions", "sessions_followed")  # what a period's trend reads
+
+
 def _period_figures(rollups: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    sums = total(rollups)
-    return day_figures({"site_search": sums["site_search"], "cases": sums["cases"], "sessions": sums["sessions"],
-                        "sessions_followed": sums["sessions_followed"]})
+    """The trend's figures of a period: only the counts they need are added up (not the lists)."""
+    sums: dict[str, Any] = {"site_search": dict.fromkeys(SITE_SEARCH, 0), "cases": 0, "sessions": 0,
+                            "sessions_followed": 0}
+    for day in rollups:
+        for name, value in day.get("site_search", {}).items():  # (rollups before 0.3 have none)
+            sums["site_search"][name] += value
+        for name in ("cases", "sessions", "sessions_followed"):
+            sums[name] += day[name]
+    return day_figures(sums)
 
 
 def report(first: str, last: str, rollups: Sequence[Mapping[str, Any]], top: int = 20,
@@ -186,6 +197,7 @@ def report(first: str, last: str, rollups: Sequence[Mapping[str, Any]], top: int
         "first_touch_to_case": {"cases": len(leads) + sums["other"]["lead_ms"],
                                 "median_ms": int(statistics.median(leads)) if leads else None},
         "other": sums["other"],
+        **search_lists(sums["search"], before, read_before, sums["article_pages"], _rate, too_few, max(top, TOP)),
     }
 
 

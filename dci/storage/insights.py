@@ -37,6 +37,8 @@ from dci.insights import (
     days,
     encode,
     fact_days,
+    slice_key,
+    slices,
     stored_columns,
     utf16_len,
 )
@@ -127,6 +129,15 @@ class InsightStore:
         sessions = {row["session"] for row in matching}
         return cases, len(sessions), len(sessions & followed)
 
+    def term_events(self, first: str, last: str, term: str) -> list[dict[str, Any]]:
+        """The searches and result clicks of one term over the days `first`..`last` (one range query)."""
+        try:
+            return [plain(row) for row in self._table.client.query_entities(
+                "PartitionKey ge @lo and PartitionKey le @hi and (kind eq 'search' or kind eq 'click') "
+                "and term eq @term", parameters={"lo": f"e_{first}", "hi": f"e_{last}", "term": term})]
+        except ResourceNotFoundError:
+            return []
+
     def forget_before(self, day: str) -> int:
         """Delete the event and case facts of days before `day` (retention); returns how many.
 
@@ -209,16 +220,31 @@ class InsightStore:
         return done, failed
 
     def _redo(self, day: str, etag: str | None) -> None:
-        rollup = self.compute(day)
-        if etag is None and not (rollup["cases"] or rollup["sessions"]):
+        computed = self.compute_all(day)
+        whole = computed[ROLLUP]
+        if etag is None and not (whole["cases"] or whole["sessions"]):
             return  # a live day with nothing recorded yet: no row
-        row = stored_columns(rollup)  # (RollupTooLarge, before anything is written, if storage would refuse it)
-        self._table.write(lambda client: client.upsert_entity(
-            {"PartitionKey": f"d_{day}", "RowKey": ROLLUP, **row}, mode=UpdateMode.REPLACE))
+        rows = {key: stored_columns(rollup) for key, rollup in computed.items()  # (RollupTooLarge, before any
+                if key == ROLLUP or rollup["cases"] or rollup["sessions"]}       # write, if storage would refuse it)
+        rows[ROLLUP]["slices"] = encode(sorted(key for key in rows if key != ROLLUP))
+        stale = [key for key in self._slice_keys(day) if key not in rows]
+        operations = [("upsert", {"PartitionKey": f"d_{day}", "RowKey": key, **row}, {"mode": UpdateMode.REPLACE})
+                      for key, row in sorted(rows.items(), key=lambda kv: kv[0] == ROLLUP)]  # (the whole day last)
+        operations += [("delete", {"PartitionKey": f"d_{day}", "RowKey": key}) for key in stale]
+        for operation in operations:  # (one at a time: 9 rollups of up to 1 MiB outgrow one transaction)
+            self._table.submit([operation])
         if etag is None:  # a live day the timer redid unmarked
             return
         with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):  # marked again: stays dirty
             self._table.client.delete_entity(DIRTY, day, etag=etag, match_condition=MatchConditions.IfNotModified)
+
+    def _slice_keys(self, day: str) -> list[str]:
+        try:
+            return [row["RowKey"] for row in self._table.client.query_entities(
+                "PartitionKey eq @pk and RowKey gt @lo and RowKey lt @hi", select=["RowKey"],
+                parameters={"pk": f"d_{day}", "lo": f"{ROLLUP}~", "hi": f"{ROLLUP}\x7f"})]
+        except ResourceNotFoundError:
+            return []
 
     def _failed(self, day: str, error: Exception, marked: bool) -> None:
         """Log a day that could not be rolled up (its error's kind only: messages may quote terms) once
@@ -239,38 +265,73 @@ class InsightStore:
     def compute(self, day: str) -> dict[str, Any]:
         """A day's rollup from its facts: its events, its cases, and the cases of the following
         `follow_days` days (which say which of its sessions a case followed)."""
+        return self.compute_all(day)[ROLLUP]
+
+    def compute_all(self, day: str) -> dict[str, dict[str, Any]]:
+        """A day's rollup (`rollup`) and the rollup of each of its slices (`slice_key`)."""
         events = self._table.partition(f"e_{day}")
         facts = [json.loads(row["fact"]) for other in days(day, self._followed_until(day))
                  for row in self._table.partition(f"c_{other}")]
-        return day_rollup(day, events, facts)
+        return {ROLLUP: day_rollup(day, events, facts),
+                **{slice_key(signed, portal): day_rollup(day, events, facts, signed, portal)
+                   for signed, portal in slices(events, facts, day)}}
 
     def rollups(self, first: str, last: str) -> list[dict[str, Any]]:
         """The rollups of the days from `first` to `last` (dirty ones recomputed first); days
         with nothing recorded, and days whose rollups could not be built, are left out."""
         return self.read(first, last)[0]
 
-    def read(self, first: str, last: str) -> tuple[list[dict[str, Any]], list[str]]:
-        """The rollups of the days from `first` to `last` (dirty ones recomputed first), and the days
-        that are missing because their rollups could not be built or read."""
+    def read(self, first: str, last: str, signed_in: bool | None = None, portal: str | None = None,
+             figures: list[str] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+        """The rollups of the days from `first` to `last` (dirty ones recomputed first), of the slice
+        `signed_in` / `portal` asks for (`slice_key`; both None: the whole days) — only the `figures`
+        named, when given (the trend of the period before needs its counts, not its lists) —, and the days that
+        are missing because their rollups could not be built or read — or, for a slice, because the
+        day was rolled up before slices were kept and its facts are gone (retention)."""
         missing = set(self._refresh(days(first, last), 1000)[1])
-        try:
-            rows = list(self._table.client.query_entities(
-                "PartitionKey ge @lo and PartitionKey le @hi and RowKey eq @rk",
-                parameters={"lo": f"d_{first}", "hi": f"d_{last}", "rk": ROLLUP}))
-        except ResourceNotFoundError:
-            rows = []
+        key = ROLLUP if signed_in is None and portal is None else slice_key(signed_in, portal)
+        if key != ROLLUP:
+            missing |= self._sliced(first, last, missing)
         found = []
-        for row in rows:
+        for row in self._rows(first, last, key, None if figures is None else ["PartitionKey", *figures]):
             day = row["PartitionKey"][2:]
             if day in missing:  # (its row, if any, is out of date)
                 continue
             try:
                 found.append({name: json.loads(value) for name, value in plain(row).items()
-                              if name not in ("PartitionKey", "RowKey", "Timestamp")})
+                              if name not in ("PartitionKey", "RowKey", "Timestamp", "slices")})
             except (TypeError, ValueError) as error:
                 missing.add(day)
                 self._failed(day, error, marked=False)
         return found, sorted(missing)
+
+    def _rows(self, first: str, last: str, key: str, select: list[str] | None = None) -> list[Any]:
+        try:
+            return list(self._table.client.query_entities(
+                "PartitionKey ge @lo and PartitionKey le @hi and RowKey eq @rk", select=select,
+                parameters={"lo": f"d_{first}", "hi": f"d_{last}", "rk": key}))
+        except ResourceNotFoundError:
+            return []
+
+    def _sliced(self, first: str, last: str, missing: set[str]) -> set[str]:
+        """Days of the range rolled up before slices were kept: recomputed while their facts last; the
+        days that cannot be (their facts are gone) are returned, to be named missing."""
+        old = [row["PartitionKey"][2:] for row in self._rows(first, last, ROLLUP, ["PartitionKey", "slices"])
+               if row.get("slices") is None and row["PartitionKey"][2:] not in missing]
+        if not old:
+            return set()
+        kept = [day for day in old if next(iter(self._table.client.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": f"e_{day}"}, select=["RowKey"], results_per_page=1)), None)]
+        self.mark(kept)
+        return set(old) - set(self.refresh(kept))
+
+    def portals(self, first: str, last: str) -> list[str]:
+        """The portal hosts the days of the range saw (the `portals` of their whole-day rollups)."""
+        hosts: set[str] = set()
+        for row in self._rows(first, last, ROLLUP, ["PartitionKey", "portals"]):
+            with contextlib.suppress(TypeError, ValueError):
+                hosts.update(json.loads(row.get("portals") or "[]"))
+        return sorted(hosts)
 
 
 def _columns(fact: Mapping[str, Any]) -> dict[str, Any]:
