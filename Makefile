@@ -35,7 +35,8 @@ local.settings.json:
 dev: setup local.settings.json
 	scripts/dev.sh
 
-# make dev with a local Dataverse: cases from the demo portal's form, notes, the agent's report in seconds.
+# make dev with a month of demo history seeded first (scripts/dev.sh runs `python -m dci demo seed` once Azurite
+# is up) and a local Dataverse: cases from the demo portal's form, notes, the agent's report in seconds.
 demo: setup local.settings.json
 	scripts/dev.sh --demo
 
@@ -56,6 +57,7 @@ bench: setup
 	$(PY) bench/cases_bench.py
 	$(PY) bench/beacon_bench.py
 	$(PY) bench/insights_bench.py
+	$(PY) bench/search_bench.py
 	$(PY) bench/telemetry_bench.py
 	$(PY) bench/lake_bench.py
 

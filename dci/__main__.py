@@ -44,8 +44,35 @@ def main(argv: list[str] | None = None) -> int:
     query = actions.add_parser("query", help="run SQL over the tables `interactions` and `cases`")
     query.add_argument("sql")
     query.add_argument("--json", action="store_true", help="one JSON object a row instead of a table")
+    demo = commands.add_parser("demo", help="made-up portal history in the local store, for a first look at reports")
+    seed = demo.add_subparsers(dest="action", required=True).add_parser(
+        "seed", help="a month of portal history (searches, articles, cases on two portals); seeding twice changes "
+                     "nothing; --remove takes it out again, and nothing else")
+    seed.add_argument("--days", type=int, default=30, help="days up to today (UTC)")
+    seed.add_argument("--remove", action="store_true", help="remove the demo history instead")
+    seed.add_argument("--settings", type=Path, default=Path("local.settings.json"))
+    seed.add_argument("--sessions-per-day", type=int, help="a weekday's sessions (default 300; weekends fewer)")
+    seed.add_argument("--again", action="store_true", help="link the days seeded before again too (changes nothing)")
     args = parser.parse_args(argv)
-    return _lake(args) if args.command == "lake" else _serve(args)
+    return {"lake": _lake, "demo": _demo}.get(args.command, _serve)(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """`demo seed [--remove]`: the settings of local.settings.json (the environment wins)."""
+    from dci.runner.config import ConfigError, load_local_settings
+    from dci.settings import SettingsError, load_settings
+
+    logging.basicConfig(level=os.environ.get("DCI_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        load_local_settings(args.settings)
+        settings = load_settings()
+    except (ConfigError, SettingsError) as error:
+        print(f"cannot start: {error}", file=sys.stderr)
+        return 2
+    from dci import storage
+    from dci.runner import demo
+
+    return demo.command(settings, storage.stores(settings), args.days, args.sessions_per_day, args.remove, args.again)
 
 
 def _lake(args: argparse.Namespace) -> int:

@@ -60,7 +60,7 @@ def assemble(case: dict[str, Any], events: Sequence[dict[str, Any]], gap_ms: int
     earlier = len(steps([_item(event, created) for event in left_out])) if left_out else 0
     document = {
         "case": {k: case.get(k) for k in ("case_id", "ticket", "title", "contact", "visitor", "source")
-                 if case.get(k) is not None} | {"created": iso_of(created)},
+                 if case.get(k) not in (None, "")} | {"created": iso_of(created)},
         "summary": summarize(items, sessions, created, earlier),
         "sessions": sessions,
         "items": items,

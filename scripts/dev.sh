@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # make dev: Azurite on its default ports (data in .azurite/) and the local runner on :7071.
+# make demo (--demo): the same, with a month of demo history seeded first and a local Dataverse.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,13 @@ else
   for _ in $(seq 100); do port_open 10002 && break; sleep 0.1; done
   port_open 10002 || { echo "Azurite did not start; see .azurite/azurite.log" >&2; exit 1; }
   echo "Azurite: blob :10000, queue :10001, table :10002 (data in .azurite/)"
+fi
+
+if [ "${1:-}" = "--demo" ]; then
+  # A month of made-up history first, so the insights dashboard has something to show (days seeded
+  # before are skipped; `python -m dci demo seed --remove` takes it out). `make dev` does not seed.
+  .venv/bin/python -m dci demo seed ||
+    echo "The demo history could not be seeded (see above); starting without it." >&2
 fi
 
 cat <<MSG

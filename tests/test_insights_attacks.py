@@ -391,3 +391,37 @@ def test_insights_a_day_rollup_always_fits_what_table_storage_holds(facts: list)
         else:
             day.append({"kind": "search", "term": text, "results": 0, **who})
     stored_columns(rollup("2031-01-01", day, [], {f"s{v}" for v, _, _ in facts[::2]}))  # raises when too large
+
+
+def test_insights_search_tables_and_every_slice_at_their_limits_are_stored_and_served(store: Store) -> None:
+    # Issue 25's tables on the costliest day: 400 visitors on two portals, half signed in, each
+    # refining one long costly term into another (every term distinct: terms, refinement pairs and
+    # content gaps all full), clicking a long address; every slice's row is written and read back.
+    from dci.insights import slice_key
+    from dci.insights.bounds import ENTITY_LIMIT
+
+    insights = InsightStore(store.tables, follow_days=7)
+    facts = []
+    for n in range(400):
+        visitor, site = f"v{n}", ("portal.example.com", "help.example.com")[n % 2]
+        for step, (kind, text) in enumerate((("search", "a"), ("search", "b"), ("search_click", "b"))):
+            row = {"type": kind, "query": f"{text}{n:04d}" + ("\U0001f600\x01" + CJK) * 25, "results": 0,
+                   "session": f"s-{visitor}", "site": site, "ts": at(22, 9) + 3 * n + step, "position": 9999,
+                   "target": f"https://{site}/" + "\U0001f600" * 190, **({"contact": "c"} if n % 4 < 2 else {})}
+            facts.append(event_fact(row, visitor))
+    insights.add_events([(DAY, fact_key(n), fact) for n, fact in enumerate(facts)])
+    assert insights.refresh(only=[DAY]) == [DAY]
+    keys = [slice_key(signed, portal) for signed in (None, True, False)
+            for portal in (None, "portal.example.com", "help.example.com") if (signed, portal) != (None, None)]
+    for signed, portal in [(None, None), *((k.split("~")[1], k.split("~")[2]) for k in keys)]:
+        signed_in = None if signed in (None, "*") else signed == "signed"
+        rollups, missing = insights.read(DAY, DAY, signed_in, None if portal in (None, "*") else portal)
+        assert missing == [] and len(rollups) == 1
+        columns = stored_columns(rollups[0])  # (raises if a column or the entity would not fit)
+        assert sum(2 * utf16_len(text) for text in columns.values()) < ENTITY_LIMIT
+        assert rollups[0]["terms"] and rollups[0]["refinement_pairs"] and rollups[0]["gaps"]
+    whole = insights.read(DAY, DAY)[0][0]
+    assert max(utf16_len(encode(whole[name])) for name in ("terms", "refinement_pairs", "gaps")) > COLUMN_LIMIT * 0.8
+    status, body = insights_api(f"from={DAY}&to={DAY}&signed_in=true&portal=help.example.com")
+    assert status == 200 and body["missing_days"] == [] and body["search_terms"]
+    jsonschema.validate(body, document()["components"]["schemas"]["Insights"])

@@ -133,3 +133,13 @@ def test_timeline_note_of_a_short_journey() -> None:
                                           (7_500_000, "2 h 5 min")])
 def test_timeline_duration(ms: int, text: str) -> None:
     assert duration(ms) == text
+
+
+def test_a_case_without_a_title_reads_the_same_whether_its_title_is_empty_or_absent() -> None:
+    # Found by the demo seed: a late-event re-assembly rebuilt the case from its stored row, which
+    # drops the empty title the queue message had, and the same content became a new version.
+    from dci.assembler import digest
+    from dci.timeline import assemble
+
+    case = {"case_id": "c1", "created_ms": 1_800_000_000_000, "contact": "x", "source": "portal"}
+    assert digest(assemble({**case, "title": ""}, [], 60_000)) == digest(assemble(case, [], 60_000))
