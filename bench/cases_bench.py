@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -22,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from azure.data.tables import TableServiceClient  # noqa: E402
-from results import Counter, save  # noqa: E402  (bench/ is the script's own folder)
+from results import Counter, azurite_tables, save  # noqa: E402  (bench/ is the script's own folder)
 
 from dci.assembler import case_events  # noqa: E402
 from dci.cases import poll  # noqa: E402
@@ -130,53 +129,45 @@ def created_to_note(connection: str, cases: int = 3) -> dict[str, object]:
 
 
 def main() -> None:
-    ports = tuple(azurite.free_ports(3))
     result: dict = {"python": sys.version.split()[0]}
-    with tempfile.TemporaryDirectory() as data:
-        process = azurite.start(ports, Path(data))  # type: ignore[arg-type]
-        try:
-            connection = azurite.connection_string(*ports)
-            counter = Counter()
-            service = TableServiceClient.from_connection_string(connection, raw_request_hook=counter)
-            store = InteractionStore(service)
-            settings = Settings(AzureWebJobsStorage=connection, PORTAL_ISSUERS="portal.example.com")
-            measured = []
-            for _ in range(CONTACTS):
-                contact = str(uuid.uuid4())
-                for browser in range(2):
-                    link(store, message(str(uuid.uuid4()), OWN_EVENTS // 2,
-                                        CREATED_MS - (browser + 1) * 30 * 60_000, contact))
-                measured.append({"case_id": str(uuid.uuid4()), "created_ms": CREATED_MS, "contact": contact,
-                                 "ticket": f"CAS-{uuid.uuid4().hex[:6]}"})
-            assembly = {}
-            filled = 0
-            for others in (10_000, 100_000):
-                fill_others(store, others - filled)
-                filled = others
-                assembly[f"{others}_other_interactions"] = measure_assembly(service, counter, settings, measured)
-            small, large = (assembly[k]["ms_per_case_median"] for k in assembly)
-            raw_small, raw_large = (assembly[k]["bare_partition_reads_ms_median"] for k in assembly)
-            result["assembly"] = assembly | {"ratio_100k_over_10k": round(large / small, 2),
-                                             "bare_reads_ratio_100k_over_10k": round(raw_large / raw_small, 2)}
+    with azurite_tables() as (connection, counter, service):
+        store = InteractionStore(service)
+        settings = Settings(AzureWebJobsStorage=connection, PORTAL_ISSUERS="portal.example.com")
+        measured = []
+        for _ in range(CONTACTS):
+            contact = str(uuid.uuid4())
+            for browser in range(2):
+                link(store, message(str(uuid.uuid4()), OWN_EVENTS // 2,
+                                    CREATED_MS - (browser + 1) * 30 * 60_000, contact))
+            measured.append({"case_id": str(uuid.uuid4()), "created_ms": CREATED_MS, "contact": contact,
+                             "ticket": f"CAS-{uuid.uuid4().hex[:6]}"})
+        assembly = {}
+        filled = 0
+        for others in (10_000, 100_000):
+            fill_others(store, others - filled)
+            filled = others
+            assembly[f"{others}_other_interactions"] = measure_assembly(service, counter, settings, measured)
+        small, large = (assembly[k]["ms_per_case_median"] for k in assembly)
+        raw_small, raw_large = (assembly[k]["bare_partition_reads_ms_median"] for k in assembly)
+        result["assembly"] = assembly | {"ratio_100k_over_10k": round(large / small, 2),
+                                         "bare_reads_ratio_100k_over_10k": round(raw_large / raw_small, 2)}
 
-            fake = LocalDataverse()
-            try:
-                for i in range(POLLED_CASES):
-                    fake.add_incident(CREATED + timedelta(seconds=i), contact=str(uuid.uuid4()))
-                dataverse = Dataverse(fake.url, TokenSource(fake.url, fixed="test-token"), session(), page_size=500)
-                queue: list[str] = []
-                poll_cases = CaseStore(TableServiceClient.from_connection_string(connection))
-                started = time.perf_counter()
-                outcome = poll(dataverse, poll_cases, queue.append, CREATED_MS + 86_400_000 - 1)
-                elapsed = time.perf_counter() - started
-                result["poller"] = {"cases": outcome.queued, "pages": outcome.pages, "seconds": round(elapsed, 1),
-                                    "cases_per_s": round(outcome.queued / elapsed, 1),
-                                    "dataverse_requests": dataverse.requests}
-            finally:
-                fake.close()
-            result["created_to_note"] = created_to_note(connection)
+        fake = LocalDataverse()
+        try:
+            for i in range(POLLED_CASES):
+                fake.add_incident(CREATED + timedelta(seconds=i), contact=str(uuid.uuid4()))
+            dataverse = Dataverse(fake.url, TokenSource(fake.url, fixed="test-token"), session(), page_size=500)
+            queue: list[str] = []
+            poll_cases = CaseStore(TableServiceClient.from_connection_string(connection))
+            started = time.perf_counter()
+            outcome = poll(dataverse, poll_cases, queue.append, CREATED_MS + 86_400_000 - 1)
+            elapsed = time.perf_counter() - started
+            result["poller"] = {"cases": outcome.queued, "pages": outcome.pages, "seconds": round(elapsed, 1),
+                                "cases_per_s": round(outcome.queued / elapsed, 1),
+                                "dataverse_requests": dataverse.requests}
         finally:
-            azurite.stop(process)
+            fake.close()
+        result["created_to_note"] = created_to_note(connection)
     save("cases", result)
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -24,3 +28,22 @@ class Counter:
 
     def __call__(self, request: object) -> None:
         self.requests += 1
+
+
+@contextmanager
+def azurite_tables() -> Iterator[tuple[str, Counter, Any]]:
+    """An Azurite of the bench's own (free ports, a temporary data folder), stopped after: its
+    connection string, a request Counter, and a TableServiceClient that counts into it."""
+    from azure.data.tables import TableServiceClient
+
+    from tests import azurite
+
+    ports = tuple(azurite.free_ports(3))
+    with tempfile.TemporaryDirectory() as data:
+        process = azurite.start(ports, Path(data))  # type: ignore[arg-type]
+        try:
+            connection = azurite.connection_string(*ports)
+            counter = Counter()
+            yield connection, counter, TableServiceClient.from_connection_string(connection, raw_request_hook=counter)
+        finally:
+            azurite.stop(process)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import random
 import statistics
 import sys
-import tempfile
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -25,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from azure.data.tables import TableServiceClient, UpdateMode  # noqa: E402
-from results import Counter, save  # noqa: E402  (bench/ is the script's own folder)
+from azure.data.tables import UpdateMode  # noqa: E402
+from results import azurite_tables, save  # noqa: E402  (bench/ is the script's own folder)
 
 from dci.insights import MAX_KEYS_PER_DAY, day_rollup, encode, slice_key, slices, stored_columns  # noqa: E402
 from dci.settings import Settings  # noqa: E402
@@ -35,7 +34,6 @@ from dci.storage.cases import CaseStore  # noqa: E402
 from dci.storage.insights import INSIGHTS, ROLLUP, InsightStore  # noqa: E402
 from dci.storage.interactions import InteractionStore  # noqa: E402
 from dci.views import Asked, insights_reply  # noqa: E402
-from tests import azurite  # noqa: E402
 
 DAYS, DISTINCT_DAYS = 365, 14  # the year asked for; the year before it is stored too (the comparison)
 SESSIONS_PER_DAY = 4000  # ten times the demo's ~400
@@ -73,59 +71,51 @@ def facts_of(day: str, seed: int) -> tuple[list[dict], list[dict]]:
 
 
 def main() -> None:
-    ports = tuple(azurite.free_ports(3))
     result: dict = {"days": DAYS, "sessions_per_day": SESSIONS_PER_DAY, "distinct_days": DISTINCT_DAYS}
     first = date(2025, 1, 1)
     every = [(first + timedelta(days=n)).isoformat() for n in range(2 * DAYS)]
-    with tempfile.TemporaryDirectory() as data:
-        process = azurite.start(ports, Path(data))  # type: ignore[arg-type]
-        try:
-            connection = azurite.connection_string(*ports)
-            counter = Counter()
-            service = TableServiceClient.from_connection_string(connection, raw_request_hook=counter)
-            insights = InsightStore(service, follow_days=7, clock=lambda: datetime(2027, 6, 1, tzinfo=timezone.utc))
-            began = time.perf_counter()
-            computed, biggest = [], 0
-            for n in range(DISTINCT_DAYS):
-                events, cases = facts_of(every[n], n)
-                rows = {ROLLUP: day_rollup(every[n], events, cases)}
-                rows.update({slice_key(s, p): day_rollup(every[n], events, cases, s, p)
-                             for s, p in slices(events, cases, every[n])})
-                computed.append(rows)
-            result["compute_s_per_day"] = round((time.perf_counter() - began) / DISTINCT_DAYS, 2)
-            table = service.create_table_if_not_exists(INSIGHTS)
-            for index, day in enumerate(every):
-                rows = computed[index % DISTINCT_DAYS]
-                keys = sorted(key for key in rows if key != ROLLUP)
-                for key, rollup in rows.items():
-                    columns = stored_columns({**rollup, "day": day})
-                    if key == ROLLUP:
-                        columns["slices"] = encode(keys)
-                    biggest = max(biggest, sum(len(v) for v in columns.values()))
-                    table.upsert_entity({"PartitionKey": f"d_{day}", "RowKey": key, **columns}, mode=UpdateMode.REPLACE)
-            result["largest_row_chars"] = biggest
-            stores = Stores(InteractionStore(service), CaseStore(service), insights, None)  # type: ignore[arg-type]
-            settings = Settings(AzureWebJobsStorage=connection, PORTAL_ISSUERS=",".join(HOSTS))
-            now = datetime(2027, 1, 1, 12, tzinfo=timezone.utc)
-            result["max_keys_per_day"] = MAX_KEYS_PER_DAY
-            year = {"from": every[DAYS], "to": every[-1]}
-            for name, params, accept in (
-                    ("json", year, "application/json"),
-                    ("json_signed_in", {**year, "signed_in": "true"}, "application/json"),
-                    ("html_portal_filter", {**year, "portal": HOSTS[1], "format": "html"}, "text/html")):
-                times, requests = [], []
-                for _ in range(REQUESTS):
-                    counter.requests = 0
-                    began = time.perf_counter()
-                    reply = insights_reply(Asked("", params, accept, now), settings, stores)
-                    times.append((time.perf_counter() - began) * 1000)
-                    requests.append(counter.requests)
-                    assert reply.status == 200, reply.body[:300]
-                result[f"year_{name}"] = {"median_ms": round(statistics.median(times), 1),
-                                          "max_ms": round(max(times), 1), "storage_requests": requests[0],
-                                          "body_kb": round(len(reply.body) / 1024, 1)}
-        finally:
-            azurite.stop(process)
+    with azurite_tables() as (connection, counter, service):
+        insights = InsightStore(service, follow_days=7, clock=lambda: datetime(2027, 6, 1, tzinfo=timezone.utc))
+        began = time.perf_counter()
+        computed, biggest = [], 0
+        for n in range(DISTINCT_DAYS):
+            events, cases = facts_of(every[n], n)
+            rows = {ROLLUP: day_rollup(every[n], events, cases)}
+            rows.update({slice_key(s, p): day_rollup(every[n], events, cases, s, p)
+                         for s, p in slices(events, cases, every[n])})
+            computed.append(rows)
+        result["compute_s_per_day"] = round((time.perf_counter() - began) / DISTINCT_DAYS, 2)
+        table = service.create_table_if_not_exists(INSIGHTS)
+        for index, day in enumerate(every):
+            rows = computed[index % DISTINCT_DAYS]
+            keys = sorted(key for key in rows if key != ROLLUP)
+            for key, rollup in rows.items():
+                columns = stored_columns({**rollup, "day": day})
+                if key == ROLLUP:
+                    columns["slices"] = encode(keys)
+                biggest = max(biggest, sum(len(v) for v in columns.values()))
+                table.upsert_entity({"PartitionKey": f"d_{day}", "RowKey": key, **columns}, mode=UpdateMode.REPLACE)
+        result["largest_row_chars"] = biggest
+        stores = Stores(InteractionStore(service), CaseStore(service), insights, None)  # type: ignore[arg-type]
+        settings = Settings(AzureWebJobsStorage=connection, PORTAL_ISSUERS=",".join(HOSTS))
+        now = datetime(2027, 1, 1, 12, tzinfo=timezone.utc)
+        result["max_keys_per_day"] = MAX_KEYS_PER_DAY
+        year = {"from": every[DAYS], "to": every[-1]}
+        for name, params, accept in (
+                ("json", year, "application/json"),
+                ("json_signed_in", {**year, "signed_in": "true"}, "application/json"),
+                ("html_portal_filter", {**year, "portal": HOSTS[1], "format": "html"}, "text/html")):
+            times, requests = [], []
+            for _ in range(REQUESTS):
+                counter.requests = 0
+                began = time.perf_counter()
+                reply = insights_reply(Asked("", params, accept, now), settings, stores)
+                times.append((time.perf_counter() - began) * 1000)
+                requests.append(counter.requests)
+                assert reply.status == 200, reply.body[:300]
+            result[f"year_{name}"] = {"median_ms": round(statistics.median(times), 1),
+                                      "max_ms": round(max(times), 1), "storage_requests": requests[0],
+                                      "body_kb": round(len(reply.body) / 1024, 1)}
     save("search", result)
 
 
