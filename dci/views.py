@@ -352,18 +352,22 @@ def insights_csv(asked: Asked, stores: Stores, settings: Settings) -> Reply:
 MAX_CSV_ROWS = 1000
 
 
+ARTICLE_LISTS = ("articles", "top_articles")  # the report's lists of articles, with a title each
+
+
 def article_titles(report: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The report with its articles' titles from Dataverse's knowledge articles, when Dataverse is
     configured and answers; otherwise as the page views gave them (see dci.insights.rollup), without
     the site's suffix learnt from this report's titles (dci/titles.py)."""
-    report = {**report, "articles": stripped_items(report["articles"])}
-    if settings.dataverse_url is None or not report["articles"]:
+    report = {**report, **{name: stripped_items(report[name]) for name in ARTICLE_LISTS if name in report}}
+    if settings.dataverse_url is None or not any(report.get(name) for name in ARTICLE_LISTS):
         return report
     from dci.dataverse import DataverseError, client_from  # (only the Dataverse paths load requests)
 
     client = client_from(settings)
     try:
-        titles = client.article_titles([row["article"] for row in report["articles"]]) if client else {}
+        numbers = sorted({row["article"] for name in ARTICLE_LISTS for row in report.get(name, [])})
+        titles = client.article_titles(numbers) if client else {}
     except DataverseError as error:
         logger.warning("insights: no article titles from Dataverse (HTTP %s); showing those of page views",
                        error.status)
@@ -383,6 +387,7 @@ def insights_behind(asked: Asked, stores: Stores, html: bool) -> Reply:
         raise Problem(400, "Ask for one search term (search) or one article (article).", "invalid-parameter",
                       [FieldError("search" if search else "article", "give exactly one of search and article")])
     key = {"search": term(search)} if search else {"article": (article or "").upper()}
+    filters = filters_of(asked.params)  # (checked, and kept in the page's links: they do not apply here)
     cases, sessions, followed = stores.insights.behind(first, last, **key)
     listed = []
     for case_id, day in cases[:MAX_CASES_BEHIND]:
@@ -391,7 +396,7 @@ def insights_behind(asked: Asked, stores: Stores, html: bool) -> Reply:
                        "day": day})
     document = {"from": first, "to": last, **key, "cases": listed, "case_count": len(cases),
                 "sessions": sessions, "sessions_followed_by_case": followed,
-                "sessions_without_case": sessions - followed,
+                "sessions_without_case": sessions - followed, "filters": filters.as_json(), "filtered": False,
                 **(term_details(stores.insights, first, last, key["search"]) if "search" in key else {})}
     if html:
         return _html(200, behind_page(document, kept(asked.params), stores.insights.follow_days))

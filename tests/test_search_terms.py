@@ -204,3 +204,40 @@ def test_the_openapi_document_names_every_csv_table_and_sort() -> None:
     assert parameters["table"]["schema"]["enum"] == list(CSV_TABLES)
     assert {f"sort_{table}" for table in SEARCH_TABLES} <= set(parameters)
     assert {"signed_in", "portal"} <= set(parameters)
+
+
+def test_the_outside_runs_defects_stay_fixed(site: Site) -> None:
+    # The drill-down took no filter: a bad one was a 200, a good one was dropped from its links,
+    # and nothing said that it counts every visitor.
+    status, problem = insights_api(f"from={DAY}&to={DAY}&search=vpn setup&signed_in=bogus")
+    assert status == 400 and [e["field"] for e in problem["errors"]] == ["signed_in"]
+    status, body = insights_api(f"from={DAY}&to={DAY}&search=vpn setup&signed_in=true&portal={P1}")
+    assert status == 200 and body["filters"] == {"signed_in": True, "portal": P1} and body["filtered"] is False
+    params = {"from": DAY, "to": DAY, "search": "vpn error", "signed_in": "true", "portal": P1, "format": "html"}
+    page = function_app.insights(func.HttpRequest("GET", "http://localhost/api/insights?" + urlencode(params),
+                                                  body=b"", params=params)).get_body().decode()
+    assert "does not apply here" in page and "signed_in=true" in page.split("Refined to")[1]
+    # A port beyond 65535 is no portal; the error form does not show a refused portal as the scope.
+    assert insights_api(f"from={DAY}&to={DAY}&portal=localhost:99999")[0] == 400
+    params = {"from": DAY, "to": DAY, "portal": '"><img>', "format": "html"}
+    page = function_app.insights(func.HttpRequest("GET", "http://localhost/api/insights?" + urlencode(params),
+                                                  body=b"", params=params)).get_body().decode()
+    assert "visitors on" not in page
+
+
+def test_top_articles_titles_lose_the_site_suffix_like_the_other_list(store: Store) -> None:
+    s = Site(store)
+    for n, number in enumerate(("KA-1", "KA-2")):
+        s.session([(n, "page_view", {**read(number), "title": f"Article {number} · Contoso Support"})])
+    status, body = insights_api(f"from={DAY}&to={DAY}")
+    assert status == 200 and {row["title"] for row in body["top_articles"]} == {"Article KA-1", "Article KA-2"}
+
+
+def test_the_page_says_how_many_searches_its_top_searches_leave_out(site: Site) -> None:
+    # The outside run: a flood of made-up terms pushed real ones out of a day's lists, silently.
+    from dci.reports.dashboard import insights_page
+
+    figures = site.report()
+    assert "outside a day's top" not in insights_page(figures, {}).decode()
+    figures["other"] = {**figures["other"], "searches": 110}
+    assert "And 110 searches of terms outside a day's top 100" in insights_page(figures, {}).decode()

@@ -204,8 +204,9 @@ def report(first: str, last: str, rollups: Sequence[Mapping[str, Any]], top: int
 def with_titles(report_of_range: Mapping[str, Any], titles: Mapping[str, str]) -> dict[str, Any]:
     """The report with each listed article's title from `titles` (Dataverse's knowledge articles,
     by article number) where it has one: those win over any page view's."""
-    return {**report_of_range, "articles": [
-        {**row, "title": titles.get(row["article"]) or row["title"]} for row in report_of_range["articles"]]}
+    return {**report_of_range, **{name: [{**row, "title": titles.get(row["article"]) or row["title"]}
+                                          for row in report_of_range[name]]
+                                   for name in ("articles", "top_articles") if name in report_of_range}}
 
 
 def _ranked(counts: Mapping[str, int], top: int) -> list[tuple[str, int]]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from dci.insights import MIN_SAMPLE
+from dci.insights import MAX_KEYS_PER_DAY, MIN_SAMPLE
 from dci.pages import count_text, rate_text, render
 from dci.problems import FieldError, Problem
 
@@ -23,8 +23,9 @@ def insights_page(report: dict[str, Any] | None, params: Mapping[str, str], prob
     errors = {error.field: error.detail for error in problem.errors} if problem else {}
     carried = {name: value for name, value in params.items()
                if name not in ("from", "to", "format", *FILTERS) and name not in errors}
-    filters = (report.get("filters") if report else None) or {
-        "signed_in": {"true": True, "false": False}.get(params.get("signed_in", "")), "portal": params.get("portal")}
+    filters = (report.get("filters") if report else None) or {  # (on the error form, only what was not refused)
+        "signed_in": None if "signed_in" in errors else {"true": True, "false": False}.get(params.get("signed_in", "")),
+        "portal": None if "portal" in errors else params.get("portal")}
     within_range = {"from": report["from"], "to": report["to"]} if report else {}
     unsorted = {name: value for name, value in carried.items() if not name.startswith("sort_")}
 
@@ -47,7 +48,8 @@ def insights_page(report: dict[str, Any] | None, params: Mapping[str, str], prob
     return render("insights.html", title=f"{title} · {shown}" if shown else title, report=report, asked=params,
                   carried=carried, problem=problem, errors=errors, csv=csv, behind=behind, charts=charts,
                   chart={"w": CHART_W, "h": CHART_H}, comparison=comparison(report["trend"]) if report else None,
-                  count=count_text, min_sample=MIN_SAMPLE, within=within, scope=shown, filters=filters, portals=portals,
+                  count=count_text, min_sample=MIN_SAMPLE, max_keys=MAX_KEYS_PER_DAY, within=within, scope=shown,
+                  filters=filters, portals=portals,
                   tables=search_tables(report, sort_of(params), ask) if report else [],
                   rates=TABLE_RATES, web_link=web_link)
 
@@ -294,4 +296,5 @@ def behind_page(document: dict[str, Any], keep: Mapping[str, str], follow_days: 
     return render("behind.html", title=f"Behind the {what}", what=what, document=document, cases=cases, back=back,
                   done="searched it" if searched else "read it", within=within, refined=refined, clicked=clicked,
                   chart=count_chart(trend, "searches") if trend is not None else None,
-                  size={"w": CHART_W, "h": CHART_H}, count=count_text)
+                  size={"w": CHART_W, "h": CHART_H}, count=count_text,
+                  scoped=scope(document.get("filters") or {}))

@@ -37,7 +37,7 @@ def filters_of(params: Mapping[str, str]) -> Filters:
         raise Problem(400, "signed_in is true or false.", "invalid-parameter",
                       [FieldError("signed_in", "must be true, false or empty")])
     portal = (params.get("portal") or "").strip().lower()
-    if portal and not HOST.fullmatch(portal):
+    if portal and (not HOST.fullmatch(portal) or int(portal.rpartition(":")[2] if ":" in portal else 0) > 65535):
         raise Problem(400, "portal is a portal's host name.", "invalid-parameter",
                       [FieldError("portal", "must be a host name like portal.example.com")])
     return Filters(None if not raw else raw == "true", portal or None)
