@@ -161,6 +161,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       // invocation's trace context and leaves the app's logs to it (host.json telemetryMode).
       PYTHON_ENABLE_OPENTELEMETRY: 'true'
       DATAVERSE_CLIENT_ID: identity.properties.clientId
+      // The note's link to the report: the app's own address unless the deployment names another.
+      REPORT_BASE_URL: empty(settings.REPORT_BASE_URL) ? 'https://${site.properties.defaultHostName}/api' : settings.REPORT_BASE_URL
     })
   }
 }

@@ -59,7 +59,7 @@ param insightsSchedule string = '30 */5 * * * *'
 @description('How the report routes are protected: function keys, or App Service authentication (see docs/SECURITY.md).')
 param reportsAuth string = 'function-key'
 
-@description('The app\'s https://…/api address; when set, case notes link to the HTML report (REPORT_BASE_URL).')
+@description('The app\'s https://…/api address, that case notes link to the HTML report by (REPORT_BASE_URL); empty: the app\'s own default host name + /api.')
 param reportBaseUrl string = ''
 
 @description('Create a Data Lake Storage account and export the interactions and cases to it as Delta tables (LAKE_URL).')

@@ -264,3 +264,13 @@ def test_infra_lake_is_optional_hierarchical_keyless_and_grants_the_documented_r
                                                                        "core.windows.net")
     container = re.search(r"param container string = '([^']+)'", LAKE).group(1)
     assert check_url(url) == url and url.startswith(f"abfss://{container}@dlabc123def456.")
+
+
+def test_infra_maps_the_report_settings_from_the_azd_environment_and_defaults_the_report_address() -> None:
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["reportsAuth"]["value"] == "${REPORTS_AUTH=function-key}"
+    assert parameters["reportBaseUrl"]["value"] == "${REPORT_BASE_URL=}"
+    assert re.search(r"REPORTS_AUTH: reportsAuth\s+REPORT_BASE_URL: reportBaseUrl", MAIN)
+    # Unset, the note links to the app's own address: https://<default host name>/api.
+    assert re.search(r"REPORT_BASE_URL: empty\(settings\.REPORT_BASE_URL\) \? "
+                     r"'https://\$\{site\.properties\.defaultHostName\}/api' : settings\.REPORT_BASE_URL", APP)
