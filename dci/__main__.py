@@ -18,13 +18,28 @@ if TYPE_CHECKING:
     from dci.runner.portal import DemoPortal
 
 
+DEFAULT_PORT = 7071  # func start's, and the one local.settings.sample.json names
+
+
+def _free(host: str, port: int) -> bool:
+    """Whether `port` on `host` can be listened on (a quick bind, closed at once)."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command."""
     parser = argparse.ArgumentParser(prog="python -m dci", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the app on 127.0.0.1 like `func start`")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=7071)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
     serve.add_argument("--settings", type=Path, default=Path("local.settings.json"))
     serve.add_argument("--host-json", type=Path, default=Path("host.json"))
@@ -150,9 +165,20 @@ def _serve(args: argparse.Namespace) -> int:
     from dci.runner.config import ConfigError, load_host_config, load_local_settings
     from dci.settings import load_settings
 
+    busy = [port for port in (args.port, *((args.dataverse_port or args.port + 1,) if args.demo else ()))
+            if not _free(args.host, port)]
+    if busy:
+        print(f"cannot start: port {busy[0]} on {args.host} is in use; stop what holds it, or choose another "
+              "port (PORT=8080 make dev, or --port)", file=sys.stderr)
+        return 2
     demo = _start_demo(args) if args.demo else None
+    preset = set(os.environ)
     try:
         applied = load_local_settings(args.settings)
+        if args.port != DEFAULT_PORT:  # the sample's demo-portal hosts (:7071) follow the port served on
+            for name in ("PORTAL_ISSUERS", "ALLOWED_ORIGINS", "REPORT_BASE_URL"):
+                if name not in preset and f":{DEFAULT_PORT}" in os.environ.get(name, ""):
+                    os.environ[name] = os.environ[name].replace(f":{DEFAULT_PORT}", f":{args.port}")
         load_settings()  # locally, bad settings stop the runner at once (SettingsError names them)
         host = load_host_config(args.host_json)
         sys.path.insert(0, os.getcwd())

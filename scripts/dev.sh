@@ -1,13 +1,36 @@
 #!/usr/bin/env bash
-# make dev: Azurite on its default ports (data in .azurite/) and the local runner on :7071.
+# make dev: Azurite on its default ports (data in .azurite/) and the local runner on :7071 (or $PORT).
 # make demo (--demo): the same, with a month of demo history seeded first and a local Dataverse.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+PORT="${PORT:-7071}"
+if [ "$PORT" != 7071 ]; then  # the demo portal's hosts follow its port (the seed's and the runner's alike)
+  export PORTAL_ISSUERS="${PORTAL_ISSUERS:-127.0.0.1:$PORT,localhost:$PORT}"
+  export ALLOWED_ORIGINS="${ALLOWED_ORIGINS:-http://127.0.0.1:$PORT,http://localhost:$PORT}"
+  export REPORT_BASE_URL="${REPORT_BASE_URL:-http://127.0.0.1:$PORT/api}"
+fi
+# What answers on a storage port: Azurite names itself in its Server header ("Azurite-Queue/3.x").
+is_azurite() {
+  .venv/bin/python - "$1" <<'PY'
+import sys, urllib.error, urllib.request
+try:
+    server = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/devstoreaccount1?comp=list", timeout=3).headers
+except urllib.error.HTTPError as error:
+    server = error.headers
+except OSError:
+    sys.exit(1)
+sys.exit(0 if "azurite" in (server.get("Server") or "").lower() else 1)
+PY
+}
 
 if port_open 10001; then
-  echo "Azurite (or another storage emulator) is already listening on 10000-10002; using it."
+  if ! is_azurite 10001; then
+    echo "Something that is not Azurite is listening on 127.0.0.1:10001 (Azurite's queue port); stop it and run again." >&2
+    exit 1
+  fi
+  echo "Azurite is already listening on 10000-10002; using it."
 else
   mkdir -p .azurite
   # Its own session: Ctrl-C reaches the runner only, and Azurite gets one clean SIGTERM on exit
@@ -35,16 +58,16 @@ fi
 
 cat <<MSG
 
-  Demo portal       http://127.0.0.1:7071/          (sign in at /signin)
-  Collect endpoint  http://127.0.0.1:7071/api/collect
-  Health            http://127.0.0.1:7071/api/health
-  OpenAPI           http://127.0.0.1:7071/api/openapi.json
-  Case report       http://127.0.0.1:7071/api/cases/{ticket number}/timeline?format=html
-  Insights          http://127.0.0.1:7071/api/insights?format=html
+  Demo portal       http://127.0.0.1:$PORT/          (sign in at /signin)
+  Collect endpoint  http://127.0.0.1:$PORT/api/collect
+  Health            http://127.0.0.1:$PORT/api/health
+  OpenAPI           http://127.0.0.1:$PORT/api/openapi.json
+  Case report       http://127.0.0.1:$PORT/api/cases/{ticket number}/timeline?format=html
+  Insights          http://127.0.0.1:$PORT/api/insights?format=html
 MSG
 if [ "${1:-}" = "--demo" ]; then
   cat <<MSG
-  Local Dataverse   http://127.0.0.1:7072/notes     (the notes written on cases)
+  Local Dataverse   http://127.0.0.1:$((PORT + 1))/notes     (the notes written on cases)
 
   Demo: sign in at /signin, read and search, then create a case: 15 s later its note is at /notes
   and the confirmation page links to the agent's report.
@@ -54,4 +77,4 @@ cat <<MSG
 
   Ctrl-C stops everything.
 MSG
-.venv/bin/python -m dci serve --host 127.0.0.1 --port 7071 "$@"
+.venv/bin/python -m dci serve --host 127.0.0.1 --port "$PORT" "$@"

@@ -87,3 +87,45 @@ def test_serve_reads_local_settings_but_the_environment_wins(tmp_path: Path, sto
     # The file's bad CASE_SETTLE_SECONDS was applied (so it was read) and is reported by name.
     assert process.returncode == 2 and "CASE_SETTLE_SECONDS" in output
     assert "PORTAL_ISSUERS" not in output  # the environment's value won over the file's
+
+
+@pytest.mark.parametrize("demo", [False, True], ids=["runner", "demo's Dataverse"])
+def test_serve_a_busy_port_is_one_line_and_a_non_zero_exit(tmp_path: Path, demo: bool) -> None:
+    import socket
+
+    port = free_ports(1)[0]
+    with socket.socket() as holder:  # something else holds the runner's port (or, with --demo, the next one)
+        holder.bind(("127.0.0.1", port + 1 if demo else port))
+        holder.listen()
+        process = start_serve(["--port", str(port), *(["--demo"] if demo else []),
+                               "--settings", str(tmp_path / "none.json")], dict(os.environ))
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 2
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert lines == [f"cannot start: port {port + 1 if demo else port} on 127.0.0.1 is in use; stop what holds it, "
+                     "or choose another port (PORT=8080 make dev, or --port)"]
+
+
+def test_serve_on_another_port_its_demo_portal_is_an_allowed_origin(store: Store, tmp_path: Path) -> None:
+    # `PORT=8080 make dev`: local.settings.sample.json names :7071; the demo portal's hosts follow the port.
+    env = {k: v for k, v in os.environ.items() if k not in ("PORTAL_ISSUERS", "ALLOWED_ORIGINS", "REPORT_BASE_URL")}
+    port = free_ports(1)[0]
+    settings = json.loads(Path("local.settings.sample.json").read_text())
+    (tmp_path / "local.settings.json").write_text(json.dumps(settings))
+    process = start_serve(["--port", str(port), "--settings", str(tmp_path / "local.settings.json")], env)
+    try:
+        origin = f"http://127.0.0.1:{port}"
+        request = urllib.request.Request(f"{origin}/api/collect", method="OPTIONS", headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST", "User-Agent": BROWSER_UA})
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    assert response.headers["Access-Control-Allow-Origin"] == origin
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, "the runner did not start"
+                time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
