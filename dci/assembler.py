@@ -20,7 +20,7 @@ from dci.clock import iso_of
 from dci.insights import RollupTooLarge, case_fact
 from dci.storage.clients import CASES_QUEUE
 from dci.timeline import assemble, note_text
-from dci.window import journeys, ordered, previous
+from dci.window import among, journeys, neighbours
 
 if TYPE_CHECKING:
     from dci.cases import Case
@@ -77,8 +77,7 @@ def journey(case: Case, events: Sequence[dict], cases: Sequence[Mapping[str, Any
     """Of the contact's events, those of the case's journey (dci/window.py): after their previous
     case (`cases`: the contact's cases; the case itself is added when missing), up to its creation
     and its own confirmation."""
-    known = [c for c in cases if c["case_id"] != case["case_id"]] + [case]
-    return [dict(event) for event in journeys(known, events, settings.lookback_ms)[case["case_id"]]]
+    return [dict(event) for event in journeys(among(case, cases), events, settings.lookback_ms)[case["case_id"]]]
 
 
 def case_events(store: InteractionStore, case: Case, settings: Settings,
@@ -91,7 +90,7 @@ def case_events(store: InteractionStore, case: Case, settings: Settings,
 def previous_case(case: Case, cases: Sequence[Mapping[str, Any]], settings: Settings) -> dict[str, Any] | None:
     """The contact's case before this one, when it falls within the look-back (the journey starts
     after it): id, ticket, title and creation, for the report and the note to name and link."""
-    before = previous(case, [c for c in cases if c["case_id"] != case["case_id"]] + [case])
+    before, _ = neighbours(case, cases)
     if before is None or before["created_ms"] < case["created_ms"] - settings.lookback_ms:
         return None
     return {"case_id": before["case_id"], "ticket": before.get("ticket") or None,
@@ -178,20 +177,18 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
 def _follow_on(stores: Stores, case: Case, others: Sequence[Mapping[str, Any]]) -> None:
     """A case assembled after the contact's next case (cases can arrive out of order) moves where
     that case's journey starts: its timeline is assembled again."""
-    order = ordered([c for c in others if c["case_id"] != case["case_id"]] + [case])
-    at = [c["case_id"] for c in order].index(case["case_id"])
-    later = order[at + 1:]
-    if not later:
+    _, after = neighbours(case, others)
+    if after is None:
         return
-    following = stores.cases.stored_case(later[0]["case_id"])
+    following = stores.cases.stored_case(after["case_id"])
     if following is None or following["status"] != "assembled":
         return  # (still to be assembled: it will find this case)
-    timeline = stores.cases.timeline(later[0]["case_id"])
+    timeline = stores.cases.timeline(after["case_id"])
     named = ((timeline or {}).get("document") or {}).get("previous_case") or {}
     if named.get("case_id") != case["case_id"]:
         stores.cases_queue.send(case_message(following["case"]))
-        logger.info("case %s comes before case %s: its re-assembly is queued", case["case_id"], later[0]["case_id"],
-                    extra={"case_id": later[0]["case_id"]})
+        logger.info("case %s comes before case %s: its re-assembly is queued", case["case_id"], after["case_id"],
+                    extra={"case_id": after["case_id"]})
 
 
 def _name_of(dataverse: Dataverse, contact: str) -> str | None:

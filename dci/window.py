@@ -118,11 +118,14 @@ def journeys(cases: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, A
     return out
 
 
-def previous(case: Mapping[str, Any], cases: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The contact's case just before `case` in journey order, or None."""
-    order = ordered(cases)
-    ids = [c["case_id"] for c in order]
-    if case["case_id"] not in ids:
-        return None
-    at = ids.index(case["case_id"])
-    return order[at - 1] if at else None
+def among(case: Mapping[str, Any], cases: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The contact's cases with `case` among them (added when missing; its stored row replaced)."""
+    return [c for c in cases if c["case_id"] != case["case_id"]] + [case]
+
+
+def neighbours(case: Mapping[str, Any], cases: Sequence[Mapping[str, Any]]
+               ) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    """The contact's cases just before and just after `case` in journey order (None for none)."""
+    order = ordered(among(case, cases))
+    at = [c["case_id"] for c in order].index(case["case_id"])
+    return (order[at - 1] if at else None), (order[at + 1] if at + 1 < len(order) else None)
