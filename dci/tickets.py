@@ -42,9 +42,11 @@ class TicketPending(Exception):
     detail: str
 
 
-def due_ms(settings: Settings) -> int:
-    """How long after its creation in Dataverse a case may still be unknown here."""
-    return settings.settle_ms + longest_gap_seconds(settings.case_schedule) * 1000 + MARGIN_MS
+def due_ms(settings: Settings, gap_ms: int | None = None) -> int:
+    """How long after its creation in Dataverse a case may still be unknown here (`gap_ms`: the case
+    poll's longest gap, when already known)."""
+    gap = longest_gap_seconds(settings.case_schedule) * 1000 if gap_ms is None else gap_ms
+    return settings.settle_ms + gap + MARGIN_MS
 
 
 def unknown_ticket(ticket: str, settings: Settings | None, now_ms: int) -> NoReturn:
@@ -56,8 +58,7 @@ def unknown_ticket(ticket: str, settings: Settings | None, now_ms: int) -> NoRet
     from dci.dataverse import DataverseError, client_from  # (only the Dataverse paths load requests)
 
     client = client_from(settings)
-    if client is None:
-        raise unknown
+    assert client is not None  # (DATAVERSE_URL is set)
     try:
         found = client.case_with_ticket(ticket)
     except DataverseError as error:
@@ -69,7 +70,8 @@ def unknown_ticket(ticket: str, settings: Settings | None, now_ms: int) -> NoRet
         raise Problem(404, f"No case with ticket number {ticket} is known here or in Dataverse.", "unknown-case")
     created = moment(found.created_ms).strftime("%d %b %Y, %H:%M UTC")
     age = max(0, now_ms - found.created_ms)  # (Dataverse's clock may be ahead of this one)
-    due, gap_ms = due_ms(settings), longest_gap_seconds(settings.case_schedule) * 1000
+    gap_ms = longest_gap_seconds(settings.case_schedule) * 1000
+    due = due_ms(settings, gap_ms)
     if age < due:
         wait = min(max(FIRST_ASK_AGAIN_S, -(-min(due - age, gap_ms) // 1000)), LAST_ASK_AGAIN_S)
         raise TicketPending(ticket, found.created_ms, wait, (

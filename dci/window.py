@@ -37,10 +37,11 @@ def ordered(cases: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return sorted(cases, key=lambda c: (c["created_ms"], (c.get("ticket") or "").upper(), c["case_id"]))
 
 
-def claims(cases: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]]) -> dict[int, str]:
-    """Rule 1: the index of each event that is a case's own confirmation, and that case's id."""
+def claims(order: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]]) -> dict[int, str]:
+    """Rule 1: the index of each event that is a case's own confirmation, and that case's id
+    (`order`: the contact's cases in journey order, `ordered`)."""
     by_ticket: dict[str, Mapping[str, Any]] = {}
-    for case in ordered(cases):
+    for case in order:
         if case.get("ticket"):
             by_ticket.setdefault(str(case["ticket"]).upper(), case)
     claimed: dict[int, str] = {}
@@ -56,10 +57,9 @@ def claims(cases: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any
         browsers.setdefault(event.get("visitor", ""), []).append(index)
     for indexes in browsers.values():
         indexes.sort(key=lambda i: (events[i]["ts"], str(events[i].get("id", ""))))
-    for submission, case_id in list(claimed.items()):
-        if events[submission].get("type") == "case_submitted":
-            claimed.update(dict.fromkeys(_its_page(events, browsers[events[submission].get("visitor", "")],
-                                                   submission), case_id))
+    for submission, case_id in list(claimed.items()):  # (each a case_submitted event)
+        claimed.update(dict.fromkeys(_its_page(events, browsers[events[submission].get("visitor", "")], submission),
+                                     case_id))
     return claimed
 
 

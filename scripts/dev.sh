@@ -6,11 +6,7 @@ cd "$(dirname "$0")/.."
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 PORT="${PORT:-7071}"
-if [ "$PORT" != 7071 ]; then  # the demo portal's hosts follow its port (the seed's and the runner's alike)
-  export PORTAL_ISSUERS="${PORTAL_ISSUERS:-127.0.0.1:$PORT,localhost:$PORT}"
-  export ALLOWED_ORIGINS="${ALLOWED_ORIGINS:-http://127.0.0.1:$PORT,http://localhost:$PORT}"
-  export REPORT_BASE_URL="${REPORT_BASE_URL:-http://127.0.0.1:$PORT/api}"
-fi
+# (The runner makes the demo portal's hosts in local.settings.json follow the port: `dci serve --port`.)
 # What answers on a storage port: Azurite names itself in its Server header ("Azurite-Queue/3.x").
 is_azurite() {
   .venv/bin/python - "$1" <<'PY'

@@ -93,16 +93,18 @@ def test_serve_reads_local_settings_but_the_environment_wins(tmp_path: Path, sto
 def test_serve_a_busy_port_is_one_line_and_a_non_zero_exit(tmp_path: Path, demo: bool) -> None:
     import socket
 
-    port = free_ports(1)[0]
-    with socket.socket() as holder:  # something else holds the runner's port (or, with --demo, the next one)
-        holder.bind(("127.0.0.1", port + 1 if demo else port))
+    port, dataverse_port = free_ports(2)
+    held = dataverse_port if demo else port
+    with socket.socket() as holder:  # something else holds the runner's port (or, with --demo, its Dataverse's)
+        holder.bind(("127.0.0.1", held))
         holder.listen()
-        process = start_serve(["--port", str(port), *(["--demo"] if demo else []),
+        process = start_serve(["--port", str(port), *(["--demo", "--dataverse-port", str(dataverse_port)]
+                                                      if demo else []),
                                "--settings", str(tmp_path / "none.json")], dict(os.environ))
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 2
     lines = [line for line in output.splitlines() if line.strip()]
-    assert lines == [f"cannot start: port {port + 1 if demo else port} on 127.0.0.1 is in use; stop what holds it, "
+    assert lines == [f"cannot start: port {held} on 127.0.0.1 is in use; stop what holds it, "
                      "or choose another port (PORT=8080 make dev, or --port)"]
 
 
@@ -123,9 +125,11 @@ def test_serve_on_another_port_its_demo_portal_is_an_allowed_origin(store: Store
                 with urllib.request.urlopen(request, timeout=5) as response:
                     assert response.headers["Access-Control-Allow-Origin"] == origin
                     break
+            except urllib.error.HTTPError as error:  # (an answer: the origin was refused)
+                raise AssertionError(f"the preflight was answered {error.code}") from None
             except (urllib.error.URLError, ConnectionError):
                 assert time.monotonic() < deadline, "the runner did not start"
-                time.sleep(0.2)
+                time.sleep(0.2)  # (a poll's interval: the loop ends when the runner answers)
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=30)
