@@ -33,11 +33,22 @@ from dci.insights.facts import (
     term,
     visitor_hash,
 )
-from dci.insights.report import MIN_SAMPLE, PERIOD_FIGURES, days, report, too_few, total, trend, wilson, with_titles
+from dci.insights.report import (
+    MIN_SAMPLE,
+    PERIOD_FIGURES,
+    article_pages,
+    days,
+    report,
+    too_few,
+    total,
+    trend,
+    wilson,
+    with_titles,
+)
 from dci.insights.search import gap_key
 
 __all__ = ["COLUMN_LIMIT", "MAX_ARTICLES_PER_VISITOR", "MAX_KEYS_PER_DAY", "MAX_TERMS_PER_VISITOR", "MIN_SAMPLE",
-           "PERIOD_FIGURES", "RollupTooLarge", "article_link", "case_fact", "cases_behind", "dated", "day_rollup",
-           "days", "encode", "event_fact", "fact_days", "gap_key", "report", "rollup", "session_hash",
-           "site_search", "slice_key", "slices", "stored_columns", "term", "too_few", "total", "trend",
-           "utf16_len", "visitor_hash", "wilson", "with_titles"]
+           "PERIOD_FIGURES", "RollupTooLarge", "article_link", "article_pages", "case_fact", "cases_behind",
+           "dated", "day_rollup", "days", "encode", "event_fact", "fact_days", "gap_key", "report", "rollup",
+           "session_hash", "site_search", "slice_key", "slices", "stored_columns", "term", "too_few", "total",
+           "trend", "utf16_len", "visitor_hash", "wilson", "with_titles"]

@@ -75,6 +75,15 @@ def total(rollups: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "other": {name: other.get(name, 0) for name in (*COUNTS, "lead_ms")}}
 
 
+def article_pages(rollups: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The articles' titles and links over days (in day order), by the rule of `total`."""
+    pages: dict[str, dict[str, Any]] = {}
+    for day in rollups:
+        for article, page in day.get("article_pages", {}).items():
+            _merge_page(pages, article, page)
+    return pages
+
+
 def _merge_page(pages: dict[str, dict[str, Any]], article: str, page: Mapping[str, Any]) -> None:
     """Add a day's title and link of `article` to `pages`: a title from a signed-in view replaces an
     anonymous one, never the other way round; among equals the one that arrived first (`since`; a

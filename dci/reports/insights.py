@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dci.insights import PERIOD_FIGURES, days, report, total
+from dci.insights import PERIOD_FIGURES, article_pages, days, report
 from dci.problems import FieldError, Problem
 
 if TYPE_CHECKING:
@@ -60,9 +60,11 @@ def term_details(insights: InsightStore, first: str, last: str, term: str) -> di
     where known, how often and at which mean position)."""
     rows = insights.term_events(first, last, term)
     per_day = Counter(row["PartitionKey"][2:] for row in rows if row["kind"] == "search")
-    sums = total(insights.read(first, last)[0])
-    refined = Counter({to: n for (source, to), n in sums["search"].get("refinement_pairs", {}).items()
-                       if source == term})
+    days_read = insights.read(first, last, figures=["day", "refinement_pairs", "article_pages"])[0]
+    refined = Counter()
+    for day in days_read:  # (only the two figures it needs: not the whole rollups)
+        refined.update({to: n for source, to, n in day.get("refinement_pairs") or () if source == term})
+    pages = article_pages(days_read)
     opened: dict[tuple[str, str], list[int]] = {}
     for row in rows:
         if row["kind"] == "click" and (row.get("article") or row.get("target")):
@@ -72,7 +74,6 @@ def term_details(insights: InsightStore, first: str, last: str, term: str) -> di
             if isinstance(row.get("position"), int):
                 counts[1] += row["position"]
                 counts[2] += 1
-    pages = sums["article_pages"]
     clicked = [{kind: value, "title": (pages.get(value) or {}).get("title") if kind == "article" else None,
                 "count": n, "mean_position": round(position / positioned, 2) if positioned else None}
                for (kind, value), (n, position, positioned) in sorted(opened.items(),

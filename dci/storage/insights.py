@@ -5,6 +5,9 @@
 | `e_{day}` | the interaction's RowKey | a search or article read of that day (term, results, article, session hash) |
 | `c_{day}` | `{case id}` | what a case created that day contributes (JSON) |
 | `d_{day}` | `rollup` | the day's rollup (a JSON column per figure), what /api/insights reads |
+| `d_{day}` | `rollup~{who}~{host}` | one filter's slice of the day (`slice_key`: who is signed, anonymous or *) |
+
+The whole day's row also names its slice rows (`slices`) and the portal hosts it saw (`portals`).
 | `dirty` | `{day}` | a day whose facts changed since its rollup was computed |
 
 Facts are upserted on deterministic keys (re-delivered messages and re-assembled cases write the
@@ -261,11 +264,6 @@ class InsightStore:
         """The last day whose cases can follow `day`'s sessions (no later than the calendar's last)."""
         start = date.fromisoformat(day)
         return (start + timedelta(days=min(self.follow_days, (date.max - start).days))).isoformat()
-
-    def compute(self, day: str) -> dict[str, Any]:
-        """A day's rollup from its facts: its events, its cases, and the cases of the following
-        `follow_days` days (which say which of its sessions a case followed)."""
-        return self.compute_all(day)[ROLLUP]
 
     def compute_all(self, day: str) -> dict[str, dict[str, Any]]:
         """A day's rollup (`rollup`) and the rollup of each of its slices (`slice_key`)."""
