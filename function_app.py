@@ -94,7 +94,7 @@ def case_timeline(req: func.HttpRequest) -> func.HttpResponse:
     """The case's timeline, JSON or the HTML report (202 while the case settles, 404 when unknown)."""
     from dci import views
 
-    return web.answer_report(req.headers, lambda settings, stores: views.case_timeline_reply(
+    return web.answer_report(req, lambda settings, stores: views.case_timeline_reply(
         web.asked(req, "case_id"), settings, stores))
 
 
@@ -103,7 +103,7 @@ def contact_timeline(req: func.HttpRequest) -> func.HttpResponse:
     """Everything attributed to a contact in a range (`from`, `to`, `types`), with their cases; JSON or HTML."""
     from dci import views
 
-    return web.answer_report(req.headers, lambda settings, stores: views.contact_timeline_reply(
+    return web.answer_report(req, lambda settings, stores: views.contact_timeline_reply(
         web.asked(req, "contact_id"), settings, stores))
 
 
@@ -112,7 +112,7 @@ def insights(req: func.HttpRequest) -> func.HttpResponse:
     """KPIs across cases for a range of days (`from`, `to`); JSON or the HTML dashboard."""
     from dci import views
 
-    return web.answer_report(req.headers, lambda settings, stores: views.insights_reply(
+    return web.answer_report(req, lambda settings, stores: views.insights_reply(
         web.asked(req), settings, stores))
 
 

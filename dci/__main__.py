@@ -68,8 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--settings", type=Path, default=Path("local.settings.json"))
     seed.add_argument("--sessions-per-day", type=int, help="a weekday's sessions (default 300; weekends fewer)")
     seed.add_argument("--again", action="store_true", help="link the days seeded before again too (changes nothing)")
+    dataverse = commands.add_parser("dataverse", help="set a Dataverse environment up for the app")
+    setup = dataverse.add_subparsers(dest="action", required=True).add_parser(
+        "setup", help="the application user, its least-privilege role and the webhook, created once; "
+                      "a second run changes nothing")
+    from dci.tenant import command as tenant
+
+    tenant.add_arguments(setup)
     args = parser.parse_args(argv)
-    return {"lake": _lake, "demo": _demo}.get(args.command, _serve)(args)
+    return {"lake": _lake, "demo": _demo, "dataverse": tenant.main}.get(args.command, _serve)(args)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -10,6 +10,11 @@ authentication (Entra ID) is the gate. Then two things are trusted, both set by 
 2. `X-MS-CLIENT-PRINCIPAL`, which App Service authentication sets on requests it authenticated
    (and removes from requests it did not): base64 of a JSON object with the identity provider
    (`auth_typ`) and the caller's `claims`. A header that does not decode to one is refused (401).
+
+The platform lets unauthenticated requests through to the app (infra/entra.bicep: `AllowAnonymous`,
+so the beacon, health and the key-protected routes stay open), and the app is the gate: a report
+request without a principal is sent to the Entra sign-in when it asks for HTML (`sign_in_path`) and
+answered 401 problem+json otherwise.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import binascii
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 from dci.problems import Problem
 
@@ -68,3 +74,14 @@ def check_report_access(settings: Settings, headers: Mapping[str, str]) -> None:
                       "reports-auth-off", headers={"Retry-After": "300"})
     if client_principal(headers.get(PRINCIPAL_HEADER)) is None:
         raise Problem(401, "Sign in first: the reports are behind App Service authentication.", "sign-in-required")
+
+
+SIGN_IN = "/.auth/login/aad"
+
+
+def sign_in_path(url: str) -> str:
+    """Where a browser without a sign-in is sent: App Service's Entra sign-in, back to `url`'s path
+    and query afterwards (a relative address, which the platform accepts without configuration)."""
+    parts = urlsplit(url)
+    back = parts.path + (f"?{parts.query}" if parts.query else "")
+    return f"{SIGN_IN}?post_login_redirect_uri={quote(back, safe='')}"

@@ -246,6 +246,11 @@ class Dataverse:
         self._call("PATCH", f"{self._base}/annotations({note})", "write the timeline note", json=body)
         return note
 
+    def request(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
+        """Any Web API call (`path` after /api/data/v9.2, e.g. `roles?$filter=…`), with this client's
+        token, retries and errors: for the set-up command's administrative calls."""
+        return self._call(method, f"{self._base}/{path.lstrip('/')}", what, **kwargs)
+
     def _call(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
         with telemetry.span(f"Dataverse: {what}", {"http.request.method": method}) as span:
             response = self._authorized_call(method, url, what, **kwargs)

@@ -19,6 +19,12 @@ from dci.reports.schemas import (
 REF = "#/components/schemas/{model}"
 
 
+_SIGN_IN = {"description": "REPORTS_AUTH=app-service, not signed in, and HTML asked for (`format=html` or a "
+                          "browser's Accept): to the Entra sign-in, and back to this address after it",
+            "headers": {"Location": {"schema": {"type": "string"},
+                                     "description": "/.auth/login/aad?post_login_redirect_uri=<this path and query>"}}}
+
+
 def _problem(description: str) -> dict[str, object]:
     return {"description": description,
             "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}}
@@ -389,6 +395,7 @@ def document() -> dict[str, object]:
                         "400": _page_or_problem("The case is named by neither a GUID nor a ticket number, or "
                                                 "`format` is neither json nor html"),
                         "409": _page_or_problem("Several cases carry this ticket number; `cases` lists their ids"),
+                        "302": _SIGN_IN,
                         "401": _problem("REPORTS_AUTH=app-service and the request is not signed in"),
                         "503": _problem("REPORTS_AUTH=app-service but App Service authentication is not on, "
                                         "or the app settings are invalid"),
@@ -410,6 +417,7 @@ def document() -> dict[str, object]:
                                 "content": {"application/json": {"schema": {
                                     "$ref": REF.format(model="ContactTimeline")}}, **_HTML}},
                         "400": _page_or_problem("A bad contact id, range, type list or format; `errors` names it"),
+                        "302": _SIGN_IN,
                         "401": _problem("REPORTS_AUTH=app-service and the request is not signed in"),
                         "503": _problem("REPORTS_AUTH=app-service but App Service authentication is not on, "
                                         "or the app settings are invalid"),
@@ -437,6 +445,7 @@ def document() -> dict[str, object]:
                                     {"$ref": REF.format(model="Insights")}, {"$ref": REF.format(model="Behind")}]}},
                                             **_HTML, "text/csv": {"schema": {"type": "string"}}}},
                         "400": _page_or_problem("A bad range (at most 400 days) or format; `errors` names it"),
+                        "302": _SIGN_IN,
                         "401": _problem("REPORTS_AUTH=app-service and the request is not signed in"),
                         "503": _problem("REPORTS_AUTH=app-service but App Service authentication is not on, "
                                         "or the app settings are invalid"),

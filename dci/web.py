@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from dci.access import check_report_access
+from dci.access import check_report_access, sign_in_path
 from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import settings_or_none
@@ -54,14 +54,27 @@ def json_response(document: object, status: int = 200, headers: dict[str, str] |
     return respond(json_reply(status, document, headers))
 
 
-def answer_report(headers: Mapping[str, str], build: Callable[[Settings, Stores], Reply]) -> func.HttpResponse:
+def answer_report(req: func.HttpRequest, build: Callable[[Settings, Stores], Reply]) -> func.HttpResponse:
     """As `answer`, for the report routes: refused unless `access.check_report_access` lets the
-    request through (REPORTS_AUTH=app-service: App Service authentication on, and a real principal)."""
+    request through (REPORTS_AUTH=app-service: App Service authentication on, and a real principal);
+    a browser that is not signed in is sent to the sign-in and back (302), any other caller gets 401."""
     settings = settings_or_none()
     if settings is None:
         return misconfigured()
     try:
-        check_report_access(settings, headers)
+        check_report_access(settings, req.headers)
     except Problem as problem:
+        if problem.kind == "sign-in-required" and _wants_html(req):
+            return func.HttpResponse(status_code=302, headers={"Location": sign_in_path(req.url),
+                                                               "Cache-Control": "no-store"})
         return respond(problem_reply(problem))
     return respond(build(settings, stores(settings)))
+
+
+def _wants_html(req: func.HttpRequest) -> bool:
+    from dci.views import wants_html
+
+    try:
+        return wants_html(req.params, req.headers.get("accept"))
+    except Problem:  # another format: its own 400 comes after the sign-in
+        return False

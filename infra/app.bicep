@@ -15,6 +15,12 @@ param instanceMemoryMB int
 param maximumInstanceCount int
 
 var deploymentContainer = 'app-package-${resourceToken}'
+// With REPORTS_AUTH=app-service, App Service authentication proves its app registration (entra.bicep)
+// with this identity, not a client secret; the setting names the identity by its client id
+// (clientSecretSettingName 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID' in the site's authsettingsV2).
+var signInSettings = settings.REPORTS_AUTH == 'app-service' ? {
+  OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID: identity.properties.clientId
+} : {}
 // What the code uses: queues (with the host's poison queues) and tables (lakeoutbox: only with
 // LAKE_URL, harmless without). Monthly interactions tables (interactionsYYYYMM) are created by the
 // app as months begin, and dropped by retention.
@@ -163,7 +169,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       DATAVERSE_CLIENT_ID: identity.properties.clientId
       // The note's link to the report: the app's own address unless the deployment names another.
       REPORT_BASE_URL: empty(settings.REPORT_BASE_URL) ? 'https://${site.properties.defaultHostName}/api' : settings.REPORT_BASE_URL
-    })
+    }, signInSettings)
   }
 }
 

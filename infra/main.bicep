@@ -62,6 +62,9 @@ param reportsAuth string = 'function-key'
 @description('The app\'s https://…/api address, that case notes link to the HTML report by (REPORT_BASE_URL); empty: the app\'s own default host name + /api.')
 param reportBaseUrl string = ''
 
+@description('Object id of the Entra group whose members may sign in to the report pages (REPORT_READERS_GROUP; app-service only); empty: anyone in the tenant.')
+param reportReadersGroup string = ''
+
 @description('Create a Data Lake Storage account and export the interactions and cases to it as Delta tables (LAKE_URL).')
 param lakeEnabled bool = false
 
@@ -149,6 +152,21 @@ module lake 'lake.bicep' = if (lakeEnabled) {
   }
 }
 
+// With REPORTS_AUTH=app-service: the sign-in's app registration, its federated credential and the
+// site's authentication (authsettingsV2), after the app: they need its host name, identity and site.
+module entra 'entra.bicep' = if (reportsAuth == 'app-service') {
+  name: 'entra'
+  scope: resourceGroup
+  params: {
+    resourceToken: resourceToken
+    environmentName: environmentName
+    siteName: app.outputs.functionAppName
+    defaultHostName: app.outputs.defaultHostName
+    identityPrincipalId: app.outputs.identityPrincipalId
+    readersGroup: reportReadersGroup
+  }
+}
+
 module alerts 'alerts.bicep' = {
   name: 'alerts'
   scope: resourceGroup
@@ -169,3 +187,5 @@ output COLLECT_URL string = 'https://${app.outputs.defaultHostName}/api/collect'
 output BEACON_URL string = 'https://${app.outputs.defaultHostName}/api/beacon.js'
 output LAKE_URL string = lakeUrl
 output API_URL string = 'https://${app.outputs.defaultHostName}/api'
+// The sign-in's app registration (client id), with REPORTS_AUTH=app-service; empty otherwise.
+output REPORTS_SIGN_IN_APP_ID string = reportsAuth == 'app-service' ? entra.outputs.appId : ''

@@ -4,11 +4,16 @@
 What it finds, as the compiler would: property names the type does not have, string literals
 outside a closed set of values, read-only properties assigned, required properties missing. Values
 that are expressions (parameters, function calls, interpolations) are not judged.
+
+Types of a Bicep extension (Microsoft Graph) are checked the same way, and a resource of one is a
+problem unless its file declares that extension (`extension <alias>`, the alias resolved through the
+nearest bicepconfig.json, as Bicep resolves it, or `extension 'br:…'`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,22 +22,75 @@ REQUIRED, READ_ONLY = 1, 2
 # Keywords a resource body may hold besides the type's own properties.
 RESOURCE_KEYWORDS = {"scope", "dependsOn", "parent"}
 
+# `extension <alias or 'reference'> [with {…}] [as <name>]` (Bicep's extension statement). The
+# tree-sitter grammar (tree-sitter-bicep 1.1.0, the latest release) predates it, but parses the same
+# statement under its former keyword, `import '<reference>' [with {…}] [as <name>]`: `parse` rewrites
+# each extension statement into that form, on the same line, so that line numbers hold and anything
+# malformed after the reference is still a parse error.
+EXTENSION = re.compile(rb"^extension[ \t]+(?:(?P<alias>[A-Za-z_][A-Za-z0-9_]*)|'(?P<ref>[^'\\\n]*)')(?P<rest>[^\n]*)$",
+                       re.MULTILINE)
+
 
 @dataclass(frozen=True)
 class TypeIndex:
-    """Every ResourceType of the given type files, by `Type@version` (lower case)."""
+    """Every ResourceType of the given type files, by `Type@version` (lower case), and for the types of
+    an extension the extension's registry reference (`br:…`) a file must declare to use them."""
 
     resources: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]]
+    extension_of: dict[str, str]
 
     @classmethod
-    def load(cls, files: list[Path]) -> TypeIndex:
-        resources = {}
-        for path in files:
+    def load(cls, files: list[Path], extensions: dict[str, Path] | None = None) -> TypeIndex:
+        """`files`: Azure's type files; `extensions`: registry reference -> the extension's types.json."""
+        resources: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+        extension_of: dict[str, str] = {}
+        for path, reference in [(p, None) for p in files] + [(p, r) for r, p in (extensions or {}).items()]:
             types = json.loads(path.read_text())
             for entry in types:
                 if entry["$type"] == "ResourceType":
                     resources[entry["name"].lower()] = (types, entry)
-        return cls(resources)
+                    if reference:
+                        extension_of[entry["name"].lower()] = reference
+        return cls(resources, extension_of)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A Bicep file as the grammar parses it: its (rewritten) source, tree and declared extensions."""
+
+    source: bytes
+    tree: Any
+    extensions: list[str]  # each as written: an alias, or 'br:…'
+
+
+def parse(source: bytes) -> Parsed:
+    import tree_sitter_bicep
+    from tree_sitter import Language, Parser
+
+    declared: list[str] = []
+
+    def rewrite(match: re.Match[bytes]) -> bytes:
+        name = match["alias"] if match["alias"] is not None else match["ref"]
+        declared.append(name.decode())
+        return b"import '" + name + b"'" + match["rest"]
+
+    rewritten = EXTENSION.sub(rewrite, source)
+    return Parsed(rewritten, Parser(Language(tree_sitter_bicep.language())).parse(rewritten), declared)
+
+
+def bicep_config(path: Path) -> tuple[Path | None, dict[str, Any]]:
+    """The bicepconfig.json Bicep uses for a file: the nearest one in its folder or a parent folder."""
+    for folder in [path.parent, *path.parent.parents]:
+        candidate = folder / "bicepconfig.json"
+        if candidate.is_file():
+            return candidate, json.loads(candidate.read_text())
+    return None, {}
+
+
+def resolve_extensions(declared: list[str], config: dict[str, Any]) -> dict[str, str | None]:
+    """Each declared extension -> its registry reference (None: an alias the configuration lacks)."""
+    aliases = config.get("extensions", {})
+    return {name: name if ":" in name else aliases.get(name) for name in declared}
 
 
 def _deref(types: list[dict[str, Any]], ref: dict[str, str]) -> dict[str, Any]:
@@ -42,8 +100,9 @@ def _deref(types: list[dict[str, Any]], ref: dict[str, str]) -> dict[str, Any]:
 class Checker:
     """Walks the resource declarations of one Bicep file; `problems` lists what is wrong."""
 
-    def __init__(self, index: TypeIndex, source: bytes, name: str) -> None:
+    def __init__(self, index: TypeIndex, source: bytes, name: str, extensions: set[str] | None = None) -> None:
         self.index, self.source, self.name = index, source, name
+        self.extensions = extensions or set()  # registry references the file declares
         self.problems: list[str] = []
         self.checked: list[str] = []
         self._enclosing_type = ""
@@ -70,9 +129,10 @@ class Checker:
 
     def _resource(self, node: Any, parent_type: str | None) -> None:
         declared = self._literal(next(child for child in node.children if child.type == "string")) or ""
-        if parent_type:  # a nested resource names only its own segment, and takes its parent's version
+        if parent_type:  # a nested resource names only its own segment, and its parent's version unless its own
             base, _, version = parent_type.partition("@")
-            full = f"{base}/{declared}@{version}"
+            segment, _, own_version = declared.partition("@")
+            full = f"{base}/{segment}@{own_version or version}"
         else:
             full = declared
         if "existing" in [self._text(child) for child in node.children]:
@@ -82,6 +142,10 @@ class Checker:
             self.problems.append(f"{self._where(node)}: no type definition for {full}")
             return
         types, resource = found
+        extension = self.index.extension_of.get(full.lower())
+        if extension and extension not in self.extensions:
+            self.problems.append(f"{self._where(node)}: {full} is a type of the extension {extension}, which "
+                                 f"this file does not declare (declared: {sorted(self.extensions) or 'none'})")
         self.checked.append(full)
         body = self._body(node)
         if body is None:
@@ -195,10 +259,10 @@ class Checker:
 
 def check(index: TypeIndex, path: Path) -> tuple[list[str], list[str]]:
     """(problems, resource types checked) of one Bicep file."""
-    import tree_sitter_bicep
-    from tree_sitter import Language, Parser
-
-    source = path.read_bytes()
-    tree = Parser(Language(tree_sitter_bicep.language())).parse(source)
-    checker = Checker(index, source, path.name)
-    return checker.run(tree.root_node), checker.checked
+    parsed = parse(path.read_bytes())
+    config_path, config = bicep_config(path)
+    resolved = resolve_extensions(parsed.extensions, config)
+    problems = [f"{path.name}: extension {name!r} is not an alias in {config_path or 'any bicepconfig.json'}"
+                for name, reference in resolved.items() if reference is None]
+    checker = Checker(index, parsed.source, path.name, {ref for ref in resolved.values() if ref})
+    return problems + checker.run(parsed.tree.root_node), checker.checked

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
@@ -100,6 +101,35 @@ def test_access_with_app_service_authentication_needs_a_real_principal(
         assert headers["X-Content-Type-Options"] == "nosniff"
         status, _, body = get(url + "/api/health", {})
         assert json.loads(body)["status"] == "ok"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - urllib's signature
+        return None
+
+
+def test_access_a_browser_without_a_sign_in_is_sent_to_it_and_back_a_script_gets_401(
+        reports_behind_app_service, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+    get_settings.cache_clear()
+    opener = urllib.request.build_opener(_NoRedirect)
+    with running_app() as url:
+        for path in REPORT_PATHS:
+            for ask in ({"Accept": "text/html,application/xhtml+xml"}, {"Accept": "application/json", "_html": "1"}):
+                target = url + path + (("&" if "?" in path else "?") + "format=html" if ask.pop("_html", None) else "")
+                try:
+                    opener.open(urllib.request.Request(target, headers=ask), timeout=10)
+                    raise AssertionError("not redirected")
+                except urllib.error.HTTPError as answer:
+                    assert answer.code == 302, (path, answer.code)
+                    back = target.removeprefix(url)
+                    assert answer.headers["Location"] == ("/.auth/login/aad?post_login_redirect_uri="
+                                                          + urllib.parse.quote(back, safe=""))
+                    assert b"my secret search" not in answer.read()
+            status, headers, body = get(url + path, {"Accept": "application/json"})
+            assert status == 401 and json.loads(body)["type"].endswith("sign-in-required"), path
+        status, _, _ = get(url + "/api/health/details", {"Accept": "text/html"})  # JSON only: 401, no redirect
+        assert status == 401
 
 
 def test_access_every_report_answer_carries_nosniff(store: Store) -> None:

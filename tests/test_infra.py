@@ -3,8 +3,10 @@ role assignments are the documented built-in roles."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,14 @@ INFRA = ROOT / "infra"
 BICEP_FILES = sorted(INFRA.glob("**/*.bicep"))
 APP = (INFRA / "app.bicep").read_text()
 MAIN = (INFRA / "main.bicep").read_text()
+ENTRA = (INFRA / "entra.bicep").read_text()
+# The Microsoft Graph Bicep extension (v1.0 endpoint), extension version 1.0.0: the one whose types
+# ../shared/azure-types/msgraph/v1.0/1.0.0 holds.
+GRAPH_EXTENSION = "br:mcr.microsoft.com/bicep/extensions/microsoftgraph/v1.0:1.0.0"
+# App Service authentication takes a managed identity as the registration's credential when the
+# client secret's setting name is this one (Microsoft Learn: configure-authentication-provider-aad,
+# "Use a managed identity instead of a secret").
+MI_AS_CREDENTIAL = "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID"
 
 # Read only on a developer machine (or an alternative form of the same setting): documented in
 # docs/DEPLOY.md and the README, never deployed.
@@ -36,10 +46,9 @@ BUILT_IN_ROLES = {  # as documented in "Azure built-in roles"
 
 
 def _errors(path: Path) -> list[str]:
-    import tree_sitter_bicep
-    from tree_sitter import Language, Parser
+    from tests.bicep_types import parse
 
-    tree = Parser(Language(tree_sitter_bicep.language())).parse(path.read_bytes())
+    tree = parse(path.read_bytes()).tree
     found: list[str] = []
 
     def walk(node) -> None:  # noqa: ANN001 - a tree_sitter.Node
@@ -67,6 +76,28 @@ def test_infra_parser_does_report_broken_bicep(tmp_path: Path) -> None:
     broken = tmp_path / "broken.bicep"
     broken.write_text("param = = }\nresource x 'a@b' = {\n")
     assert _errors(broken)
+
+
+@pytest.mark.parametrize(("statement", "declared"), [
+    ("extension microsoftGraphV1", ["microsoftGraphV1"]),
+    (f"extension '{GRAPH_EXTENSION}'", [GRAPH_EXTENSION]),
+    ("extension microsoftGraphV1 as graph", ["microsoftGraphV1"]),
+    ("extension kubernetes with {\n  namespace: 'default'\n  kubeConfig: ''\n} as k8s", ["kubernetes"]),
+])
+def test_infra_parser_reads_extension_statements(tmp_path: Path, statement: str, declared: list[str]) -> None:
+    from tests.bicep_types import parse
+
+    bicep = tmp_path / "extension.bicep"
+    bicep.write_text(f"{statement}\n\nparam name string\n")
+    assert _errors(bicep) == []
+    assert parse(bicep.read_bytes()).extensions == declared
+
+
+@pytest.mark.parametrize("statement", ["extension", "extension 'br:x' with", "extension graph as", "extension 1x"])
+def test_infra_parser_reports_a_broken_extension_statement(tmp_path: Path, statement: str) -> None:
+    bicep = tmp_path / "broken.bicep"
+    bicep.write_text(f"{statement}\n\nparam name string\n")
+    assert _errors(bicep)
 
 
 def _app_setting_names() -> set[str]:
@@ -99,6 +130,8 @@ def test_infra_declares_every_queue_and_table_the_code_uses() -> None:
 
 def test_infra_holds_no_key_connection_string_or_secret() -> None:
     text = "\n".join(p.read_text() for p in INFRA.rglob("*") if p.is_file())
+    # The one setting name that mentions a secret names none (test_infra_sign_in_holds_no_secret).
+    text = text.replace(f"clientSecretSettingName: '{MI_AS_CREDENTIAL}'", "")
     for forbidden in (r"listKeys\(", r"AccountKey=", r"DefaultEndpointsProtocol", r"SharedAccessSignature",
                       r"InstrumentationKey=", r"password", r"secret\w*\s*:"):
         assert not re.search(forbidden, text, re.IGNORECASE), forbidden
@@ -127,17 +160,19 @@ def test_infra_flex_consumption_python_311() -> None:
 # --- resource bodies against Azure's type definitions (the Bicep compiler cannot run here) --------
 
 AZURE_TYPES = ROOT.parent / "shared" / "azure-types" / "generated"
+GRAPH_TYPES = ROOT.parent / "shared" / "azure-types" / "msgraph" / "v1.0" / "1.0.0"
 
 
 @pytest.fixture(scope="module")
 def type_index():  # noqa: ANN201 - tests.bicep_types.TypeIndex
     from tests.bicep_types import TypeIndex
 
-    if not AZURE_TYPES.exists():
+    if not AZURE_TYPES.exists() or not GRAPH_TYPES.exists():
         pytest.skip("../shared/azure-types is not beside this checkout")
-    # tests/azure-types: the types the shared set lacks, transcribed (see its README).
+    # tests/azure-types: the types the shared set lacks, transcribed (see its README). The Graph types
+    # are those of the extension entra.bicep declares, and count only in a file that declares it.
     return TypeIndex.load(sorted(AZURE_TYPES.rglob("types.json")) + sorted((ROOT / "tests" / "azure-types").rglob(
-        "types.json")))
+        "types.json")), extensions={GRAPH_EXTENSION: GRAPH_TYPES / "types.json"})
 
 
 @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.name)
@@ -157,7 +192,13 @@ def test_infra_every_resource_type_and_child_is_checked(type_index) -> None:
             "Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01",
             "Microsoft.Authorization/roleAssignments@2022-04-01",
             "Microsoft.Resources/resourceGroups@2024-03-01",
-            "Microsoft.Insights/scheduledQueryRules@2023-12-01"} <= checked
+            "Microsoft.Insights/scheduledQueryRules@2023-12-01",
+            "Microsoft.Graph/applications@v1.0", "Microsoft.Graph/applications/federatedIdentityCredentials@v1.0",
+            "Microsoft.Graph/servicePrincipals@v1.0", "Microsoft.Graph/appRoleAssignedTo@v1.0"} <= checked
+    # Every resource declaration of every file, nested ones too, was checked against a type.
+    declared = sum(len(re.findall(r"^\s*resource \w+ '[^']+' (?!existing)", p.read_text(), re.MULTILINE))
+                   for p in BICEP_FILES)
+    assert sum(len(check(type_index, path)[1]) for path in BICEP_FILES) == declared
 
 
 MUTATIONS = [  # (what app.bicep says, what a typo makes of it, what the checker must say)
@@ -190,16 +231,43 @@ LAKE_MUTATIONS = [
 ]
 
 
+ENTRA_MUTATIONS = [  # the Graph resources (their properties at the top level) and the site's authentication
+    ("  signInAudience: 'AzureADMyOrg'\n", "  signInAudiense: 'AzureADMyOrg'\n", "unknown property 'signInAudiense'"),
+    ("implicitGrantSettings: { enableIdTokenIssuance: true }", "implicitGrantSettings: { enableIdTokenIssuence: true }",
+     "unknown property 'enableIdTokenIssuence'"),
+    ("  signInAudience: 'AzureADMyOrg'\n", "  signInAudience: 'AzureADMyOrg'\n  appId: 'x'\n", "'appId' is read-only"),
+    ("  uniqueName: 'portal-insights-reports-${resourceToken}'\n", "", "required property 'uniqueName' is missing"),
+    ("    subject: identityPrincipalId\n", "", "required property 'subject' is missing"),
+    ("    audiences: ['api://AzureADTokenExchange']", "    audience: ['api://AzureADTokenExchange']",
+     "unknown property 'audience'"),
+    ("  appId: registration.appId\n", "", "required property 'appId' is missing"),
+    ("  appRoleAssignmentRequired: !empty(readersGroup)", "  appRoleAssignmentRequierd: !empty(readersGroup)",
+     "unknown property 'appRoleAssignmentRequierd'"),
+    ("  resourceId: servicePrincipal.id\n", "", "required property 'resourceId' is missing"),
+    ("      requireAuthentication: false", "      requireAuthenticaton: false",
+     "unknown property 'requireAuthenticaton'"),
+    ("unauthenticatedClientAction: 'AllowAnonymous'", "unauthenticatedClientAction: 'AllowAnonymus'",
+     "'AllowAnonymus' is not one of"),
+    (f"clientSecretSettingName: '{MI_AS_CREDENTIAL}'", f"clientSecretSetting: '{MI_AS_CREDENTIAL}'",
+     "unknown property 'clientSecretSetting'"),
+    ("  name: 'authsettingsV2'", "  name: 'authSettingsV3'", "name 'authSettingsV3' is not one of"),
+    ("extension microsoftGraphV1\n", "", "which this file does not declare"),
+    ("extension microsoftGraphV1\n", "extension microsoftGraph\n", "extension 'microsoftGraph' is not an alias"),
+]
+
+
 @pytest.mark.parametrize(("name", "original", "typo", "said"),
                          [("app.bicep", *m) for m in MUTATIONS] + [("alerts.bicep", *m) for m in ALERT_MUTATIONS]
-                         + [("lake.bicep", *m) for m in LAKE_MUTATIONS],
-                         ids=[m[2] for m in MUTATIONS + ALERT_MUTATIONS + LAKE_MUTATIONS])
+                         + [("lake.bicep", *m) for m in LAKE_MUTATIONS]
+                         + [("entra.bicep", *m) for m in ENTRA_MUTATIONS],
+                         ids=[m[2] for m in MUTATIONS + ALERT_MUTATIONS + LAKE_MUTATIONS + ENTRA_MUTATIONS])
 def test_infra_type_check_catches_a_misspelled_bicep(type_index, tmp_path: Path, name: str, original: str,
                                                      typo: str, said: str) -> None:
     from tests.bicep_types import check
 
     source = (INFRA / name).read_text()
     assert source.count(original) == 1, original
+    shutil.copy(INFRA / "bicepconfig.json", tmp_path)  # where Bicep finds the extension aliases
     broken = tmp_path / name
     broken.write_text(source.replace(original, typo))
     problems, _ = check(type_index, broken)
@@ -274,3 +342,154 @@ def test_infra_maps_the_report_settings_from_the_azd_environment_and_defaults_th
     # Unset, the note links to the app's own address: https://<default host name>/api.
     assert re.search(r"REPORT_BASE_URL: empty\(settings\.REPORT_BASE_URL\) \? "
                      r"'https://\$\{site\.properties\.defaultHostName\}/api' : settings\.REPORT_BASE_URL", APP)
+
+
+# --- Sign-in for the report pages (REPORTS_AUTH=app-service), declared in entra.bicep ------------
+
+def _declaration(text: str, symbol: str) -> str:
+    """The source of the resource (or module) declaration whose symbolic name is `symbol`."""
+    from tests.bicep_types import parse
+
+    parsed = parse(text.encode())
+    source = parsed.source  # as parsed: extension statements are rewritten (tests/bicep_types.py)
+
+    def find(node):  # noqa: ANN001, ANN202 - tree_sitter nodes
+        if node.type in ("resource_declaration", "module_declaration"):
+            name = next(child for child in node.children if child.type == "identifier")
+            if source[name.start_byte:name.end_byte].decode() == symbol:
+                return node
+        for child in node.children:
+            found = find(child)
+            if found is not None:
+                return found
+        return None
+
+    node = find(parsed.tree.root_node)
+    assert node is not None, symbol
+    return parsed.source[node.start_byte:node.end_byte].decode()
+
+
+def _bicep_strings(array_text: str) -> list[str]:
+    return re.findall(r"'([^']*)'", array_text)
+
+
+def _routes() -> dict[str, tuple[str, list[str]]]:
+    """route -> (auth level as function_app.py writes it: ANONYMOUS, READ_AUTH or FUNCTION, methods)."""
+    tree = ast.parse((ROOT / "function_app.py").read_text())
+    routes = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            if not (isinstance(decorator, ast.Call) and ast.unparse(decorator.func) == "app.route"):
+                continue
+            keywords = {k.arg: k.value for k in decorator.keywords}
+            level = keywords.get("auth_level")
+            # Unset: the app's http_auth_level, FUNCTION (a function key).
+            name = "FUNCTION" if level is None else ast.unparse(level).removeprefix("func.AuthLevel.")
+            methods = ast.literal_eval(keywords["methods"]) if "methods" in keywords else []
+            routes[ast.literal_eval(keywords["route"])] = (name, methods)
+    return routes
+
+
+def test_infra_bicepconfig_maps_the_extension_entra_declares() -> None:
+    from tests.bicep_types import bicep_config, parse, resolve_extensions
+
+    declared = parse(ENTRA.encode()).extensions
+    assert declared == ["microsoftGraphV1"]
+    # azd compiles infra/main.bicep, and Bicep reads the nearest bicepconfig.json of each file it
+    # compiles: infra/ holds it for main.bicep and for its modules alike.
+    for bicep in ("main.bicep", "entra.bicep"):
+        found, config = bicep_config(INFRA / bicep)
+        assert found == INFRA / "bicepconfig.json"
+        assert resolve_extensions(declared, config) == {"microsoftGraphV1": GRAPH_EXTENSION}
+    # It is the extension whose types the type check uses: Microsoft Graph v1.0, extension 1.0.0.
+    if GRAPH_TYPES.exists():
+        settings = json.loads((GRAPH_TYPES / "index.json").read_text())["settings"]
+        assert (settings["name"], settings["version"]) == ("MicrosoftGraph", GRAPH_EXTENSION.rsplit(":", 1)[1])
+    # Only entra.bicep uses Graph, so only it declares the extension.
+    assert [p.name for p in BICEP_FILES if parse(p.read_bytes()).extensions] == ["entra.bicep"]
+
+
+def test_infra_sign_in_holds_no_secret() -> None:
+    everything = {p.name: p.read_text() for p in INFRA.rglob("*") if p.is_file()}
+    for name, text in everything.items():
+        for credential in ("passwordCredentials", "keyCredentials", "MICROSOFT_PROVIDER_AUTHENTICATION_SECRET",
+                           "clientSecretCertificate", "sasUrlSettingName"):
+            assert credential.lower() not in text.lower(), (name, credential)
+        # The only mention of a client secret: its setting's name, which makes the identity the credential.
+        assert re.findall(r"clientSecret\w*:[^\n]*", text) == (
+            [f"clientSecretSettingName: '{MI_AS_CREDENTIAL}'"] if name == "entra.bicep" else []), name
+    # That app setting is the managed identity's client id (not its object id, nor the registration's
+    # client id), set only when App Service authentication signs people in.
+    assert re.search(r"var signInSettings = settings\.REPORTS_AUTH == 'app-service' \? \{\s*"
+                     rf"{MI_AS_CREDENTIAL}: identity\.properties\.clientId\s*\}} : \{{\}}", APP)
+    assert re.search(r"REPORT_BASE_URL: [^\n]+\n\s*\}, signInSettings\)", APP)  # the last of the union
+    assert re.search(r"REPORTS_AUTH: reportsAuth\n", MAIN)  # the same switch as the module's
+    assert MI_AS_CREDENTIAL in _app_setting_names()
+    auth = _declaration(ENTRA, "authSettings")
+    assert re.search(r"registration: \{\s*clientId: registration\.appId\s*openIdIssuer: entraIssuer\s*"
+                     r"(//[^\n]*\s*)*clientSecretSettingName: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID'\s*\}", auth)
+    assert re.search(r"tokenStore: \{\s*enabled: false\s*\}", auth)
+
+
+def test_infra_sign_in_lets_anonymous_requests_through_to_the_apps_own_gate() -> None:
+    routes = _routes()
+    reports = {route for route, (level, _) in routes.items() if level == "READ_AUTH"}
+    assert {"cases/{case_id}/timeline", "contacts/{contact_id}/timeline", "insights", "health/details"} == reports
+    auth = _declaration(ENTRA, "authSettings")
+    # The platform does not gate (the beacon, health and the key routes stay open as they are)...
+    assert re.search(r"requireAuthentication: false\s+unauthenticatedClientAction: 'AllowAnonymous'", auth)
+    assert "excludedPaths" not in ENTRA
+    # ...so every report route must pass the app's gate (dci/access.py): the three report pages through
+    # web.answer_report (sign-in redirect for HTML, 401 otherwise), health/details through checks.details.
+    source = (ROOT / "function_app.py").read_text()
+    for route in reports:
+        body = source.split(f'route="{route}"', 1)[1].split("\n@app.", 1)[0]
+        assert "web.answer_report(req," in body or "checks.details(req.headers)" in body, route
+
+
+def test_infra_federated_credential_trusts_the_apps_managed_identity() -> None:
+    assert ("var entraIssuer = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'"
+            in ENTRA)
+    credential = _declaration(ENTRA, "trustsTheAppsIdentity")
+    assert credential.startswith("resource trustsTheAppsIdentity 'federatedIdentityCredentials@v1.0'")
+    assert "\n    issuer: entraIssuer\n" in credential
+    assert "\n    subject: identityPrincipalId\n" in credential
+    assert "\n    audiences: ['api://AzureADTokenExchange']\n" in credential
+    assert re.search(r"\n    name: '\$\{registration\.uniqueName\}/[\w-]+'\n", credential)  # '<app>/<name>'
+    # The subject is the identity's object (principal) id, that main.bicep passes from app.bicep.
+    assert "identityPrincipalId: app.outputs.identityPrincipalId" in _declaration(MAIN, "entra")
+    assert "output identityPrincipalId string = identity.properties.principalId" in APP
+    # The registration: single tenant, the site's callback, ID tokens for the OpenID Connect sign-in.
+    registration = _declaration(ENTRA, "registration")
+    assert "signInAudience: 'AzureADMyOrg'" in registration
+    assert "uniqueName: 'portal-insights-reports-${resourceToken}'" in registration
+    assert "redirectUris: ['https://${defaultHostName}/.auth/login/aad/callback']" in registration
+    assert "implicitGrantSettings: { enableIdTokenIssuance: true }" in registration
+    assert "openIdIssuer: entraIssuer" in _declaration(ENTRA, "authSettings")
+    assert "appId: registration.appId" in _declaration(ENTRA, "servicePrincipal")
+
+
+def test_infra_sign_in_is_deployed_only_for_app_service_and_limited_to_the_readers_group() -> None:
+    module = _declaration(MAIN, "entra")
+    assert module.startswith("module entra 'entra.bicep' = if (reportsAuth == 'app-service') {")
+    for param in ("siteName: app.outputs.functionAppName", "defaultHostName: app.outputs.defaultHostName",
+                  "readersGroup: reportReadersGroup"):
+        assert param in module, param
+    assert ("output REPORTS_SIGN_IN_APP_ID string = reportsAuth == 'app-service' ? entra.outputs.appId : ''"
+            in MAIN)
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["reportReadersGroup"]["value"] == "${REPORT_READERS_GROUP=}"
+    assert "param reportReadersGroup string = ''" in MAIN
+    assert "param readersGroup string = ''" in ENTRA
+    # With a group, assignment is required and the group is assigned the default access role.
+    assert "appRoleAssignmentRequired: !empty(readersGroup)" in _declaration(ENTRA, "servicePrincipal")
+    readers = _declaration(ENTRA, "readers")
+    assert readers.startswith("resource readers 'Microsoft.Graph/appRoleAssignedTo@v1.0' = if (!empty(readersGroup)) {")
+    assert "principalId: readersGroup" in readers and "resourceId: servicePrincipal.id" in readers
+    assert "appRoleId: defaultAccessRole" in readers
+    assert "var defaultAccessRole = '00000000-0000-0000-0000-000000000000'" in ENTRA
+    # The authentication configures the app's own site.
+    assert "resource site 'Microsoft.Web/sites@2024-04-01' existing = {\n  name: siteName\n}" in ENTRA
+    assert "parent: site\n  name: 'authsettingsV2'" in _declaration(ENTRA, "authSettings")

@@ -6,6 +6,7 @@ odata.maxpagesize`, lookup annotations when asked for, upsert by PATCH on `annot
 contact's `fullname`, 401 without a valid bearer token, scripted 429 (with `Retry-After`) / 503 /
 500 failures and slow answers. It is a stand-in for the one thing that cannot run here, not a mock
 of our code. `GET /notes` (no token) shows the notes written on its cases, for a person to read.
+The administrative tables the set-up command writes are in `dci.runner.dataverse_admin`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from dci.runner.dataverse_admin import AdminTables, remote_execution_context
+
 API = "/api/data/v9.2"
 LOOKUP = "Microsoft.Dynamics.CRM.lookuplogicalname"
 
@@ -38,10 +41,12 @@ class LocalDataverse:
         self.articles: list[dict[str, Any]] = []  # knowledgearticles rows
         self.requests: list[tuple[str, str]] = []
         self.failures: list[dict[str, Any]] = []
+        self.webhook_calls: list[tuple[str, int | str]] = []  # (url, HTTP status or error) of each webhook post
         self.delay = 0.0
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.admin = AdminTables(self.url + API)  # users, roles, webhooks: for `python -m dci dataverse setup`
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
@@ -82,12 +87,25 @@ class LocalDataverse:
         """Add a case; the customer is `contact` or `account` (whose primary contact may be set)."""
         case_id = case_id or str(uuid.uuid4())
         with self.lock:
-            self.incidents.append({
-                "incidentid": case_id, "ticketnumber": ticket or f"CAS-{len(self.incidents) + 1:05d}-T3ST",
-                "title": title, "createdon": created.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "_customerid_value": contact or account, "customer_type": "contact" if contact else "account"
-                if account else None, "_primarycontactid_value": primary_contact})
+            row = {"incidentid": case_id, "ticketnumber": ticket or f"CAS-{len(self.incidents) + 1:05d}-T3ST",
+                   "title": title, "createdon": created.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                   "_customerid_value": contact or account, "customer_type": "contact" if contact else "account"
+                   if account else None, "_primarycontactid_value": primary_contact}
+            self.incidents.append(row)
+            hooks = self.admin.webhooks_on_create("incident")
+        for url, key in hooks:  # asynchronous steps: Dataverse posts after the create has committed
+            body = remote_execution_context(row, row["customer_type"])
+            threading.Thread(target=self._post_webhook, args=(url, key, body), daemon=True).start()
         return case_id
+
+    def _post_webhook(self, url: str, key: str, body: dict[str, Any]) -> None:
+        import requests
+
+        try:
+            answer = requests.post(url, params={"code": key}, json=body, timeout=30)
+            self.webhook_calls.append((url, answer.status_code))
+        except requests.RequestException as error:
+            self.webhook_calls.append((url, type(error).__name__))
 
     def fail(self, status: int, *, times: int = 1, retry_after: int | None = None, method: str | None = None,
              after: int = 0) -> None:
@@ -258,6 +276,11 @@ def _handler(dataverse: LocalDataverse) -> type[BaseHTTPRequestHandler]:
                 if found is None:
                     return self._error(404, "0x80040217", f"annotation With Id = {note.group(1)} Does Not Exist")
                 return self._send(204)
+            with dataverse.lock:
+                answer = dataverse.admin.handle(self.command, parts.path.removeprefix(f"{API}/"), parts.query,
+                                                json.loads(raw) if raw else {})
+            if answer is not None:
+                return self._send(*answer)
             return self._error(404, "0x80060888", f"Resource not found for the segment '{parts.path}'.")
 
         do_GET = do_PATCH = do_POST = do_DELETE = _handle
