@@ -41,6 +41,16 @@ LOOKUP_TYPE = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 NOTE_NAMESPACE = uuid.UUID("6b1f4a1e-8f65-4a4b-9d1e-5b8e0e7f2c10")  # note ids derive from case ids
 
 
+def odata_text(value: str) -> str:
+    """An OData string literal: in single quotes, a quote doubled."""
+    return "'{}'".format(value.replace("'", "''"))
+
+
+def odata_filter(condition: str) -> str:
+    """A `$filter` condition percent-encoded for the query string (quotes, parentheses, commas kept)."""
+    return quote(condition, safe=SAFE_IN_QUERY)
+
+
 class DataverseError(RuntimeError):
     """A Dataverse call failed; says which call, the HTTP status and Dataverse's own code."""
 
@@ -176,8 +186,7 @@ class Dataverse:
     def case_with_ticket(self, ticket: str) -> TicketedCase | None:
         """The case Dataverse has with this ticket number (the oldest, should several carry it), or
         None when it has none."""
-        condition = "ticketnumber eq '{}'".format(ticket.replace("'", "''"))
-        url = (f"{self._base}/incidents?$filter={quote(condition, safe=SAFE_IN_QUERY)}"
+        url = (f"{self._base}/incidents?$filter={odata_filter(f'ticketnumber eq {odata_text(ticket)}')}"
                "&$select=incidentid,createdon,ticketnumber")
         rows = self._call("GET", url, "find a case by its ticket number").json().get("value", [])
         found = [TicketedCase(str(row["incidentid"]).lower(), row.get("ticketnumber") or ticket,
@@ -209,9 +218,9 @@ class Dataverse:
             self._titles.clear()
         for start in range(0, len(wanted), TITLES_PER_CALL):
             chunk = wanted[start:start + TITLES_PER_CALL]
-            numbers_filter = " or ".join("articlepublicnumber eq '{}'".format(n.replace("'", "''")) for n in chunk)
+            numbers_filter = " or ".join(f"articlepublicnumber eq {odata_text(n)}" for n in chunk)
             url = (f"{self._base}/knowledgearticles?$select=articlepublicnumber,title"  # (3: published)
-                   f"&$filter={quote(f'({numbers_filter}) and statecode eq 3', safe=SAFE_IN_QUERY)}")
+                   f"&$filter={odata_filter(f'({numbers_filter}) and statecode eq 3')}")
             found: dict[str, str] = {}
             while url:
                 document = self._call("GET", url, "read knowledge article titles").json()

@@ -369,10 +369,6 @@ def _declaration(text: str, symbol: str) -> str:
     return parsed.source[node.start_byte:node.end_byte].decode()
 
 
-def _bicep_strings(array_text: str) -> list[str]:
-    return re.findall(r"'([^']*)'", array_text)
-
-
 def _routes() -> dict[str, tuple[str, list[str]]]:
     """route -> (auth level as function_app.py writes it: ANONYMOUS, READ_AUTH or FUNCTION, methods)."""
     tree = ast.parse((ROOT / "function_app.py").read_text())

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from dci.dataverse import SAFE_IN_QUERY, DataverseError
+from dci.dataverse import DataverseError, odata_filter, odata_text
 from dci.tenant.plan import (
     AUTH_WEBHOOK_KEY,
     CLAIM_NONE,
@@ -38,15 +37,6 @@ class SetupError(RuntimeError):
     """A set-up step that cannot go on; the message is one line for the administrator."""
 
 
-def _filter(condition: str) -> str:
-    return quote(condition, safe=SAFE_IN_QUERY)
-
-
-def _text(value: str) -> str:
-    """An OData string literal ('' for a quote)."""
-    return "'{}'".format(value.replace("'", "''"))
-
-
 def _depth(value: Any) -> str | None:
     """A PrivilegeDepth as its member name (the Web API sends the name; older hosts the number)."""
     if isinstance(value, int) and 0 <= value < len(DEPTHS):
@@ -67,16 +57,16 @@ class Admin:
     def discover(self, wanted: Wanted) -> Found:
         """What the environment has of the set-up `wanted` describes."""
         units = self._rows("businessunits?$select=businessunitid&$filter="
-                           + _filter("_parentbusinessunitid_value eq null"), "find the root business unit")
+                           + odata_filter("_parentbusinessunitid_value eq null"), "find the root business unit")
         if not units:
             raise SetupError("Dataverse answered no root business unit (businessunits with no parent)")
         found = Found(business_unit=str(units[0]["businessunitid"]))
         users = self._rows("systemusers?$select=systemuserid,isdisabled&$filter="
-                           + _filter(f"applicationid eq {wanted.client_id}"), "find the application user")
+                           + odata_filter(f"applicationid eq {wanted.client_id}"), "find the application user")
         if users:
             found.user, found.user_disabled = str(users[0]["systemuserid"]), bool(users[0].get("isdisabled"))
-        roles = self._rows("roles?$select=roleid,name&$filter=" + _filter(
-            f"name eq {_text(wanted.role)} and _businessunitid_value eq {found.business_unit}"), "find the role")
+        roles = self._rows("roles?$select=roleid,name&$filter=" + odata_filter(
+            f"name eq {odata_text(wanted.role)} and _businessunitid_value eq {found.business_unit}"), "find the role")
         if roles:
             found.role = str(roles[0]["roleid"])
         self._privilege_ids = self._privileges()
@@ -89,18 +79,19 @@ class Admin:
             found.assigned = any(str(row.get("roleid")) == found.role for row in mine)
         if wanted.webhook_url is not None:
             endpoints = self._rows("serviceendpoints?$select=serviceendpointid,url,contract,authtype,description"
-                                   "&$filter=" + _filter(f"name eq {_text(ENDPOINT_NAME)}"), "find the webhook")
+                                   "&$filter=" + odata_filter(f"name eq {odata_text(ENDPOINT_NAME)}"),
+                                   "find the webhook")
             if endpoints:
                 found.endpoint = endpoints[0]
                 steps = self._rows("sdkmessageprocessingsteps?$select=sdkmessageprocessingstepid,statecode&$filter="
-                                   + _filter(f"_eventhandler_value eq {endpoints[0]['serviceendpointid']}"),
+                                   + odata_filter(f"_eventhandler_value eq {endpoints[0]['serviceendpointid']}"),
                                    "find the webhook's step")
                 found.step = steps[0] if steps else None
         return found
 
     def _privileges(self) -> dict[str, str]:
-        names = " or ".join(f"name eq {_text(name)}" for name, _ in PRIVILEGES)
-        rows = self._rows(f"privileges?$select=privilegeid,name&$filter={_filter(names)}", "look up privileges")
+        names = " or ".join(f"name eq {odata_text(name)}" for name, _ in PRIVILEGES)
+        rows = self._rows(f"privileges?$select=privilegeid,name&$filter={odata_filter(names)}", "look up privileges")
         return {str(row["name"]): str(row["privilegeid"]) for row in rows}
 
     def _held(self, role: str) -> dict[str, str]:
@@ -163,12 +154,12 @@ class Admin:
 
     def _step(self, found: Found) -> str:
         assert found.endpoint is not None
-        messages = self._rows("sdkmessages?$select=sdkmessageid&$filter=" + _filter("name eq 'Create'"),
+        messages = self._rows("sdkmessages?$select=sdkmessageid&$filter=" + odata_filter("name eq 'Create'"),
                               "find the Create message")
         if not messages:
             raise SetupError("Dataverse answered no sdkmessage named Create")
         message = messages[0]["sdkmessageid"]
-        filters = self._rows("sdkmessagefilters?$select=sdkmessagefilterid&$filter=" + _filter(
+        filters = self._rows("sdkmessagefilters?$select=sdkmessagefilterid&$filter=" + odata_filter(
             f"_sdkmessageid_value eq {message} and primaryobjecttypecode eq 'incident'"), "find Create of incident")
         if not filters:
             raise SetupError("Dataverse has no Create message for incident: is Dynamics 365 Customer Service "

@@ -28,6 +28,7 @@ from dci.tenant.plan import ROLE_NAME, WEBHOOK_ROUTE, Wanted, changes
 WEBHOOK_FUNCTION = "dataverse_incident"  # function_app.py's name for the webhook's function
 ARM_URL = "https://management.azure.com"
 ARM_API_VERSION = "2024-04-01"
+ADDRESSES = ("https://", "http://127.0.0.1", "http://localhost")  # https, or the local stand-in and runner
 
 
 class UsageError(ValueError):
@@ -101,7 +102,7 @@ def wanted_from(args: argparse.Namespace, env: Mapping[str, str], azd: Mapping[s
                 keys: Callable[[], FunctionKeys]) -> tuple[str, Wanted]:
     """The Dataverse URL and the set-up asked for; UsageError names what is missing or malformed."""
     url = args.dataverse_url or env.get("DATAVERSE_URL") or azd.get("DATAVERSE_URL")
-    if not url or not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+    if not url or not url.startswith(ADDRESSES):
         raise UsageError("no Dataverse environment: give --dataverse-url https://<org>.crm.dynamics.com "
                          "(or set DATAVERSE_URL)")
     client = args.client_id or azd.get("MANAGED_IDENTITY_CLIENT_ID")
@@ -113,7 +114,7 @@ def wanted_from(args: argparse.Namespace, env: Mapping[str, str], azd: Mapping[s
     webhook_url = key = None
     if not args.no_webhook:
         base = args.report_base_url or env.get("REPORT_BASE_URL") or azd.get("REPORT_BASE_URL") or azd.get("API_URL")
-        if not base or not base.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        if not base or not base.startswith(ADDRESSES):
             raise UsageError("no address for the webhook: give --report-base-url https://<app>.azurewebsites.net/api "
                              "(or --no-webhook)")
         webhook_url = base.rstrip("/") + WEBHOOK_ROUTE
