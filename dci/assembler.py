@@ -105,8 +105,10 @@ def report_url(settings: Settings, case: dict[str, Any]) -> str | None:
 
 
 def digest(document: dict[str, Any]) -> str:
-    """What identifies a timeline's content (the case and its items)."""
-    material = json.dumps({"case": document["case"], "items": document["items"]}, sort_keys=True)
+    """What identifies a timeline's content (the case, its items, and the case before it: a case that
+    arrives later can become the previous one without changing a single item)."""
+    material = json.dumps({"case": document["case"], "items": document["items"],
+                           "previous_case": document.get("previous_case")}, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()
 
 

@@ -182,10 +182,11 @@ def _named(article: dict[str, Any]) -> str:
 
 
 NOTE_SEARCHES, NOTE_ARTICLES = 4, 3  # lines of each in the note; the report has them all
+NOTE_LINES = 15  # at most, however long the journey
 
 
 def note_text(document: dict[str, Any], report_url: str | None = None, previous_url: str | None = None) -> str:
-    """The note written on the case, short enough to read on the case's timeline wall (≤ 15 lines
+    """The note written on the case, short enough to read on the case's timeline wall (≤ NOTE_LINES
     however long the journey): the sentence, the searches (those that found nothing marked), the
     articles read, first visit to case, and the report's address; the report has the rest. Each
     visitor text is made one line (`one_line`), so none can pass for a line of the note."""
@@ -218,4 +219,6 @@ def note_text(document: dict[str, Any], report_url: str | None = None, previous_
                      + (f": {previous_url}" if previous_url else ""))
     if report_url:
         lines.append(f"Full timeline: {report_url}")
+    if len(lines) > NOTE_LINES:  # every part present: the blank line after the sentence gives way
+        del lines[1]
     return "\n".join(lines)

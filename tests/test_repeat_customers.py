@@ -187,6 +187,30 @@ def test_a_case_assembled_before_the_one_before_it_is_assembled_again(store: Sto
     assert "vpn" not in note["notetext"]
 
 
+def test_a_case_that_arrives_later_is_named_previous_though_no_item_moves(store: Store,
+                                                                         fake: LocalDataverse) -> None:
+    # Case 1 was opened by phone (nothing on the portal claims it); case 2 came first by the webhook.
+    # Case 1 arriving moves none of case 2's items, yet case 2 must now name it (found from outside).
+    portal = Portal(store, fake)
+    ids = portal.batch(PHONE, [(30, "search", search("printer offline", 3)),
+                               (45, "case_form", {"url": f"{BASE}/support/create-case/"})])
+    case_2 = portal.open_case(50, "CAS-2")
+    ids += portal.submit(PHONE, 50, "CAS-2")
+    take(portal.stores.cases, incident_case(Incident(case_2, at(50), "CAS-2", "CAS-2", CONTACT), "webhook"),
+         portal.send)
+    assert assembler.handle(portal.queue.pop().encode(), portal.stores, portal.settings, at(70),
+                            portal.dataverse) == "assembled"
+    assert "previous_case" not in portal.document("CAS-2")
+
+    portal.open_case(20, "CAS-1")
+    assert "assembled" in portal.poll_and_assemble(75)  # case 1; case 2 is queued again and updated
+    second = portal.document("CAS-2")
+    assert [item["id"] for item in second["items"]] == ids
+    assert second["previous_case"]["ticket"] == "CAS-1" and second["version"] == 2
+    (note,) = fake.notes_for(case_2)
+    assert "Starts after the previous case, CAS-1 of 2026-11-28" in note["notetext"]
+
+
 def test_two_cases_created_in_the_same_second_split_by_ticket_else_by_time(store: Store,
                                                                            fake: LocalDataverse) -> None:
     portal = Portal(store, fake)

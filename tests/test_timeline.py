@@ -119,6 +119,21 @@ def test_timeline_note_is_short_however_long_the_journey() -> None:
                           "Full timeline: https://app.example/api/cases/c1/timeline?format=html"]
 
 
+def test_timeline_note_stays_short_with_a_previous_case_too() -> None:
+    # Found from outside: 10 searches, 10 articles and a previous case made 16 lines.
+    events = [ev(300 - i, "search", query=f"term {i}", results=1) for i in range(10)]
+    events += [ev(200 - i, "page_view", article_number=f"KA-{i:05}", title=f"Article {i}",
+                  url=f"https://p/kb/KA-{i:05}") for i in range(10)]
+    document = assemble(CASE, events + [ev(5, "case_form")], GAP)
+    document["previous_case"] = {"case_id": "c0", "ticket": "CAS-0", "title": None, "created": "2026-11-20T10:00:00Z"}
+    lines = note_text(document, "https://app.example/api/cases/c1/timeline?format=html",
+                      "https://app.example/api/cases/c0/timeline?format=html").splitlines()
+    assert len(lines) <= 15, lines
+    assert ("Starts after the previous case, CAS-0 of 2026-11-20: "
+            "https://app.example/api/cases/c0/timeline?format=html") in lines
+    assert lines[-1].startswith("Full timeline: ") and "  ... and 6 more in the report" in lines
+
+
 def test_timeline_note_of_a_short_journey() -> None:
     events = [ev(12, "search", query="vpn", results=3), ev(10, "search", query="reset", results=0), ev(5, "case_form")]
     text = note_text(assemble(CASE, events, GAP))
