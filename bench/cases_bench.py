@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from azure.data.tables import TableServiceClient  # noqa: E402
 from results import Counter, azurite_tables, save  # noqa: E402  (bench/ is the script's own folder)
 
-from dci.assembler import case_events  # noqa: E402
+from dci.assembler import contact_events, journey  # noqa: E402
 from dci.cases import poll  # noqa: E402
 from dci.dataverse import Dataverse, TokenSource, session  # noqa: E402
 from dci.linker import link  # noqa: E402
@@ -69,7 +69,8 @@ def measure_assembly(service: TableServiceClient, counter: Counter, settings: Se
         raw.append(time.perf_counter() - started)
         before = counter.requests
         started = time.perf_counter()
-        events = case_events(store, case, settings, cases=cases.cases_of(case["contact"]))  # (its window)
+        events = journey(case, contact_events(store, case["contact"], settings),  # as the assembler reads them
+                         cases.cases_of(case["contact"]), settings)  # (its window)
         assemble(case, events, settings.session_gap_minutes * 60_000)
         times.append(time.perf_counter() - started)
         requests.append(counter.requests - before)

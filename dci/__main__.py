@@ -172,7 +172,8 @@ def _serve(args: argparse.Namespace) -> int:
     from dci.runner.config import ConfigError, load_host_config, load_local_settings
     from dci.settings import load_settings
 
-    busy = [port for port in (args.port, *((args.dataverse_port or args.port + 1,) if args.demo else ()))
+    args.dataverse_port = args.dataverse_port or args.port + 1  # --demo's local Dataverse: the next port
+    busy = [port for port in (args.port, *((args.dataverse_port,) if args.demo else ()))
             if not _free(args.host, port)]
     if busy:
         print(f"cannot start: port {busy[0]} on {args.host} is in use; stop what holds it, or choose another "
@@ -241,7 +242,7 @@ def _start_demo(args: argparse.Namespace) -> _Demo:
     from dci.runner.dataverse import LocalDataverse
     from dci.runner.portal import DEMO_CONTACT, DemoPortal
 
-    dataverse = LocalDataverse(token="demo-token", port=args.dataverse_port or args.port + 1)
+    dataverse = LocalDataverse(token="demo-token", port=args.dataverse_port)
     dataverse.add_contact(DEMO_CONTACT, "Dana Demo")
     for name, value in {"DATAVERSE_URL": dataverse.url, "DATAVERSE_TOKEN": "demo-token", "CASE_SETTLE_SECONDS": "15",
                         "CASE_SCHEDULE": "*/5 * * * * *", "REPORT_BASE_URL": f"http://{args.host}:{args.port}/api",

@@ -80,13 +80,6 @@ def journey(case: Case, events: Sequence[dict], cases: Sequence[Mapping[str, Any
     return [dict(event) for event in journeys(among(case, cases), events, settings.lookback_ms)[case["case_id"]]]
 
 
-def case_events(store: InteractionStore, case: Case, settings: Settings,
-                erased: Mapping[str, int] | None = None,
-                cases: Sequence[Mapping[str, Any]] = ()) -> list[dict]:
-    """The events of the case's journey, each with its attribution (`contact_events`, `journey`)."""
-    return journey(case, contact_events(store, case["contact"], settings, erased), cases, settings)
-
-
 def previous_case(case: Case, cases: Sequence[Mapping[str, Any]], settings: Settings) -> dict[str, Any] | None:
     """The contact's case before this one, when it falls within the look-back (the journey starts
     after it): id, ticket, title and creation, for the report and the note to name and link."""

@@ -64,7 +64,8 @@ def attribute(events: Sequence[tuple[int, str | None]], window_ms: int,
             continue
         if previous is not None and ts - previous[0] <= window_ms and previous[1] != after[1]:
             continue  # another person used this browser just before: nobody can say whose this is
-        if erased and ts <= erased.get(after[1], -AFTER_ARRIVAL_MS - 1) + AFTER_ARRIVAL_MS:
+        erased_at = erased.get(after[1]) if erased else None
+        if erased_at is not None and ts <= erased_at + AFTER_ARRIVAL_MS:
             continue  # rule 4
         owners[index] = Owner(after[1], STITCHED)
     return owners

@@ -129,10 +129,9 @@ def without_erased(message: dict[str, Any], erasures: Tombstones) -> dict[str, A
     erased = erasures.erased_events()
     if cut < 0 and not erased:
         return message
-    if cut >= 0 and epoch_ms(message["received_at"]) <= cut:  # a batch that arrived before the erasure
-        cut = max(cut, max(event["ts"] for event in message["events"]))  # (whatever its events claim)
-    kept = [event for event in message["events"]
-            if event["ts"] > cut and not (erased and event_id_hash(event["id"]) in erased)]
+    before = cut >= 0 and epoch_ms(message["received_at"]) <= cut  # arrived before the erasure: all goes,
+    kept = [] if before else [event for event in message["events"]  # whatever its events claim
+                              if event["ts"] > cut and not (erased and event_id_hash(event["id"]) in erased)]
     if len(kept) < len(message["events"]):
         logger.info("linker dropped %d events of an erased contact", len(message["events"]) - len(kept),
                     extra={"events": len(message["events"]) - len(kept)})

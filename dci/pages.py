@@ -190,16 +190,13 @@ def key_steps(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     listed = []
     for n, step in enumerate(rows, start=1):
         kind = step["kind"]
-        if kind == "search":
-            found = step.get("results")
-            text = f'Searched "{step["query"]}"' + ("" if found is None or found == 0 else
-                                                   f" – {found} result{'s' if found != 1 else ''}")
+        if kind == "search":  # (a search that found nothing is marked `zero` rather than told)
+            text = step["text"].removesuffix(" – no results")
         elif kind in ("click", "case_form", "case_submitted") or (kind == "view" and step.get("article")):
             text = step["text"]
         else:
             continue
-        listed.append({"n": n, "text": text, "zero": bool(step.get("zero")), "ms": step["ms"],
-                       "before_case_ms": step.get("before_case_ms", 0)})
+        listed.append({"n": n, "text": text, "zero": bool(step.get("zero")), "ms": step["ms"]})
     return listed
 
 

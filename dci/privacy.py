@@ -90,20 +90,32 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
         mine = {row["id"] for row, owner in zip(rows, owners, strict=True) if owner.contact == contact}
         # Every stored copy of a doomed event goes (readers see only the first: `first_copies`).
         doomed = [row for row in store.visitor_rows(visitor) if not shared or row["id"] in mine]
-        removed["interactions"] += store.delete_rows(doomed)
-        if insights is not None:  # their searches and reads leave the insight facts too
-            insights.remove_events(fact_ref(visitor, row) for row in doomed if event_fact(row, visitor))
+        removed["interactions"] += delete_rows(store, insights, visitor, doomed)
         store.unlink(contact, visitor)
         removed["visitors"] += 1
     if cases is not None:
-        if insights is not None:
-            for row in cases.cases_of(contact):
-                insights.remove_case(row["case_id"], day_of(row["created_ms"]))
-        removed["cases"] = cases.forget_contact(contact)
+        removed["cases"] = forget_cases(cases, insights, contact)
     store.drop_table(LEGACY_TICKETS)  # earlier builds' browser-per-ticket rows: nothing reads them now
     logger.info("erased a contact: %d interactions on %d visitors, %d case timelines",
                 removed["interactions"], removed["visitors"], removed["cases"], extra=removed)
     return removed
+
+
+def delete_rows(store: InteractionStore, insights: InsightStore | None, visitor: str,
+                rows: list[dict[str, Any]]) -> int:
+    """Delete a browser's stored rows, their insight facts first (so a removal stopped half-way still
+    finds the rows, and with them the facts, when it runs again). Returns the rows deleted."""
+    if insights is not None:
+        insights.remove_events(fact_ref(visitor, row) for row in rows if event_fact(row, visitor))
+    return store.delete_rows(rows)
+
+
+def forget_cases(cases: CaseStore, insights: InsightStore | None, contact: str) -> int:
+    """Forget the contact's cases and timelines, their case facts first. Returns the cases forgotten."""
+    if insights is not None:
+        for row in cases.cases_of(contact):
+            insights.remove_case(row["case_id"], day_of(row["created_ms"]))
+    return cases.forget_contact(contact)
 
 
 def delete_pending_notes(erasures: Tombstones, dataverse: Dataverse) -> dict[str, int]:

@@ -42,11 +42,10 @@ class TicketPending(Exception):
     detail: str
 
 
-def due_ms(settings: Settings, gap_ms: int | None = None) -> int:
+def due_ms(settings: Settings, gap_ms: int) -> int:
     """How long after its creation in Dataverse a case may still be unknown here (`gap_ms`: the case
-    poll's longest gap, when already known)."""
-    gap = longest_gap_seconds(settings.case_schedule) * 1000 if gap_ms is None else gap_ms
-    return settings.settle_ms + gap + MARGIN_MS
+    poll's longest gap)."""
+    return settings.settle_ms + gap_ms + MARGIN_MS
 
 
 def unknown_ticket(ticket: str, settings: Settings | None, now_ms: int) -> NoReturn:

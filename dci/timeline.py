@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dci.clock import duration, iso_of
-from dci.steps import article_name, steps
+from dci.steps import FOLD_GAP_MS, article_name, steps
 from dci.text import one_line
 from dci.titles import stripped_items
 
@@ -57,11 +57,11 @@ def assemble(case: dict[str, Any], events: Sequence[dict[str, Any]], gap_ms: int
     sessions = _sessions(items, gap_ms)
     if sessions:
         sessions[-1]["ended_in_case"] = created - items[sessions[-1]["last"]]["ms"] <= gap_ms
-    earlier = len(steps([_item(event, created) for event in left_out])) if left_out else 0
+    earlier = len(steps([_item(event, created) for event in left_out], gap_ms)) if left_out else 0
     document = {
         "case": {k: case.get(k) for k in ("case_id", "ticket", "title", "contact", "visitor", "source")
                  if case.get(k) not in (None, "")} | {"created": iso_of(created)},
-        "summary": summarize(items, sessions, created, earlier),
+        "summary": summarize(items, sessions, created, earlier, gap_ms),
         "sessions": sessions,
         "items": items,
         "truncated": bool(left_out),
@@ -89,9 +89,9 @@ def _sessions(items: list[dict[str, Any]], gap_ms: int) -> list[dict[str, Any]]:
 
 
 def summarize(items: list[dict[str, Any]], sessions: list[dict[str, Any]], created_ms: int,
-              earlier_steps: int = 0) -> dict[str, Any]:
+              earlier_steps: int = 0, gap_ms: int = FOLD_GAP_MS) -> dict[str, Any]:
     """What an agent reads in five seconds, as data and as one sentence (`earlier_steps`: the steps
-    before the first item that the timeline left out)."""
+    before the first item that the timeline left out; `gap_ms`: the visit gap, as steps fold)."""
     searches = [{"query": i["query"], "results": i.get("results")} for i in items if i["type"] == "search"]
     zero = [s["query"] for s in searches if s["results"] == 0]
     reads: dict[str, dict[str, Any]] = {}
@@ -115,7 +115,7 @@ def summarize(items: list[dict[str, Any]], sessions: list[dict[str, Any]], creat
         "searches": searches,
         "zero_result_searches": zero,
         "articles": list(reads.values()),
-        "path": _path(items),
+        "path": _path(items, gap_ms),
         "sessions": len(sessions),
         "first_touch_before_case_ms": first_touch,
         "case_form_seen": any(i["type"] in ("case_form", "case_submitted") for i in items),
@@ -125,10 +125,10 @@ def summarize(items: list[dict[str, Any]], sessions: list[dict[str, Any]], creat
     return summary
 
 
-def _path(items: list[dict[str, Any]]) -> list[str]:
+def _path(items: list[dict[str, Any]], gap_ms: int = FOLD_GAP_MS) -> list[str]:
     """The last search → click → read → case steps before the case, as short labels."""
     labels: list[str] = []
-    for step in steps(items):
+    for step in steps(items, gap_ms):
         kind = step["kind"]
         if kind == "search":
             found = step.get("results")

@@ -43,14 +43,15 @@ _IBAN_START = re.compile(r"(?<![^\W_])([A-Za-z]{2})\d{2}")
 # A run of digits with the separators people type inside numbers (spaces, brackets, dots, dashes,
 # slashes, bullets); it starts a token — not glued to a letter, digit, or an identifier's `-`, `.`,
 # `/`, `#` — or follows an abbreviation's dot (`Tel.`, `Nr.`) or a `#`, and is counted, then judged.
-_DIGIT_RUN = re.compile(r"(?:(?<![\w.,/#-])|(?<=[A-Za-z]\.)|(?<=#))\+?\(?\d(?:[\s()./\-\u2022\u00b7]*+\d)*+")
+_NUMBER_SEPARATORS = r"[\s()./\-\u2022\u00b7]"
+_DIGIT_RUN = re.compile(rf"(?:(?<![\w.,/#-])|(?<=[A-Za-z]\.)|(?<=#))\+?\(?\d(?:{_NUMBER_SEPARATORS}*+\d)*+")
 _DAY, _MONTH = r"(?:0?[1-9]|[12]\d|3[01])", r"(?:0?[1-9]|1[0-2])"
 _YEAR = re.compile(r"(?<!\d)\d{4}(?!\d)")  # every date has one
 _DATE = re.compile(rf"(?<!\d)(?:\d{{4}}-{_MONTH}-{_DAY}|{_DAY}[./-]{_MONTH}[./-]\d{{4}}|"
                    rf"{_MONTH}[./-]{_DAY}[./-]\d{{4}})(?!\d)")
 # No number to scrub without four digits in a row, or digits broken by a separator. The URL form
 # (with an @) is the check that lets most URLs through unparsed; it also knows %40, + and %20.
-_QUICK_DIGITS = re.compile(r"\d{4}|\d[\s()./\-\u2022\u00b7]\d")
+_QUICK_DIGITS = re.compile(rf"\d{{4}}|\d{_NUMBER_SEPARATORS}\d")
 # (%C… to %F…: non-ASCII, fullwidth forms and invisible characters; %25: something encoded twice)
 _QUICK_URL = re.compile(r"@|%40|%25|%[C-F]|\d{4}|\d(?:[+.()-]|%20)\d", re.IGNORECASE)
 # The path is checked more strictly, so that an article's address (`/article/KA-01023/en-us`) stays

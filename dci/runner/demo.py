@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from dci import assembler, linker
 from dci.cases import case_message, claimed_case
-from dci.clock import day_of, ms_of
+from dci.clock import ms_of
 from dci.insights import days as days_between
-from dci.insights import event_fact
+from dci.privacy import delete_rows, forget_cases
 from dci.runner.demo_history import DEMO_CONTACTS, VISITOR_PREFIX, WEEKDAY_SESSIONS, messages, plan
 from dci.storage.clients import table_service
 from dci.storage.insights import INSIGHTS, ROLLUP
-from dci.storage.keys import fact_ref, interactions_table
+from dci.storage.keys import interactions_table
 from dci.storage.tables import AutoTable
 
 if TYPE_CHECKING:
@@ -181,15 +181,12 @@ def remove(settings: Settings, stores: Stores, workers: int = 8) -> dict[str, An
     visitors = [visitor for visitor in interactions.visitors() if visitor.startswith(VISITOR_PREFIX)]
 
     def forget(contact: str) -> int:
-        for row in stores.cases.cases_of(contact):
-            insights.remove_case(row["case_id"], day_of(row["created_ms"]))
         for link in interactions.visitors_of(contact):
             interactions.unlink(contact, link["visitor"])
-        return stores.cases.forget_contact(contact)
+        return forget_cases(stores.cases, insights, contact)
 
     def drop(visitor: str, rows: list[dict[str, Any]]) -> int:
-        insights.remove_events(fact_ref(visitor, row) for row in rows if event_fact(row, visitor))
-        return interactions.delete_rows(rows)
+        return delete_rows(interactions, insights, visitor, rows)
 
     pool = ThreadPoolExecutor(workers)
     try:
