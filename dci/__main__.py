@@ -33,6 +33,20 @@ def _free(host: str, port: int) -> bool:
     return True
 
 
+def _load_local_settings(path: Path, port: int) -> int:
+    """local.settings.json into the environment (the environment wins); served on another port than
+    the sample's, its demo-portal hosts (:7071) follow that port. Returns how many settings it applied."""
+    from dci.runner.config import load_local_settings
+
+    preset = set(os.environ)
+    applied = load_local_settings(path)
+    if port != DEFAULT_PORT:
+        for name in ("PORTAL_ISSUERS", "ALLOWED_ORIGINS", "REPORT_BASE_URL"):
+            if name not in preset and f":{DEFAULT_PORT}" in os.environ.get(name, ""):
+                os.environ[name] = os.environ[name].replace(f":{DEFAULT_PORT}", f":{port}")
+    return applied
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command."""
     parser = argparse.ArgumentParser(prog="python -m dci", description=__doc__)
@@ -68,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--settings", type=Path, default=Path("local.settings.json"))
     seed.add_argument("--sessions-per-day", type=int, help="a weekday's sessions (default 300; weekends fewer)")
     seed.add_argument("--again", action="store_true", help="link the days seeded before again too (changes nothing)")
+    seed.add_argument("--port", type=int, default=DEFAULT_PORT, help="the port the demo portal is served on: "
+                      "its hosts in the history follow it, as `serve --port` makes them")
     dataverse = commands.add_parser("dataverse", help="set a Dataverse environment up for the app")
     setup = dataverse.add_subparsers(dest="action", required=True).add_parser(
         "setup", help="the application user, its least-privilege role and the webhook, created once; "
@@ -81,12 +97,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """`demo seed [--remove]`: the settings of local.settings.json (the environment wins)."""
-    from dci.runner.config import ConfigError, load_local_settings
+    from dci.runner.config import ConfigError
     from dci.settings import SettingsError, load_settings
 
     logging.basicConfig(level=os.environ.get("DCI_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     try:
-        load_local_settings(args.settings)
+        _load_local_settings(args.settings, args.port)
         settings = load_settings()
     except (ConfigError, SettingsError) as error:
         print(f"cannot start: {error}", file=sys.stderr)
@@ -169,7 +185,7 @@ def _serve(args: argparse.Namespace) -> int:
     log = logging.getLogger("dci.runner")
 
     from dci.runner import Runner
-    from dci.runner.config import ConfigError, load_host_config, load_local_settings
+    from dci.runner.config import ConfigError, load_host_config
     from dci.settings import load_settings
 
     args.dataverse_port = args.dataverse_port or args.port + 1  # --demo's local Dataverse: the next port
@@ -180,13 +196,8 @@ def _serve(args: argparse.Namespace) -> int:
               "port (PORT=8080 make dev, or --port)", file=sys.stderr)
         return 2
     demo = _start_demo(args) if args.demo else None
-    preset = set(os.environ)
     try:
-        applied = load_local_settings(args.settings)
-        if args.port != DEFAULT_PORT:  # the sample's demo-portal hosts (:7071) follow the port served on
-            for name in ("PORTAL_ISSUERS", "ALLOWED_ORIGINS", "REPORT_BASE_URL"):
-                if name not in preset and f":{DEFAULT_PORT}" in os.environ.get(name, ""):
-                    os.environ[name] = os.environ[name].replace(f":{DEFAULT_PORT}", f":{args.port}")
+        applied = _load_local_settings(args.settings, args.port)
         load_settings()  # locally, bad settings stop the runner at once (SettingsError names them)
         host = load_host_config(args.host_json)
         sys.path.insert(0, os.getcwd())

@@ -48,7 +48,7 @@ fi
 if [ "${1:-}" = "--demo" ]; then
   # A month of made-up history first, so the insights dashboard has something to show (days seeded
   # before are skipped; `python -m dci demo seed --remove` takes it out). `make dev` does not seed.
-  .venv/bin/python -m dci demo seed ||
+  .venv/bin/python -m dci demo seed --port "$PORT" ||
     echo "The demo history could not be seeded (see above); starting without it." >&2
 fi
 

@@ -133,3 +133,21 @@ def test_serve_on_another_port_its_demo_portal_is_an_allowed_origin(store: Store
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=30)
+
+
+def test_serve_the_demo_seed_follows_the_port_as_serve_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found from outside: `PORT=8080 make demo` seeded its history under the sample's :7071 hosts.
+    from dci.__main__ import _load_local_settings
+
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"IsEncrypted": False, "Values": {
+        "PORTAL_ISSUERS": "127.0.0.1:7071,localhost:7071", "ALLOWED_ORIGINS": "http://127.0.0.1:7071",
+        "REPORT_BASE_URL": "http://127.0.0.1:7071/api"}}))
+    for name in ("PORTAL_ISSUERS", "ALLOWED_ORIGINS", "REPORT_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALLOWED_ORIGINS", "http://127.0.0.1:7071")  # set by the environment: never rewritten
+    _load_local_settings(settings, 8080)
+    assert os.environ["PORTAL_ISSUERS"] == "127.0.0.1:8080,localhost:8080"
+    assert os.environ["REPORT_BASE_URL"] == "http://127.0.0.1:8080/api"
+    assert os.environ["ALLOWED_ORIGINS"] == "http://127.0.0.1:7071"
+    assert 'python -m dci demo seed --port "$PORT"' in (Path(__file__).parents[1] / "scripts" / "dev.sh").read_text()
