@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import azure.functions as func
 
-from dci import openapi, storage, telemetry, web
+from dci import storage, telemetry, web
 from dci.clock import ms_of
 from dci.ingest import collect as collect_events
 from dci.settings import case_schedule, insights_schedule, lake_schedule, reports_auth, settings_or_none
@@ -187,4 +187,6 @@ def _now_ms() -> int:
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
     """The OpenAPI 3.1 description of every route."""
+    from dci import openapi  # the insights' modules load here, not on every cold start (collect's included)
+
     return web.json_response(openapi.document(), headers={"Cache-Control": "public, max-age=300"})

@@ -27,7 +27,15 @@ sys.path.insert(0, str(ROOT))
 from azure.data.tables import UpdateMode  # noqa: E402
 from results import azurite_tables, save  # noqa: E402  (bench/ is the script's own folder)
 
-from dci.insights import MAX_KEYS_PER_DAY, day_rollup, encode, slice_key, slices, stored_columns  # noqa: E402
+from dci.insights import (  # noqa: E402
+    MAX_KEYS_PER_DAY,
+    day_rollup,
+    followed_sessions,
+    session_slices,
+    slice_key,
+    slices,
+    stored_columns,
+)
 from dci.settings import Settings  # noqa: E402
 from dci.storage import Stores  # noqa: E402
 from dci.storage.cases import CaseStore  # noqa: E402
@@ -80,19 +88,18 @@ def main() -> None:
         computed, biggest = [], 0
         for n in range(DISTINCT_DAYS):
             events, cases = facts_of(every[n], n)
-            rows = {ROLLUP: day_rollup(every[n], events, cases)}
-            rows.update({slice_key(s, p): day_rollup(every[n], events, cases, s, p)
-                         for s, p in slices(events, cases, every[n])})
+            known = {"of_session": session_slices(events), "followed": followed_sessions(cases, every[n])}
+            rows = {ROLLUP: day_rollup(every[n], events, cases, **known)}  # (as InsightStore.compute_all does)
+            rows.update({slice_key(s, p): day_rollup(every[n], events, cases, s, p, **known)
+                         for s, p in slices(events, cases, every[n], known["of_session"])})
             computed.append(rows)
         result["compute_s_per_day"] = round((time.perf_counter() - began) / DISTINCT_DAYS, 2)
         table = service.create_table_if_not_exists(INSIGHTS)
         for index, day in enumerate(every):
             rows = computed[index % DISTINCT_DAYS]
             keys = sorted(key for key in rows if key != ROLLUP)
-            for key, rollup in rows.items():
-                columns = stored_columns({**rollup, "day": day})
-                if key == ROLLUP:
-                    columns["slices"] = encode(keys)
+            for key, rollup in rows.items():  # (the whole day's row names its slice rows, measured with it)
+                columns = stored_columns({**rollup, "day": day, **({"slices": keys} if key == ROLLUP else {})})
                 biggest = max(biggest, sum(len(v) for v in columns.values()))
                 table.upsert_entity({"PartitionKey": f"d_{day}", "RowKey": key, **columns}, mode=UpdateMode.REPLACE)
         result["largest_row_chars"] = biggest

@@ -6,10 +6,11 @@ import functools
 
 from dci import __version__
 from dci.ingest.events import CollectBatch
-from dci.insights import MIN_SAMPLE
+from dci.insights import MIN_SAMPLE, TREND_RATES
 from dci.reports.schemas import (
     CSV_TABLE_NAMES,
     FILTER_PARAMETERS,
+    RATE,
     SEARCH_PROPERTIES,
     SEARCH_REQUIRED,
     SORT_PARAMETERS,
@@ -118,21 +119,19 @@ _TIMELINE_SCHEMA = {
 }
 
 _COUNTED = {"type": "object", "additionalProperties": False}
-_RATE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 _INTERVAL = {"type": ["array", "null"], "items": {"type": "number", "minimum": 0, "maximum": 1}, "minItems": 2,
              "maxItems": 2, "description": "the rate's 95 % Wilson score interval: [low, high]"}
 _TOO_FEW = {"type": "boolean", "description": f"the rate's sample (its denominator) is under {MIN_SAMPLE}: too few"}
-_TREND_RATES = ("zero_result_rate", "click_through_rate", "deflection_rate")
 _TREND_FIGURES = {"type": "object", "required": [
-    "searches", "cases", *(f"{name}{end}" for name in _TREND_RATES for end in ("", "_of", "_too_few"))], "properties": {
+    "searches", "cases", *(f"{name}{end}" for name in TREND_RATES for end in ("", "_of", "_too_few"))], "properties": {
     "searches": {"type": "integer", "minimum": 0}, "cases": {"type": "integer", "minimum": 0},
-    **{key: value for name in _TREND_RATES for key, value in (
-        (name, _RATE), (f"{name}_of", {"type": "integer", "minimum": 0}), (f"{name}_too_few", _TOO_FEW))}}}
+    **{key: value for name in TREND_RATES for key, value in (
+        (name, RATE), (f"{name}_of", {"type": "integer", "minimum": 0}), (f"{name}_too_few", _TOO_FEW))}}}
 _DAYS = {"type": "array", "items": {"type": "string", "format": "date"}}
 _INSIGHTS_SCHEMA = {
     "type": "object",
     "required": ["from", "to", "days", "missing_days", "cases", "top_searches_before_cases",
-                 "zero_result_searches", "articles", "deflection", "first_touch_to_case"],
+                 "zero_result_searches", "articles", "deflection", "first_touch_to_case", *SEARCH_REQUIRED],
     "properties": {
         "from": {"type": "string", "format": "date"},
         "to": {"type": "string", "format": "date"},
@@ -162,13 +161,13 @@ _INSIGHTS_SCHEMA = {
                            "cases_after": {"type": "integer", "minimum": 0},
                            "reads_followed_by_case": {"type": "integer", "minimum": 0,
                                                       "description": "reads in sessions a case then followed"},
-                           "failed_to_deflect_rate": _RATE | {"description": "reads_followed_by_case ÷ reads"},
+                           "failed_to_deflect_rate": RATE | {"description": "reads_followed_by_case ÷ reads"},
                            "failed_to_deflect_interval": _INTERVAL, "failed_to_deflect_too_few": _TOO_FEW}}},
         "deflection": _COUNTED | {
             "required": ["self_service_sessions", "followed_by_case", "deflected", "rate", "too_few"],
             "properties": {"self_service_sessions": {"type": "integer", "minimum": 0},
                            "followed_by_case": {"type": "integer", "minimum": 0},
-                           "deflected": {"type": "integer", "minimum": 0}, "rate": _RATE, "interval": _INTERVAL,
+                           "deflected": {"type": "integer", "minimum": 0}, "rate": RATE, "interval": _INTERVAL,
                            "too_few": _TOO_FEW}},
         "trend": {"type": "object", "description": "each day's searches, zero-result rate, click-through, cases "
                                                    "and deflection rate (`days`), the range's (`range`), the period "
@@ -187,7 +186,7 @@ _INSIGHTS_SCHEMA = {
                                             "and `{rate}_too_few` when either period's rate is too few",
                                             "properties": {"searches": {"type": "integer"},
                                                            "cases": {"type": "integer"},
-                                                           **{key: value for name in _TREND_RATES for key, value in (
+                                                           **{key: value for name in TREND_RATES for key, value in (
                                                                (name, {"type": ["number", "null"]}),
                                                                (f"{name}_too_few", _TOO_FEW))}}}}},
         "site_search": {"type": "object", "description": "site-search figures (docs/REPORTS.md defines each)",
@@ -197,7 +196,7 @@ _INSIGHTS_SCHEMA = {
                                 "exits")},
                             "searches_per_session": {"type": ["number", "null"]},
                             **{name: {"type": "object", "required": ["rate", "of", "interval", "too_few"],
-                                      "properties": {"rate": _RATE, "of": {"type": "integer"},
+                                      "properties": {"rate": RATE, "of": {"type": "integer"},
                                                      "interval": _INTERVAL, "too_few": _TOO_FEW}}
                                for name in ("zero_result_rate", "click_through_rate", "refinement_rate",
                                             "exit_rate")}}},
@@ -207,6 +206,7 @@ _INSIGHTS_SCHEMA = {
             "required": ["cases", "median_ms"],
             "properties": {"cases": {"type": "integer", "minimum": 0},
                            "median_ms": {"type": ["integer", "null"], "minimum": 0}}},
+        **SEARCH_PROPERTIES,
     },
 }
 _CONTACT_TIMELINE_SCHEMA = {
@@ -241,9 +241,6 @@ def _range_parameters(kind: str) -> list[dict[str, object]]:
              "description": description} for name, description in
             (("from", "first day (or moment) of the range"), ("to", "last day (or moment) of the range"))]
 
-
-_INSIGHTS_SCHEMA["required"] += SEARCH_REQUIRED  # type: ignore[operator]
-_INSIGHTS_SCHEMA["properties"].update(SEARCH_PROPERTIES)  # type: ignore[attr-defined]
 
 _BEHIND_SCHEMA = {
     "type": "object", "description": "The cases and sessions behind one search term or article over a range",
@@ -444,7 +441,11 @@ def document() -> dict[str, object]:
                                 "content": {"application/json": {"schema": {"oneOf": [
                                     {"$ref": REF.format(model="Insights")}, {"$ref": REF.format(model="Behind")}]}},
                                             **_HTML, "text/csv": {"schema": {"type": "string"}}}},
-                        "400": _page_or_problem("A bad range (at most 400 days) or format; `errors` names it"),
+                        "400": _page_or_problem("A bad range (at most 400 days) or format, a `signed_in` other than "
+                                                "true or false, a `portal` that is no host name, a `sort_<table>` "
+                                                "naming no table or no field of its table, with format=csv a `table` "
+                                                "that is no CSV table, or both `search` and `article`; `errors` "
+                                                "names it"),
                         "302": _SIGN_IN,
                         "401": _problem("REPORTS_AUTH=app-service and the request is not signed in"),
                         "503": _problem("REPORTS_AUTH=app-service but App Service authentication is not on, "

@@ -19,7 +19,7 @@ from dci.activity import attributed
 from dci.clock import duration, iso_ms, iso_of, ms_of
 from dci.ids import contact_id, is_guid
 from dci.ingest.events import EVENT_TYPES
-from dci.insights import term, with_titles
+from dci.insights import ARTICLE_LISTS, term, with_titles
 from dci.pages import CSP, case_page, contact_page, status_page
 from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
@@ -350,9 +350,6 @@ def insights_csv(asked: Asked, stores: Stores, settings: Settings) -> Reply:
 
 
 MAX_CSV_ROWS = 1000
-
-
-ARTICLE_LISTS = ("articles", "top_articles")  # the report's lists of articles, with a title each
 
 
 def article_titles(report: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -358,3 +358,21 @@ def test_live_day_marks_are_coalesced_and_the_timer_redoes_live_days_anyway(stor
     insights.add_events([(old, f"{old}T09:00:00.000Z_c", fact | {"session": "s3"})])
     insights.add_events([(old, f"{old}T09:01:00.000Z_d", fact | {"session": "s4"})])
     assert set(insights.dirty()) == {old}
+
+
+def test_a_case_fact_at_its_bounds_takes_at_most_what_facts_py_says() -> None:
+    # 40 terms (found nothing: in `searches` and `zero`) of 100 astral characters (2 UTF-16 units each,
+    # the most JSON keeps as themselves), 50 articles of 64 characters, 50 sessions over 200 session-days,
+    # a 253-character portal: the largest fact without escaped characters (dci/insights/facts.py).
+    from dci.insights import COLUMN_LIMIT, encode, utf16_len
+
+    created, events = at(30, 12), []
+    for n in range(400):
+        s, d = n // 8, n // 2 % 4
+        who = {"visitor": f"v{s}", "session": f"s{s}", "site": "h" * 253, "ts": created - (d + 1) * 24 * H - n}
+        events += [{**who, "type": "search", "results": 0, "query": chr(0x1F300 + n) * 3 + "\U0001f525" * 97},
+                   {**who, "type": "page_view", "article_number": f"{n:064d}"}]
+    fact = case_fact({"created_ms": created}, events, follow_days=90)
+    assert (len(fact["searches"]), len(fact["zero"]), len(fact["articles"]), len(fact["sessions"])) == (40, 40, 50, 50)
+    assert sum(len(days) for days in fact["sessions"].values()) == 200
+    assert 28_700 < utf16_len(encode(dict(sorted(fact.items())))) <= 28_750 < COLUMN_LIMIT  # (lead_ms: 9 digits)

@@ -69,3 +69,17 @@ def test_openapi_health_anonymous_answer_is_the_status_only_and_details_need_the
     assert paths["/health"]["get"]["security"] == []
     assert "security" not in paths["/health/details"]["get"]  # the function key, as the report routes
     assert set(paths["/health/details"]["get"]["responses"]) == {"200", "401", "503"}
+
+
+def test_openapi_insights_names_every_bad_parameter_its_400_answers_and_the_search_tables() -> None:
+    from dci.insights import TREND_RATES
+    from dci.reports.schemas import SEARCH_PROPERTIES, SEARCH_REQUIRED
+
+    get = document()["paths"]["/insights"]["get"]
+    said = get["responses"]["400"]["description"]
+    for name in ("range", "format", "signed_in", "portal", "sort_<table>", "table", "search", "article"):
+        assert name in said, name
+    insights = document()["components"]["schemas"]["Insights"]
+    assert set(SEARCH_REQUIRED) <= set(insights["required"]) and set(SEARCH_PROPERTIES) <= set(insights["properties"])
+    trend = insights["properties"]["trend"]["properties"]["range"]
+    assert {f"{name}{end}" for name in TREND_RATES for end in ("", "_of", "_too_few")} <= set(trend["required"])

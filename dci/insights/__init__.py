@@ -7,20 +7,19 @@ as case timelines are assembled (what the customer searched and read before the 
 portal sessions led to it, how long before it they first came). Days are UTC dates.
 """
 
+from dci.insights.bounds import COLUMN_LIMIT, MAX_KEYS_PER_DAY, MIN_SAMPLE, encode, too_few, utf16_len, wilson
 from dci.insights.day import (
-    COLUMN_LIMIT,
     MAX_ARTICLES_PER_VISITOR,
-    MAX_KEYS_PER_DAY,
     MAX_TERMS_PER_VISITOR,
     RollupTooLarge,
     day_rollup,
-    encode,
+    followed_sessions,
     rollup,
+    session_slices,
     site_search,
     slice_key,
     slices,
     stored_columns,
-    utf16_len,
 )
 from dci.insights.facts import (
     article_link,
@@ -34,21 +33,21 @@ from dci.insights.facts import (
     visitor_hash,
 )
 from dci.insights.report import (
-    MIN_SAMPLE,
+    ARTICLE_LISTS,
     PERIOD_FIGURES,
+    TREND_RATES,
     article_pages,
     days,
     report,
-    too_few,
     total,
     trend,
-    wilson,
     with_titles,
 )
 from dci.insights.search import gap_key
 
-__all__ = ["COLUMN_LIMIT", "MAX_ARTICLES_PER_VISITOR", "MAX_KEYS_PER_DAY", "MAX_TERMS_PER_VISITOR", "MIN_SAMPLE",
-           "PERIOD_FIGURES", "RollupTooLarge", "article_link", "article_pages", "case_fact", "cases_behind",
-           "dated", "day_rollup", "days", "encode", "event_fact", "fact_days", "gap_key", "report", "rollup",
-           "session_hash", "site_search", "slice_key", "slices", "stored_columns", "term", "too_few", "total",
-           "trend", "utf16_len", "visitor_hash", "wilson", "with_titles"]
+__all__ = ["ARTICLE_LISTS", "COLUMN_LIMIT", "MAX_ARTICLES_PER_VISITOR", "MAX_KEYS_PER_DAY", "MAX_TERMS_PER_VISITOR",
+           "MIN_SAMPLE", "PERIOD_FIGURES", "TREND_RATES", "RollupTooLarge", "article_link", "article_pages",
+           "case_fact", "cases_behind", "dated", "day_rollup", "days", "encode", "event_fact", "fact_days",
+           "followed_sessions", "gap_key", "report", "rollup", "session_hash", "session_slices", "site_search",
+           "slice_key", "slices", "stored_columns", "term", "too_few", "total", "trend", "utf16_len", "visitor_hash",
+           "wilson", "with_titles"]

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from dci.insights.bounds import COLUMN_BUDGET, COLUMN_LIMIT, ENTITY_LIMIT, MAX_KEYS_PER_DAY, encode, utf16_len
+from dci.insights.bounds import COLUMN_LIMIT, ENTITY_LIMIT, encode, fitting, utf16_len
 from dci.insights.facts import placed
 from dci.insights.search import day_search, fitted, gap_cases
 
@@ -36,11 +36,18 @@ def session_slices(events: Iterable[Mapping[str, Any]]) -> dict[str, tuple[bool,
     return {session: (signed[session], portal[session]) for session in signed}
 
 
-def slices(events: Iterable[Mapping[str, Any]], case_facts: Iterable[Mapping[str, Any]],
-           day: str) -> list[tuple[bool | None, str | None]]:
+def followed_sessions(case_facts: Iterable[Mapping[str, Any]], day: str) -> set[str]:
+    """The sessions of `day` that a case followed (within the follow window), from the case facts of
+    that day and of the window's days after it."""
+    return {key for fact in case_facts for key, active in fact["sessions"].items() if day in active}
+
+
+def slices(events: Iterable[Mapping[str, Any]], case_facts: Iterable[Mapping[str, Any]], day: str,
+           of_session: Mapping[str, tuple[bool, str]] | None = None) -> list[tuple[bool | None, str | None]]:
     """The filters a day's rollup is kept for besides the whole day (None: either): signed in or not,
-    on any portal; and on each portal the day saw, either, signed in, or not."""
-    portals = {portal for _, portal in session_slices(events).values()}
+    on any portal; and on each portal the day saw, either, signed in, or not. `of_session`: the
+    events' `session_slices`, when the caller has them."""
+    portals = {portal for _, portal in (session_slices(events) if of_session is None else of_session).values()}
     portals |= {str(fact.get("portal") or "") for fact in case_facts if fact["day"] == day}
     return [(True, None), (False, None), *((signed, portal) for portal in sorted(portals)
                                            for signed in (None, True, False))]
@@ -53,20 +60,24 @@ def slice_key(signed_in: bool | None, portal: str | None) -> str:
 
 
 def day_rollup(day: str, events: Iterable[Mapping[str, Any]], case_facts: Iterable[Mapping[str, Any]],
-               signed_in: bool | None = None, portal: str | None = None) -> dict[str, Any]:
+               signed_in: bool | None = None, portal: str | None = None, *,
+               of_session: Mapping[str, tuple[bool, str]] | None = None,
+               followed: set[str] | None = None) -> dict[str, Any]:
     """One day's insights from its event facts and the case facts of that day and of the follow
     window's days after it (which say which of its sessions a case followed); with `signed_in`
     and/or `portal`, of the sessions of that slice only (`session_slices`): their facts, the case
     terms and articles searched or read in them, and the cases whose journey ended on that portal
     (a case is a signed-in customer's). A term a case fact places in no session of the day counts
-    in the case's slice. Signed-in plus anonymous slices add up to the whole day."""
+    in the case's slice. Signed-in plus anonymous slices add up to the whole day. `of_session` (the
+    events' `session_slices`) and `followed` (`followed_sessions`): the same for every slice of the
+    day, worked out once by a caller that rolls up several (computed here when not given)."""
     facts = list(case_facts)
     events = list(events)
-    followed = {key for fact in facts for key, active in fact["sessions"].items() if day in active}
-    portals = sorted({portal for _, portal in session_slices(events).values()} - {""})
+    followed = followed_sessions(facts, day) if followed is None else followed
+    of_session = session_slices(events) if of_session is None else of_session
     if signed_in is None and portal is None:
-        return {**rollup(day, events, facts, followed), "portals": portals}
-    of_session = session_slices(events)
+        return {**rollup(day, events, facts, followed),
+                "portals": sorted({host for _, host in of_session.values()} - {""})}
 
     def wanted(where: tuple[bool, str]) -> bool:
         return (signed_in is None or where[0] == signed_in) and (portal is None or where[1] == portal)
@@ -200,14 +211,9 @@ def _bounded_lists(counts: Mapping[str, Counter[str]]) -> tuple[dict[str, dict[s
 
 def _top(counts: Counter[str]) -> dict[str, int]:
     """The most frequent keys (ties by key) up to MAX_KEYS_PER_DAY, as many as fit COLUMN_BUDGET."""
-    kept: dict[str, int] = {}
-    size = 2  # {}
-    for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_KEYS_PER_DAY]:
-        size += utf16_len(encode(key)) + len(str(n)) + 2  # "key":n,
-        if size > COLUMN_BUDGET:
-            break
-        kept[key] = n
-    return dict(sorted(kept.items()))
+    kept = fitting(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])),
+                   lambda kv: utf16_len(encode(kv[0])) + len(str(kv[1])) + 2)  # "key":n,
+    return dict(sorted(kept))
 
 
 def _arrived(fact: Mapping[str, Any]) -> float:
@@ -224,18 +230,14 @@ def _better_title(candidate: tuple[bool, float, str], known: tuple[bool, float, 
 
 def _pages(reads: Mapping[str, int], titles: Mapping[str, tuple[bool, float, str]],
            links: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """Titles and links of the day's most read articles, as many as fit a column."""
-    pages: dict[str, dict[str, Any]] = {}
-    size = 2
-    for article in sorted((a for a in reads if a in titles or a in links), key=lambda a: (-reads[a], a)):
-        page = {"title": titles[article][2] if article in titles else None, "url": links.get(article),
-                "signed_in": article in titles and titles[article][0],
-                **({"since": int(titles[article][1])} if article in titles else {})}
-        size += utf16_len(encode(article)) + utf16_len(encode(page)) + 2
-        if len(pages) >= MAX_PAGES_PER_DAY or size > COLUMN_BUDGET:
-            break
-        pages[article] = page
-    return dict(sorted(pages.items()))
+    """Titles and links of the day's most read articles, at most MAX_PAGES_PER_DAY, as many as fit a column."""
+    pages = ((article, {"title": titles[article][2] if article in titles else None, "url": links.get(article),
+                        "signed_in": article in titles and titles[article][0],
+                        **({"since": int(titles[article][1])} if article in titles else {})})
+             for article in sorted((a for a in reads if a in titles or a in links), key=lambda a: (-reads[a], a)))
+    kept = fitting(pages, lambda entry: utf16_len(encode(entry[0])) + utf16_len(encode(entry[1])) + 2,
+                   MAX_PAGES_PER_DAY)
+    return dict(sorted(kept))
 
 
 def _thinned(values: list[int], limit: int) -> list[int]:

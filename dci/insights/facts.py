@@ -18,7 +18,9 @@ from dci.ingest.urls import article_of
 
 MAX_TERM = 100  # characters of a search term kept for grouping
 MAX_ARTICLE = 64  # characters of an article number (the beacon's schema allows no more)
-# What one case's fact keeps (one stored property, 32,768 UTF-16 units: at most about 25,000 with these)
+# What one case's fact keeps, as one stored property (32,768 UTF-16 units): with these, about 28,750 units at
+# most (measured, `[day, session]` pairs included) while JSON keeps every character as itself; terms of control
+# characters (escaped, 6 units each) can exceed it, and `InsightStore.put_case` refuses such a fact unwritten.
 MAX_CASE_TERMS, MAX_CASE_ARTICLES, MAX_CASE_SESSIONS, MAX_CASE_SESSION_DAYS = 40, 50, 50, 200
 VISITOR_DOMAIN = b"dci/insights/visitor/v1\x00"  # keeps the visitor hash apart from every other hash of the id
 MAX_TITLE, MAX_URL = 100, 200  # an article's title and address as a fact keeps them

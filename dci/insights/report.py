@@ -5,37 +5,22 @@ the period before.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
+from dci.insights.bounds import rate, rated, too_few, wilson
 from dci.insights.day import COUNTS, SITE_SEARCH
 from dci.insights.facts import article_link
 from dci.insights.search import TOP, add_search, search_lists
-
-MIN_SAMPLE = 20  # the one small-sample rule: a rate of fewer than this many is "too few" (JSON and page alike)
-Z95 = 1.959964  # the 95 % normal quantile, for Wilson intervals
 
 
 def days(first: str, last: str) -> list[str]:
     """Every date from `first` to `last`, inclusive."""
     start, end = date.fromisoformat(first), date.fromisoformat(last)
     return [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
-
-
-def too_few(whole: int) -> bool:
-    """The small-sample rule of every rate in the insights: its denominator (`of`, the reads, the
-    sessions) is under MIN_SAMPLE — no denominator at all included. Such a rate is flagged, greyed on
-    the page, and never compared."""
-    return whole < MIN_SAMPLE
-
-
-def rated(part: int, whole: int) -> dict[str, Any]:
-    """A rate as the JSON carries it: `rate`, its sample `of`, its 95 % Wilson `interval`, `too_few`."""
-    return {"rate": _rate(part, whole), "of": whole, "interval": wilson(part, whole), "too_few": too_few(whole)}
 
 
 def site_search_report(counts: Mapping[str, int]) -> dict[str, Any]:
@@ -47,7 +32,7 @@ def site_search_report(counts: Mapping[str, int]) -> dict[str, Any]:
              "exit_rate": (counts["exits"], searches)}
     return {**counts,
             "searches_per_session": round(searches / counts["sessions"], 2) if counts["sessions"] else None,
-            **{name: rated(part, whole) for name, (part, whole) in rates.items()}}
+            **{name: rated(part, whole, interval=True) for name, (part, whole) in rates.items()}}
 
 
 def total(rollups: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -114,24 +99,23 @@ def day_figures(rollup_of_day: Mapping[str, Any] | None) -> dict[str, Any]:
     day = rollup_of_day or {}
     ss = day.get("site_search") or dict.fromkeys(SITE_SEARCH, 0)
     sessions, followed = day.get("sessions", 0), day.get("sessions_followed", 0)
-    return {"searches": ss["searches"], **_trend_rate("zero_result_rate", ss["zero"], ss["with_result_count"]),
-            **_trend_rate("click_through_rate", ss["clicked"], ss["searches"]), "cases": day.get("cases", 0),
-            **_trend_rate("deflection_rate", sessions - followed, sessions)}
-
-
-def _trend_rate(name: str, part: int, whole: int) -> dict[str, Any]:
-    return {name: _rate(part, whole), f"{name}_of": whole, f"{name}_too_few": too_few(whole)}
+    return {"searches": ss["searches"], **rated(ss["zero"], ss["with_result_count"], "zero_result_rate"),
+            **rated(ss["clicked"], ss["searches"], "click_through_rate"), "cases": day.get("cases", 0),
+            **rated(sessions - followed, sessions, "deflection_rate")}
 
 
 def trend(first: str, last: str, rollups: Sequence[Mapping[str, Any]],
-          previous: Sequence[Mapping[str, Any]] | None, previous_missing: Sequence[str] = ()) -> dict[str, Any]:
+          previous: Sequence[Mapping[str, Any]] | None, previous_missing: Sequence[str] = (),
+          summed: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Each day's figures over the range and, given the rollups of the period of equal length just
     before it (and its days that could not be built, `previous_missing`), that period's figures and
     the change: a rate's change is null, and flagged `{rate}_too_few`, when either period's rate is
-    too few."""
+    too few. `summed`: the range's `total(rollups)` when the caller has it (its counts are not added
+    up again)."""
     by_day = {day["day"]: day for day in rollups}
     series = [{"day": day, **day_figures(by_day.get(day))} for day in days(first, last)]
-    result: dict[str, Any] = {"days": series, "range": _period_figures(rollups)}
+    result: dict[str, Any] = {"days": series,
+                              "range": _period_figures(rollups) if summed is None else day_figures(summed)}
     if previous is not None:
         start = date.fromisoformat(first)
         length = (date.fromisoformat(last) - start).days + 1
@@ -194,20 +178,23 @@ def report(first: str, last: str, rollups: Sequence[Mapping[str, Any]], top: int
         "articles": [
             {"article": a, **_page(sums["article_pages"].get(a)), "reads": reads.get(a, 0), "cases_after": n,
              "reads_followed_by_case": read_followed.get(a, 0),
-             "failed_to_deflect_rate": _rate(read_followed.get(a, 0), reads.get(a, 0)),
+             "failed_to_deflect_rate": rate(read_followed.get(a, 0), reads.get(a, 0)),
              "failed_to_deflect_interval": wilson(read_followed.get(a, 0), reads.get(a, 0)),
              "failed_to_deflect_too_few": too_few(reads.get(a, 0))}
             for a, n in _ranked(read_before, top)],
         "deflection": {"self_service_sessions": sessions, "followed_by_case": followed,
-                       "deflected": sessions - followed, "rate": _rate(sessions - followed, sessions),
+                       "deflected": sessions - followed, "rate": rate(sessions - followed, sessions),
                        "interval": wilson(sessions - followed, sessions), "too_few": too_few(sessions)},
         "site_search": site_search_report(sums["site_search"]),
-        "trend": trend(first, last, rollups, previous, previous_missing),
+        "trend": trend(first, last, rollups, previous, previous_missing, sums),
         "first_touch_to_case": {"cases": len(leads) + sums["other"]["lead_ms"],
                                 "median_ms": int(statistics.median(leads)) if leads else None},
         "other": sums["other"],
-        **search_lists(sums["search"], before, read_before, sums["article_pages"], _rate, too_few, max(top, TOP)),
+        **search_lists(sums["search"], before, read_before, sums["article_pages"], max(top, TOP)),
     }
+
+
+ARTICLE_LISTS = ("articles", "top_articles")  # the report's lists of articles, with a title each
 
 
 def with_titles(report_of_range: Mapping[str, Any], titles: Mapping[str, str]) -> dict[str, Any]:
@@ -215,28 +202,13 @@ def with_titles(report_of_range: Mapping[str, Any], titles: Mapping[str, str]) -
     by article number) where it has one: those win over any page view's."""
     return {**report_of_range, **{name: [{**row, "title": titles.get(row["article"]) or row["title"]}
                                           for row in report_of_range[name]]
-                                   for name in ("articles", "top_articles") if name in report_of_range}}
+                                   for name in ARTICLE_LISTS if name in report_of_range}}
 
 
 def _ranked(counts: Mapping[str, int], top: int) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
 
 
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
 def _page(page: Mapping[str, Any] | None) -> dict[str, Any]:
     return {"title": (page or {}).get("title"), "url": (page or {}).get("url")}
 
-
-def wilson(part: int, whole: int) -> list[float] | None:
-    """The 95 % Wilson score interval of the rate `part / whole` ([low, high]); None for no sample.
-    Unlike ± a normal error it stays within 0..1 and is honest for small samples: 3 of 3 is
-    [0.44, 1.0], not "100 %"."""
-    if whole <= 0:
-        return None
-    p, z2 = part / whole, Z95 * Z95
-    centre = (p + z2 / (2 * whole)) / (1 + z2 / whole)
-    spread = Z95 * math.sqrt(p * (1 - p) / whole + z2 / (4 * whole * whole)) / (1 + z2 / whole)
-    return [round(max(0.0, centre - spread), 4), round(min(1.0, centre + spread), 4)]

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import add
 from typing import Any
 
-from dci.insights.bounds import COLUMN_BUDGET, MAX_KEYS_PER_DAY, encode, utf16_len
+from dci.insights.bounds import encode, fitting, rated, utf16_len
 
 TERM_FIELDS = ("searches", "sessions", "with_result_count", "zero", "clicked", "position_sum", "positions",
                "refinements", "exits")
@@ -109,24 +109,13 @@ def gap_cases(cases: Iterable[Iterable[str]]) -> Counter[str]:
 
 def fitted(table: Mapping[str, Any], order: Callable[[tuple[str, Any]], Any]) -> dict[str, Any]:
     """The first MAX_KEYS_PER_DAY entries of `table` in `order` that fit one stored column."""
-    kept: dict[str, Any] = {}
-    size = 2
-    for key, value in sorted(table.items(), key=order)[:MAX_KEYS_PER_DAY]:
-        size += utf16_len(encode(key)) + utf16_len(encode(value)) + 2
-        if size > COLUMN_BUDGET:
-            break
-        kept[key] = value
-    return kept
+    return dict(fitting(sorted(table.items(), key=order),
+                        lambda kv: utf16_len(encode(kv[0])) + utf16_len(encode(kv[1])) + 2))  # "key":value,
 
 
 def _fitted_pairs(pairs: Counter[tuple[str, str]]) -> list[tuple[tuple[str, str], int]]:
-    kept, size = [], 2
-    for (a, b), n in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_KEYS_PER_DAY]:
-        size += utf16_len(encode([a, b, n])) + 1
-        if size > COLUMN_BUDGET:
-            break
-        kept.append(((a, b), n))
-    return kept
+    return fitting(sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0])),
+                   lambda kv: utf16_len(encode([*kv[0], kv[1]])) + 1)  # ["from","to",n],
 
 
 # --- over a range -------------------------------------------------------------------------------------
@@ -151,8 +140,7 @@ def add_search(total: dict[str, Any], day: Mapping[str, Any]) -> None:
 
 
 def search_lists(total: Mapping[str, Any], cases_after: Mapping[str, int], articles_after: Mapping[str, int],
-                 pages: Mapping[str, Mapping[str, Any]], rate: Callable[[int, int], Any],
-                 too_few: Callable[[int], bool], top: int = TOP) -> dict[str, list[dict[str, Any]]]:
+                 pages: Mapping[str, Mapping[str, Any]], top: int = TOP) -> dict[str, list[dict[str, Any]]]:
     """The report's `search_terms`, `top_articles`, `refinements` and `content_gaps` from a range's
     `add_search` total, the cases after each term and article, and the articles' titles and links."""
     terms = []
@@ -162,12 +150,12 @@ def search_lists(total: Mapping[str, Any], cases_after: Mapping[str, int], artic
         terms.append({
             "term": name, "searches": searches, "sessions": figures["sessions"],
             "with_result_count": figures["with_result_count"],
-            **_rated("zero_result_rate", figures["zero"], figures["with_result_count"], rate, too_few),
-            **_rated("click_through_rate", figures["clicked"], searches, rate, too_few),
+            **rated(figures["zero"], figures["with_result_count"], "zero_result_rate", of=False),
+            **rated(figures["clicked"], searches, "click_through_rate", of=False),
             "mean_click_position": round(figures["position_sum"] / figures["positions"], 2)
             if figures["positions"] else None,
-            **_rated("refinement_rate", figures["refinements"], searches, rate, too_few),
-            **_rated("exit_rate", figures["exits"], searches, rate, too_few),
+            **rated(figures["refinements"], searches, "refinement_rate", of=False),
+            **rated(figures["exits"], searches, "exit_rate", of=False),
             "cases_after": cases_after.get(name, 0)})
     articles = []
     for number, row in sorted((total.get("article_views") or {}).items(), key=lambda kv: (-kv[1][0], kv[0]))[:top]:
@@ -177,7 +165,7 @@ def search_lists(total: Mapping[str, Any], cases_after: Mapping[str, int], artic
             "article": number, "title": page.get("title"), "url": page.get("url"), "views": figures["views"],
             "sessions": figures["sessions"], "from_search": figures["from_search"],
             "cases_after": articles_after.get(number, 0), "sessions_followed": figures["sessions_followed"],
-            **_rated("failed_to_deflect_rate", figures["sessions_followed"], figures["sessions"], rate, too_few)})
+            **rated(figures["sessions_followed"], figures["sessions"], "failed_to_deflect_rate", of=False)})
     pairs = sorted((total.get("refinement_pairs") or Counter()).items(), key=lambda kv: (-kv[1], kv[0]))[:top]
     gap_counts = total.get("gap_cases") or Counter()
     gaps = sorted(((key, zero, sessions, forms) for key, (zero, sessions, forms) in (total.get("gaps") or {}).items()),
@@ -192,7 +180,3 @@ def search_lists(total: Mapping[str, Any], cases_after: Mapping[str, int], artic
                          for ranked in [[form for form, _ in sorted(forms.items(), key=lambda kv: (-kv[1], kv[0]))]]],
     }
 
-
-def _rated(name: str, part: int, whole: int, rate: Callable[[int, int], Any],
-           too_few: Callable[[int], bool]) -> dict[str, Any]:
-    return {name: rate(part, whole), f"{name}_too_few": too_few(whole)}

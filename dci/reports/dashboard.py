@@ -211,14 +211,14 @@ def trend_charts(trend: dict[str, Any]) -> list[dict[str, Any]]:
     series = trend["days"]
     for name, title in TREND_NAMES.items():
         is_rate = name in RATE_UNITS
-        top = 1.0 if is_rate else float(max([day[name] for day in series] or [0]) or 1)
-        points = [{"x": x, "y": y, "day": day["day"], "text": _figure(day, name),
-                   "few": is_rate and day[f"{name}_too_few"]}
-                  for (x, y), day in zip(_plot([day[name] for day in series], top), series, strict=True)]
-        charts.append({"name": name, "title": title, "points": points,
-                       "top": "100 %" if is_rate else f"{top:.0f}", "line": _line(points),
-                       "now": _figure(trend["range"], name), "now_few": is_rate and trend["range"][f"{name}_too_few"],
-                       "change": _change(trend, name)})
+        if is_rate:
+            points = [{"x": x, "y": y, "day": day["day"], "text": _figure(day, name), "few": day[f"{name}_too_few"]}
+                      for (x, y), day in zip(_plot([day[name] for day in series], 1.0), series, strict=True)]
+            drawn = {"points": points, "top": "100 %", "line": _line(points)}
+        else:
+            drawn = {key: value for key, value in count_chart(series, name).items() if key != "total"}
+        charts.append({"name": name, "title": title, **drawn, "now": _figure(trend["range"], name),
+                       "now_few": is_rate and trend["range"][f"{name}_too_few"], "change": _change(trend, name)})
     return charts
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 _COUNT = {"type": "integer", "minimum": 0}
-_RATE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+RATE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}  # a rate (dci/openapi.py uses it too)
 
 
 def _rated(*names: str) -> dict[str, object]:
     flag = {"type": "boolean"}
-    return {field: schema for name in names for field, schema in ((name, _RATE), (f"{name}_too_few", flag))}
+    return {field: schema for name in names for field, schema in ((name, RATE), (f"{name}_too_few", flag))}
 
 
 def _rows(required: list[str], properties: dict[str, object]) -> dict[str, object]:

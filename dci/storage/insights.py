@@ -6,9 +6,9 @@
 | `c_{day}` | `{case id}` | what a case created that day contributes (JSON) |
 | `d_{day}` | `rollup` | the day's rollup (a JSON column per figure), what /api/insights reads |
 | `d_{day}` | `rollup~{who}~{host}` | one filter's slice of the day (`slice_key`: who is signed, anonymous or *) |
+| `dirty` | `{day}` | a day whose facts changed since its rollup was computed |
 
 The whole day's row also names its slice rows (`slices`) and the portal hosts it saw (`portals`).
-| `dirty` | `{day}` | a day whose facts changed since its rollup was computed |
 
 Facts are upserted on deterministic keys (re-delivered messages and re-assembled cases write the
 same rows), then their days are marked dirty. A day's rollup is recomputed from its facts; the
@@ -40,6 +40,8 @@ from dci.insights import (
     days,
     encode,
     fact_days,
+    followed_sessions,
+    session_slices,
     slice_key,
     slices,
     stored_columns,
@@ -227,9 +229,10 @@ class InsightStore:
         whole = computed[ROLLUP]
         if etag is None and not (whole["cases"] or whole["sessions"]):
             return  # a live day with nothing recorded yet: no row
-        rows = {key: stored_columns(rollup) for key, rollup in computed.items()  # (RollupTooLarge, before any
-                if key == ROLLUP or rollup["cases"] or rollup["sessions"]}       # write, if storage would refuse it)
-        rows[ROLLUP]["slices"] = encode(sorted(key for key in rows if key != ROLLUP))
+        kept = [key for key, rollup in computed.items() if key == ROLLUP or rollup["cases"] or rollup["sessions"]]
+        named = sorted(key for key in kept if key != ROLLUP)  # the whole day's row names its slice rows (`slices`)
+        rows = {key: stored_columns({**computed[key], "slices": named} if key == ROLLUP else computed[key])
+                for key in kept}  # (RollupTooLarge, before any write, if storage would refuse one; `slices` included)
         stale = [key for key in self._slice_keys(day) if key not in rows]
         operations = [("upsert", {"PartitionKey": f"d_{day}", "RowKey": key, **row}, {"mode": UpdateMode.REPLACE})
                       for key, row in sorted(rows.items(), key=lambda kv: kv[0] == ROLLUP)]  # (the whole day last)
@@ -266,13 +269,16 @@ class InsightStore:
         return (start + timedelta(days=min(self.follow_days, (date.max - start).days))).isoformat()
 
     def compute_all(self, day: str) -> dict[str, dict[str, Any]]:
-        """A day's rollup (`rollup`) and the rollup of each of its slices (`slice_key`)."""
+        """A day's rollup (`rollup`) and the rollup of each of its slices (`slice_key`); each session's
+        slice and the sessions a case followed are worked out once for all of them."""
         events = self._table.partition(f"e_{day}")
         facts = [json.loads(row["fact"]) for other in days(day, self._followed_until(day))
                  for row in self._table.partition(f"c_{other}")]
-        return {ROLLUP: day_rollup(day, events, facts),
-                **{slice_key(signed, portal): day_rollup(day, events, facts, signed, portal)
-                   for signed, portal in slices(events, facts, day)}}
+        of_session, followed = session_slices(events), followed_sessions(facts, day)
+        return {ROLLUP: day_rollup(day, events, facts, of_session=of_session, followed=followed),
+                **{slice_key(signed, portal): day_rollup(day, events, facts, signed, portal, of_session=of_session,
+                                                         followed=followed)
+                   for signed, portal in slices(events, facts, day, of_session)}}
 
     def rollups(self, first: str, last: str) -> list[dict[str, Any]]:
         """The rollups of the days from `first` to `last` (dirty ones recomputed first); days
@@ -295,9 +301,9 @@ class InsightStore:
             day = row["PartitionKey"][2:]
             if day in missing:  # (its row, if any, is out of date)
                 continue
-            try:
+            try:  # (a selected column the row lacks may come back as null: an older rollup, left out)
                 found.append({name: json.loads(value) for name, value in plain(row).items()
-                              if name not in ("PartitionKey", "RowKey", "Timestamp", "slices")})
+                              if value is not None and name not in ("PartitionKey", "RowKey", "Timestamp", "slices")})
             except (TypeError, ValueError) as error:
                 missing.add(day)
                 self._failed(day, error, marked=False)
