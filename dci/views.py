@@ -385,7 +385,8 @@ def insights_behind(asked: Asked, stores: Stores, html: bool) -> Reply:
                       [FieldError("search" if search else "article", "give exactly one of search and article")])
     key = {"search": term(search)} if search else {"article": (article or "").upper()}
     filters = filters_of(asked.params)  # (checked, and kept in the page's links: they do not apply here)
-    cases, sessions, followed = stores.insights.behind(first, last, **key)
+    term_rows = stores.insights.term_events(first, last, key["search"]) if "search" in key else None  # read once
+    cases, sessions, followed = stores.insights.behind(first, last, **key, term_rows=term_rows)
     listed = []
     for case_id, day in cases[:MAX_CASES_BEHIND]:
         row = stores.cases.case(case_id) or {}
@@ -394,7 +395,7 @@ def insights_behind(asked: Asked, stores: Stores, html: bool) -> Reply:
     document = {"from": first, "to": last, **key, "cases": listed, "case_count": len(cases),
                 "sessions": sessions, "sessions_followed_by_case": followed,
                 "sessions_without_case": sessions - followed, "filters": filters.as_json(), "filtered": False,
-                **(term_details(stores.insights, first, last, key["search"]) if "search" in key else {})}
+                **(term_details(stores.insights, first, last, key["search"], term_rows) if "search" in key else {})}
     if html:
         return _html(200, behind_page(document, kept(asked.params), stores.insights.follow_days))
     return json_reply(200, document, NO_STORE)

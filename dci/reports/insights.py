@@ -54,11 +54,12 @@ def filtered_report(insights: InsightStore, first: str, last: str, previous: tup
             "filters": filters.as_json(), "portals": insights.portals(first, last)}
 
 
-def term_details(insights: InsightStore, first: str, last: str, term: str) -> dict[str, Any]:
+def term_details(insights: InsightStore, first: str, last: str, term: str,
+                 rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Behind one search term over the range: its searches per day (`trend`), what it was refined to
     (`refined_to`) and the results opened after it (`clicked`: the article or address, its title
-    where known, how often and at which mean position)."""
-    rows = insights.term_events(first, last, term)
+    where known, how often and at which mean position; `rows`: the term's events, when read already)."""
+    rows = insights.term_events(first, last, term) if rows is None else rows
     per_day = Counter(row["PartitionKey"][2:] for row in rows if row["kind"] == "search")
     days_read = insights.read(first, last, figures=["day", "refinement_pairs", "article_pages"])[0]
     refined = Counter()

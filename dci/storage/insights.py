@@ -110,12 +110,12 @@ class InsightStore:
         self._table.delete(f"c_{day}", case_id)
         self.mark(fact_days(fact))
 
-    def behind(self, first: str, last: str, *, search: str | None = None,
-               article: str | None = None) -> tuple[list[tuple[str, str]], int, int]:
+    def behind(self, first: str, last: str, *, search: str | None = None, article: str | None = None,
+               term_rows: list[dict[str, Any]] | None = None) -> tuple[list[tuple[str, str]], int, int]:
         """What lies behind a search term or an article over the days `first`..`last`: the cases
         (id, day of the case) whose journeys searched or read it in the range (`cases_behind`); the
         sessions that searched or read it; and how many of those a case followed (within the follow
-        window). Two range queries."""
+        window). Two range queries, one when a term's `term_rows` (`term_events`) were read already."""
         def rows(prefix: str, until: str, also: str = "", **values: str) -> list[dict[str, Any]]:
             try:
                 return [plain(row) for row in self._table.client.query_entities(
@@ -127,8 +127,11 @@ class InsightStore:
         after = self._followed_until(last)
         facts = [(row["RowKey"], json.loads(row["fact"])) for row in rows("c_", after)]
         # Only the events of that term or article come back (the service filters them).
-        matching = rows("e_", last, " and kind eq 'search' and term eq @value", value=search) if search is not None \
-            else rows("e_", last, " and kind eq 'read' and article eq @value", value=article or "")
+        if search is not None:
+            matching = [row for row in term_rows if row["kind"] == "search"] if term_rows is not None else \
+                rows("e_", last, " and kind eq 'search' and term eq @value", value=search)
+        else:
+            matching = rows("e_", last, " and kind eq 'read' and article eq @value", value=article or "")
         cases = cases_behind(facts, first, last, search=search, article=article)
         followed = {session for _, fact in facts for session in fact["sessions"]}
         sessions = {row["session"] for row in matching}
