@@ -30,10 +30,7 @@ from dci.clock import ms_of
 from dci.insights import days as days_between
 from dci.privacy import delete_rows, forget_cases
 from dci.runner.demo_history import DEMO_CONTACTS, VISITOR_PREFIX, WEEKDAY_SESSIONS, messages, plan
-from dci.storage.clients import table_service
-from dci.storage.insights import INSIGHTS, ROLLUP
 from dci.storage.keys import interactions_table
-from dci.storage.tables import AutoTable
 
 if TYPE_CHECKING:
     from dci.settings import Settings
@@ -198,11 +195,7 @@ def remove(settings: Settings, stores: Stores, workers: int = 8) -> dict[str, An
     finally:
         pool.shutdown(cancel_futures=True)
     recomputed = insights.refresh()  # the days marked dirty above (and any other dirty day)
-    if recomputed:
-        rollups = AutoTable(table_service(settings.storage), INSIGHTS)
-        for day in insights.rollups(min(recomputed), max(recomputed)):
-            if day["day"] in recomputed and not (day["cases"] or day["sessions"]):
-                rollups.delete(f"d_{day['day']}", ROLLUP)
+    insights.drop_empty(recomputed)  # a day left with nothing: no rollup, as before the seed
     return {"visitors": len(visitors), "events": events, "cases": cases, "days_recomputed": len(recomputed),
             "seconds": round(time.perf_counter() - started, 1)}
 

@@ -247,6 +247,19 @@ class InsightStore:
         with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):  # marked again: stays dirty
             self._table.client.delete_entity(DIRTY, day, etag=etag, match_condition=MatchConditions.IfNotModified)
 
+    def drop_empty(self, days: Iterable[str]) -> int:
+        """Delete the rollup rows (the whole day's and any slice's) of those of `days` that count
+        nothing, as if they had never been rolled up; returns how many days. (The demo's removal.)"""
+        wanted = set(days)
+        if not wanted:
+            return 0
+        empty = [day["day"] for day in self.rollups(min(wanted), max(wanted))
+                 if day["day"] in wanted and not (day["cases"] or day["sessions"])]
+        for day in empty:
+            for key in [*self._slice_keys(day), ROLLUP]:  # (the whole day's row last, as it is written)
+                self._table.delete(f"d_{day}", key)
+        return len(empty)
+
     def _slice_keys(self, day: str) -> list[str]:
         try:
             return [row["RowKey"] for row in self._table.client.query_entities(
