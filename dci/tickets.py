@@ -48,12 +48,11 @@ def due_ms(settings: Settings, gap_ms: int) -> int:
     return settings.settle_ms + gap_ms + MARGIN_MS
 
 
-def unknown_ticket(ticket: str, settings: Settings | None, now_ms: int) -> NoReturn:
+def unknown_ticket(ticket: str, settings: Settings, now_ms: int) -> NoReturn:
     """Raise the answer for a ticket number no stored case carries: a 404 Problem, or TicketPending
-    while Dataverse's case is on its way here (the module's rules; no look-up without `settings`)."""
-    unknown = Problem(404, f"No case with ticket number {ticket} is known here (yet).", "unknown-case")
-    if settings is None or settings.dataverse_url is None:
-        raise unknown
+    while Dataverse's case is on its way here (the module's rules; no look-up without Dataverse)."""
+    if settings.dataverse_url is None:
+        raise Problem(404, f"No case with ticket number {ticket} is known here (yet).", "unknown-case")
     from dci.dataverse import DataverseError, client_from  # (only the Dataverse paths load requests)
 
     client = client_from(settings)

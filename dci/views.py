@@ -98,8 +98,7 @@ def may_list_cases(settings: Settings, asked: Asked) -> bool:
     return bool(asked.params.get("code") or asked.headers.get("x-functions-key"))
 
 
-def case_of(cases: CaseStore, key: str, list_cases: bool = True, settings: Settings | None = None,
-            now: datetime | None = None) -> str:
+def case_of(cases: CaseStore, key: str, list_cases: bool, settings: Settings, now: datetime) -> str:
     """The case id a route names: the id itself (a GUID), or the one case with that ticket number.
 
     Several cases with that number are a 409 that names them when `list_cases`, and only says how
@@ -112,7 +111,7 @@ def case_of(cases: CaseStore, key: str, list_cases: bool = True, settings: Setti
                       "invalid-case-id", [FieldError("case_id", "must be a GUID or a ticket number")])
     found = cases.cases_with_ticket(key)
     if not found:
-        unknown_ticket(key, settings, ms_of(now or datetime.now(timezone.utc)))
+        unknown_ticket(key, settings, ms_of(now))
     if len(found) > 1 and not list_cases:
         raise Problem(409, f"{len(found)} cases carry ticket number {key}; open one by its id.", "ambiguous-ticket")
     if len(found) > 1:
