@@ -2,7 +2,7 @@
 
 | PartitionKey | RowKey | holds |
 |---|---|---|
-| `e_{day}` | the interaction's RowKey | a search or article read of that day (term, results, article, session hash) |
+| `e_{day}` | the interaction's RowKey | a search, result click or article read that day (term, article, session) |
 | `c_{day}` | `{case id}` | what a case created that day contributes (JSON) |
 | `d_{day}` | `rollup` | the day's rollup (a JSON column per figure), what /api/insights reads |
 | `d_{day}` | `rollup~{who}~{host}` | one filter's slice of the day (`slice_key`: who is signed, anonymous or *) |
