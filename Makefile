@@ -60,6 +60,7 @@ bench: setup
 	$(PY) bench/search_bench.py
 	$(PY) bench/telemetry_bench.py
 	$(PY) bench/lake_bench.py
+	$(PY) bench/footprint_bench.py
 
 clean:
 	rm -rf $(VENV) .venv-3.13 node_modules .azurite .pytest_cache .hypothesis

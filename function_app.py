@@ -32,7 +32,7 @@ def collect(req: func.HttpRequest, batches: func.Out[str]) -> func.HttpResponse:
     settings = settings_or_none()
     if settings is None:
         return web.misconfigured()
-    outcome = collect_events.handle(req.method, req.headers, req.get_body(), settings)
+    outcome = collect_events.handle(req.method, web.headers_of(req), req.get_body(), settings)
     if outcome.message is not None:
         batches.set(outcome.message)
     return web.respond(outcome.reply)

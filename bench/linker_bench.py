@@ -39,9 +39,34 @@ def LIVE() -> datetime:  # noqa: N802 - a clock for InsightStore: the messages' 
 
 
 def message(events: int, contact: str | None = None) -> dict:
+    """Every event a search: every one writes a fact (the most facts a message can carry)."""
     return queued_batch([queued_event(START_MS + i, "search", url="https://portal.example.com/search/?q=vpn",
                                       query="vpn", results=2) for i in range(events)],
                         contact=contact, received_at="2026-12-01T00:00:00.000Z")
+
+
+MIX = ("page_view", "search", "search_click", "article", "engagement", "search", "article", "engagement",
+       "page_view", "case_form")
+
+
+def mixed(events: int, contact: str | None = None) -> dict:
+    """A visitor's batch as collect makes it (bench/collect_bench.py's mix): 5 of 10 events write a fact."""
+    out = []
+    for i in range(events):
+        kind = MIX[i % len(MIX)]
+        if kind == "article":
+            out.append(queued_event(START_MS + i, "page_view", url="https://portal.example.com/knowledgebase/article/"
+                                    "KA-01023/en-us", title="Allow IKEv2 through your router",
+                                    article={"number": "KA-01023", "lang": "en-us"}))
+        elif kind == "search":
+            out.append(queued_event(START_MS + i, "search", url="https://portal.example.com/search/?q=vpn+error+809",
+                                    query="vpn error 809", results=i % 3))
+        elif kind == "search_click":
+            out.append(queued_event(START_MS + i, "search_click", query="vpn error 809", position=2,
+                                    target="https://portal.example.com/knowledgebase/article/KA-01023"))
+        else:
+            out.append(queued_event(START_MS + i, kind))
+    return queued_batch(out, contact=contact, received_at="2026-12-01T00:00:00.000Z")
 
 
 def run(service: TableServiceClient, counted: TableServiceClient, counter: Counter) -> dict:
@@ -52,18 +77,19 @@ def run(service: TableServiceClient, counted: TableServiceClient, counter: Count
     raw_table = service.create_table_if_not_exists("rawbench")
     results = {}
     for size, count in SIZES.items():
-        ours, raw, with_facts = [], [], []
-        for _ in range(REPEATS):
+        ours, raw, with_facts, with_mixed_facts = [], [], [], []
+        for _ in range(REPEATS):  # interleaved: every variant sees the same machine load
             bodies = [json.dumps(message(size)).encode() for _ in range(count)]
             started = time.perf_counter()
             for body in bodies:
                 link(store, body)
             ours.append(size * count / (time.perf_counter() - started))
-            bodies = [json.dumps(message(size)).encode() for _ in range(count)]
-            started = time.perf_counter()
-            for body in bodies:
-                link(store, body, insights=insights, erasures=erasures)  # as the app links
-            with_facts.append(size * count / (time.perf_counter() - started))
+            for made, into in ((message, with_facts), (mixed, with_mixed_facts)):
+                bodies = [json.dumps(made(size)).encode() for _ in range(count)]
+                started = time.perf_counter()
+                for body in bodies:
+                    link(store, body, insights=insights, erasures=erasures)  # as the app links
+                into.append(size * count / (time.perf_counter() - started))
             batches = [[("upsert", event_entity(m, e), {"mode": UpdateMode.REPLACE}) for e in m["events"]]
                        for m in (message(size) for _ in range(count))]
             started = time.perf_counter()
@@ -73,7 +99,10 @@ def run(service: TableServiceClient, counted: TableServiceClient, counter: Count
         results[size] = {"linker_events_per_s": round(max(ours)), "raw_events_per_s": round(max(raw)),
                          "ratio_raw_over_linker": round(max(raw) / max(ours), 2),
                          "spread_linker": [round(x) for x in ours],
-                         "linker_with_insight_facts_events_per_s": round(max(with_facts))}
+                         "linker_with_insight_facts_events_per_s": round(max(with_facts)),
+                         "with_facts_share_of_raw": round(max(with_facts) / max(raw), 2),
+                         "linker_with_mixed_facts_events_per_s": round(max(with_mixed_facts)),
+                         "mixed_share_of_raw": round(max(with_mixed_facts) / max(raw), 2)}
     round_trips = {}
     counted_store, counted_insights = InteractionStore(counted), InsightStore(counted, follow_days=7, clock=LIVE)
     for label, contact in (("anonymous", None), ("signed_in", CONTACT)):

@@ -25,7 +25,8 @@ def ms_of(when: datetime) -> int:
 
 def iso_ms(when: datetime) -> str:
     """Fixed-width UTC timestamp with milliseconds: sorts as text, as storage keys need."""
-    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds")[:23] + "Z"
+    utc = when if when.tzinfo is timezone.utc else when.astimezone(timezone.utc)
+    return utc.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def iso_of(ms: int) -> str:
@@ -42,6 +43,19 @@ def epoch_ms(text: str, naive_is_utc: bool = False) -> int:
             raise ValueError(f"{text!r} has no time zone")
         when = when.replace(tzinfo=timezone.utc)
     return ms_of(when)
+
+
+def epoch_ms_each(texts: list[object]) -> list[int | None]:
+    """`epoch_ms` of each text, None for any that is none (not a string, no real instant, no zone).
+    One call for a batch's timestamps, with the arithmetic spelled out: collect's hot path."""
+    out: list[int | None] = []
+    for text in texts:
+        try:
+            delta = datetime.fromisoformat(text) - EPOCH  # type: ignore[arg-type]  (TypeError: no zone, or no string)
+            out.append((delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000)
+        except (TypeError, ValueError):
+            out.append(None)
+    return out
 
 
 def day_of(ms: int) -> str:

@@ -15,7 +15,7 @@ from dci.activity import items_of, owned
 from dci.attribution import signins
 from dci.clock import day_of, iso_of, ms_of
 from dci.ids import contact_id
-from dci.insights import event_fact
+from dci.insights import event_fact, visitor_hash
 from dci.lake.rows import pseudonym
 from dci.problems import Problem
 from dci.replies import Reply, json_reply, problem_reply
@@ -106,7 +106,8 @@ def delete_rows(store: InteractionStore, insights: InsightStore | None, visitor:
     """Delete a browser's stored rows, their insight facts first (so a removal stopped half-way still
     finds the rows, and with them the facts, when it runs again). Returns the rows deleted."""
     if insights is not None:
-        insights.remove_events(fact_ref(visitor, row) for row in rows if event_fact(row, visitor))
+        insights.remove_events((fact_ref(visitor, row) for row in rows if event_fact(row, visitor)),
+                               visitor_hash(visitor))
     return store.delete_rows(rows)
 
 

@@ -13,12 +13,14 @@ PROBLEM_JSON = "application/problem+json"
 
 @dataclass(frozen=True)
 class Reply:
-    """Status, headers and an already-encoded body."""
+    """Status, headers and an already-encoded body. A `shared` reply is made once and answers many
+    requests (collect's 202): its HTTP response may be made once too (`dci.web.respond`)."""
 
     status: int
     body: bytes = b""
     content_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    shared: bool = False
 
 
 def json_reply(status: int, document: object, headers: dict[str, str] | None = None) -> Reply:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -21,12 +21,38 @@ if TYPE_CHECKING:
 
 
 def respond(reply: Reply) -> func.HttpResponse:
-    """A Functions HttpResponse for a Reply."""
+    """A Functions HttpResponse for a Reply; for a shared one, the same response every time (neither
+    the host nor the local runner changes a returned response: they read it)."""
+    if reply.shared:
+        made = _SHARED.get(id(reply))
+        if made is not None and made[0] is reply:  # (the reply is held here, so its id is not reused)
+            return made[1]
+        if len(_SHARED) >= MAX_SHARED:
+            _SHARED.clear()
+        response = _response(reply)
+        _SHARED[id(reply)] = (reply, response)
+        return response
+    return _response(reply)
+
+
+MAX_SHARED = 512
+_SHARED: dict[int, tuple[Reply, func.HttpResponse]] = {}
+
+
+def _response(reply: Reply) -> func.HttpResponse:
     headers = dict(reply.headers)
     headers.setdefault("X-Content-Type-Options", "nosniff")  # every answer is exactly what it says it is
     if reply.content_type:
         headers["Content-Type"] = reply.content_type
     return func.HttpResponse(reply.body or None, status_code=reply.status, headers=headers)
+
+
+def headers_of(req: func.HttpRequest) -> Mapping[str, str]:
+    """A request's headers for `.get` with lower-case names: the plain dict the Functions type keeps
+    them in (azure-functions 1.x and 2.x: `__http_headers__`, names lower-cased), else the type's
+    own mapping. Collect reads four on every request, and the type's `get` is three Python calls."""
+    plain = getattr(req.headers, "__http_headers__", None)
+    return plain if isinstance(plain, dict) else req.headers
 
 
 def misconfigured() -> func.HttpResponse:

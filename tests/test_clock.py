@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from dci.clock import day_of, epoch_ms, iso_of, moment, ms_of
+from dci.clock import day_of, epoch_ms, epoch_ms_each, iso_of, moment, ms_of
 
 MS = 1_795_957_200_123  # 2026-11-29T13:00:00.123Z
 
@@ -45,3 +47,22 @@ def test_clock_round_trips_exactly() -> None:
                                          (86_400_000, "1970-01-02")])
 def test_clock_day_of(ms: int, day: str) -> None:
     assert day_of(ms) == day
+
+
+def _epoch_ms_or_none(text: object) -> int | None:
+    try:
+        return epoch_ms(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+@settings(derandomize=True, max_examples=500, deadline=None)
+@given(st.lists(st.one_of(
+    st.datetimes(timezones=st.timezones()).map(lambda moment: moment.isoformat()),
+    st.datetimes().map(lambda moment: moment.isoformat()),  # no zone: None
+    st.text(max_size=30), st.none(), st.integers())))
+@example(["2026-13-01T00:00:00Z", "2026-12-06T07:35:60.000Z", "0001-01-01T00:00:00+00:00",
+          "9999-12-31T23:59:59.999999Z"])
+def test_clock_epoch_ms_each_is_epoch_ms_of_each(texts: list) -> None:
+    # Collect's one call for a batch's timestamps (issue 27) must say what epoch_ms says of each.
+    assert epoch_ms_each(texts) == [_epoch_ms_or_none(text) for text in texts]

@@ -387,6 +387,15 @@ def test_collect_bad_token_keeps_the_events_as_anonymous(post: Post, store: Stor
     assert token not in caplog.text or token == ".."
 
 
+def typed_text(raw: str) -> str:
+    """A queue message without what the server makes up (ids, times): digits a test looks for can
+    turn up there by chance (a random id holds "4111" about once in 500 messages)."""
+    message = json.loads(raw)
+    made = {"id", "ts", "received_at", "visitor", "session", "skew_ms", "events"}
+    return json.dumps([{k: v for k, v in part.items() if k not in made}
+                       for part in (message, *message["events"])], ensure_ascii=False)
+
+
 def test_collect_scrubs_personal_data_from_searches_and_urls(post: Post, store: Store) -> None:
     typed = "refund jane.doe@example.com card 4111 1111 1111 1111 call +44 20 7946 0958"
     search = event("search", query=typed, url=f"{BASE}/search/?q=jane.doe%40example.com+refund")
@@ -397,7 +406,7 @@ def test_collect_scrubs_personal_data_from_searches_and_urls(post: Post, store: 
     events = json.loads(raw)["events"]
     assert events[0]["query"] == "refund [email] card [card] call [phone]"
     assert events[1]["query"] == events[0]["query"]
-    assert "jane" not in raw and "4111" not in raw and "7946" not in raw
+    assert "jane" not in raw and "4111" not in typed_text(raw) and "7946" not in typed_text(raw)
     assert events[0]["url"].startswith(f"{BASE}/search/?q=")
 
 
@@ -431,7 +440,7 @@ def test_collect_scrubs_personal_data_from_titles_and_url_paths(post: Post, stor
     post(batch([view, click, article]))
     raw = store.messages(QUEUE)[0]
     events = json.loads(raw)["events"]
-    assert "jane" not in raw and "7946" not in raw
+    assert "jane" not in raw and "7946" not in typed_text(raw)
     assert events[0]["title"] == "Profile of [email], [phone]"
     assert (events[0]["url"], events[0]["referrer"]) == (f"{BASE}/profile/%5Bemail%5D/", f"{BASE}/orders/%5Bphone%5D")
     assert events[1]["target"] == f"{BASE}/profile/%5Bemail%5D"
@@ -452,7 +461,7 @@ def test_collect_hidden_personal_data_and_invisible_characters_do_not_reach_the_
     post(batch(views))
     raw = store.messages(QUEUE)[0]
     events = json.loads(raw)["events"]
-    assert "jane" not in raw and "7946" not in raw and "#" not in "".join(e["url"] for e in events)
+    assert "jane" not in raw and "7946" not in typed_text(raw) and "#" not in "".join(e["url"] for e in events)
     assert [e["url"] for e in events[:3]] == [f"{BASE}/profile", f"{BASE}/profile", f"{BASE}/profile/%5Bemail%5D"]
     assert events[3]["url"] == f"{BASE}/p/%E2%80%AEabc%E2%81%A6/x?y=%E2%80%AE"
     assert [e["title"] for e in events[3:6]] == ["[email]"] * 3

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import azure.functions as func
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 import function_app
+from dci.ingest.events import URL, URL_PATTERN
 from dci.runner.invoke import Out
 from tests.conftest import BROWSER_UA, PORTAL_ORIGIN
 from tests.factories import batch, event
@@ -56,3 +58,32 @@ def test_collect_valid_batches_with_one_field_replaced_never_5xx(kinds: list[str
     key = data.draw(st.sampled_from(sorted(target)))
     target[key] = data.draw(json_values)
     _call(json.dumps(document).encode())
+
+
+# Issue 27: collect checks URL_PATTERN in Python, once per distinct URL, where the schema's pattern (pydantic-core's
+# Rust regex) checked every URL of every batch. The same texts must pass: `\S` is what Rust calls it (Python's own
+# `\s` also takes \x1c-\x1f), and `$` is the end of the text (Python's also matches before a final newline).
+RUST_URL = TypeAdapter(Annotated[str, StringConstraints(pattern=URL_PATTERN)])
+url_texts = st.one_of(
+    st.text(max_size=40),
+    st.builds(lambda scheme, host, rest: f"{scheme}://{host}{rest}", st.sampled_from(["https", "HTTP", "hTtPs", "ftp"]),
+              st.text(st.characters(codec="ascii"), max_size=12), st.text(max_size=20)),
+    st.builds(lambda rest: "https://portal.example.com/" + rest, st.text(max_size=30)),
+)
+
+
+@settings(derandomize=True, max_examples=3000, deadline=None)
+@given(url_texts)
+@example("https://portal.example.com/a\x1fb")  # Python's \s takes the information separators, Rust's does not
+@example("https://portal.example.com/a\n")  # Python's $ matches before a final newline
+@example("https://portal.example.com/\u0085")  # NEL is white space to both
+@example("https://portal.example.com/\u180e")  # the Mongolian vowel separator is not (since Unicode 6.3)
+@example("https://portal.example.com/\ufeff")  # nor the byte order mark
+@example("http://[")
+def test_collect_url_check_means_what_the_schemas_pattern_meant(text: str) -> None:
+    try:
+        RUST_URL.validate_python(text)
+        rust = True
+    except ValidationError:
+        rust = False
+    assert (URL.fullmatch(text) is not None) == rust

@@ -13,58 +13,42 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, NamedTuple
 
+import orjson
 from pydantic import ValidationError
 from pydantic_core import to_json
 
 from dci import telemetry
-from dci.clock import AFTER_ARRIVAL_MS, DAY_MS, epoch_ms, iso_ms, ms_of
+from dci.clock import iso_ms
 from dci.ingest import cors
-from dci.ingest.events import EVENT_TYPES, MAX_EVENTS, PATTERN_MESSAGES, CollectBatch, host_of, portal_url_pattern
+from dci.ingest.events import EVENT_TYPES, MAX_EVENTS, PATTERN_MESSAGES, CollectBatch
 from dci.ingest.identity import TokenRejected, verifier_for
+from dci.ingest.policy import Checked, check_policy, typed
 from dci.ingest.ratelimit import RateLimiter
-from dci.ingest.scrub import scrub, scrub_url
-from dci.ingest.urls import article_of
 from dci.ingest.useragent import classify
 from dci.problems import FieldError, Problem
 from dci.replies import JSON, Reply, problem_reply
 from dci.settings import Settings
-from dci.text import one_line, printable_url
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 32 * 1024
 # A queue message holds 64 KiB after base64: 48 KiB of text.
 MAX_MESSAGE_BYTES = 48 * 1024
-MAX_CLOCK_SKEW_MS = 7 * DAY_MS
-MAX_EVENT_AGE_MS = 7 * DAY_MS  # the beacon's retry queue drops older events
-EVENT_AFTER_SEND_TOLERANCE_MS = AFTER_ARRIVAL_MS
 ALLOWED_METHODS = "POST, OPTIONS"
 CONTENT_TYPES = ("application/json", "text/plain")
-NOT_PORTAL = "host {!r} is not one of the configured portals (PORTAL_ISSUERS)"
 
 _default_limiter = RateLimiter(limit=120, window=60)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What to answer, and the queue message to send (None: send nothing)."""
+class Outcome(NamedTuple):
+    """What to answer, and the queue message to send (None: send nothing). (A tuple: made for every
+    request, and a frozen dataclass costs a µs to make.)"""
 
     reply: Reply
     message: str | None = None
-
-
-@dataclass
-class Checked:
-    """A batch after the policy checks: what is wrong with it, and its events ready to enqueue."""
-
-    errors: list[FieldError]
-    events: list[dict[str, Any]]
-    skew_ms: int
 
 
 def handle(
@@ -77,6 +61,8 @@ def handle(
     limiter: RateLimiter = _default_limiter,
 ) -> Outcome:
     """Answer one request to the collect endpoint."""
+    if not telemetry.on():  # (no span to open: the hot path skips the context manager)
+        return _answer(method, headers, body, settings, received_at, limiter)
     with telemetry.span("collect", {"http.request.method": method}):
         return _answer(method, headers, body, settings, received_at, limiter)
 
@@ -87,12 +73,12 @@ def _answer(method: str, headers: Mapping[str, str], body: bytes, settings: Sett
     try:
         if method == "OPTIONS":
             return Outcome(Reply(204, headers=cors.preflight(origin, settings.allowed_origins, ALLOWED_METHODS)))
-        cors_headers = cors.allow(origin, settings.allowed_origins)
+        cors.check(origin, settings.allowed_origins)
     except Problem as problem:
         logger.info("collect refused: %s", problem.detail, extra={"origin": origin})
         _measure_refused(problem)
         return Outcome(problem_reply(problem))
-    cors_headers["Cache-Control"] = "no-store"
+    cors_headers = _answer_headers(origin)
     try:
         if method != "POST":
             raise Problem(405, f"{method} is not supported here; use POST.", headers={"Allow": ALLOWED_METHODS})
@@ -115,7 +101,7 @@ def _answer(method: str, headers: Mapping[str, str], body: bytes, settings: Sett
                     extra={"status": 202, "fields": [e["field"] for r in rejected for e in r["errors"]]})
         answer = to_json({"accepted": len(batch.events), "rejected": rejected})
         return Outcome(Reply(202, answer, JSON, cors_headers), message)
-    return Outcome(Reply(202, _accepted(len(batch.events)), JSON, cors_headers), message)
+    return Outcome(_accepted(len(batch.events), origin), message)
 
 
 def _measure_refused(problem: Problem) -> None:
@@ -139,9 +125,17 @@ def _measure_accepted(events: list[dict[str, Any]], rejected: Rejected, *, bot: 
                         "dci.signed_in": signed_in})
 
 
-@functools.lru_cache(maxsize=MAX_EVENTS + 1)
-def _accepted(count: int) -> bytes:
-    return b'{"accepted":%d}' % count
+# Made once per origin, an allowed one (`cors.check` refused any other before): the caches are bounded.
+@functools.lru_cache(maxsize=64)
+def _answer_headers(origin: str | None) -> dict[str, str]:
+    """The headers of every answer to a POST from `origin` (shared: never changed)."""
+    return {**cors.allow(origin, (origin.rstrip("/").lower(),) if origin else ()), "Cache-Control": "no-store"}
+
+
+@functools.lru_cache(maxsize=256)
+def _accepted(count: int, origin: str | None) -> Reply:
+    """The answer to a batch accepted whole: the same for every batch of its size from its origin."""
+    return Reply(202, b'{"accepted":%d}' % count, JSON, _answer_headers(origin), shared=True)
 
 
 Rejected = list[dict[str, Any]]  # [{"index": 2, "errors": [{"field", "pointer", "detail"}]}]
@@ -156,7 +150,7 @@ def parse(
     the list of rejected events and what was wrong with each. Otherwise a Problem names every bad
     field.
     """
-    media_type = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    media_type = _media_type(headers.get("content-type") or "")
     if media_type not in CONTENT_TYPES:
         raise Problem(415, f"Send the batch as application/json or text/plain, not {media_type or 'nothing'!r}.",
                       "unsupported-media-type")
@@ -165,7 +159,7 @@ def parse(
         raise Problem(413, f"The body is larger than {MAX_BODY_BYTES} bytes; send fewer events per batch.",
                       "body-too-large", [FieldError("body", f"at most {MAX_BODY_BYTES} bytes")])
     try:
-        batch = CollectBatch.model_validate_json(body)
+        batch = _validate(body)
     except ValidationError as error:
         errors = field_errors(error)
         if any(e.field == "events" and e.detail.startswith("at most") for e in errors):
@@ -176,6 +170,15 @@ def parse(
     if checked.errors:
         return _without_bad_events(body, checked.errors, settings, received)
     return batch, checked, []
+
+
+_validate = CollectBatch.__pydantic_validator__.validate_json  # (model_validate_json, without its wrapper)
+
+
+@functools.lru_cache(maxsize=64)
+def _media_type(content_type: str) -> str:
+    """`text/plain` of `text/plain;charset=UTF-8` (a beacon sends the same header every time)."""
+    return content_type.split(";", 1)[0].strip().lower()
 
 
 def _invalid(errors: list[FieldError]) -> Problem:
@@ -216,100 +219,13 @@ def _event_index(field: str) -> int | None:
     return int(number) if number.isdigit() else None
 
 
-def check_policy(site: object, sent_at: object, events: list[Any], received: datetime,
-                 portal_hosts: tuple[str, ...]) -> Checked:
-    """What the schema cannot say (portal hosts from settings, time sanity, unique event ids).
-
-    Rewrites each event in place as it will be enqueued: its time in epoch ms corrected for the
-    client's clock skew, an off-portal referrer cut to its origin, search terms and page titles
-    made one line (dci/text.py), personal data in them and in URLs (path and query) scrubbed.
-
-    Takes plain values so that it also runs on a body that failed the schema.
-    """
-    errors = []
-    on_portal = portal_url_pattern(portal_hosts).match
-    if isinstance(site, str) and site.lower() not in portal_hosts:
-        errors.append(FieldError("site", f"{site!r} is not one of the configured portals (PORTAL_ISSUERS)"))
-    received_ms = ms_of(received)
-    sent_ms = _epoch_ms(sent_at)
-    if sent_ms is None:
-        errors.append(FieldError("sent_at", "is not a real date and time"))
-        sent_ms = received_ms
-    elif abs(received_ms - sent_ms) > MAX_CLOCK_SKEW_MS:
-        errors.append(FieldError("sent_at", "more than 7 days from the server clock"))
-    skew_ms = received_ms - sent_ms
-    seen: set[object] = set()
-    out = []
-    urls: dict[str, str] = {}  # a batch repeats its URLs (a view, its engagement, a click): each scrubbed once
-    for index, event in enumerate(events):
-        if not isinstance(event, dict):
-            continue
-        url, target, referrer = event.get("url"), event.get("target"), event.get("referrer")
-        if isinstance(url, str) and not on_portal(url):
-            errors.append(FieldError(f"events[{index}].url", NOT_PORTAL.format(host_of(url))))
-        if isinstance(target, str) and not on_portal(target):
-            errors.append(FieldError(f"events[{index}].target", NOT_PORTAL.format(host_of(target))))
-        event_id = event.get("id")
-        if event_id in seen:
-            errors.append(FieldError(f"events[{index}].id", f"duplicate event id {event_id!r} in this batch"))
-        seen.add(event_id)
-        ts = _epoch_ms(event.get("ts"))
-        if ts is None:
-            errors.append(FieldError(f"events[{index}].ts", "is not a real date and time"))
-            continue
-        if sent_ms - ts > MAX_EVENT_AGE_MS:
-            errors.append(FieldError(f"events[{index}].ts", "more than 7 days before sent_at"))
-        elif ts - sent_ms > EVENT_AFTER_SEND_TOLERANCE_MS:
-            errors.append(FieldError(f"events[{index}].ts", "later than sent_at"))
-        event["ts"] = ts + skew_ms  # in place: the dicts are fresh from validation, and copies cost
-        if isinstance(referrer, str):
-            if on_portal(referrer):
-                event["referrer"] = _address(referrer, urls)
-            else:
-                parts = urlsplit(referrer)
-                event["referrer"] = f"{parts.scheme}://{parts.netloc}/"  # off-portal: the origin only
-        if isinstance(url, str):
-            event["url"] = _address(url, urls)
-            if event.get("type") == "page_view" and not event.get("article"):
-                event["article"] = article_of(url)
-        if isinstance(target, str):
-            event["target"] = _address(target, urls)
-        query, title = event.get("query"), event.get("title")
-        if isinstance(query, str):
-            event["query"] = scrub(one_line(query))
-        if isinstance(title, str):
-            event["title"] = scrub(one_line(title))
-        out.append(event)
-    return Checked(errors, out, skew_ms)
-
-
-def _address(url: str, done: dict[str, str]) -> str:
-    """A URL as stored: without its fragment (the beacon sends none; a crafted one could carry
-    anything), invisible characters percent-encoded, personal data in its path and query scrubbed.
-    `done` remembers the batch's URLs (a view, its engagement and a click repeat them)."""
-    found = done.get(url)
-    if found is None:
-        found = done[url] = scrub_url(printable_url(url.partition("#")[0] if "#" in url else url))
-    return found
-
-
-def _epoch_ms(timestamp: object) -> int | None:
-    if not isinstance(timestamp, str):
-        return None
-    try:
-        return epoch_ms(timestamp)
-    except ValueError:  # matches the pattern but is no real instant (month 13, hour 25, …), or no zone
-        return None
-
-
 def _policy_errors_of_invalid(body: bytes, received: datetime, hosts: tuple[str, ...],
                               reported: set[str]) -> list[FieldError]:
     """Policy errors of a batch that also failed the schema, so one answer names every bad field."""
     try:
         document = json.loads(body)
-        events = document.get("events")
-        checked = check_policy(document.get("site"), document.get("sent_at"),
-                               events if isinstance(events, list) else [], received, hosts)
+        checked = check_policy(document.get("site"), document.get("sent_at"), typed(document.get("events")),
+                               received, hosts)
     except Exception:  # noqa: BLE001 - best effort on a body already known to be bad
         return []
     return [error for error in checked.errors if error.field not in reported]
@@ -389,8 +305,8 @@ def enrich(batch: CollectBatch, checked: Checked, received: datetime, user_agent
     if contact:
         document["contact"] = contact
     document.update(telemetry.carrier())  # the link and case spans continue this trace
-    message = to_json(document).decode()
-    if len(message.encode()) > MAX_MESSAGE_BYTES:  # cannot happen within MAX_BODY_BYTES; guard the queue anyway
+    message = orjson.dumps(document)
+    if len(message) > MAX_MESSAGE_BYTES:  # cannot happen within MAX_BODY_BYTES; guard the queue anyway
         raise Problem(413, "The enriched batch would not fit in one queue message; send fewer events.",
                       "body-too-large")
-    return message
+    return message.decode()

@@ -15,12 +15,14 @@ def allow(origin: str | None, allowed: Iterable[str]) -> dict[str, str]:
     Requests without an Origin header (server-side callers, same-origin navigations) need no CORS
     headers and are not refused here: the portal host check on every URL still applies.
     """
-    if origin is None:
-        return {}
-    normalized = origin.rstrip("/").lower()
-    if normalized not in allowed:
+    check(origin, allowed)
+    return {} if origin is None else {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+def check(origin: str | None, allowed: Iterable[str]) -> None:
+    """Problem(403) unless `origin` is None or one of `allowed`."""
+    if origin is not None and origin.rstrip("/").lower() not in allowed:
         raise Problem(403, f"Origin {origin!r} is not allowed to send events (ALLOWED_ORIGINS).", "origin-not-allowed")
-    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
 
 def preflight(origin: str | None, allowed: Iterable[str], methods: str) -> dict[str, str]:

@@ -43,6 +43,12 @@ def portal_url_pattern(hosts: tuple[str, ...]) -> re.Pattern[str]:
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
 # The host part is ASCII (browsers send IDN hosts punycoded): urlsplit refuses some others.
 URL_PATTERN = r"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9._~%!$&'()*+,;=:-]+([/?#]\S*)?$"
+# URL_PATTERN as Python's `re` runs it with the meaning pydantic-core's (Rust) regex gives it: `\S`
+# is what is not Unicode White_Space (Python's own `\s` also takes \x1c-\x1f), and the whole text.
+# Collect checks it once per distinct URL (`dci.ingest.policy.portals`), not in the schema: a
+# schema pattern runs for every URL of every batch, and a portal's URLs repeat.
+NOT_WHITE_SPACE = "[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+URL = re.compile(URL_PATTERN.replace(r"\S", NOT_WHITE_SPACE))
 ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
 HOST_PATTERN = r"^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$"
 PATTERN_MESSAGES = {
@@ -58,7 +64,8 @@ Query = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 # Any string: a token that is not a usable JWT leaves the batch anonymous (collect logs why), it
 # never costs the batch its events.
 Token = Annotated[str, WithJsonSchema({"type": "string", "description": "the portal's ID token (a JWT)"})]
-Url = Annotated[str, StringConstraints(max_length=MAX_URL, pattern=URL_PATTERN)]
+Url = Annotated[str, StringConstraints(max_length=MAX_URL),
+              WithJsonSchema({"type": "string", "maxLength": MAX_URL, "pattern": URL_PATTERN})]  # (pattern: see URL)
 Timestamp = Annotated[
     str,
     StringConstraints(pattern=TIMESTAMP_PATTERN),

@@ -25,22 +25,25 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def retry_after(self, key: str) -> int:
-        """Count one call for `key`; 0 when allowed, else whole seconds until the window resets."""
+        """Count one call for `key`; 0 when allowed, else whole seconds until the window resets.
+
+        No lock on this path (collect's, every request): each dict operation is atomic, and two
+        threads counting the same visitor at once can at worst lose one count of a brake."""
         now = self._clock()
-        with self._lock:
-            start, count = self._counts.get(key, (now, 0))
-            if now - start >= self._window:
-                start, count = now, 0
-            if count >= self._limit:
-                return max(1, int(self._window - (now - start) + 0.999))
-            if len(self._counts) >= self._max_keys and key not in self._counts:
+        start, count = self._counts.get(key, (now, 0))
+        if now - start >= self._window:
+            start, count = now, 0
+        if count >= self._limit:
+            return max(1, int(self._window - (now - start) + 0.999))
+        if len(self._counts) >= self._max_keys and key not in self._counts:
+            with self._lock:
                 self._forget_expired(now)
-            self._counts[key] = (start, count + 1)
-            return 0
+        self._counts[key] = (start, count + 1)
+        return 0
 
     def _forget_expired(self, now: float) -> None:
-        expired = [k for k, (start, _) in self._counts.items() if now - start >= self._window]
+        expired = [k for k, (start, _) in list(self._counts.items()) if now - start >= self._window]
         for key in expired:
-            del self._counts[key]
+            self._counts.pop(key, None)
         if len(self._counts) >= self._max_keys:  # all live: start over rather than grow
             self._counts.clear()

@@ -2,7 +2,8 @@
 
 | PartitionKey | RowKey | holds |
 |---|---|---|
-| `e_{day}` | the interaction's RowKey | a search, result click or article read that day (term, article, session) |
+| `e_{day}` | `b~{hash of its keys}` | a bundle: one batch's searches, result clicks and article reads of that day |
+| `e_{day}` | the event's key | one such fact (rows of earlier builds; read alike) |
 | `c_{day}` | `{case id}` | what a case created that day contributes (JSON) |
 | `d_{day}` | `rollup` | the day's rollup (a JSON column per figure), what /api/insights reads |
 | `d_{day}` | `rollup~{who}~{host}` | one filter's slice of the day (`slice_key`: who is signed, anonymous or *) |
@@ -23,13 +24,14 @@ import contextlib
 import json
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import EdmType, EntityProperty, UpdateMode
+from azure.data.tables import UpdateMode
 
 from dci import telemetry
 from dci.insights import (
@@ -47,6 +49,7 @@ from dci.insights import (
     stored_columns,
     utf16_len,
 )
+from dci.insights.bundles import BUNDLE_PREFIX, bundles, marker, unbundle
 from dci.storage.tables import AutoTable, plain
 
 if TYPE_CHECKING:
@@ -74,21 +77,54 @@ class InsightStore:
     # --- facts --------------------------------------------------------------------------------------
 
     def add_events(self, facts: Iterable[tuple[str, str, Mapping[str, Any]]]) -> int:
-        """Upsert (day, row key, fact) event facts, ≤ 100 per transaction; mark their days dirty."""
-        operations = [("upsert", {"PartitionKey": f"e_{day}", "RowKey": row_key, **_columns(fact)},
-                       {"mode": UpdateMode.REPLACE}) for day, row_key, fact in facts]
-        self._table.submit(operations)
-        self.mark({operation[1]["PartitionKey"][2:] for operation in operations}, coalesce=True)
-        return len(operations)
+        """Store (day, key, fact) event facts as bundles (dci/insights/bundles.py): for a queue
+        message, one plain upsert per day (a transaction where one day needs several); mark their
+        days dirty. Returns how many facts."""
+        facts = list(facts)
+        by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in bundles(facts):
+            by_partition[row["PartitionKey"]].append(row)
+        for rows in by_partition.values():
+            if len(rows) == 1:
+                self._table.write(lambda client, row=rows[0]: client.upsert_entity(row, mode=UpdateMode.REPLACE))
+            else:
+                self._table.submit(("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows)
+        self.mark({day for day, _, _ in facts}, coalesce=True)
+        return len(facts)
 
-    def remove_events(self, keys: Iterable[tuple[str, str]]) -> int:
-        """Delete event facts by (day, row key) (erasure); marks their days dirty."""
-        touched = set()
-        for day, row_key in keys:
-            self._table.delete(f"e_{day}", row_key)
-            touched.add(day)
-        self.mark(touched)
-        return len(touched)
+    def remove_events(self, keys: Iterable[tuple[str, str]], visitor: str | None = None) -> int:
+        """Delete event facts by (day, key) (erasure): the single-fact rows of earlier builds, and,
+        from the bundles of `visitor` (its `visitor_hash`) on those days, those facts (a bundle left
+        with none goes). Marks the days dirty; returns how many days."""
+        doomed: dict[str, set[str]] = defaultdict(set)
+        for day, key in keys:
+            doomed[day].add(key)
+        for day, day_keys in doomed.items():
+            for key in day_keys:
+                self._table.delete(f"e_{day}", key)
+            if visitor is not None:
+                self._drop_from_bundles(day, day_keys, visitor)
+        self.mark(doomed)
+        return len(doomed)
+
+    def _drop_from_bundles(self, day: str, keys: set[str], visitor: str) -> None:
+        try:
+            found = [plain(row) for row in self._table.client.query_entities(
+                "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi and visitor eq @visitor",
+                parameters={"pk": f"e_{day}", "lo": BUNDLE_PREFIX, "hi": BUNDLE_PREFIX + "~", "visitor": visitor})]
+        except ResourceNotFoundError:
+            return
+        for row in found:
+            facts = unbundle([row])
+            kept = [fact for fact in facts if fact["RowKey"] not in keys]
+            if len(kept) == len(facts):
+                continue
+            rest = bundles((day, fact.pop("RowKey"), {k: v for k, v in fact.items() if k != "PartitionKey"})
+                           for fact in kept)
+            for new in rest:  # first the rest, then the old row: stopped between, no fact is lost (nor counted twice)
+                self._table.write(lambda client, new=new: client.upsert_entity(new, mode=UpdateMode.REPLACE))
+            if all(new["RowKey"] != row["RowKey"] for new in rest):
+                self._table.delete(row["PartitionKey"], row["RowKey"])
 
     def put_case(self, case_id: str, fact: Mapping[str, Any]) -> None:
         """Upsert a case's fact; marks dirty the case's day and the days of the sessions before it.
@@ -126,12 +162,17 @@ class InsightStore:
 
         after = self._followed_until(last)
         facts = [(row["RowKey"], json.loads(row["fact"])) for row in rows("c_", after)]
-        # Only the events of that term or article come back (the service filters them).
+        # Only the events of that term or article, or bundles holding some, come back (the service filters them).
         if search is not None:
             matching = [row for row in term_rows if row["kind"] == "search"] if term_rows is not None else \
-                rows("e_", last, " and kind eq 'search' and term eq @value", value=search)
+                [row for row in unbundle(rows("e_", last, f" and ((kind eq 'search' and term eq @value ) or "
+                                                          f"{marker('search', search)} eq true)", value=search))
+                 if row.get("kind") == "search" and row.get("term") == search]
         else:
-            matching = rows("e_", last, " and kind eq 'read' and article eq @value", value=article or "")
+            value = article or ""
+            matching = [row for row in unbundle(rows("e_", last, f" and ((kind eq 'read' and article eq @value ) or "
+                                                                 f"{marker('article', value)} eq true)", value=value))
+                        if row.get("kind") == "read" and row.get("article") == value]
         cases = cases_behind(facts, first, last, search=search, article=article)
         followed = {session for _, fact in facts for session in fact["sessions"]}
         sessions = {row["session"] for row in matching}
@@ -140,11 +181,13 @@ class InsightStore:
     def term_events(self, first: str, last: str, term: str) -> list[dict[str, Any]]:
         """The searches and result clicks of one term over the days `first`..`last` (one range query)."""
         try:
-            return [plain(row) for row in self._table.client.query_entities(
-                "PartitionKey ge @lo and PartitionKey le @hi and (kind eq 'search' or kind eq 'click') "
-                "and term eq @term", parameters={"lo": f"e_{first}", "hi": f"e_{last}", "term": term})]
+            rows = [plain(row) for row in self._table.client.query_entities(
+                "PartitionKey ge @lo and PartitionKey le @hi and (((kind eq 'search' or kind eq 'click') "
+                f"and term eq @term ) or {marker('search', term)} eq true)",
+                parameters={"lo": f"e_{first}", "hi": f"e_{last}", "term": term})]
         except ResourceNotFoundError:
             return []
+        return [row for row in unbundle(rows) if row.get("kind") in ("search", "click") and row.get("term") == term]
 
     def forget_before(self, day: str) -> int:
         """Delete the event and case facts of days before `day` (retention); returns how many.
@@ -287,7 +330,7 @@ class InsightStore:
     def compute_all(self, day: str) -> dict[str, dict[str, Any]]:
         """A day's rollup (`rollup`) and the rollup of each of its slices (`slice_key`); each session's
         slice and the sessions a case followed are worked out once for all of them."""
-        events = self._table.partition(f"e_{day}")
+        events = unbundle(self._table.partition(f"e_{day}"))
         facts = [json.loads(row["fact"]) for other in days(day, self._followed_until(day))
                  for row in self._table.partition(f"c_{other}")]
         of_session, followed = session_slices(events), followed_sessions(facts, day)
@@ -353,8 +396,3 @@ class InsightStore:
                 hosts.update(json.loads(row.get("portals") or "[]"))
         return sorted(hosts)
 
-
-def _columns(fact: Mapping[str, Any]) -> dict[str, Any]:
-    """A fact as Table columns: an integer beyond 32 bits (`ts`) as Int64."""
-    return {name: EntityProperty(value, EdmType.INT64) if isinstance(value, int) and not isinstance(value, bool)
-            and not -2**31 <= value < 2**31 else value for name, value in fact.items()}

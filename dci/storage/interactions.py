@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import EdmType, EntityProperty, TableTransactionError, UpdateMode
 
 from dci.storage.keys import (
@@ -110,7 +111,8 @@ class InteractionStore:
         repeat claims. Returns the rows that are this message's (new, or stored by an earlier
         delivery of the same message): what the insight facts are made of.
 
-        The happy path is one entity-group transaction of inserts per table (≤ 100 each). When an
+        The happy path is one entity-group transaction of inserts per table (≤ 100 each; a single
+        event, a plain insert). When an
         event is there already, the visitor's rows are read once: only the new events are
         inserted, and a verified copy gives its contact to a stored anonymous copy (a re-send whose
         token had expired must not strip it, and a re-send with a token may add it) — nothing else
@@ -130,7 +132,12 @@ class InteractionStore:
             chunk = unique[start:start + MAX_TRANSACTION]
             try:
                 self.transactions += 1
-                table.write(lambda client, ops=[("create", row) for row in chunk]: client.submit_transaction(ops))
+                if len(chunk) == 1:  # a plain insert: half the client-side cost of a one-entity transaction
+                    table.write(lambda client, row=chunk[0]: client.create_entity(row))
+                else:
+                    table.write(lambda client, ops=[("create", row) for row in chunk]: client.submit_transaction(ops))
+            except ResourceExistsError:  # (a plain insert's 409: the entity is there)
+                return unique[:start] + self._insert_rest(table, unique[start:], message)
             except TableTransactionError as error:
                 if error.error_code != "EntityAlreadyExists":
                     raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from dci.clock import day_of, iso_of, moment
@@ -48,8 +49,13 @@ def interaction_row_key(event_id: str) -> str:
 
 
 def is_legacy_row_key(row_key: str) -> bool:
-    """An interaction row keyed by its client's time (earlier builds): `2026-…Z_{id}`."""
-    return len(row_key) > 24 and row_key[23] == "Z" and row_key[24] == "_"
+    """An interaction row keyed by its client's time (earlier builds): `2026-11-28T15:00:00.120Z_{id}`,
+    exactly `iso_of`'s shape — which holds a `:` and a `.`, so no event id (of `[A-Za-z0-9_-]`)
+    passes for one and chooses its fact's day or key."""
+    return _LEGACY_ROW_KEY.match(row_key) is not None
+
+
+_LEGACY_ROW_KEY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z_")
 
 
 def event_day(row: dict[str, Any]) -> str:
