@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from dci.clock import AFTER_ARRIVAL_MS, DAY_MS, epoch_ms, epoch_ms_each, ms_of
+from dci.clock import AFTER_ARRIVAL_MS, DAY_MS, epoch_ms_each, ms_of
 from dci.ingest.events import PATTERN_MESSAGES, URL, URL_PATTERN, host_of, portal_url_pattern
 from dci.ingest.scrub import scrub, scrub_url
 from dci.ingest.urls import article_of
@@ -96,10 +96,12 @@ def portals(hosts: tuple[str, ...]) -> Portals:
         return on_portal(text) is not None, stored, article_of(text)
 
     def referrer(text: str) -> str | None:
-        found = urls[text]
-        if found is None or found[0]:
+        if on_portal(text) is not None:
+            found = urls[text]
             return None if found is None else found[1]
-        parts = urlsplit(text)
+        if URL.fullmatch(text) is None:
+            return None
+        parts = urlsplit(text)  # (another site's page: its origin only, nothing of it scrubbed for nothing)
         return f"{parts.scheme}://{parts.netloc}/"
 
     # (Kept only when on a portal and stored as it came: an off-portal address is never stored whole.)
@@ -123,7 +125,8 @@ def check_policy(site: object, sent_at: object, events: list[dict[str, Any] | No
     if isinstance(site, str) and site.lower() not in portal_hosts:
         errors.append(FieldError("site", f"{site!r} is not one of the configured portals (PORTAL_ISSUERS)"))
     received_ms = ms_of(received)
-    sent_ms = _epoch_ms(sent_at)
+    # The batch's times in one call: `sent_at` first, then each event's (None: none, or no real instant).
+    sent_ms, *times = epoch_ms_each([sent_at, *(event.get("ts") if event is not None else None for event in events)])
     if sent_ms is None:
         errors.append(FieldError("sent_at", "is not a real date and time"))
         sent_ms = received_ms
@@ -134,7 +137,6 @@ def check_policy(site: object, sent_at: object, events: list[dict[str, Any] | No
     memo = portals(portal_hosts)
     urls, referrers, texts = memo.urls, memo.referrers, TEXTS
     dropped = []  # indices of events without a real time (None: not an object)
-    times = epoch_ms_each([event.get("ts") if event is not None else None for event in events])
     seen: set[str | None] = set()
     for index, event in enumerate(events):
         if event is None:
@@ -201,13 +203,3 @@ def typed(events: object) -> list[dict[str, Any] | None]:
 
 _READ = frozenset({"id", "type", "ts", "url", "target", "referrer", "query", "title"})
 
-
-def _epoch_ms(timestamp: object) -> int | None:
-    """Epoch ms of an ISO-8601 timestamp with a zone; None for anything else, and for no real
-    instant (month 13, hour 25, …, or no zone)."""
-    if not isinstance(timestamp, str):
-        return None
-    try:
-        return epoch_ms(timestamp)
-    except ValueError:
-        return None

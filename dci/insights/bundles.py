@@ -30,7 +30,6 @@ from dci.insights.bounds import COLUMN_BUDGET, encode, utf16_len
 
 BUNDLE_PREFIX = "b~"  # no fact key starts so: they are hex hashes or ISO-8601 times
 MAX_MARKERS = 120  # marker columns per bundle: a Table entity holds at most 252 properties
-KEYS = ("PartitionKey", "RowKey", "Timestamp")
 
 
 def marker(kind: str, value: str) -> str:

@@ -162,17 +162,11 @@ class InsightStore:
 
         after = self._followed_until(last)
         facts = [(row["RowKey"], json.loads(row["fact"])) for row in rows("c_", after)]
-        # Only the events of that term or article, or bundles holding some, come back (the service filters them).
         if search is not None:
             matching = [row for row in term_rows if row["kind"] == "search"] if term_rows is not None else \
-                [row for row in unbundle(rows("e_", last, f" and ((kind eq 'search' and term eq @value ) or "
-                                                          f"{marker('search', search)} eq true)", value=search))
-                 if row.get("kind") == "search" and row.get("term") == search]
+                self._facts_of(first, last, ("search",), "term", search)
         else:
-            value = article or ""
-            matching = [row for row in unbundle(rows("e_", last, f" and ((kind eq 'read' and article eq @value ) or "
-                                                                 f"{marker('article', value)} eq true)", value=value))
-                        if row.get("kind") == "read" and row.get("article") == value]
+            matching = self._facts_of(first, last, ("read",), "article", article or "")
         cases = cases_behind(facts, first, last, search=search, article=article)
         followed = {session for _, fact in facts for session in fact["sessions"]}
         sessions = {row["session"] for row in matching}
@@ -180,14 +174,22 @@ class InsightStore:
 
     def term_events(self, first: str, last: str, term: str) -> list[dict[str, Any]]:
         """The searches and result clicks of one term over the days `first`..`last` (one range query)."""
+        return self._facts_of(first, last, ("search", "click"), "term", term)
+
+    def _facts_of(self, first: str, last: str, kinds: tuple[str, ...], field: str, value: str) -> list[dict[str, Any]]:
+        """The event facts of `kinds` whose `field` (`term` or `article`) is `value`, over the days
+        `first`..`last`, in one range query: the service returns the single-fact rows that match
+        and the bundles holding one (their marker column), which are opened and filtered here."""
+        kind = " or ".join(f"kind eq '{name}'" for name in kinds)
+        column = marker("search" if field == "term" else "article", value)
         try:
             rows = [plain(row) for row in self._table.client.query_entities(
-                "PartitionKey ge @lo and PartitionKey le @hi and (((kind eq 'search' or kind eq 'click') "
-                f"and term eq @term ) or {marker('search', term)} eq true)",
-                parameters={"lo": f"e_{first}", "hi": f"e_{last}", "term": term})]
+                f"PartitionKey ge @lo and PartitionKey le @hi and ((({kind}) and {field} eq @value ) "
+                f"or {column} eq true)",
+                parameters={"lo": f"e_{first}", "hi": f"e_{last}", "value": value})]
         except ResourceNotFoundError:
             return []
-        return [row for row in unbundle(rows) if row.get("kind") in ("search", "click") and row.get("term") == term]
+        return [row for row in unbundle(rows) if row.get("kind") in kinds and row.get(field) == value]
 
     def forget_before(self, day: str) -> int:
         """Delete the event and case facts of days before `day` (retention); returns how many.
