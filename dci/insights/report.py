@@ -105,17 +105,15 @@ def day_figures(rollup_of_day: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def trend(first: str, last: str, rollups: Sequence[Mapping[str, Any]],
-          previous: Sequence[Mapping[str, Any]] | None, previous_missing: Sequence[str] = (),
-          summed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+          previous: Sequence[Mapping[str, Any]] | None, previous_missing: Sequence[str],
+          summed: Mapping[str, Any]) -> dict[str, Any]:
     """Each day's figures over the range and, given the rollups of the period of equal length just
     before it (and its days that could not be built, `previous_missing`), that period's figures and
     the change: a rate's change is null, and flagged `{rate}_too_few`, when either period's rate is
-    too few. `summed`: the range's `total(rollups)` when the caller has it (its counts are not added
-    up again)."""
+    too few. `summed`: the range's `total(rollups)` (its counts are not added up again)."""
     by_day = {day["day"]: day for day in rollups}
     series = [{"day": day, **day_figures(by_day.get(day))} for day in days(first, last)]
-    result: dict[str, Any] = {"days": series,
-                              "range": _period_figures(rollups) if summed is None else day_figures(summed)}
+    result: dict[str, Any] = {"days": series, "range": day_figures(summed)}
     if previous is not None:
         start = date.fromisoformat(first)
         length = (date.fromisoformat(last) - start).days + 1
@@ -183,8 +181,8 @@ def report(first: str, last: str, rollups: Sequence[Mapping[str, Any]], top: int
              "failed_to_deflect_too_few": too_few(reads.get(a, 0))}
             for a, n in _ranked(read_before, top)],
         "deflection": {"self_service_sessions": sessions, "followed_by_case": followed,
-                       "deflected": sessions - followed, "rate": rate(sessions - followed, sessions),
-                       "interval": wilson(sessions - followed, sessions), "too_few": too_few(sessions)},
+                       "deflected": sessions - followed,
+                       **rated(sessions - followed, sessions, of=False, interval=True)},
         "site_search": site_search_report(sums["site_search"]),
         "trend": trend(first, last, rollups, previous, previous_missing, sums),
         "first_touch_to_case": {"cases": len(leads) + sums["other"]["lead_ms"],

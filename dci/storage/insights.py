@@ -92,7 +92,7 @@ class InsightStore:
         self.mark({day for day, _, _ in facts}, coalesce=True)
         return len(facts)
 
-    def remove_events(self, keys: Iterable[tuple[str, str]], visitor: str | None = None) -> int:
+    def remove_events(self, keys: Iterable[tuple[str, str]], visitor: str) -> int:
         """Delete event facts by (day, key) (erasure): the single-fact rows of earlier builds, and,
         from the bundles of `visitor` (its `visitor_hash`) on those days, those facts (a bundle left
         with none goes). Marks the days dirty; returns how many days."""
@@ -102,8 +102,7 @@ class InsightStore:
         for day, day_keys in doomed.items():
             for key in day_keys:
                 self._table.delete(f"e_{day}", key)
-            if visitor is not None:
-                self._drop_from_bundles(day, day_keys, visitor)
+            self._drop_from_bundles(day, day_keys, visitor)
         self.mark(doomed)
         return len(doomed)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from dci.dataverse import DataverseError, odata_filter, odata_text
+from dci.dataverse import API, DataverseError, odata_filter, odata_text
 from dci.tenant.plan import (
     AUTH_WEBHOOK_KEY,
     CLAIM_NONE,
@@ -49,7 +49,7 @@ class Admin:
 
     def __init__(self, dataverse: Dataverse, organisation_url: str) -> None:
         self._dv = dataverse
-        self._base = organisation_url.rstrip("/") + "/api/data/v9.2"
+        self._base = organisation_url.rstrip("/") + API
         self._privilege_ids: dict[str, str] = {}  # name -> privilegeid, of PRIVILEGES the environment has
 
     # --- reading ----------------------------------------------------------------------------------
@@ -182,7 +182,7 @@ class Admin:
             link = document.get("@odata.nextLink")
             if not link:
                 return rows
-            document = self._get(link.split("/api/data/v9.2/", 1)[-1], what)
+            document = self._get(link.split(API + "/", 1)[-1], what)
 
     def _get(self, path: str, what: str) -> dict[str, Any]:
         return self._call("GET", path, what).json()
