@@ -1,0 +1,90 @@
+"""Portal visits as Dynamics 365 activities (issue 28): pure. What each visit of a case's journey
+becomes on the timeline wall: one `dci_portalvisit` per visit (a visit is a session of the
+assembled timeline, the split the report shows), the latest MAX_VISITS of them.
+
+Each has a one-line subject (what was searched and read, and the case form), its steps as the
+description — in the report's words, one per line, no visitor id —, its first and last event's
+times, its counts, and whether it was signed in (any event verified by a portal token) or stitched
+from before the sign-in. Its id is derived from the case and the visit's first event, so a
+re-assembly after late events writes the same activity (PATCH upsert) and a visit that left the
+journey can be found and deleted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from dci.attribution import VERIFIED
+from dci.steps import FOLD_GAP_MS, describe, steps
+from dci.text import one_line
+from dci.timeline import capped
+
+TABLE = "dci_portalvisit"  # the custom activity's logical name (ENTITY_SET for the Web API)
+ENTITY_SET = "dci_portalvisits"
+MAX_VISITS = 10  # per case, the latest: the note says how many earlier ones are left out
+SUBJECT_LENGTH = 200  # the Subject column's length as `python -m dci dataverse setup` creates it
+DESCRIPTION_LENGTH = 10_000
+SUBJECT_PREFIX = "Portal visit: "
+NAMESPACE = uuid.UUID("6b0c1f0e-2d7a-4f51-9a8e-3f1c27d0a927")  # (fixed: the ids must not change between builds)
+
+
+def activity_id(case_id: str, first_event_id: str) -> str:
+    """The activity of the visit that starts with `first_event_id`, on case `case_id`."""
+    return str(uuid.uuid5(NAMESPACE, f"{case_id.lower()}\x00{first_event_id}"))
+
+
+def visits(timeline: dict[str, Any], report_url: str | None = None,
+           gap_ms: int = FOLD_GAP_MS) -> tuple[list[dict[str, Any]], int]:
+    """The activities of a case's timeline (the latest MAX_VISITS visits, oldest first), and how
+    many earlier visits are left out."""
+    items, sessions = timeline.get("items") or [], timeline.get("sessions") or []
+    case_id = timeline["case"]["case_id"]
+    kept = sessions[-MAX_VISITS:]
+    out = []
+    for session in kept:
+        visit = items[session["first"]:session["last"] + 1]
+        out.append(_activity(case_id, visit, report_url, gap_ms))
+    return out, len(sessions) - len(kept)
+
+
+def _activity(case_id: str, visit: Sequence[dict[str, Any]], report_url: str | None, gap_ms: int) -> dict[str, Any]:
+    searches = [item for item in visit if item["type"] == "search"]
+    articles = {item["article_number"] for item in visit if item["type"] == "page_view" and item.get("article_number")}
+    lines = [describe(step) for step in steps(visit, gap_ms)]
+    activity = {
+        "activityid": activity_id(case_id, str(visit[0]["id"])),
+        "subject": capped(SUBJECT_PREFIX + headline(visit, len(articles)), SUBJECT_LENGTH),
+        "description": capped("\n".join(lines), DESCRIPTION_LENGTH),
+        "actualstart": visit[0]["ts"],
+        "actualend": visit[-1]["ts"],
+        "dci_searches": len(searches),
+        "dci_articles": len(articles),
+        "dci_zeroresults": sum(1 for item in searches if item.get("results") == 0),
+        "dci_signedin": any(item.get("attribution") == VERIFIED for item in visit),
+    }
+    if report_url:
+        activity["dci_reporturl"] = report_url
+    return activity
+
+
+def headline(visit: Sequence[dict[str, Any]], articles: int) -> str:
+    """`searched "vpn error 809", read 2 articles, opened the case form`: one line, or
+    `browsed 3 pages` when the visit did none of these."""
+    queries = list(dict.fromkeys(one_line(item["query"]) for item in visit
+                                 if item["type"] == "search" and item.get("query")))
+    parts = []
+    if queries:
+        shown = ", ".join(f'"{query}"' for query in queries[:2])
+        parts.append(f"searched {shown}" + (f" and {len(queries) - 2} more" if len(queries) > 2 else ""))
+    if articles:
+        parts.append(f"read {articles} article{'s' if articles != 1 else ''}")
+    if any(item["type"] == "case_submitted" for item in visit):
+        parts.append("submitted the case")
+    elif any(item["type"] == "case_form" for item in visit):
+        parts.append("opened the case form")
+    if not parts:
+        pages = sum(1 for item in visit if item["type"] == "page_view")
+        parts.append(f"browsed {pages} page{'s' if pages != 1 else ''}" if pages else "on the portal")
+    return ", ".join(parts)
