@@ -26,6 +26,8 @@ from dci.tenant.plan import (
     ENDPOINT_NAME,
     PRIVILEGES,
     ROLE_NAME,
+    VISIT_COLUMNS,
+    VISIT_PRIVILEGES,
     Found,
     Wanted,
     changes,
@@ -41,7 +43,8 @@ WEBHOOK = APP_API + "/dataverse/incidents"
 # --- the plan ------------------------------------------------------------------------------------
 
 def _complete(**overrides: Any) -> Found:
-    found = Found(business_unit=ROOT_UNIT, user="u", role="r", held=dict(PRIVILEGES), assigned=True,
+    found = Found(business_unit=ROOT_UNIT, user="u", role="r", held=dict(PRIVILEGES + VISIT_PRIVILEGES), assigned=True,
+                  visit_columns={"subject", *VISIT_COLUMNS},
                   endpoint={"serviceendpointid": "e", "url": WEBHOOK, "contract": 8, "authtype": 4,
                             "description": endpoint_description("key")},
                   step={"sdkmessageprocessingstepid": "s", "statecode": 0})
@@ -55,12 +58,17 @@ WANTED = Wanted(client_id=CLIENT, webhook_url=WEBHOOK, webhook_key="key")
 
 @pytest.mark.parametrize(("overrides", "wanted", "kinds"), [
     ({}, WANTED, []),
-    ({"user": None, "role": None, "held": {}, "assigned": False, "endpoint": None, "step": None}, WANTED,
-     ["user", "role", "privileges", "assign", "endpoint", "step"]),
-    ({"held": {**dict(PRIVILEGES), "prvCreateNote": "Global"}}, WANTED, []),  # deeper than asked is enough
-    ({"held": {**dict(PRIVILEGES), "prvReadIncident": "Local"}}, WANTED, ["privileges"]),
-    ({"held": {k: v for k, v in PRIVILEGES if k != "prvReadKnowledgeArticle"}, "absent": {"prvReadKnowledgeArticle"}},
-     WANTED, []),  # an environment without knowledge articles is not asked for their privilege
+    ({"user": None, "role": None, "held": {}, "assigned": False, "endpoint": None, "step": None, "visit_columns": None,
+      "absent": {name for name, _ in VISIT_PRIVILEGES}}, WANTED,
+     ["user", "table", "role", "privileges", "assign", "endpoint", "step"]),
+    ({"held": {**dict(PRIVILEGES + VISIT_PRIVILEGES), "prvCreateNote": "Global"}}, WANTED, []),  # deeper is enough
+    ({"held": {**dict(PRIVILEGES + VISIT_PRIVILEGES), "prvReadIncident": "Local"}}, WANTED, ["privileges"]),
+    ({"held": {k: v for k, v in PRIVILEGES + VISIT_PRIVILEGES if k != "prvReadKnowledgeArticle"},
+      "absent": {"prvReadKnowledgeArticle"}}, WANTED, []),  # no knowledge articles: not asked for their privilege
+    ({"visit_columns": {"subject", "dci_searches"}}, WANTED, ["columns"]),  # a column deleted by hand comes back
+    ({"visit_columns": None, "absent": {name for name, _ in VISIT_PRIVILEGES},
+      "held": dict(PRIVILEGES)}, WANTED, ["table", "privileges"]),  # the table's privileges come with it
+    ({"visit_columns": None, "held": dict(PRIVILEGES)}, Wanted(CLIENT, WEBHOOK, "key", visits=False), []),
     ({"held": {}}, Wanted(CLIENT, WEBHOOK, "key", role="Support app", own_role=False), []),  # --role: used as it is
     ({}, Wanted(CLIENT, WEBHOOK, "another key"), ["endpoint-update"]),
     ({}, Wanted(CLIENT, APP_API.replace("abc", "xyz") + "/dataverse/incidents", "key"), ["endpoint-update"]),
@@ -75,7 +83,7 @@ def test_tenant_plan_changes_only_what_is_missing(overrides: dict[str, Any], wan
 
 
 def test_tenant_plan_names_only_the_privileges_missing() -> None:
-    found = _complete(held={**dict(PRIVILEGES), "prvReadIncident": "Basic", "prvDeleteNote": None})
+    found = _complete(held={**dict(PRIVILEGES + VISIT_PRIVILEGES), "prvReadIncident": "Basic", "prvDeleteNote": None})
     (change,) = changes(found, WANTED)
     assert change.privileges == (("prvReadIncident", "Global"), ("prvDeleteNote", "Basic"))
 
@@ -112,13 +120,14 @@ def admin_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_tenant_setup_checks_plans_applies_and_then_changes_nothing(fake: LocalDataverse,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(fake, capsys, "--check")
-    assert code == 1 and out.count("\n  - ") == 6 and "create the application user" in out
+    assert code == 1 and out.count("\n  - ") == 7 and "create the activity table dci_portalvisit" in out
+    assert "note:" not in out  # the table's privileges are not "missing from the environment": they come with it
 
     code, out, _ = _run(fake, capsys, "--dry-run")
     assert code == 0 and "would:" in out and _writes(fake) == []
 
     code, out, err = _run(fake, capsys)
-    assert (code, err) == (0, "") and out.count("done:") == 6 and out.rstrip().endswith("all in place")
+    assert (code, err) == (0, "") and out.count("done:") == 7 and out.rstrip().endswith("all in place")
     admin = fake.admin
     (user,) = admin.rows["systemusers"].values()
     assert user["applicationid"] == CLIENT and user["_businessunitid_value"] == ROOT_UNIT
@@ -126,7 +135,11 @@ def test_tenant_setup_checks_plans_applies_and_then_changes_nothing(fake: LocalD
     assert role["name"] == ROLE_NAME and role["_businessunitid_value"] == ROOT_UNIT
     names = {r["privilegeid"]: r["name"] for r in admin.rows["privileges"].values()}
     held = {names[pid]: depth for pid, depth in admin.role_privileges[role["roleid"]].items()}
-    assert held == {**dict(PRIVILEGES), "prvReadSharePointDocument": "Global"}  # ours, and Dataverse's baseline
+    assert held == {**dict(PRIVILEGES + VISIT_PRIVILEGES), "prvReadSharePointDocument": "Global"}  # and the baseline
+    table = admin.tables["dci_portalvisit"]  # the custom activity, as the metadata Web API was asked for it
+    assert (table["IsActivity"], table["OwnershipType"], table["ActivityTypeMask"], table["IsAvailableOffline"]) == (
+        True, "UserOwned", 0, True)
+    assert set(VISIT_COLUMNS) <= table["columns"] and table["Attributes"][0]["SchemaName"] == "Subject"
     assert admin.user_roles[user["systemuserid"]] == {role["roleid"]}
     (endpoint,) = admin.rows["serviceendpoints"].values()
     assert (endpoint["name"], endpoint["url"], endpoint["contract"], endpoint["authtype"]) == (
@@ -178,6 +191,28 @@ def test_tenant_setup_uses_an_existing_role_as_it_is(fake: LocalDataverse, capsy
 
 
 @pytest.mark.usefixtures("admin_env")
+def test_tenant_setup_a_table_it_may_not_create_stops_it_in_one_line_and_a_second_run_makes_it(
+        fake: LocalDataverse, capsys: pytest.CaptureFixture[str]) -> None:
+    fake.admin.deny("prvCreateEntity")  # (Customizer rights missing: the table cannot be made)
+    code, _, err = _run(fake, capsys)
+    assert code == 1 and err.count("\n") == 1 and "prvCreateEntity" in err and "dci_portalvisit" in err
+    assert "dci_portalvisit" not in fake.admin.tables
+    fake.admin.denied.clear()
+    code, out, _ = _run(fake, capsys, "--check")
+    assert code == 1 and "create the activity table dci_portalvisit" in out
+    code, out, _ = _run(fake, capsys)
+    assert code == 0 and "dci_portalvisit" in fake.admin.tables
+
+
+@pytest.mark.usefixtures("admin_env")
+def test_tenant_setup_without_timeline_activities_makes_no_table(fake: LocalDataverse, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TIMELINE_ACTIVITIES", "off")
+    code, out, _ = _run(fake, capsys)
+    assert code == 0 and "dci_portalvisit" not in out and fake.admin.tables == {}
+
+
+@pytest.mark.usefixtures("admin_env")
 def test_tenant_setup_names_the_privilege_the_administrator_lacks_in_one_line(
         fake: LocalDataverse, capsys: pytest.CaptureFixture[str]) -> None:
     fake.admin.deny("prvCreateRole")
@@ -194,7 +229,7 @@ def test_tenant_setup_names_the_privilege_the_administrator_lacks_in_one_line(
 def test_tenant_setup_waits_out_throttling(fake: LocalDataverse, capsys: pytest.CaptureFixture[str]) -> None:
     fake.fail(429, times=2, retry_after=1, method="POST")
     code, out, _ = _run(fake, capsys)
-    assert code == 0 and out.count("done:") == 6
+    assert code == 0 and out.count("done:") == 7
     assert len(fake.admin.rows["systemusers"]) == 1  # retried, not created twice
 
 

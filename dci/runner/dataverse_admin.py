@@ -9,6 +9,11 @@ Dataverse does, it refuses a property the table does not have (400), never retur
 `authvalue`, gives every new role a baseline privilege of its own, allows an asynchronous step only
 post-operation, and answers 403 naming the privilege an administrator lacks (`deny`). A case added
 while a webhook is registered on Create of incident is posted to it (`?code=<key>`, asynchronously).
+
+Table definitions (`EntityDefinitions`): read by logical name with their columns (404 while there
+is none), created by POST of an EntityMetadata — a custom activity as Dataverse requires it (its
+one column Subject, the primary name; user- or team-owned; offline; no mail merge) — with the
+table's own privileges (`prvCreate<table>` …), and columns added by POST to its `Attributes`.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ COLUMNS = {
 KEYS = {"businessunits": "businessunitid", "systemusers": "systemuserid", "roles": "roleid",
         "privileges": "privilegeid", "serviceendpoints": "serviceendpointid", "sdkmessages": "sdkmessageid",
         "sdkmessagefilters": "sdkmessagefilterid", "sdkmessageprocessingsteps": "sdkmessageprocessingstepid"}
-NEEDS = {"systemusers": "prvCreateUser", "roles": "prvCreateRole", "serviceendpoints": "prvCreateServiceEndpoint",
+NEEDS = {"EntityDefinitions": "prvCreateEntity", "Attributes": "prvCreateAttribute",
+         "systemusers": "prvCreateUser", "roles": "prvCreateRole", "serviceendpoints": "prvCreateServiceEndpoint",
          "sdkmessageprocessingsteps": "prvCreateSdkMessageProcessingStep", "AddPrivilegesRole": "prvWriteRole",
          "assign": "prvAssignRole"}
 LOOKUP_OF = {"eventhandler_serviceendpoint": "eventhandler"}  # a polymorphic lookup's attribute
@@ -82,6 +88,7 @@ class AdminTables:
         self.role_privileges: dict[str, dict[str, str]] = {}  # roleid -> privilegeid -> depth
         self.user_roles: dict[str, set[str]] = {}
         self.denied: set[str] = set()
+        self.tables: dict[str, dict[str, Any]] = {}  # logical name -> EntityMetadata as created, with `columns`
         self._add("businessunits", {"businessunitid": ROOT_UNIT, "name": "contoso",
                                     "_parentbusinessunitid_value": None})
         self._add("businessunits", {"businessunitid": str(uuid.uuid4()), "name": "Support",
@@ -122,6 +129,13 @@ class AdminTables:
     # --- requests ---------------------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query: str, body: dict[str, Any]) -> Answer | None:
+        if path == "EntityDefinitions" and method == "POST":
+            return self._create_table(body)
+        if m := re.fullmatch(r"EntityDefinitions\(LogicalName='(\w+)'\)(/Attributes)?", unquote(path)):
+            if method == "GET" and not m.group(2):
+                return self._table(m.group(1))
+            if method == "POST" and m.group(2):
+                return self._add_column(m.group(1), body)
         if method == "GET" and (m := re.fullmatch(rf"RetrieveRolePrivilegesRole\(RoleId=({GUID})\)", path)):
             return self._role_privileges(m.group(1).lower())
         if m := re.fullmatch(rf"roles\(({GUID})\)/Microsoft\.Dynamics\.CRM\.AddPrivilegesRole", path):
@@ -249,6 +263,61 @@ class AdminTables:
             self.user_roles.setdefault(user, set()).add(target.group(1).lower())
             return 204, None, {}
         return None
+
+    def _table(self, name: str) -> Answer:
+        table = self.tables.get(name.lower())
+        if table is None:
+            return _error(404, "0x80040217", f"Could not find an entity with name {name}.")
+        context = f"{self.base}/$metadata#EntityDefinitions(LogicalName,Attributes(LogicalName))/$entity"
+        return 200, {"@odata.context": context, "LogicalName": name.lower(), "MetadataId": table["MetadataId"],
+                     "Attributes": [{"LogicalName": column} for column in sorted(table["columns"])]}, {}
+
+    def _create_table(self, body: dict[str, Any]) -> Answer:
+        if NEEDS["EntityDefinitions"] in self.denied:
+            return self._forbidden(NEEDS["EntityDefinitions"])
+        name = str(body.get("SchemaName") or "")
+        primary = [a for a in body.get("Attributes") or [] if a.get("IsPrimaryName")]
+        if body.get("@odata.type") != "Microsoft.Dynamics.CRM.EntityMetadata" \
+                or not re.fullmatch(r"[a-z]+_\w+", name):
+            return _error(400, "0x80040203", "An EntityMetadata with a SchemaName of a publisher prefix is required.")
+        if name.lower() in self.tables:
+            return _error(400, "0x80044363", f"An entity with the specified name {name} already exists.")
+        if len(primary) != 1 or len(body["Attributes"]) != 1:
+            return _error(400, "0x80044355", "Exactly one attribute, the primary name, is created with an entity.")
+        if body.get("IsActivity") and (
+                primary[0].get("SchemaName") != "Subject" or body.get("OwnershipType") not in ("UserOwned", "TeamOwned")
+                or body.get("IsAvailableOffline") is not True or body.get("HasActivities")
+                or (body.get("IsMailMergeEnabled") or {}).get("Value") is not False):
+            return _error(400, "0x80044355", "A custom activity needs the primary attribute Subject, user or team "
+                                             "ownership, offline availability, no activities and no mail merge.")
+        metadata_id = str(uuid.uuid4())
+        self.tables[name.lower()] = {**body, "MetadataId": metadata_id, "columns": {"subject", "activityid",
+                                                                                     "regardingobjectid", "description",
+                                                                                     "actualstart", "actualend"}}
+        for verb in ("Create", "Read", "Write", "Delete", "Append", "AppendTo", "Assign", "Share"):
+            self._add("privileges", {"privilegeid": str(uuid.uuid4()), "name": f"prv{verb}{name}"})
+        return 204, None, {"OData-EntityId": f"{self.base}/EntityDefinitions({metadata_id})"}
+
+    def _add_column(self, table_name: str, body: dict[str, Any]) -> Answer:
+        if NEEDS["Attributes"] in self.denied:
+            return self._forbidden(NEEDS["Attributes"])
+        table = self.tables.get(table_name.lower())
+        if table is None:
+            return _error(404, "0x80040217", f"Could not find an entity with name {table_name}.")
+        kinds = {"Microsoft.Dynamics.CRM.StringAttributeMetadata", "Microsoft.Dynamics.CRM.IntegerAttributeMetadata",
+                 "Microsoft.Dynamics.CRM.BooleanAttributeMetadata"}
+        name = str(body.get("SchemaName") or "").lower()
+        if body.get("@odata.type") not in kinds or not name:
+            return _error(400, "0x80040203", "An AttributeMetadata of a known type with a SchemaName is required.")
+        boolean = body["@odata.type"].endswith("BooleanAttributeMetadata")
+        if boolean and not (body.get("OptionSet") or {}).get("TrueOption"):
+            return _error(400, "0x80040203", "A Boolean attribute needs its OptionSet.")
+        if name in table["columns"]:
+            return _error(400, "0x80044363", f"An attribute with the specified name {name} already exists.")
+        table["columns"].add(name)
+        metadata_id = str(uuid.uuid4())
+        entity_id = f"{self.base}/EntityDefinitions({table['MetadataId']})/Attributes({metadata_id})"
+        return 204, None, {"OData-EntityId": entity_id}
 
     def _forbidden(self, privilege: str) -> Answer:
         return _error(403, "0x80040220", f"Principal user (Id={uuid.uuid4()}, type=8, roleCount=1, privilegeCount=412, "

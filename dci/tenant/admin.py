@@ -18,15 +18,18 @@ from dci.tenant.plan import (
     ENDPOINT_NAME,
     FORMAT_JSON,
     MODE_ASYNCHRONOUS,
-    PRIVILEGES,
     STAGE_POST_OPERATION,
     STEP_NAME,
     USER_NAMES,
+    VISIT_COLUMNS,
+    VISIT_TABLE,
     Change,
     Found,
     Wanted,
     endpoint_description,
     missing_privilege,
+    visit_column,
+    visit_table,
 )
 
 if TYPE_CHECKING:
@@ -69,8 +72,10 @@ class Admin:
             f"name eq {odata_text(wanted.role)} and _businessunitid_value eq {found.business_unit}"), "find the role")
         if roles:
             found.role = str(roles[0]["roleid"])
-        self._privilege_ids = self._privileges()
-        found.absent = {name for name, _ in PRIVILEGES} - set(self._privilege_ids)
+        if wanted.visits:
+            found.visit_columns = self._visit_columns()
+        self._privilege_ids = self._privileges(wanted)
+        found.absent = {name for name, _ in wanted.privileges()} - set(self._privilege_ids)
         if found.role:
             found.held = self._held(found.role)
         if found.user and found.role:
@@ -89,8 +94,20 @@ class Admin:
                 found.step = steps[0] if steps else None
         return found
 
-    def _privileges(self) -> dict[str, str]:
-        names = " or ".join(f"name eq {odata_text(name)}" for name, _ in PRIVILEGES)
+    def _visit_columns(self) -> set[str] | None:
+        """The visits table's columns, or None while the table does not exist."""
+        path = (f"EntityDefinitions(LogicalName={odata_text(VISIT_TABLE)})?$select=LogicalName"
+                "&$expand=Attributes($select=LogicalName)")
+        try:
+            document = self._dv.request("GET", path, "find the portal visits' table").json()
+        except DataverseError as error:
+            if error.status == 404:
+                return None
+            raise SetupError(_explained("find the portal visits' table", error)) from None
+        return {str(column.get("LogicalName")) for column in document.get("Attributes", [])}
+
+    def _privileges(self, wanted: Wanted) -> dict[str, str]:
+        names = " or ".join(f"name eq {odata_text(name)}" for name, _ in wanted.privileges())
         rows = self._rows(f"privileges?$select=privilegeid,name&$filter={odata_filter(names)}", "look up privileges")
         return {str(row["name"]): str(row["privilegeid"]) for row in rows}
 
@@ -109,7 +126,18 @@ class Admin:
 
     def apply(self, change: Change, found: Found, wanted: Wanted) -> None:
         """Make one change; `found` takes the ids of what it created, for the changes after it."""
-        if change.kind == "user":
+        if change.kind == "table":
+            self._call("POST", "EntityDefinitions", f"create the table {VISIT_TABLE}", json=visit_table())
+            for name in VISIT_COLUMNS:
+                self._column(name)
+            found.visit_columns = {"subject", *VISIT_COLUMNS}
+            self._privilege_ids = self._privileges(wanted)  # the table's own privileges exist now
+        elif change.kind == "columns":
+            for name in VISIT_COLUMNS:
+                if found.visit_columns is not None and name not in found.visit_columns:
+                    self._column(name)
+                    found.visit_columns.add(name)
+        elif change.kind == "user":
             found.user = self._create("systemusers", {
                 "applicationid": wanted.client_id, "firstname": USER_NAMES[0], "lastname": USER_NAMES[1],
                 "businessunitid@odata.bind": f"/businessunits({found.business_unit})"}, "create the application user")
@@ -137,6 +165,10 @@ class Admin:
             found.step["statecode"] = 0
         else:
             raise ValueError(f"not a change the command makes: {change.kind}")
+
+    def _column(self, name: str) -> None:
+        self._call("POST", f"EntityDefinitions(LogicalName={odata_text(VISIT_TABLE)})/Attributes",
+                   f"add the column {name} to {VISIT_TABLE}", json=visit_column(name))
 
     def _endpoint(self, new: bool, found: Found, wanted: Wanted) -> None:
         assert wanted.webhook_url is not None and wanted.webhook_key is not None

@@ -23,7 +23,7 @@ from typing import TextIO
 
 from dci.dataverse import Dataverse, DataverseError, TokenSource, session
 from dci.tenant.admin import Admin, SetupError
-from dci.tenant.plan import ROLE_NAME, WEBHOOK_ROUTE, Wanted, changes
+from dci.tenant.plan import ROLE_NAME, VISIT_PRIVILEGES, WEBHOOK_ROUTE, Wanted, changes
 
 WEBHOOK_FUNCTION = "dataverse_incident"  # function_app.py's name for the webhook's function
 ARM_URL = "https://management.azure.com"
@@ -122,8 +122,9 @@ def wanted_from(args: argparse.Namespace, env: Mapping[str, str], azd: Mapping[s
         where = [azd.get(name) for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME")]
         if key is None and all(where):  # reading a key changes nothing: --dry-run and --check read it too
             key = keys().default_key(*where, WEBHOOK_FUNCTION)  # type: ignore[arg-type]
+    activities = (env.get("TIMELINE_ACTIVITIES") or azd.get("TIMELINE_ACTIVITIES") or "journeys").strip().lower()
     return url, Wanted(client_id=client, webhook_url=webhook_url, webhook_key=key, role=args.role or ROLE_NAME,
-                       own_role=args.role is None)
+                       own_role=args.role is None, visits=activities != "off")
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO | None = None,
@@ -142,7 +143,8 @@ def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO | None = N
         todo = changes(found, wanted)
         print(f"Dataverse {url}: application user for {wanted.client_id}, role {wanted.role!r}"
               + (f", webhook {wanted.webhook_url}" if wanted.webhook_url else ", no webhook"), file=out)
-        for name in sorted(found.absent):
+        coming = {name for name, _ in VISIT_PRIVILEGES} if found.visit_columns is None else set()  # (with the table)
+        for name in sorted(found.absent - coming):
             print(f"  note: this environment has no {name} (its table is not installed); left out", file=out)
         if not todo:
             print("all in place: nothing to change", file=out)

@@ -6,7 +6,10 @@ an environment from what it has to that (pure: no I/O here).
 2. A security role holding exactly `PRIVILEGES` (each at its depth or deeper), in the root business
    unit — or, with `--role NAME`, a role the administrator made, used as it is.
 3. That role assigned to the application user.
-4. The webhook: a service endpoint (contract Webhook, auth Webhook Key: Dataverse sends the key as
+4. The activity table `dci_portalvisit` ("Portal visit", a custom activity: each visit of a case's
+   journey on the Dynamics timeline, dci/visits.py) and its columns, created through the metadata
+   Web API (`EntityDefinitions`), and the role's create, read, write, delete and append on it.
+5. The webhook: a service endpoint (contract Webhook, auth Webhook Key: Dataverse sends the key as
    `?code=`, which the Functions host checks) at `<REPORT_BASE_URL>/dataverse/incidents`, and a
    step on Create of incident (asynchronous, post-operation) pointing at it. Dataverse never
    returns a webhook key (`authvalue` is not readable), so the endpoint's description carries a
@@ -43,9 +46,70 @@ PRIVILEGES: tuple[tuple[str, str], ...] = (
     ("prvDeleteNote", "Basic"),
 )
 
+# The activity table of the portal visits (dci/visits.py), and the role's privileges on it: Basic,
+# the visits the app itself writes (it owns them).
+VISIT_TABLE = "dci_portalvisit"
+VISIT_COLUMNS = {"dci_searches": "Integer", "dci_articles": "Integer", "dci_zeroresults": "Integer",
+                 "dci_reporturl": "Url", "dci_signedin": "Boolean"}
+VISIT_PRIVILEGES: tuple[tuple[str, str], ...] = tuple(
+    (f"prv{verb}{VISIT_TABLE}", "Basic") for verb in ("Create", "Read", "Write", "Delete", "Append"))
+
 # Service endpoint and step option values (Web API reference: serviceendpoint, sdkmessageprocessingstep).
 CONTRACT_WEBHOOK, AUTH_WEBHOOK_KEY, CONNECTION_NORMAL, FORMAT_JSON, CLAIM_NONE = 8, 4, 1, 2, 1
 MODE_ASYNCHRONOUS, STAGE_POST_OPERATION, DEPLOYMENT_SERVER = 1, 40, 0
+
+
+def _label(text: str) -> dict[str, object]:
+    return {"@odata.type": "Microsoft.Dynamics.CRM.Label", "LocalizedLabels": [
+        {"@odata.type": "Microsoft.Dynamics.CRM.LocalizedLabel", "Label": text, "LanguageCode": 1033}]}
+
+
+_REQUIRED_NONE = {"Value": "None", "CanBeChanged": True,
+                  "ManagedPropertyLogicalName": "canmodifyrequirementlevelsettings"}
+
+
+def visit_table() -> dict[str, object]:
+    """The EntityMetadata that creates the visits' activity table: a custom activity (its primary
+    column is Subject, as every activity's), user-owned, offline (activities must be), no mail
+    merge, ActivityTypeMask 0 (written by the app only: not in the "new activity" menus)."""
+    return {
+        "@odata.type": "Microsoft.Dynamics.CRM.EntityMetadata", "SchemaName": VISIT_TABLE,
+        "DisplayName": _label("Portal visit"), "DisplayCollectionName": _label("Portal visits"),
+        "Description": _label("A visit to the customer portal before a case: what was searched and read "
+                              "(Portal Insights for Dataverse)."),
+        "OwnershipType": "UserOwned", "IsActivity": True, "HasActivities": False, "HasNotes": False,
+        "IsAvailableOffline": True, "ActivityTypeMask": 0,
+        "IsMailMergeEnabled": {"Value": False, "CanBeChanged": True,
+                               "ManagedPropertyLogicalName": "ismailmergeenabled"},
+        "Attributes": [{"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "SchemaName": "Subject",
+                        "AttributeType": "String", "AttributeTypeName": {"Value": "StringType"}, "IsPrimaryName": True,
+                        "MaxLength": 200, "FormatName": {"Value": "Text"}, "RequiredLevel": _REQUIRED_NONE,
+                        "DisplayName": _label("Subject")}],
+    }
+
+
+_COLUMN_LABELS = {"dci_searches": "Searches", "dci_articles": "Articles read",
+                  "dci_zeroresults": "Searches without results", "dci_reporturl": "Portal journey report",
+                  "dci_signedin": "Signed in"}
+
+
+def visit_column(name: str) -> dict[str, object]:
+    """The AttributeMetadata of one of VISIT_COLUMNS."""
+    common = {"SchemaName": name, "DisplayName": _label(_COLUMN_LABELS[name]), "RequiredLevel": _REQUIRED_NONE}
+    kind = VISIT_COLUMNS[name]
+    if kind == "Integer":
+        return {"@odata.type": "Microsoft.Dynamics.CRM.IntegerAttributeMetadata", "AttributeType": "Integer",
+                "AttributeTypeName": {"Value": "IntegerType"}, "Format": "None", "MinValue": 0,
+                "MaxValue": 2_147_483_647, **common}
+    if kind == "Url":
+        return {"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "AttributeType": "String",
+                "AttributeTypeName": {"Value": "StringType"}, "FormatName": {"Value": "Url"}, "MaxLength": 2000,
+                **common}
+    return {"@odata.type": "Microsoft.Dynamics.CRM.BooleanAttributeMetadata", "AttributeType": "Boolean",
+            "AttributeTypeName": {"Value": "BooleanType"}, "DefaultValue": False, **common,
+            "OptionSet": {"@odata.type": "Microsoft.Dynamics.CRM.BooleanOptionSetMetadata", "OptionSetType": "Boolean",
+                          "TrueOption": {"Value": 1, "Label": _label("Yes")},
+                          "FalseOption": {"Value": 0, "Label": _label("No")}}}
 
 
 def fingerprint(key: str) -> str:
@@ -83,6 +147,11 @@ class Wanted:
     webhook_key: str | None  # None: keep the endpoint's key as it is (cannot be checked)
     role: str = ROLE_NAME
     own_role: bool = True  # False: --role names an existing role, used as it is
+    visits: bool = True  # the portal visits' activity table (False: TIMELINE_ACTIVITIES=off)
+
+    def privileges(self) -> tuple[tuple[str, str], ...]:
+        """Every privilege the role is to hold."""
+        return PRIVILEGES + (VISIT_PRIVILEGES if self.visits else ())
 
 
 @dataclass
@@ -96,6 +165,7 @@ class Found:
     held: dict[str, str] = field(default_factory=dict)  # privilege name -> depth, of the role
     absent: set[str] = field(default_factory=set)  # PRIVILEGES the environment lacks (their table is not installed)
     assigned: bool = False  # the role is among the user's roles
+    visit_columns: set[str] | None = None  # the visits table's columns (logical names); None: no table
     endpoint: dict[str, object] | None = None  # the service endpoint row
     step: dict[str, object] | None = None  # the step row on that endpoint
 
@@ -118,13 +188,22 @@ def changes(found: Found, wanted: Wanted) -> list[Change]:
     elif found.user_disabled:
         todo.append(Change("manual", "the application user is disabled: activate it in the Power Platform admin "
                                      "centre (Environments → Settings → Application users)"))
+    will_exist: set[str] = set()  # privileges that come with a table this plan creates
+    if wanted.visits:
+        if found.visit_columns is None:
+            todo.append(Change("table", f"create the activity table {VISIT_TABLE} (Portal visit) and its columns: "
+                                        + ", ".join(VISIT_COLUMNS)))
+            will_exist = {name for name, _ in VISIT_PRIVILEGES}
+        elif missing := [name for name in VISIT_COLUMNS if name not in found.visit_columns]:
+            todo.append(Change("columns", f"add to {VISIT_TABLE} its columns {', '.join(missing)}"))
     if found.role is None:
         if not wanted.own_role:  # checked before planning; kept here so the plan never invents a role
             raise ValueError(f"the role {wanted.role!r} does not exist in the root business unit")
         todo.append(Change("role", f"create the security role {wanted.role!r}"))
     if wanted.own_role:
-        lacking = tuple((name, depth) for name, depth in PRIVILEGES
-                        if name not in found.absent and not deep_enough(found.held.get(name), depth))
+        lacking = tuple((name, depth) for name, depth in wanted.privileges()
+                        if (name not in found.absent or name in will_exist)
+                        and not deep_enough(found.held.get(name), depth))
         if lacking:
             todo.append(Change("privileges", f"give the role {len(lacking)} privileges: "
                                + ", ".join(f"{name} ({depth})" for name, depth in lacking), lacking))
