@@ -61,6 +61,7 @@ bench: setup
 	$(PY) bench/telemetry_bench.py
 	$(PY) bench/lake_bench.py
 	$(PY) bench/footprint_bench.py
+	$(PY) bench/visits_bench.py
 
 clean:
 	rm -rf $(VENV) .venv-3.13 node_modules .azurite .pytest_cache .hypothesis

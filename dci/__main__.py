@@ -221,9 +221,9 @@ def _serve(args: argparse.Namespace) -> int:
     log.info("the agent's case report: %s/cases/{ticket number}/timeline?format=html", base)
     log.info("the manager's insights dashboard: %s/insights?format=html", base)
     if demo:
-        log.info("demo: sign in at http://%s:%d/signin, browse, then create a case; its note appears at %s/notes "
-                 "%d s later (CASE_SETTLE_SECONDS) and the case page links to the report", args.host, args.port,
-                 demo.dataverse.url, int(os.environ["CASE_SETTLE_SECONDS"]))
+        log.info("demo: sign in at http://%s:%d/signin, browse, then create a case; its note and Portal visits "
+                 "appear at %s/notes %d s later (CASE_SETTLE_SECONDS) and the case page links to the report",
+                 args.host, args.port, demo.dataverse.url, int(os.environ["CASE_SETTLE_SECONDS"]))
     if demo:
         log.info("demo: the interactions and cases go to Delta tables every 30 s; query them with LAKE_URL=%s "
                  ".venv/bin/python -m dci lake query \"SELECT type, count(*) FROM interactions GROUP BY type\"",
@@ -237,6 +237,9 @@ def _serve(args: argparse.Namespace) -> int:
         demo.dataverse.close()
     log.info("stopped")
     return 0
+
+
+DEMO_APP = "00000000-0000-0000-0000-000000000001"  # the demo app's "managed identity" in the local Dataverse
 
 
 @dataclass(frozen=True)
@@ -264,7 +267,24 @@ def _start_demo(args: argparse.Namespace) -> _Demo:
         dataverse.add_contact(contact, dataverse.contacts.get(contact, "Demo customer"))
         dataverse.add_incident(datetime.now(timezone.utc), contact=contact, ticket=ticket, title=title)
 
+    _set_up(dataverse)
     return _Demo(dataverse, DemoPortal(on_case=create_case))
+
+
+def _set_up(dataverse: LocalDataverse) -> None:
+    """What an administrator does once (`python -m dci dataverse setup`), done to the local
+    Dataverse: the Portal visit table, the app's user and role (no webhook: the poller finds the
+    demo's cases)."""
+    import io
+
+    from dci.tenant import command
+
+    args = argparse.Namespace(dataverse_url=dataverse.url, client_id=DEMO_APP, report_base_url=None, webhook_key=None,
+                              no_webhook=True, role=None, check=False, dry_run=False, azd_env=None)
+    said = io.StringIO()
+    env = {"DATAVERSE_TOKEN": "demo-token", "TIMELINE_ACTIVITIES": os.environ.get("TIMELINE_ACTIVITIES", "")}
+    if command.run(args, env, said) != 0:
+        logging.getLogger("dci.runner").warning("demo: the local Dataverse could not be set up:\n%s", said.getvalue())
 
 
 if __name__ == "__main__":

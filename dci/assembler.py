@@ -1,8 +1,9 @@
-"""The `cases` queue consumer: once a case has settled, assemble its timeline, store it, note it.
+"""The `cases` queue consumer: once a case has settled, assemble its timeline, store it, note it,
+and put each of its visits on the case's Dynamics timeline (dci/wall.py).
 
 Idempotent: the timeline row is replaced, the note is an upsert on an id derived from the case,
-and a re-assembly that finds nothing new changes nothing (same digest, same version, no call to
-Dataverse).
+the visits' ids derive from the case and each visit's first event, and a re-assembly that finds
+nothing new changes nothing (same digest, same version, no call to Dataverse).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dci import telemetry
+from dci import telemetry, wall
 from dci.activity import owned
 from dci.cases import case_message
 from dci.clock import iso_of
 from dci.insights import RollupTooLarge, case_fact
 from dci.storage.clients import CASES_QUEUE
 from dci.timeline import assemble, note_text
+from dci.visits import visits
 from dci.window import among, journeys, neighbours
 
 if TYPE_CHECKING:
@@ -148,12 +150,16 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
         return "unchanged"
     version = (stored["version"] + 1) if stored else 1
     document["version"] = version
-    note = None
-    if dataverse is not None and settings.notes_enabled and case.get("source") != "portal":
-        earlier = document.get("previous_case")
-        note = dataverse.write_note(case["case_id"], NOTE_SUBJECT, note_text(
-            document, report_url(settings, case), report_url(settings, earlier) if earlier else None))
-    cases.save_timeline(case["case_id"], document, version, fingerprint, note)
+    note, written = None, (stored or {}).get("visits") or {}
+    on_wall = None
+    if dataverse is not None and case.get("source") != "portal":
+        if settings.visits_enabled:
+            written, on_wall = _write_visits(dataverse, stores, case, document, written, report_url(settings, case))
+        if settings.notes_enabled:
+            earlier = document.get("previous_case")
+            note = dataverse.write_note(case["case_id"], NOTE_SUBJECT, note_text(
+                document, report_url(settings, case), report_url(settings, earlier) if earlier else None, on_wall))
+    cases.save_timeline(case["case_id"], document, version, fingerprint, note, written)
     cases.mark(case["case_id"], "assembled", version=version)
     if stores.outbox is not None:
         stores.outbox.note_case(case["case_id"])
@@ -163,8 +169,9 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
         _follow_on(stores, case, others)
         telemetry.record("dci.case.assembly.latency", max(0, now_ms - case["created_ms"]) / 1000,
                          {"dci.case.source": case.get("source", ""), "dci.note.written": note is not None})
-    logger.info("case %s: timeline v%d with %d events in %d visits%s", case.get("ticket") or case["case_id"], version,
-                len(document["items"]), len(document["sessions"]), ", note written" if note else "",
+    logger.info("case %s: timeline v%d with %d events in %d visits%s%s", case.get("ticket") or case["case_id"],
+                version, len(document["items"]), len(document["sessions"]), ", note written" if note else "",
+                f", {on_wall[0]} on the Dynamics timeline" if on_wall else "",
                 extra={"case_id": case["case_id"], "version": version, "events": len(document["items"])})
     return "assembled"
 
@@ -184,6 +191,22 @@ def _follow_on(stores: Stores, case: Case, others: Sequence[Mapping[str, Any]]) 
         stores.cases_queue.send(case_message(following["case"]))
         logger.info("case %s comes before case %s: its re-assembly is queued", case["case_id"], after["case_id"],
                     extra={"case_id": after["case_id"]})
+
+
+def _write_visits(dataverse: Dataverse, stores: Stores, case: Case, document: dict[str, Any],
+                  written: dict[str, str], url: str | None) -> tuple[dict[str, str], tuple[int, int] | None]:
+    """Each visit of the journey as a Portal visit on the case's Dynamics timeline (dci/wall.py):
+    what is on the wall now, and (visits written, earlier ones left out) for the note — None when
+    the environment is not set up for them (said once in the log and on health; the note still goes)."""
+    activities, earlier = visits(document, url)
+    try:
+        written = wall.sync(dataverse, case["case_id"], str(case["contact"]), activities, written)
+    except wall.SetupMissing as problem:
+        wall.failed(stores.cases, problem)
+        return written, None
+    wall.succeeded(stores.cases)
+    telemetry.annotate({"dci.visits.written": len(written)})
+    return written, (len(written), earlier)
 
 
 def _name_of(dataverse: Dataverse, contact: str) -> str | None:

@@ -1,5 +1,5 @@
 """The Dataverse Web API (v9.2): new incidents, a case by its ticket number, the timeline note on a
-case, knowledge article titles.
+case, the portal visits on its timeline wall (dci/wall.py), knowledge article titles.
 
 `requests.Session` with urllib3 `Retry` (429/503/504 and connection errors, honouring
 `Retry-After`), a timeout on every call, bearer tokens from azure-identity (managed identity in
@@ -39,6 +39,10 @@ MAX_TITLES_CACHED = 10_000
 SAFE_IN_QUERY = "'(),"  # left as they are in an OData $filter; everything else percent-encoded
 LOOKUP_TYPE = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 NOTE_NAMESPACE = uuid.UUID("6b1f4a1e-8f65-4a4b-9d1e-5b8e0e7f2c10")  # note ids derive from case ids
+VISITS = "dci_portalvisits"  # the portal visits' entity set (table dci_portalvisit, dci/visits.py)
+CUSTOMER = 11  # ActivityParty.ParticipationTypeMask: the customer
+COMPLETED = {"statecode": 1, "statuscode": 2}  # an activity's Completed state and status
+OPEN = {"statecode": 0, "statuscode": 1}
 
 
 def odata_text(value: str) -> str:
@@ -49,6 +53,9 @@ def odata_text(value: str) -> str:
 def odata_filter(condition: str) -> str:
     """A `$filter` condition percent-encoded for the query string (quotes, parentheses, commas kept)."""
     return quote(condition, safe=SAFE_IN_QUERY)
+
+
+SEGMENT_NOT_FOUND = "0x80060888"  # Dataverse's code for a 404 on a name it does not know (a table not made)
 
 
 class DataverseError(RuntimeError):
@@ -90,6 +97,17 @@ def incident_from_row(row: dict[str, Any]) -> Incident:
                     created_ms=epoch_ms(row["createdon"], naive_is_utc=True),
                     ticket=row.get("ticketnumber") or "", title=row.get("title") or "",
                     contact=str(contact).lower() if contact else None, skipped=skipped)
+
+
+def visit_body(activity: dict[str, Any], case_id: str, contact: str, new: bool) -> dict[str, Any]:
+    """The body that writes a portal visit: its columns, completed, regarding the case, and (`new`)
+    the contact as its Customer party (a party list is set when the activity is created)."""
+    body = {**{k: v for k, v in activity.items() if k != "activityid"}, **COMPLETED,
+            "regardingobjectid_incident_dci_portalvisit@odata.bind": f"/incidents({case_id})"}
+    if new:
+        body["dci_portalvisit_activity_parties"] = [
+            {"partyid_contact@odata.bind": f"/contacts({contact})", "participationtypemask": CUSTOMER}]
+    return body
 
 
 def note_id(case_id: str) -> str:
@@ -254,6 +272,41 @@ class Dataverse:
                 "objectid_incident@odata.bind": f"/incidents({case_id})"}
         self._call("PATCH", f"{self._base}/annotations({note})", "write the timeline note", json=body)
         return note
+
+    def put_visit(self, activity: dict[str, Any], case_id: str, contact: str, *, new: bool) -> None:
+        """Write a portal visit (dci/visits.py), completed, regarding the case: `new` creates it with
+        the contact as its Customer party (412 when it exists: `If-None-Match: *`), else it updates
+        the open activity (404 when it does not exist: `If-Match: *`; reopen it first)."""
+        self._call("PATCH", f"{self._base}/{VISITS}({activity['activityid']})",
+                   f"{'write' if new else 'update'} a portal visit", json=visit_body(activity, case_id, contact, new),
+                   headers={"If-None-Match" if new else "If-Match": "*"})
+
+    def reopen_visit(self, visit: str) -> None:
+        """Set a portal visit open again, so its columns can change (404 when it does not exist)."""
+        self._call("PATCH", f"{self._base}/{VISITS}({visit})", "reopen a portal visit", json=OPEN,
+                   headers={"If-Match": "*"})
+
+    def delete_visit(self, visit: str) -> bool:
+        """Delete a portal visit; False when there was none."""
+        try:
+            self._call("DELETE", f"{self._base}/{VISITS}({visit})", "delete a portal visit")
+        except DataverseError as error:
+            if error.status != 404 or error.code == SEGMENT_NOT_FOUND:
+                raise
+            return False
+        return True
+
+    def visits_regarding(self, case_id: str) -> list[str]:
+        """The ids of the portal visits on a case, every page of them."""
+        url: str | None = (f"{self._base}/{VISITS}?$select=activityid"
+                           f"&$filter={odata_filter(f'_regardingobjectid_value eq {case_id}')}")
+        found = []
+        while url:
+            document = self._call("GET", url, "list a case's portal visits",
+                                  headers={"Prefer": f"odata.maxpagesize={self._page_size}"}).json()
+            found += [str(row["activityid"]).lower() for row in document.get("value", [])]
+            url = document.get("@odata.nextLink")
+        return found
 
     def request(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
         """Any Web API call (`path` after /api/data/v9.2, e.g. `roles?$filter=…`), with this client's

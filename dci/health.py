@@ -94,7 +94,9 @@ def check(connection: StorageTarget | str | None = None, *, beacons: bool = True
     if closed:
         checks["reports"] = "closed: " + closed
     if not failed:
-        document = {"status": "degraded" if closed else "ok", "checks": checks, "telemetry": telemetry.mode()}
+        warnings = standing_warnings(connection)
+        document = {"status": "degraded" if closed or warnings else "ok", "checks": checks,
+                    "telemetry": telemetry.mode(), **({"warnings": warnings} if warnings else {})}
         if portals and beacons:
             document["portals"] = beacon_report(connection, portals, datetime.now(timezone.utc))
         if lake and beacons:
@@ -128,6 +130,17 @@ def beacon_report(connection: StorageTarget | str, portals: tuple[str, ...], now
         quiet = last is None or ms_of(now) - epoch_ms(last) > QUIET_HOURS * HOUR_MS
         report[portal] = {"last_beacon": last, **({"check": WHY_QUIET} if quiet else {})}
     return report
+
+
+def standing_warnings(connection: StorageTarget | str) -> dict[str, str]:
+    """What the functions found wrong and only an operator can fix (e.g. `timeline_activities`: the
+    portal visits' table not set up in Dataverse), by name; they make the status `degraded`."""
+    from dci.storage.cases import CaseStore
+
+    try:
+        return CaseStore(clients.table_service(connection, **_FAST)).warnings()
+    except Exception as error:  # noqa: BLE001 - advice, as the install check; it never fails health
+        return {"warnings": f"could not be read: {_reason(error)}"}
 
 
 def lake_report(connection: StorageTarget | str) -> dict[str, object]:

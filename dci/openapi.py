@@ -92,8 +92,9 @@ _ERASE_SCHEMA = {
         "type": "object", "properties": {name: {"type": "integer"} for name in ("interactions", "visitors", "cases")}},
         "lake": {"enum": ["erased", "pending"], "description": "with LAKE_URL set: the contact's rows are gone from "
                  "the Delta tables, or the lake could not be reached and the next lake export removes them"},
-        "notes": {"enum": ["deleted", "pending"], "description": "with DATAVERSE_URL set: the notes written on the "
-                  "contact's cases are deleted, or Dataverse could not be reached and the case poller deletes them"}},
+        "notes": {"enum": ["deleted", "pending"], "description": "with DATAVERSE_URL set: the notes and Portal visits "
+                  "written on the contact's cases are deleted, or Dataverse could not be reached and the case poller "
+                  "deletes them"}},
 }
 
 _TIMELINE_SCHEMA = {
@@ -275,6 +276,9 @@ _HEALTH_SCHEMA = {
         "portals": {"type": "object", "description": "per configured portal: when its beacons last arrived "
                                                     "(`last_beacon`), and `check` when none arrived in 24 hours",
                     "additionalProperties": {"type": "object"}},
+        "warnings": {"type": "object", "additionalProperties": {"type": "string"},
+                     "description": "what only an operator can fix, by name (`timeline_activities`: the Portal "
+                                    "visits cannot be written to Dataverse, and why); makes the status degraded"},
     },
 }
 

@@ -77,7 +77,7 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
     if erasures is not None:
         earlier = erasures.all().get(contact)  # a retried erasure finds fewer browsers and cases: keep the first's
         noted = [row["case_id"] for row in cases.cases_of(contact)
-                 if (cases.timeline(row["case_id"]) or {}).get("note_id")] if cases is not None else []
+                 if _written_to_dataverse(cases.timeline(row["case_id"]))] if cases is not None else []
         ids = [event_id_hash(row["id"]) for visitor, rows, owners, shared in browsers
                for row, owner in zip(rows, owners, strict=True) if not shared or owner.contact == contact]
         erasures.add(contact, max(erased_ms, earlier.erased_ms if earlier else 0),
@@ -119,20 +119,26 @@ def forget_cases(cases: CaseStore, insights: InsightStore | None, contact: str) 
     return cases.forget_contact(contact)
 
 
+def _written_to_dataverse(timeline: dict[str, Any] | None) -> bool:
+    return bool(timeline and (timeline.get("note_id") or timeline.get("visits")))
+
+
 def delete_pending_notes(erasures: Tombstones, dataverse: Dataverse) -> dict[str, int]:
-    """Delete the notes that erased contacts' cases still carry on Dataverse; a note Dataverse cannot
-    delete now stays pending for the next try (the case poller's). Returns deleted and pending."""
+    """Delete what erased contacts' cases still carry on Dataverse — the note, and every Portal visit
+    on the case (dci/wall.py) —; a case Dataverse cannot clear now stays pending for the next try
+    (the case poller's). Returns deleted (notes and visits) and pending (cases)."""
     from dci.dataverse import DataverseError
+    from dci.wall import delete_all
 
     counts = {"deleted": 0, "pending": 0}
     for stone in erasures.all().values():
         done = []
         for case_id in stone.notes_pending:
             try:
-                counts["deleted"] += dataverse.delete_note(case_id)
+                counts["deleted"] += dataverse.delete_note(case_id) + delete_all(dataverse, case_id)
             except DataverseError as error:
-                logger.warning("an erased contact's note could not be deleted now (%s); retried later", error.status,
-                               extra={"status": error.status})
+                logger.warning("an erased contact's note or portal visits could not be deleted now (%s); "
+                               "retried later", error.status, extra={"status": error.status})
                 break
             done.append(case_id)
         counts["pending"] += len(stone.notes_pending) - len(done)

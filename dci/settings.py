@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     stitch_window_hours: int = Field(24, alias="STITCH_WINDOW_HOURS", ge=0, le=24 * 30)
     session_gap_minutes: int = Field(30, alias="SESSION_GAP_MINUTES", ge=1, le=24 * 60)
     write_case_notes: bool | None = Field(None, alias="WRITE_CASE_NOTES")
+    timeline_activities: Literal["journeys", "off"] = Field("journeys", alias="TIMELINE_ACTIVITIES")
     retention_days: int = Field(90, alias="RETENTION_DAYS", ge=1, le=3650)
     insights_follow_days: int = Field(7, alias="INSIGHTS_FOLLOW_DAYS", ge=1, le=90)
     reports_auth: Literal["function-key", "app-service"] = Field("function-key", alias="REPORTS_AUTH")
@@ -108,6 +109,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"{issuer!r} is not a portal host name like contoso.powerappsportals.com")
             checked.append(host)
         return tuple(checked)
+
+    @field_validator("timeline_activities", mode="before")
+    @classmethod
+    def _parse_activities(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("lake_url")
     @classmethod
@@ -193,6 +199,12 @@ class Settings(BaseSettings):
         if self.write_case_notes is None:
             return self.dataverse_configured
         return self.write_case_notes and self.dataverse_configured
+
+    @property
+    def visits_enabled(self) -> bool:
+        """Write each visit of a case's journey to its Dynamics timeline (dci/wall.py): on by default
+        whenever Dataverse is configured (TIMELINE_ACTIVITIES=journeys), off with `off`."""
+        return self.dataverse_configured and self.timeline_activities == "journeys"
 
 
 def _storage_target(values: Mapping[str, Any]) -> StorageTarget | None:

@@ -29,6 +29,7 @@ from dci.settings import Settings
 from dci.storage.cases import PENDING, ticket_key
 from dci.tickets import TicketPending, unknown_ticket
 from dci.titles import stripped_items
+from dci.visits import on_wall
 
 if TYPE_CHECKING:
     from dci.storage import Stores
@@ -153,7 +154,9 @@ def case_timeline(cases: CaseStore, key: str, html: bool, settings: Settings, no
                 "This page reloads itself."), refresh_seconds=wait), headers)
         return json_reply(202, {"case_id": case_id, "status": "pending", "ready_in_seconds": wait}, headers)
     if html:
-        return _html(200, case_page(timeline["document"], settings.session_gap_ms, keep))
+        wall = on_wall(timeline["document"], timeline.get("visits") or {},
+                       str(settings.dataverse_url) if settings.dataverse_url else None)
+        return _html(200, case_page(timeline["document"], settings.session_gap_ms, keep, wall))
     return json_reply(200, {"status": "assembled", **timeline["document"]}, NO_STORE)
 
 

@@ -13,7 +13,7 @@ journey can be found and deleted.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dci.attribution import VERIFIED
@@ -25,7 +25,7 @@ TABLE = "dci_portalvisit"  # the custom activity's logical name (ENTITY_SET for 
 ENTITY_SET = "dci_portalvisits"
 MAX_VISITS = 10  # per case, the latest: the note says how many earlier ones are left out
 SUBJECT_LENGTH = 200  # the Subject column's length as `python -m dci dataverse setup` creates it
-DESCRIPTION_LENGTH = 10_000
+DESCRIPTION_LENGTH = 2_000  # the smallest Description Dataverse gives an activity: whole lines, then "… and N more"
 SUBJECT_PREFIX = "Portal visit: "
 NAMESPACE = uuid.UUID("6b0c1f0e-2d7a-4f51-9a8e-3f1c27d0a927")  # (fixed: the ids must not change between builds)
 
@@ -56,7 +56,7 @@ def _activity(case_id: str, visit: Sequence[dict[str, Any]], report_url: str | N
     activity = {
         "activityid": activity_id(case_id, str(visit[0]["id"])),
         "subject": capped(SUBJECT_PREFIX + headline(visit, len(articles)), SUBJECT_LENGTH),
-        "description": capped("\n".join(lines), DESCRIPTION_LENGTH),
+        "description": described(lines),
         "actualstart": visit[0]["ts"],
         "actualend": visit[-1]["ts"],
         "dci_searches": len(searches),
@@ -67,6 +67,34 @@ def _activity(case_id: str, visit: Sequence[dict[str, Any]], report_url: str | N
     if report_url:
         activity["dci_reporturl"] = report_url
     return activity
+
+
+def on_wall(timeline: dict[str, Any], written: Mapping[str, str], organisation: str | None) -> list[dict[str, Any]]:
+    """The visits the case's timeline row records as written to Dynamics (`written`: id ->
+    fingerprint), as the report lists them: subject, first and last event, and a link that opens
+    the activity in Dynamics 365 (`organisation`: DATAVERSE_URL)."""
+    if not written:
+        return []
+    base = (organisation or "").rstrip("/")
+    link = f"{base}/main.aspx?pagetype=entityrecord&etn={TABLE}&id=" if base else None
+    return [{"subject": activity["subject"], "start": activity["actualstart"], "end": activity["actualend"],
+             "link": link + activity["activityid"] if link else None}
+            for activity in visits(timeline)[0] if activity["activityid"] in written]
+
+
+def described(lines: Sequence[str], limit: int = DESCRIPTION_LENGTH) -> str:
+    """The visit's steps, one per line, within `limit` characters: all of them when they fit, else
+    the first lines whole and how many more the report has."""
+    whole = "\n".join(lines)
+    if len(whole) <= limit:
+        return whole
+    kept: list[str] = []
+    for n, line in enumerate(lines):
+        if len("\n".join([*kept, line, f"… and {len(lines) - n - 1} more steps in the report"])) > limit:
+            return "\n".join([*kept, f"… and {len(lines) - n} more steps in the report"]) if kept \
+                else capped(line, limit)
+        kept.append(line)
+    raise AssertionError("unreachable: the whole did not fit")
 
 
 def headline(visit: Sequence[dict[str, Any]], articles: int) -> str:

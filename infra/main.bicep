@@ -45,6 +45,10 @@ param sessionGapMinutes int = 30
 @description('Write the timeline note on cases; empty: on whenever Dataverse is configured.')
 param writeCaseNotes string = ''
 
+@allowed(['', 'journeys', 'off'])
+@description('Each visit of a case journey as a Portal visit activity on the case timeline; empty: journeys whenever Dataverse is configured.')
+param timelineActivities string = ''
+
 param retentionDays int = 90
 
 @minValue(1)
@@ -125,6 +129,7 @@ module app 'app.bicep' = {
       STITCH_WINDOW_HOURS: string(stitchWindowHours)
       SESSION_GAP_MINUTES: string(sessionGapMinutes)
       WRITE_CASE_NOTES: writeCaseNotes
+      TIMELINE_ACTIVITIES: timelineActivities
       RETENTION_DAYS: string(retentionDays)
       INSIGHTS_FOLLOW_DAYS: string(insightsFollowDays)
       INSIGHTS_SCHEDULE: insightsSchedule

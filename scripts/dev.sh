@@ -63,10 +63,10 @@ cat <<MSG
 MSG
 if [ "${1:-}" = "--demo" ]; then
   cat <<MSG
-  Local Dataverse   http://127.0.0.1:$((PORT + 1))/notes     (the notes written on cases)
+  Local Dataverse   http://127.0.0.1:$((PORT + 1))/notes     (the notes and Portal visits written on cases)
 
-  Demo: sign in at /signin, read and search, then create a case: 15 s later its note is at /notes
-  and the confirmation page links to the agent's report.
+  Demo: sign in at /signin, read and search, then create a case: 15 s later its note and its
+  Portal visits are at /notes and the confirmation page links to the agent's report.
 MSG
 fi
 cat <<MSG

@@ -109,12 +109,26 @@ def test_journey_the_agent_opens_the_case_by_its_ticket_and_reads_what_the_custo
     with urllib.request.urlopen(f"{dataverse}/notes", timeout=10) as response:
         notes = response.read().decode()
     (block,) = [b for b in notes.split("=== Case ") if b.startswith(ticket)]
+    block, _, wall = block.partition("\n--- On the case's timeline: ")
     note = block.splitlines()[1:]
     assert len(note) <= 15, block
     assert note[0].startswith("First seen on the portal") and 'searched 2 times (1 found nothing)' in note[0]
     assert '  - "refund policy" - NO RESULTS' in note
     assert '  - "Set up the VPN client" (KA-01024)' in note
     assert note[-1].startswith(f"Full timeline: {portal}/api/cases/") and note[-1].endswith("/timeline?format=html")
+    # Beside it on the case's timeline, the visit as a Portal visit activity (the demo set its table up).
+    assert any(line.startswith("First visit to case: ") and line.endswith("(on this timeline as a Portal visit)")
+               for line in note), note
+    visit = wall.splitlines()
+    assert visit[0] == "1 Portal visit", wall
+    assert visit[1].split(" (")[0] in ('* Portal visit: searched "vpn", "refund policy", read 3 articles, ' + ending
+                                       for ending in ("opened the case form", "submitted the case")), visit[1]
+    assert visit[2:6] == ["    " + text for text in texts[:4]]  # its steps, in the report's words
+    # The report says so, and links it in Dynamics.
+    agent.reload()
+    assert agent.locator("#on-dynamics").count() == 1
+    link = agent.locator("ul.wall a").get_attribute("href")
+    assert link.startswith(f"{dataverse}/main.aspx?pagetype=entityrecord&etn=dci_portalvisit&id=")
     context.close()
 
     # The demo's lake (every 2 s here): the case and the events of its timeline, read with the CLI.

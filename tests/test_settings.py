@@ -46,6 +46,7 @@ def test_settings_defaults(env) -> None:
         ({"DATAVERSE_URL": "not a url"}, "DATAVERSE_URL"),
         ({"CASE_SCHEDULE": "*/5 * * * *"}, "CASE_SCHEDULE"),
         ({"WRITE_CASE_NOTES": "perhaps"}, "WRITE_CASE_NOTES"),
+        ({"TIMELINE_ACTIVITIES": "notes"}, "TIMELINE_ACTIVITIES"),
     ],
 )
 def test_settings_bad_value_fails_naming_the_setting(env, values: dict[str, str], named: str) -> None:
@@ -76,6 +77,22 @@ def test_settings_case_notes_default_on_only_with_dataverse(env, dataverse, writ
         values["WRITE_CASE_NOTES"] = write
     env(**values)
     assert load_settings().notes_enabled is expected
+
+
+@pytest.mark.parametrize(
+    ("dataverse", "activities", "expected"),
+    [(None, None, False), ("https://org.crm.dynamics.com", None, True), ("https://org.crm.dynamics.com", "", True),
+     ("https://org.crm.dynamics.com", " Off ", False), ("https://org.crm.dynamics.com", "JOURNEYS", True),
+     (None, "journeys", False)],
+)
+def test_settings_timeline_activities_default_on_only_with_dataverse(env, dataverse, activities, expected) -> None:
+    values = {}
+    if dataverse:
+        values["DATAVERSE_URL"] = dataverse
+    if activities is not None:
+        values["TIMELINE_ACTIVITIES"] = activities
+    env(**values)
+    assert load_settings().visits_enabled is expected
 
 
 def test_settings_secret_token_is_not_printed(env) -> None:

@@ -26,6 +26,7 @@ from dci.tenant.plan import (
     ENDPOINT_NAME,
     PRIVILEGES,
     ROLE_NAME,
+    TABLE_PRIVILEGES,
     VISIT_COLUMNS,
     VISIT_PRIVILEGES,
     Found,
@@ -59,14 +60,14 @@ WANTED = Wanted(client_id=CLIENT, webhook_url=WEBHOOK, webhook_key="key")
 @pytest.mark.parametrize(("overrides", "wanted", "kinds"), [
     ({}, WANTED, []),
     ({"user": None, "role": None, "held": {}, "assigned": False, "endpoint": None, "step": None, "visit_columns": None,
-      "absent": {name for name, _ in VISIT_PRIVILEGES}}, WANTED,
+      "absent": {name for name, _ in TABLE_PRIVILEGES}}, WANTED,
      ["user", "table", "role", "privileges", "assign", "endpoint", "step"]),
     ({"held": {**dict(PRIVILEGES + VISIT_PRIVILEGES), "prvCreateNote": "Global"}}, WANTED, []),  # deeper is enough
     ({"held": {**dict(PRIVILEGES + VISIT_PRIVILEGES), "prvReadIncident": "Local"}}, WANTED, ["privileges"]),
     ({"held": {k: v for k, v in PRIVILEGES + VISIT_PRIVILEGES if k != "prvReadKnowledgeArticle"},
       "absent": {"prvReadKnowledgeArticle"}}, WANTED, []),  # no knowledge articles: not asked for their privilege
     ({"visit_columns": {"subject", "dci_searches"}}, WANTED, ["columns"]),  # a column deleted by hand comes back
-    ({"visit_columns": None, "absent": {name for name, _ in VISIT_PRIVILEGES},
+    ({"visit_columns": None, "absent": {name for name, _ in TABLE_PRIVILEGES},
       "held": dict(PRIVILEGES)}, WANTED, ["table", "privileges"]),  # the table's privileges come with it
     ({"visit_columns": None, "held": dict(PRIVILEGES)}, Wanted(CLIENT, WEBHOOK, "key", visits=False), []),
     ({"held": {}}, Wanted(CLIENT, WEBHOOK, "key", role="Support app", own_role=False), []),  # --role: used as it is

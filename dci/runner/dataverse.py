@@ -3,10 +3,11 @@ tests, and for `make demo` (never deployed).
 
 OData JSON with `@odata.context`, `@odata.nextLink` paging that honours `Prefer:
 odata.maxpagesize`, lookup annotations when asked for, upsert by PATCH on `annotations(id)`, a
-contact's `fullname`, 401 without a valid bearer token, scripted 429 (with `Retry-After`) / 503 /
-500 failures and slow answers. It is a stand-in for the one thing that cannot run here, not a mock
-of our code. `GET /notes` (no token) shows the notes written on its cases, for a person to read.
-The administrative tables the set-up command writes are in `dci.runner.dataverse_admin`.
+contact's `fullname`, the Portal visits on cases (`dci.runner.dataverse_visits`), 401 without a
+valid bearer token, scripted 429 (with `Retry-After`) / 503 / 500 failures and slow answers. It is
+a stand-in for the one thing that cannot run here, not a mock of our code. `GET /notes` (no token)
+shows the notes and Portal visits written on its cases, for a person to read. The administrative
+tables the set-up command writes are in `dci.runner.dataverse_admin`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from dci.runner.dataverse_admin import AdminTables, remote_execution_context
+from dci.runner.dataverse_visits import PortalVisits
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class LocalDataverse:
         self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.admin = AdminTables(self.url + API)  # users, roles, webhooks: for `python -m dci dataverse setup`
+        self.visits = PortalVisits(self.url + API, self.admin, self.incidents)  # once setup has made the table
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
@@ -199,8 +202,21 @@ class LocalDataverse:
             written = note.get("updates", 0) + 1
             times = "once" if written == 1 else f"{written} times"
             blocks.append(f"=== Case {tickets.get(case_id, case_id)}: {note.get('subject', '')} "
-                          f"(written {times})\n{note.get('notetext', '')}")
+                          f"(written {times})\n{note.get('notetext', '')}" + self.visits_text(case_id))
         return "\n\n".join(blocks) or "No note has been written yet."
+
+    def visits_text(self, case_id: str) -> str:
+        """The case's Portal visits as its Dynamics timeline lists them, each with its steps."""
+        with self.lock:
+            visits = self.visits.of_case(case_id)
+        if not visits:
+            return ""
+        lines = [f"\n--- On the case's timeline: {len(visits)} Portal visit{'s' if len(visits) != 1 else ''}"]
+        for visit in reversed(visits):  # (the timeline wall shows the newest first)
+            when = f"{visit.get('actualstart', '')} to {visit.get('actualend', '')}"
+            lines.append(f"* {visit.get('subject', '')} ({when})")
+            lines += ["    " + line for line in str(visit.get("description", "")).splitlines()]
+        return "\n".join(lines)
 
     def notes_for(self, case_id: str) -> list[dict[str, Any]]:
         return [n for n in self.annotations.values()
@@ -279,8 +295,9 @@ def _handler(dataverse: LocalDataverse) -> type[BaseHTTPRequestHandler]:
                     return self._error(404, "0x80040217", f"annotation With Id = {note.group(1)} Does Not Exist")
                 return self._send(204)
             with dataverse.lock:
-                answer = dataverse.admin.handle(self.command, parts.path.removeprefix(f"{API}/"), parts.query,
-                                                json.loads(raw) if raw else {})
+                path, body = parts.path.removeprefix(f"{API}/"), json.loads(raw) if raw else {}
+                answer = dataverse.visits.handle(self.command, path, parts.query, self.headers, body) \
+                    or dataverse.admin.handle(self.command, path, parts.query, body)
             if answer is not None:
                 return self._send(*answer)
             return self._error(404, "0x80060888", f"Resource not found for the segment '{parts.path}'.")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -92,10 +93,11 @@ PENDING = ("new", "queued")
 
 
 class CaseStore:
-    """Case rows, timelines, ticket links and the poller's watermark."""
+    """Case rows, timelines, ticket links, the poller's watermark and the functions' warnings."""
 
     def __init__(self, service: TableServiceClient) -> None:
         self._tables = {name: AutoTable(service, name) for name in (TIMELINES, CASES, STATE)}
+        self._warned: dict[str, str | None] = {}  # what this process last wrote of each warning (None: cleared)
 
     # --- cases ------------------------------------------------------------------------------------
 
@@ -180,8 +182,9 @@ class CaseStore:
     # --- timelines --------------------------------------------------------------------------------
 
     def timeline(self, case_id: str) -> dict[str, Any] | None:
-        """The stored timeline (`document` parsed, `version`, `digest`, `note_id`), or None: one
-        range read of its rows. A row written before pieces existed (no `chunks`) reads the same."""
+        """The stored timeline (`document` parsed, `version`, `digest`, `note_id`, `visits`: the
+        portal visits on the Dynamics timeline, id -> fingerprint, dci/wall.py), or None: one range
+        read of its rows. A row written before pieces existed (no `chunks`) reads the same."""
         for _ in range(2):  # (a save between a read's pages may remove the pieces it was reading)
             rows = {row["RowKey"]: row for row in self._timeline_rows(case_id)}
             head = rows.get(TIMELINE_ROW)
@@ -190,18 +193,20 @@ class CaseStore:
             keys = [piece_key(head["version"], n) for n in range(1, (head.pop("chunks", None) or 0) + 1)]
             if all(key in rows for key in keys):
                 head["document"] = json.loads("".join([head["document"], *(rows[key]["document"] for key in keys)]))
+                head["visits"] = json.loads(head.get("visits") or "{}")
                 return head
         raise LookupError(f"the stored timeline of case {case_id} misses pieces")
 
     def save_timeline(self, case_id: str, document: dict[str, Any], version: int, digest: str,
-                      note_id: str | None) -> None:
+                      note_id: str | None, visits: Mapping[str, str] | None = None) -> None:
         """Replace the case's timeline. Its JSON is cut into `pieces`: the first in the head row with
         version, digest and note id, the rest in rows of this version; written in as few transactions
         as the platform allows, the head last (readers see the old version or the new, whole), then
         the rows of any other version removed. A short timeline is one row, one transaction."""
         first, *rest = pieces(json.dumps(document, ensure_ascii=False))
         head = {"PartitionKey": case_id, "RowKey": TIMELINE_ROW, "document": first, "version": version,
-                "digest": digest, "chunks": len(rest), **({"note_id": note_id} if note_id else {})}
+                "digest": digest, "chunks": len(rest), **({"note_id": note_id} if note_id else {}),
+                **({"visits": json.dumps(dict(visits))} if visits else {})}  # (at most MAX_VISITS: 600 characters)
         rows = [{"PartitionKey": case_id, "RowKey": piece_key(version, n), "document": piece}
                 for n, piece in enumerate(rest, 1)]
         kept = {row["RowKey"] for row in rows} | {TIMELINE_ROW}
@@ -235,3 +240,24 @@ class CaseStore:
         """Move the watermark (only ever called after the cases up to `ms` are stored)."""
         self._upsert(STATE, {"PartitionKey": "poller", "RowKey": name,
                              "watermark_ms": EntityProperty(ms, EdmType.INT64)})
+
+    # --- warnings an operator should see on /api/health/details ----------------------------------
+
+    def set_warning(self, name: str, text: str) -> bool:
+        """Say what is wrong with `name` (e.g. the portal visits' table missing) until it is cleared;
+        True when this store had not said so yet (a lasting problem is written once per process)."""
+        if self._warned.get(name) == text:
+            return False
+        self._upsert(STATE, {"PartitionKey": "warnings", "RowKey": name, "text": text}, UpdateMode.REPLACE)
+        self._warned[name] = text
+        return True
+
+    def clear_warning(self, name: str) -> None:
+        """`name` is fine again (deleted once per process, and after each warning)."""
+        if self._warned.get(name, "") is not None:
+            self._tables[STATE].delete("warnings", name)
+            self._warned[name] = None
+
+    def warnings(self) -> dict[str, str]:
+        """Every standing warning by name."""
+        return {row["RowKey"]: row["text"] for row in self._tables[STATE].partition("warnings")}

@@ -10,7 +10,7 @@ from dci.clock import day_of, iso_of, moment
 
 INTERACTIONS_PREFIX = "interactions"  # one table per month: interactions202611
 LINKS_TABLE = "links"  # PK c_{contact}, RK v_{visitor}
-STATE_TABLE = "state"  # PK poller: the watermark; PK beacons, RK {site}: when a portal last sent a batch
+STATE_TABLE = "state"  # PK poller: the watermark; PK beacons, RK {site}: a portal's last batch; PK warnings, erased
 
 
 def interactions_table(ms: int) -> str:

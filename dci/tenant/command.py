@@ -23,7 +23,7 @@ from typing import TextIO
 
 from dci.dataverse import Dataverse, DataverseError, TokenSource, session
 from dci.tenant.admin import Admin, SetupError
-from dci.tenant.plan import ROLE_NAME, VISIT_PRIVILEGES, WEBHOOK_ROUTE, Wanted, changes
+from dci.tenant.plan import ROLE_NAME, TABLE_PRIVILEGES, WEBHOOK_ROUTE, Wanted, changes
 
 WEBHOOK_FUNCTION = "dataverse_incident"  # function_app.py's name for the webhook's function
 ARM_URL = "https://management.azure.com"
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO | None = N
         todo = changes(found, wanted)
         print(f"Dataverse {url}: application user for {wanted.client_id}, role {wanted.role!r}"
               + (f", webhook {wanted.webhook_url}" if wanted.webhook_url else ", no webhook"), file=out)
-        coming = {name for name, _ in VISIT_PRIVILEGES} if found.visit_columns is None else set()  # (with the table)
+        coming = {name for name, _ in TABLE_PRIVILEGES} if found.visit_columns is None else set()  # (with the table)
         for name in sorted(found.absent - coming):
             print(f"  note: this environment has no {name} (its table is not installed); left out", file=out)
         if not todo:

@@ -51,8 +51,11 @@ PRIVILEGES: tuple[tuple[str, str], ...] = (
 VISIT_TABLE = "dci_portalvisit"
 VISIT_COLUMNS = {"dci_searches": "Integer", "dci_articles": "Integer", "dci_zeroresults": "Integer",
                  "dci_reporturl": "Url", "dci_signedin": "Boolean"}
-VISIT_PRIVILEGES: tuple[tuple[str, str], ...] = tuple(
+TABLE_PRIVILEGES: tuple[tuple[str, str], ...] = tuple(  # (these come with the table)
     (f"prv{verb}{VISIT_TABLE}", "Basic") for verb in ("Create", "Read", "Write", "Delete", "Append"))
+VISIT_PRIVILEGES = TABLE_PRIVILEGES + (
+    ("prvAppendToContact", "Global"),  # the contact as each visit's Customer party (its own timeline)
+)
 
 # Service endpoint and step option values (Web API reference: serviceendpoint, sdkmessageprocessingstep).
 CONTRACT_WEBHOOK, AUTH_WEBHOOK_KEY, CONNECTION_NORMAL, FORMAT_JSON, CLAIM_NONE = 8, 4, 1, 2, 1
@@ -193,7 +196,7 @@ def changes(found: Found, wanted: Wanted) -> list[Change]:
         if found.visit_columns is None:
             todo.append(Change("table", f"create the activity table {VISIT_TABLE} (Portal visit) and its columns: "
                                         + ", ".join(VISIT_COLUMNS)))
-            will_exist = {name for name, _ in VISIT_PRIVILEGES}
+            will_exist = {name for name, _ in TABLE_PRIVILEGES}
         elif missing := [name for name in VISIT_COLUMNS if name not in found.visit_columns]:
             todo.append(Change("columns", f"add to {VISIT_TABLE} its columns {', '.join(missing)}"))
     if found.role is None:

@@ -1,0 +1,304 @@
+"""Portal visits on the Dynamics 365 timeline (issue 28), end to end on Azurite and the local
+Dataverse after `python -m dci dataverse setup` made the table: the activities of a two-visit
+journey, re-assembly that writes only what changed, the repeat-customer window moving a visit off
+the case, erasure, the cap of ten, and the failure paths — no table, no privilege, throttling, a
+write whose record was lost."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+import pytest
+
+import function_app
+from dci import privacy, wall
+from dci.__main__ import main
+from dci.clock import iso_of
+from dci.dataverse import DataverseError
+from dci.runner.dataverse import LocalDataverse
+from dci.settings import Settings
+from dci.visits import MAX_VISITS, SUBJECT_LENGTH, activity_id
+from tests.conftest import STORAGE, Store
+from tests.test_assembler import CREATED_MS, A, B, M, World
+
+CLIENT = "5f0c2a9e-1111-4222-8333-944455556666"
+VISITS = "/api/data/v9.2/dci_portalvisits"
+
+
+@pytest.fixture
+def world(store: Store, fake: LocalDataverse, monkeypatch: pytest.MonkeyPatch) -> World:
+    monkeypatch.setenv("DATAVERSE_TOKEN", "test-token")
+    return World(store, fake)
+
+
+def configure(world: World, **values: str) -> None:
+    """The world's settings with these app settings besides."""
+    world.settings = Settings(AzureWebJobsStorage=STORAGE, PORTAL_ISSUERS="portal.example.com",
+                              DATAVERSE_URL=world.fake.url, CASE_SETTLE_SECONDS=600, **values)
+
+
+def set_up(fake: LocalDataverse) -> None:
+    """What the administrator runs once: the table, its columns, the role and its privileges."""
+    assert main(["dataverse", "setup", "--dataverse-url", fake.url, "--client-id", CLIENT, "--no-webhook"]) == 0
+    assert "dci_portalvisit" in fake.admin.tables
+
+
+def two_visits(world: World) -> tuple[list[str], list[str]]:
+    """Anonymous browsing three hours before the case (stitched at sign-in), then a signed-in visit."""
+    laptop = str(uuid.uuid4())
+    first = world.browse(laptop, [180], kind="search", query="vpn error 809", results=0)
+    first += world.browse(laptop, [179], url="https://portal.example.com/knowledgebase/article/KA-51002/en-us",
+                          article={"number": "KA-51002", "lang": "en-us"}, title="Allow IKEv2 through your home router")
+    second = world.browse(laptop, [20, 19], contact=A)
+    second += world.browse(laptop, [5], contact=A, kind="case_form", url="https://portal.example.com/support/create-case/")
+    return first, second
+
+
+def visit_writes(fake: LocalDataverse) -> list[tuple[str, str]]:
+    return [(method, path) for method, path in fake.requests if path.startswith(VISITS) and method != "GET"]
+
+
+def test_wall_a_two_visit_journey_is_two_completed_portal_visits_on_the_case_and_the_contact(
+        world: World, fake: LocalDataverse) -> None:
+    set_up(fake)
+    first, second = two_visits(world)
+    case = world.open_case(A)
+    assert world.assemble() == ["assembled"]
+    visits = fake.visits.of_case(case)
+    assert [v["activityid"] for v in visits] == [activity_id(case, first[0]), activity_id(case, second[0])]
+    one, two = visits
+    assert one["subject"] == 'Portal visit: searched "vpn error 809", read 1 article'
+    assert two["subject"] == "Portal visit: opened the case form"
+    assert (one["actualstart"], one["actualend"]) == (iso_of(CREATED_MS - 180 * M), iso_of(CREATED_MS - 179 * M))
+    assert (two["actualstart"], two["actualend"]) == (iso_of(CREATED_MS - 20 * M), iso_of(CREATED_MS - 5 * M))
+    assert (one["dci_searches"], one["dci_zeroresults"], one["dci_articles"]) == (1, 1, 1)
+    assert (one["dci_signedin"], two["dci_signedin"]) == (False, True)
+    for visit in visits:
+        assert visit["_regardingobjectid_value"] == case
+        assert visit["parties"] == [{"_partyid_value": A, "partyobjecttypecode": "contact",
+                                     "participationtypemask": 11}]
+        assert (visit["statecode"], visit["statuscode"]) == (1, 2)  # completed
+        assert len(visit["description"].splitlines()) >= 1 and "visitor" not in visit["description"].lower()
+    (note,) = fake.notes_for(case)
+    assert "(2 visits, each on this timeline as a Portal visit)" in note["notetext"]
+    assert world.cases.timeline(case)["visits"].keys() == {v["activityid"] for v in visits}
+    assert world.stores.cases.warnings() == {}
+
+
+def test_wall_reassembly_writes_only_the_visit_that_changed_and_a_redelivery_nothing(
+        world: World, fake: LocalDataverse) -> None:
+    set_up(fake)
+    first, second = two_visits(world)
+    case = world.open_case(A)
+    message = world.queue[0]
+    world.assemble()
+    before = len(fake.requests)
+    world.queue.append(message)  # the same message again: no call to Dataverse at all
+    assert world.assemble() == ["unchanged"] and len(fake.requests) == before
+    world.browse(str(uuid.uuid4()), [4], contact=A, kind="search", query="ikev2 router", results=3,
+                 received_minutes_after=90)  # late, on another device, joins the second visit
+    assert world.assemble(minutes_after=91) == ["assembled"]
+    one, two = fake.visits.of_case(case)
+    assert (one["updates"], one["subject"]) == (0, 'Portal visit: searched "vpn error 809", read 1 article')
+    assert '"ikev2 router"' in two["subject"] and two["actualend"] == iso_of(CREATED_MS - 4 * M)
+    assert (two["statecode"], two["statuscode"]) == (1, 2) and two["updates"] == 2  # reopened, then completed again
+    assert len(fake.visits.rows) == 2  # updated in place, never duplicated
+    ids = {activity_id(case, first[0]), activity_id(case, second[0])}
+    assert set(world.cases.timeline(case)["visits"]) == ids
+
+
+def test_wall_a_visit_that_leaves_the_journey_is_deleted_and_goes_to_the_earlier_case(
+        world: World, fake: LocalDataverse) -> None:
+    set_up(fake)
+    first, second = two_visits(world)
+    later = world.open_case(A, ticket="CAS-2")
+    world.assemble()
+    assert len(fake.visits.of_case(later)) == 2
+    # A case the customer opened between the two visits reaches the app only now (out of order):
+    earlier = fake.add_incident(world_created(-60), contact=A, ticket="CAS-1")
+    from dci.cases import incident_case, take
+    from dci.dataverse import Incident
+
+    take(world.cases, incident_case(Incident(earlier, CREATED_MS - 60 * M, "CAS-1", "VPN", A), "poll"), world.send)
+    world.assemble()  # the earlier case, which queues the later one again
+    world.assemble()
+    assert [v["activityid"] for v in fake.visits.of_case(later)] == [activity_id(later, second[0])]
+    assert [v["activityid"] for v in fake.visits.of_case(earlier)] == [activity_id(earlier, first[0])]
+    assert ("DELETE", f"{VISITS}({activity_id(later, first[0])})") in fake.requests
+
+
+def world_created(minutes: int):
+    from datetime import timedelta
+
+    from tests.test_assembler import CREATED
+
+    return CREATED + timedelta(minutes=minutes)
+
+
+def test_wall_erasure_deletes_every_portal_visit_of_the_contact(world: World, fake: LocalDataverse) -> None:
+    set_up(fake)
+    two_visits(world)
+    case = world.open_case(A)
+    world.assemble()
+    stray = str(uuid.uuid4())  # one the record does not know (a crash between its write and the save)
+    world.dataverse.put_visit({"activityid": stray, "subject": "Portal visit: x", "actualstart": iso_of(CREATED_MS),
+                               "actualend": iso_of(CREATED_MS)}, case, A, new=True)
+    assert len(fake.visits.of_case(case)) == 3
+    privacy.erase(world.interactions, A, world.settings.stitch_window_ms, world.cases, world.stores.insights, None,
+                  world.stores.erasures, now_ms=CREATED_MS + 60 * M)
+    assert world.stores.erasures.all()[A].notes_pending == (case,)
+    assert privacy.delete_pending_notes(world.stores.erasures, world.dataverse) == {"deleted": 4, "pending": 0}
+    assert fake.visits.of_case(case) == [] and fake.notes_for(case) == []
+    assert world.stores.erasures.all()[A].notes_pending == ()
+
+
+def test_wall_erasure_finds_the_visits_of_a_case_written_without_a_note(world: World, fake: LocalDataverse) -> None:
+    configure(world, WRITE_CASE_NOTES="false")
+    set_up(fake)
+    two_visits(world)
+    case = world.open_case(A)
+    world.assemble()
+    assert fake.notes_for(case) == [] and len(fake.visits.of_case(case)) == 2
+    privacy.erase(world.interactions, A, world.settings.stitch_window_ms, world.cases, world.stores.insights, None,
+                  world.stores.erasures, now_ms=CREATED_MS + 60 * M)
+    assert privacy.delete_pending_notes(world.stores.erasures, world.dataverse)["deleted"] == 2
+    assert fake.visits.of_case(case) == []
+
+
+def test_wall_ten_visits_at_most_and_the_note_says_how_many_earlier(world: World, fake: LocalDataverse) -> None:
+    set_up(fake)
+    laptop = str(uuid.uuid4())
+    for n in range(13):  # thirteen visits an hour apart, all before the case
+        world.browse(laptop, [60 * n + 1], contact=A, kind="search", query=f"error {n} <script>\nForged: x",
+                     results=0)
+    case = world.open_case(A)
+    world.assemble()
+    visits = fake.visits.of_case(case)
+    assert len(visits) == MAX_VISITS
+    assert all(len(v["subject"]) <= SUBJECT_LENGTH and "\n" not in v["subject"] for v in visits)
+    (note,) = fake.notes_for(case)
+    assert "the latest 10 on this timeline as Portal visits, and 3 earlier visits in the report" in note["notetext"]
+
+
+def test_wall_without_the_table_the_note_is_still_written_and_health_says_why_once(
+        world: World, fake: LocalDataverse, caplog: pytest.LogCaptureFixture) -> None:
+    laptop = str(uuid.uuid4())
+    world.browse(laptop, [30], contact=A)
+    case = world.open_case(A)
+    world.browse(str(uuid.uuid4()), [30], contact=B)
+    other = world.open_case(B, ticket="CAS-9")  # a second case: the same problem is not said again
+    with caplog.at_level(logging.WARNING, logger="dci.wall"):
+        assert world.assemble() == ["assembled", "assembled"]
+    assert len(fake.notes_for(case)) == len(fake.notes_for(other)) == 1 and fake.visits.rows == {}
+    said = [r.getMessage() for r in caplog.records if r.name == "dci.wall"]
+    assert len(said) == 1 and "dci_portalvisit does not exist" in said[0] and "dataverse setup" in said[0]
+    (warning,) = world.stores.cases.warnings().values()
+    assert "dci_portalvisit does not exist" in warning
+    assert "Portal visit" not in fake.notes_for(case)[0]["notetext"]  # the note does not claim them
+    assert world.cases.timeline(case)["visits"] == {}
+    # Once the administrator has run the set-up, the next assembly writes the visits; the warning is over.
+    set_up(fake)
+    world.browse(laptop, [10], contact=A, received_minutes_after=100)  # late: the case is assembled again
+    assert world.assemble(minutes_after=101) == ["assembled"]
+    assert len(fake.visits.of_case(case)) == 1 and world.stores.cases.warnings() == {}
+
+
+def test_wall_warning_shows_on_health_details_and_degrades_the_status(store: Store, monkeypatch) -> None:
+    from dci.settings import get_settings
+    from dci.storage.cases import CaseStore
+    from tests.test_health import health_document
+
+    cases = CaseStore(store.tables)
+    assert cases.set_warning(wall.WARNING, "Portal visits are not written: the table does not exist.")
+    assert not cases.set_warning(wall.WARNING, "Portal visits are not written: the table does not exist.")
+    get_settings.cache_clear()
+    document = health_document()
+    assert document["status"] == "degraded"
+    assert document["warnings"] == {wall.WARNING: "Portal visits are not written: the table does not exist."}
+    response = function_app.health(__import__("azure.functions").functions.HttpRequest(
+        "GET", "http://localhost/api/health", body=b""))
+    assert json.loads(response.get_body()) == {"status": "degraded"}
+    cases.clear_warning(wall.WARNING)
+    assert health_document()["status"] == "ok"
+
+
+def test_wall_a_role_without_the_privilege_keeps_the_note_and_names_what_is_missing(
+        world: World, fake: LocalDataverse) -> None:
+    set_up(fake)
+    fake.admin.deny("prvCreatedci_portalvisit")
+    two_visits(world)
+    case = world.open_case(A)
+    assert world.assemble() == ["assembled"]
+    assert fake.visits.rows == {} and len(fake.notes_for(case)) == 1
+    (warning,) = world.stores.cases.warnings().values()
+    assert "lacks prvCreatedci_portalvisit" in warning
+
+
+def test_wall_throttling_is_waited_out_as_retry_after_says(world: World, fake: LocalDataverse) -> None:
+    set_up(fake)
+    two_visits(world)
+    case = world.open_case(A)
+    fake.fail(429, times=2, retry_after=1, method="PATCH")
+    started = time.monotonic()
+    assert world.assemble() == ["assembled"]
+    assert time.monotonic() - started >= 2  # two waits of Retry-After: 1 s
+    assert len(fake.visits.of_case(case)) == 2 and len(fake.notes_for(case)) == 1
+
+
+def test_wall_throttling_past_the_retries_fails_the_message_and_its_redelivery_writes_each_visit_once(
+        world: World, fake: LocalDataverse) -> None:
+    set_up(fake)
+    two_visits(world)
+    case = world.open_case(A)
+    message = world.queue[0]
+    fake.fail(429, times=8, retry_after=0, method="PATCH", after=1)  # the first visit goes, the second does not
+    with pytest.raises(DataverseError) as raised:
+        world.assemble()
+    assert raised.value.status == 429
+    assert len(fake.visits.rows) == 1 and world.cases.timeline(case) is None  # nothing recorded: delivered again
+    world.queue = [message]
+    assert world.assemble() == ["assembled"]
+    visits = fake.visits.of_case(case)
+    assert len(visits) == 2 and all((v["statecode"], v["statuscode"]) == (1, 2) for v in visits)
+    assert world.stores.cases.warnings() == {}
+
+
+def test_wall_an_activity_deleted_in_dynamics_is_written_again_when_its_visit_changes(
+        world: World, fake: LocalDataverse) -> None:
+    set_up(fake)
+    two_visits(world)
+    case = world.open_case(A)
+    world.assemble()
+    second = fake.visits.of_case(case)[1]["activityid"]
+    fake.visits.rows.pop(second)  # an agent deleted it
+    world.browse(str(uuid.uuid4()), [4], contact=A, received_minutes_after=90)
+    assert world.assemble(minutes_after=91) == ["assembled"]
+    assert [v["activityid"] for v in fake.visits.of_case(case)][1] == second
+
+
+def test_wall_off_writes_no_visit(world: World, fake: LocalDataverse) -> None:
+    configure(world, TIMELINE_ACTIVITIES=" OFF ")
+    set_up(fake)
+    two_visits(world)
+    case = world.open_case(A)
+    assert world.assemble() == ["assembled"]
+    assert visit_writes(fake) == [] and len(fake.notes_for(case)) == 1
+    assert "Portal visit" not in fake.notes_for(case)[0]["notetext"]
+
+
+def test_wall_report_lists_the_visits_on_the_dynamics_timeline_with_links(world: World, fake: LocalDataverse) -> None:
+    from dci.views import case_timeline
+
+    set_up(fake)
+    two_visits(world)
+    case = world.open_case(A)
+    world.assemble()
+    reply = case_timeline(world.cases, case, True, world.settings)
+    page = reply.body.decode()
+    assert "On the Dynamics timeline" in page
+    for visit in fake.visits.of_case(case):
+        assert f"etn=dci_portalvisit&amp;id={visit['activityid']}" in page
+        assert visit["subject"].replace('"', "&#34;") in page
