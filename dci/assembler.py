@@ -160,7 +160,7 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
             note = dataverse.write_note(case["case_id"], NOTE_SUBJECT, note_text(
                 document, report_url(settings, case), report_url(settings, earlier) if earlier else None, on_wall))
     cases.save_timeline(case["case_id"], document, version, fingerprint, note, written)
-    cases.mark(case["case_id"], "assembled", version=version)
+    cases.mark(case["case_id"], "assembled", version=version, visits_unsure="")  # (`written` holds them now)
     if stores.outbox is not None:
         stores.outbox.note_case(case["case_id"])
     telemetry.annotate({"dci.timeline.items": len(document["items"]), "dci.timeline.version": version,
@@ -199,11 +199,17 @@ def _write_visits(dataverse: Dataverse, stores: Stores, case: Case, document: di
     what is on the wall now, and (visits written, earlier ones left out) for the note — None when
     the environment is not set up for them (said once in the log and on health; the note still goes)."""
     activities, earlier = visits(document, url)
+    # Visits an attempt wrote before it failed are in no record: known as unsure, each is written
+    # again if still wanted, else deleted. New ones are noted unsure before they are written.
+    written = {**{visit: "" for visit in stores.cases.visits_unsure(case["case_id"])}, **written}
+    new = {activity["activityid"] for activity in activities} - written.keys()
+    if new:
+        stores.cases.note_visits_unsure(case["case_id"], sorted(written.keys() | new))
     try:
         written = wall.sync(dataverse, case["case_id"], str(case["contact"]), activities, written)
-    except wall.SetupMissing as problem:
+    except wall.SetupMissing as problem:  # (what it may have written before it stopped stays unsure)
         wall.failed(stores.cases, problem)
-        return written, None
+        return {**{visit: "" for visit in new}, **written}, None
     wall.succeeded(stores.cases)
     telemetry.annotate({"dci.visits.written": len(written)})
     return written, (len(written), earlier)

@@ -77,7 +77,7 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
     if erasures is not None:
         earlier = erasures.all().get(contact)  # a retried erasure finds fewer browsers and cases: keep the first's
         noted = [row["case_id"] for row in cases.cases_of(contact)
-                 if _written_to_dataverse(cases.timeline(row["case_id"]))] if cases is not None else []
+                 if _maybe_in_dataverse(cases, row["case_id"])] if cases is not None else []
         ids = [event_id_hash(row["id"]) for visitor, rows, owners, shared in browsers
                for row, owner in zip(rows, owners, strict=True) if not shared or owner.contact == contact]
         erasures.add(contact, max(erased_ms, earlier.erased_ms if earlier else 0),
@@ -119,7 +119,13 @@ def forget_cases(cases: CaseStore, insights: InsightStore | None, contact: str) 
     return cases.forget_contact(contact)
 
 
-def _written_to_dataverse(timeline: dict[str, Any] | None) -> bool:
+def _maybe_in_dataverse(cases: CaseStore, case_id: str) -> bool:
+    """Whether the app may have written to the case in Dataverse: a case Dataverse has (the poller's
+    or the webhook's: an assembly may have written some visits and failed before its record was
+    saved, or ended in the poison queue), or one whose timeline names a note or visits."""
+    if (cases.case(case_id) or {}).get("source") in ("poll", "webhook"):
+        return True
+    timeline = cases.timeline(case_id)
     return bool(timeline and (timeline.get("note_id") or timeline.get("visits")))
 
 

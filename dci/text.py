@@ -83,3 +83,23 @@ _IN_URL = re.compile(f"{_SPACE.pattern}|{INVISIBLE.pattern}")
 
 def _encoded(match: re.Match[str]) -> str:
     return "".join(f"%{byte:02X}" for byte in match.group(0).encode())
+
+
+def units(text: str) -> int:
+    """`text`'s length in UTF-16 code units: what Dataverse (and .NET, and SQL's nvarchar) counts
+    against a column's maximum length — a character outside the BMP (most emoji) is two."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def fitted(text: str, limit: int) -> str:
+    """`text`, or its longest start that leaves room for an ellipsis within `limit` UTF-16 code units,
+    and the ellipsis; never cut inside a character."""
+    if units(text) <= limit:
+        return text
+    kept, used = [], 0
+    for ch in text:
+        used += 2 if ord(ch) > 0xFFFF else 1
+        if used > limit - 1:
+            break
+        kept.append(ch)
+    return "".join(kept) + "\u2026"

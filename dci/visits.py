@@ -5,9 +5,9 @@ assembled timeline, the split the report shows), the latest MAX_VISITS of them.
 Each has a one-line subject (what was searched and read, and the case form), its steps as the
 description — in the report's words, one per line, no visitor id —, its first and last event's
 times, its counts, and whether it was signed in (any event verified by a portal token) or stitched
-from before the sign-in. Its id is derived from the case and the visit's first event, so a
-re-assembly after late events writes the same activity (PATCH upsert) and a visit that left the
-journey can be found and deleted.
+from before the sign-in; texts fit their columns as Dataverse counts them (UTF-16 code units). Its
+id is derived from the case, the browser and the visit's first event, so a re-assembly after late
+events finds the same activity (dci/wall.py).
 """
 
 from __future__ import annotations
@@ -17,22 +17,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dci.attribution import VERIFIED
-from dci.steps import FOLD_GAP_MS, describe, steps
-from dci.text import one_line
-from dci.timeline import capped
+from dci.steps import FOLD_GAP_MS, steps
+from dci.text import fitted, one_line, units
 
 TABLE = "dci_portalvisit"  # the custom activity's logical name (ENTITY_SET for the Web API)
 ENTITY_SET = "dci_portalvisits"
 MAX_VISITS = 10  # per case, the latest: the note says how many earlier ones are left out
-SUBJECT_LENGTH = 200  # the Subject column's length as `python -m dci dataverse setup` creates it
+SUBJECT_LENGTH = 200  # the Subject column's length as `python -m dci dataverse setup` creates it (UTF-16 units)
 DESCRIPTION_LENGTH = 2_000  # the smallest Description Dataverse gives an activity: whole lines, then "… and N more"
 SUBJECT_PREFIX = "Portal visit: "
 NAMESPACE = uuid.UUID("6b0c1f0e-2d7a-4f51-9a8e-3f1c27d0a927")  # (fixed: the ids must not change between builds)
 
 
-def activity_id(case_id: str, first_event_id: str) -> str:
-    """The activity of the visit that starts with `first_event_id`, on case `case_id`."""
-    return str(uuid.uuid5(NAMESPACE, f"{case_id.lower()}\x00{first_event_id}"))
+def activity_id(case_id: str, visitor: str, first_event_id: str) -> str:
+    """The activity of the visit that starts with `first_event_id` on browser `visitor`, on case
+    `case_id` (event ids come from browsers: two browsers may send the same one)."""
+    return str(uuid.uuid5(NAMESPACE, f"{case_id.lower()}\x00{visitor}\x00{first_event_id}"))
 
 
 def visits(timeline: dict[str, Any], report_url: str | None = None,
@@ -52,10 +52,10 @@ def visits(timeline: dict[str, Any], report_url: str | None = None,
 def _activity(case_id: str, visit: Sequence[dict[str, Any]], report_url: str | None, gap_ms: int) -> dict[str, Any]:
     searches = [item for item in visit if item["type"] == "search"]
     articles = {item["article_number"] for item in visit if item["type"] == "page_view" and item.get("article_number")}
-    lines = [describe(step) for step in steps(visit, gap_ms)]
+    lines = [step["text"] for step in steps(visit, gap_ms)]  # (the report's words, each one line)
     activity = {
-        "activityid": activity_id(case_id, str(visit[0]["id"])),
-        "subject": capped(SUBJECT_PREFIX + headline(visit, len(articles)), SUBJECT_LENGTH),
+        "activityid": activity_id(case_id, str(visit[0].get("visitor") or ""), str(visit[0]["id"])),
+        "subject": fitted(SUBJECT_PREFIX + headline(visit, len(articles)), SUBJECT_LENGTH),
         "description": described(lines),
         "actualstart": visit[0]["ts"],
         "actualend": visit[-1]["ts"],
@@ -79,20 +79,20 @@ def on_wall(timeline: dict[str, Any], written: Mapping[str, str], organisation: 
     link = f"{base}/main.aspx?pagetype=entityrecord&etn={TABLE}&id=" if base else None
     return [{"subject": activity["subject"], "start": activity["actualstart"], "end": activity["actualend"],
              "link": link + activity["activityid"] if link else None}
-            for activity in visits(timeline)[0] if activity["activityid"] in written]
+            for activity in visits(timeline)[0] if written.get(activity["activityid"])]  # ("": unsure)
 
 
 def described(lines: Sequence[str], limit: int = DESCRIPTION_LENGTH) -> str:
-    """The visit's steps, one per line, within `limit` characters: all of them when they fit, else
-    the first lines whole and how many more the report has."""
+    """The visit's steps, one per line, within `limit` UTF-16 code units (as Dataverse counts): all
+    of them when they fit, else the first lines whole and how many more the report has."""
     whole = "\n".join(lines)
-    if len(whole) <= limit:
+    if units(whole) <= limit:
         return whole
     kept: list[str] = []
     for n, line in enumerate(lines):
-        if len("\n".join([*kept, line, f"… and {len(lines) - n - 1} more steps in the report"])) > limit:
+        if units("\n".join([*kept, line, f"… and {len(lines) - n - 1} more steps in the report"])) > limit:
             return "\n".join([*kept, f"… and {len(lines) - n} more steps in the report"]) if kept \
-                else capped(line, limit)
+                else fitted(line, limit)
         kept.append(line)
     raise AssertionError("unreachable: the whole did not fit")
 

@@ -9,6 +9,10 @@ repeat-customer window moved) is deleted. Should the record be lost between a wr
 (a crash, a redelivery), a create finds the activity there (412) and updates it instead; an update
 that finds it gone (someone deleted it in Dynamics) creates it again.
 
+Visits an assembly set out to write are noted before it writes them (the case row's
+`visits_unsure`, cleared when the record is saved), so one that failed half-way leaves nothing
+behind unknown: the next assembly writes each again if it is still wanted and deletes it if not.
+
 What only an administrator can fix — the table not made, a column missing, the role without a
 privilege on it — is a `SetupMissing`: the assembler says so once in the log and on
 /api/health/details, and still writes the note. Anything else (throttling after the client's own
@@ -47,14 +51,15 @@ def fingerprint(activity: Mapping[str, Any], contact: str) -> str:
 
 def sync(dataverse: Dataverse, case_id: str, contact: str, activities: Sequence[dict[str, Any]],
          written: Mapping[str, str]) -> dict[str, str]:
-    """Bring the case's visits on the wall from `written` (id -> fingerprint, as recorded) to
-    `activities`; returns the new record. Raises SetupMissing, or DataverseError for the rest."""
+    """Bring the case's visits on the wall from `written` (id -> fingerprint, as recorded; "" for one
+    that may or may not exist) to `activities`; returns the new record. Raises SetupMissing, or
+    DataverseError for the rest."""
     try:
         now: dict[str, str] = {}
         for activity in activities:
             visit, mark = activity["activityid"], fingerprint(activity, contact)
             if written.get(visit) != mark:
-                _put(dataverse, activity, case_id, contact, new=visit not in written)
+                _put(dataverse, activity, case_id, contact, new=not written.get(visit))
             now[visit] = mark
         for visit in written.keys() - now.keys():
             dataverse.delete_visit(visit)

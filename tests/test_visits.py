@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dci.attribution import STITCHED, VERIFIED
 from dci.clock import iso_of
-from dci.steps import describe, steps
+from dci.steps import steps
 from dci.timeline import assemble
-from dci.visits import MAX_VISITS, SUBJECT_LENGTH, SUBJECT_PREFIX, activity_id, visits
+from dci.visits import DESCRIPTION_LENGTH, MAX_VISITS, SUBJECT_LENGTH, SUBJECT_PREFIX, activity_id, visits
 
 M = 60_000
 CREATED = 1_796_137_200_000
@@ -47,7 +47,7 @@ def test_visits_of_a_two_visit_journey() -> None:
     assert (second["dci_searches"], second["dci_articles"], second["dci_zeroresults"]) == (1, 2, 0)
     assert (first["dci_signedin"], second["dci_signedin"]) == (False, True)  # stitched, then signed in
     assert second["dci_reporturl"] == "https://app.example/api/cases/x/report"
-    assert first["activityid"] == activity_id(CASE["case_id"], "search-180")
+    assert first["activityid"] == activity_id(CASE["case_id"], VISITOR, "search-180")
     assert first["activityid"] != second["activityid"]
 
 
@@ -55,7 +55,7 @@ def test_visits_describe_each_step_in_the_reports_words_and_name_no_visitor() ->
     timeline = assemble(CASE, journey(), GAP)
     (first, second), _ = visits(timeline)
     second_items = timeline["items"][timeline["sessions"][1]["first"]:]
-    assert second["description"].splitlines() == [describe(step) for step in steps(second_items, GAP)]
+    assert second["description"].splitlines() == [step["text"] for step in steps(second_items, GAP)]
     for activity in (first, second):
         assert VISITOR not in activity["subject"] + activity["description"]
 
@@ -83,3 +83,28 @@ def test_visits_subject_is_one_line_and_fits_its_column() -> None:
 
 def test_visits_of_a_journey_without_activity_are_none() -> None:
     assert visits(assemble(CASE, [], GAP)) == ([], 0)
+
+
+def units16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def test_visits_texts_fit_their_columns_as_dataverse_counts_them_emoji_included() -> None:
+    # Found from outside: a search of 256 emoji (collect takes 256 characters) made a subject of 200
+    # characters but 398 UTF-16 code units, and twelve such searches a 3,728-unit description.
+    (one,), _ = visits(assemble(CASE, [ev(10, "search", query="\U0001F600" * 256, results=0)], GAP))
+    assert units16(one["subject"]) <= SUBJECT_LENGTH and one["subject"].endswith("\u2026")
+    many = [ev(10 + n / 10, "search", query=f"{n} " + "\U0001F600" * 250, results=0) for n in range(12)]
+    (visit,), _ = visits(assemble(CASE, many, GAP))
+    assert units16(visit["description"]) <= DESCRIPTION_LENGTH
+    assert visit["description"].splitlines()[-1].startswith("… and ")  # whole lines, then how many more
+    assert "\ud83d" not in visit["subject"] + visit["description"]  # (never half a character)
+
+
+def test_visits_of_two_browsers_that_send_the_same_event_id_are_two_activities() -> None:
+    # Found from outside: event ids come from browsers; two of one contact's browsers sending the same
+    # first event id made their two visits one activity, rewritten by each in turn.
+    events = [{**ev(300, "search", query="first", results=0), "id": "forged", "visitor": "laptop"},
+              {**ev(30, "search", query="second", results=0), "id": "forged", "visitor": "phone"}]
+    activities, _ = visits(assemble(CASE, events, GAP))
+    assert len({a["activityid"] for a in activities}) == 2

@@ -9,7 +9,8 @@ PATCH on `dci_portalvisits(id)`, with `If-None-Match: *` (create only: 412 when 
 must name a case; activity parties come as `dci_portalvisit_activity_parties`, each
 `partyid_contact@odata.bind` with its `participationtypemask`, and are read back with the row. A
 completed or canceled activity is read-only: only its state may change (reopen it, change it,
-complete it again) — the stricter reading of the platform's rule, so the app works under either.
+complete it again) — the stricter reading of the platform's rule, so the app works under either. A
+text longer than its column (counted in UTF-16 code units, as Dataverse does) is refused with 400.
 The privileges the administrator's session lacks (`AdminTables.deny`) answer 403 as Dataverse does.
 `$filter=_regardingobjectid_value eq <id>` lists a case's visits, paged by `odata.maxpagesize`.
 """
@@ -24,12 +25,14 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from dci.runner.dataverse_admin import GUID, AdminTables, Answer, _error, matches
+from dci.text import units
 
 TABLE, ENTITY_SET = "dci_portalvisit", "dci_portalvisits"
 REGARDING = "regardingobjectid_incident_dci_portalvisit@odata.bind"
 PARTIES = "dci_portalvisit_activity_parties"
 STATES = {(0, 1), (1, 2), (2, 3)}  # (statecode, statuscode): open, completed, canceled
 STATE_COLUMNS = {"statecode", "statuscode"}
+LENGTHS = {"subject": 200, "description": 2000, "dci_reporturl": 2000}  # (setup makes the first and last)
 
 
 class PortalVisits:
@@ -85,6 +88,11 @@ class PortalVisits:
         if unknown:
             return _error(400, "0x80060888", f"Invalid property '{unknown[0]}' was found in entity "
                                              f"'Microsoft.Dynamics.CRM.{TABLE}'.")
+        for column, most in LENGTHS.items():  # as Dataverse counts: UTF-16 code units
+            if isinstance(body.get(column), str) and units(body[column]) > most:
+                return _error(400, "0x80044331", f"A validation error occurred. The length of the '{column}' attribute "
+                                                 f"of the '{TABLE}' entity exceeded the maximum allowed length of "
+                                                 f"'{most}'.")
         refused = self._refused(body, existing)
         if refused:
             return refused

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -37,6 +38,7 @@ CASE_FIELDS = ("created_ms", "ticket", "title", "contact", "source")
 
 # A timeline's JSON is cut into pieces: a string property holds 32,768 UTF-16 code units, an
 # entity 1 MiB, an entity-group transaction 100 entities and a 4 MiB request.
+WARNING_RECHECK_SECONDS = 60.0  # how stale a warning another instance wrote may stay after things work again
 TIMELINE_ROW = "timeline"  # the head; the other pieces follow in `timeline-{version:06}-{n:04}`
 PIECE_UNITS = 32_000  # UTF-16 code units of one piece
 TRANSACTION_BYTES = 3_500_000  # what one transaction's entities may take in its request (JSON, \u-escaped)
@@ -95,9 +97,10 @@ PENDING = ("new", "queued")
 class CaseStore:
     """Case rows, timelines, ticket links, the poller's watermark and the functions' warnings."""
 
-    def __init__(self, service: TableServiceClient) -> None:
+    def __init__(self, service: TableServiceClient, clock: Callable[[], float] = time.monotonic) -> None:
         self._tables = {name: AutoTable(service, name) for name in (TIMELINES, CASES, STATE)}
-        self._warned: dict[str, str | None] = {}  # what this process last wrote of each warning (None: cleared)
+        self._clock = clock
+        self._warned: dict[str, tuple[str | None, float]] = {}  # what this process last wrote (None: cleared), when
 
     # --- cases ------------------------------------------------------------------------------------
 
@@ -140,6 +143,15 @@ class CaseStore:
     def case(self, case_id: str) -> dict[str, Any] | None:
         """The case row, or None."""
         return self._tables[TIMELINES].get(case_id, "case")
+
+    def visits_unsure(self, case_id: str) -> list[str]:
+        """The Portal visits an assembly set out to write and did not see through (dci/wall.py)."""
+        return json.loads((self.case(case_id) or {}).get("visits_unsure") or "[]")
+
+    def note_visits_unsure(self, case_id: str, visits: list[str]) -> None:
+        """Before writing visits: which may exist once it is done (at most MAX_VISITS twice over).
+        The assembly's `mark` clears it, once their record is saved with the timeline."""
+        self._upsert(TIMELINES, {"PartitionKey": case_id, "RowKey": "case", "visits_unsure": json.dumps(visits)})
 
     def stored_case(self, case_id: str) -> StoredCase | None:
         """The case as it was stored, with its status, or None."""
@@ -246,17 +258,19 @@ class CaseStore:
     def set_warning(self, name: str, text: str) -> bool:
         """Say what is wrong with `name` (e.g. the portal visits' table missing) until it is cleared;
         True when this store had not said so yet (a lasting problem is written once per process)."""
-        if self._warned.get(name) == text:
+        if self._warned.get(name, (None, 0.0))[0] == text:
             return False
         self._upsert(STATE, {"PartitionKey": "warnings", "RowKey": name, "text": text}, UpdateMode.REPLACE)
-        self._warned[name] = text
+        self._warned[name] = (text, self._clock())
         return True
 
     def clear_warning(self, name: str) -> None:
-        """`name` is fine again (deleted once per process, and after each warning)."""
-        if self._warned.get(name, "") is not None:
+        """`name` is fine again: deleted after this process's own warning at once, and otherwise at
+        most once every WARNING_RECHECK_SECONDS (another instance may have written it meanwhile)."""
+        said, when = self._warned.get(name, ("", 0.0))
+        if said is not None or self._clock() - when > WARNING_RECHECK_SECONDS:
             self._tables[STATE].delete("warnings", name)
-            self._warned[name] = None
+            self._warned[name] = (None, self._clock())
 
     def warnings(self) -> dict[str, str]:
         """Every standing warning by name."""
