@@ -161,18 +161,18 @@ class AdminTables:
     def _check(self, table: str, body: dict[str, Any]) -> Answer | None:
         unknown = sorted(set(body) - COLUMNS[table])
         if unknown:
-            return _error(400, "0x80060888", f"Invalid property '{unknown[0]}' was found in entity "
+            return refusal(400, "0x80060888", f"Invalid property '{unknown[0]}' was found in entity "
                                              f"'Microsoft.Dynamics.CRM.{table[:-1]}'.")
         for key, target in body.items():
             if key.endswith("@odata.bind"):
                 bound = re.fullmatch(rf"/(\w+)\(({GUID})\)", str(target))
                 if not bound or bound.group(2).lower() not in self.rows.get(bound.group(1), {}):
-                    return _error(400, "0x80040217", f"{key}: no record {target}")
+                    return refusal(400, "0x80040217", f"{key}: no record {target}")
         return None
 
     def _create(self, table: str, body: dict[str, Any]) -> Answer:
         if NEEDS[table] in self.denied:
-            return self._forbidden(NEEDS[table])
+            return self.forbidden(NEEDS[table])
         refused = self._check(table, body) or self._rules(table, body, None)
         if refused:
             return refused
@@ -187,7 +187,7 @@ class AdminTables:
     def _update(self, table: str, row_id: str, body: dict[str, Any]) -> Answer:
         row = self.rows[table].get(row_id)
         if row is None:
-            return _error(404, "0x80040217", f"{table[:-1]} With Id = {row_id} Does Not Exist")
+            return refusal(404, "0x80040217", f"{table[:-1]} With Id = {row_id} Does Not Exist")
         refused = self._check(table, body) or self._rules(table, body, row)
         if refused:
             return refused
@@ -211,18 +211,18 @@ class AdminTables:
         merged = {**(row or {}), **body}
         if table == "serviceendpoints" and merged.get("contract") == 8 and merged.get("authtype") == 4 \
                 and not (body.get("authvalue") or (row and row["serviceendpointid"] in self.secrets)):
-            return _error(400, "0x80040203", "A webhook with authentication WebhookKey needs its AuthValue.")
+            return refusal(400, "0x80040203", "A webhook with authentication WebhookKey needs its AuthValue.")
         if table == "sdkmessageprocessingsteps" and merged.get("mode") == 1 and merged.get("stage") != 40:
-            return _error(400, "0x80044184", "Asynchronous steps are supported only in the post-operation stage.")
+            return refusal(400, "0x80044184", "Asynchronous steps are supported only in the post-operation stage.")
         if table == "systemusers" and row is None and any(
                 str(u.get("applicationid")).lower() == str(body.get("applicationid")).lower()
                 for u in self.rows["systemusers"].values()):
-            return _error(400, "0x80040237", "An application user with this application id already exists.")
+            return refusal(400, "0x80040237", "An application user with this application id already exists.")
         return None
 
     def _role_privileges(self, role: str) -> Answer:
         if role not in self.rows["roles"]:
-            return _error(404, "0x80040217", f"role With Id = {role} Does Not Exist")
+            return refusal(404, "0x80040217", f"role With Id = {role} Does Not Exist")
         names = {r["privilegeid"]: r["name"] for r in self.rows["privileges"].values()}
         context = f"{self.base}/$metadata#Microsoft.Dynamics.CRM.RetrieveRolePrivilegesRoleResponse"
         return 200, {"@odata.context": context,
@@ -232,34 +232,34 @@ class AdminTables:
 
     def _add_privileges(self, role: str, body: dict[str, Any]) -> Answer:
         if NEEDS["AddPrivilegesRole"] in self.denied:
-            return self._forbidden(NEEDS["AddPrivilegesRole"])
+            return self.forbidden(NEEDS["AddPrivilegesRole"])
         if role not in self.rows["roles"]:
-            return _error(404, "0x80040217", f"role With Id = {role} Does Not Exist")
+            return refusal(404, "0x80040217", f"role With Id = {role} Does Not Exist")
         privileges = body.get("Privileges")
         if not isinstance(privileges, list) or not privileges:
-            return _error(400, "0x80040203", "Privileges: a collection of RolePrivilege is required.")
+            return refusal(400, "0x80040203", "Privileges: a collection of RolePrivilege is required.")
         for item in privileges:
             known = str(item.get("PrivilegeId", "")).lower() in self.rows["privileges"]
             if not known or item.get("Depth") not in DEPTHS:
-                return _error(400, "0x80040203", f"Not a RolePrivilege: {item}")
+                return refusal(400, "0x80040203", f"Not a RolePrivilege: {item}")
         for item in privileges:  # a privilege added again takes the new depth, as AddPrivilegesRole does
             self.role_privileges.setdefault(role, {})[str(item["PrivilegeId"]).lower()] = item["Depth"]
         return 204, None, {}
 
     def _user_roles(self, method: str, user: str, ref: bool, body: dict[str, Any]) -> Answer | None:
         if user not in self.rows["systemusers"]:
-            return _error(404, "0x80040217", f"systemuser With Id = {user} Does Not Exist")
+            return refusal(404, "0x80040217", f"systemuser With Id = {user} Does Not Exist")
         if method == "GET" and not ref:
             return 200, {"@odata.context": f"{self.base}/$metadata#roles", "value": [
                 {"@odata.etag": 'W/"1"', "roleid": r} for r in sorted(self.user_roles.get(user, set()))]}, {}
         if method == "POST" and ref:
             if NEEDS["assign"] in self.denied:
-                return self._forbidden(NEEDS["assign"])
+                return self.forbidden(NEEDS["assign"])
             target = re.search(rf"/roles\(({GUID})\)$", str(body.get("@odata.id", "")))
             if not target or target.group(1).lower() not in self.rows["roles"]:
-                return _error(400, "0x80040203", "@odata.id must name a role.")
+                return refusal(400, "0x80040203", "@odata.id must name a role.")
             if target.group(1).lower() in self.user_roles.get(user, set()):
-                return _error(400, "0x80040237", "Cannot insert duplicate key.")
+                return refusal(400, "0x80040237", "Cannot insert duplicate key.")
             self.user_roles.setdefault(user, set()).add(target.group(1).lower())
             return 204, None, {}
         return None
@@ -267,28 +267,28 @@ class AdminTables:
     def _table(self, name: str) -> Answer:
         table = self.tables.get(name.lower())
         if table is None:
-            return _error(404, "0x80040217", f"Could not find an entity with name {name}.")
+            return refusal(404, "0x80040217", f"Could not find an entity with name {name}.")
         context = f"{self.base}/$metadata#EntityDefinitions(LogicalName,Attributes(LogicalName))/$entity"
         return 200, {"@odata.context": context, "LogicalName": name.lower(), "MetadataId": table["MetadataId"],
                      "Attributes": [{"LogicalName": column} for column in sorted(table["columns"])]}, {}
 
     def _create_table(self, body: dict[str, Any]) -> Answer:
         if NEEDS["EntityDefinitions"] in self.denied:
-            return self._forbidden(NEEDS["EntityDefinitions"])
+            return self.forbidden(NEEDS["EntityDefinitions"])
         name = str(body.get("SchemaName") or "")
         primary = [a for a in body.get("Attributes") or [] if a.get("IsPrimaryName")]
         if body.get("@odata.type") != "Microsoft.Dynamics.CRM.EntityMetadata" \
                 or not re.fullmatch(r"[a-z]+_\w+", name):
-            return _error(400, "0x80040203", "An EntityMetadata with a SchemaName of a publisher prefix is required.")
+            return refusal(400, "0x80040203", "An EntityMetadata with a SchemaName of a publisher prefix is required.")
         if name.lower() in self.tables:
-            return _error(400, "0x80044363", f"An entity with the specified name {name} already exists.")
+            return refusal(400, "0x80044363", f"An entity with the specified name {name} already exists.")
         if len(primary) != 1 or len(body["Attributes"]) != 1:
-            return _error(400, "0x80044355", "Exactly one attribute, the primary name, is created with an entity.")
+            return refusal(400, "0x80044355", "Exactly one attribute, the primary name, is created with an entity.")
         if body.get("IsActivity") and (
                 primary[0].get("SchemaName") != "Subject" or body.get("OwnershipType") not in ("UserOwned", "TeamOwned")
                 or body.get("IsAvailableOffline") is not True or body.get("HasActivities")
                 or (body.get("IsMailMergeEnabled") or {}).get("Value") is not False):
-            return _error(400, "0x80044355", "A custom activity needs the primary attribute Subject, user or team "
+            return refusal(400, "0x80044355", "A custom activity needs the primary attribute Subject, user or team "
                                              "ownership, offline availability, no activities and no mail merge.")
         metadata_id = str(uuid.uuid4())
         self.tables[name.lower()] = {**body, "MetadataId": metadata_id, "columns": {"subject", "activityid",
@@ -300,31 +300,34 @@ class AdminTables:
 
     def _add_column(self, table_name: str, body: dict[str, Any]) -> Answer:
         if NEEDS["Attributes"] in self.denied:
-            return self._forbidden(NEEDS["Attributes"])
+            return self.forbidden(NEEDS["Attributes"])
         table = self.tables.get(table_name.lower())
         if table is None:
-            return _error(404, "0x80040217", f"Could not find an entity with name {table_name}.")
+            return refusal(404, "0x80040217", f"Could not find an entity with name {table_name}.")
         kinds = {"Microsoft.Dynamics.CRM.StringAttributeMetadata", "Microsoft.Dynamics.CRM.IntegerAttributeMetadata",
                  "Microsoft.Dynamics.CRM.BooleanAttributeMetadata"}
         name = str(body.get("SchemaName") or "").lower()
         if body.get("@odata.type") not in kinds or not name:
-            return _error(400, "0x80040203", "An AttributeMetadata of a known type with a SchemaName is required.")
+            return refusal(400, "0x80040203", "An AttributeMetadata of a known type with a SchemaName is required.")
         boolean = body["@odata.type"].endswith("BooleanAttributeMetadata")
         if boolean and not (body.get("OptionSet") or {}).get("TrueOption"):
-            return _error(400, "0x80040203", "A Boolean attribute needs its OptionSet.")
+            return refusal(400, "0x80040203", "A Boolean attribute needs its OptionSet.")
         if name in table["columns"]:
-            return _error(400, "0x80044363", f"An attribute with the specified name {name} already exists.")
+            return refusal(400, "0x80044363", f"An attribute with the specified name {name} already exists.")
         table["columns"].add(name)
         metadata_id = str(uuid.uuid4())
         entity_id = f"{self.base}/EntityDefinitions({table['MetadataId']})/Attributes({metadata_id})"
         return 204, None, {"OData-EntityId": entity_id}
 
-    def _forbidden(self, privilege: str) -> Answer:
-        return _error(403, "0x80040220", f"Principal user (Id={uuid.uuid4()}, type=8, roleCount=1, privilegeCount=412, "
-                                         f"accessMode=0), is missing {privilege} privilege (Id={uuid.uuid4()}).")
+    def forbidden(self, privilege: str) -> Answer:
+        """403 as Dataverse answers a caller without `privilege` (see `deny`)."""
+        return refusal(403, "0x80040220", f"Principal user (Id={uuid.uuid4()}, type=8, roleCount=1, "
+                                          f"privilegeCount=412, accessMode=0), is missing {privilege} privilege "
+                                          f"(Id={uuid.uuid4()}).")
 
 
-def _error(status: int, code: str, message: str) -> Answer:
+def refusal(status: int, code: str, message: str) -> Answer:
+    """An error answer in the Web API's shape (`{"error": {"code", "message"}}`)."""
     return status, {"error": {"code": code, "message": message}}, {}
 
 

@@ -24,7 +24,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from dci.runner.dataverse_admin import GUID, AdminTables, Answer, _error, matches
+from dci.runner.dataverse_admin import GUID, AdminTables, Answer, matches, refusal
 from dci.text import units
 
 TABLE, ENTITY_SET = "dci_portalvisit", "dci_portalvisits"
@@ -55,44 +55,44 @@ class PortalVisits:
             return None
         table = self.admin.tables.get(TABLE)
         if table is None:
-            return _error(404, "0x80060888", f"Resource not found for the segment '{ENTITY_SET}'.")
+            return refusal(404, "0x80060888", f"Resource not found for the segment '{ENTITY_SET}'.")
         if method == "GET" and not one:
             return self._list(query, headers.get("Prefer", ""))
         if one is None:
-            return _error(405, "0x80060888", f"{method} is not supported on {ENTITY_SET} here.")
+            return refusal(405, "0x80060888", f"{method} is not supported on {ENTITY_SET} here.")
         visit = one.group(1).lower()
         if method == "GET":
             row = self.rows.get(visit)
             return (200, {"@odata.etag": 'W/"1"', **row}, {}) if row else self._absent(visit)
         if method == "DELETE":
             if f"prvDelete{TABLE}" in self.admin.denied:
-                return self.admin._forbidden(f"prvDelete{TABLE}")
+                return self.admin.forbidden(f"prvDelete{TABLE}")
             return (204, None, {}) if self.rows.pop(visit, None) else self._absent(visit)
         if method == "PATCH":
             return self._upsert(visit, body, table["columns"], headers)
         return None
 
     def _absent(self, visit: str) -> Answer:
-        return _error(404, "0x80040217", f"{TABLE} With Id = {visit} Does Not Exist")
+        return refusal(404, "0x80040217", f"{TABLE} With Id = {visit} Does Not Exist")
 
     def _upsert(self, visit: str, body: dict[str, Any], columns: set[str], headers: Any) -> Answer:
         existing = self.rows.get(visit)
         if headers.get("If-None-Match") == "*" and existing is not None:
-            return _error(412, "0x80040237", "A record with matching key values already exists.")
+            return refusal(412, "0x80040237", "A record with matching key values already exists.")
         if headers.get("If-Match") == "*" and existing is None:
             return self._absent(visit)
         privilege = f"prv{'Write' if existing else 'Create'}{TABLE}"
         if privilege in self.admin.denied:
-            return self.admin._forbidden(privilege)
+            return self.admin.forbidden(privilege)
         unknown = sorted(key for key in body if key not in columns | STATE_COLUMNS | {REGARDING, PARTIES})
         if unknown:
-            return _error(400, "0x80060888", f"Invalid property '{unknown[0]}' was found in entity "
+            return refusal(400, "0x80060888", f"Invalid property '{unknown[0]}' was found in entity "
                                              f"'Microsoft.Dynamics.CRM.{TABLE}'.")
         for column, most in LENGTHS.items():  # as Dataverse counts: UTF-16 code units
             if isinstance(body.get(column), str) and units(body[column]) > most:
-                return _error(400, "0x80044331", f"A validation error occurred. The length of the '{column}' attribute "
-                                                 f"of the '{TABLE}' entity exceeded the maximum allowed length of "
-                                                 f"'{most}'.")
+                return refusal(400, "0x80044331", f"A validation error occurred. The length of the '{column}' "
+                                                  f"attribute of the '{TABLE}' entity exceeded the maximum allowed "
+                                                  f"length of '{most}'.")
         refused = self._refused(body, existing)
         if refused:
             return refused
@@ -116,20 +116,20 @@ class PortalVisits:
         state = (body.get("statecode", (existing or {}).get("statecode", 0)),
                  body.get("statuscode", (existing or {}).get("statuscode", 1)))
         if state not in STATES:
-            return _error(400, "0x80040203", f"statuscode {state[1]} is not valid for statecode {state[0]}.")
+            return refusal(400, "0x80040203", f"statuscode {state[1]} is not valid for statecode {state[0]}.")
         if existing is not None and existing["statecode"] != 0 and set(body) - STATE_COLUMNS:
-            return _error(400, "0x80040203", f"This {TABLE} is closed: reopen it (statecode 0) to change it.")
+            return refusal(400, "0x80040203", f"This {TABLE} is closed: reopen it (statecode 0) to change it.")
         if REGARDING in body:
             case = re.fullmatch(rf"/incidents\(({GUID})\)", str(body[REGARDING]))
             if not case or not any(str(r["incidentid"]).lower() == case.group(1).lower() for r in self.incidents):
-                return _error(400, "0x80040217", f"{REGARDING}: no case {body[REGARDING]}")
+                return refusal(400, "0x80040217", f"{REGARDING}: no case {body[REGARDING]}")
         if PARTIES in body:
             if existing is not None:
-                return _error(400, "0x80060888", "A collection-valued navigation property cannot be updated here.")
+                return refusal(400, "0x80060888", "A collection-valued navigation property cannot be updated here.")
             for party in body[PARTIES]:
                 bound = re.fullmatch(rf"/contacts\(({GUID})\)", str(party.get("partyid_contact@odata.bind", "")))
                 if not bound or not 1 <= int(party.get("participationtypemask", 0)) <= 13:
-                    return _error(400, "0x80040203", f"Not an activity party: {party}")
+                    return refusal(400, "0x80040203", f"Not an activity party: {party}")
         return None
 
     def _list(self, query: str, prefer: str) -> Answer:
