@@ -82,11 +82,12 @@ def dataverse_incident(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.queue_trigger(arg_name="msg", queue_name=CASES_QUEUE, connection=CONNECTION_SETTING)
 def assemble_case(msg: func.QueueMessage) -> None:
-    """Once a case has settled: assemble its timeline, store it, write the note on the case."""
-    from dci import assembler, dataverse
+    """Once a case has settled: assemble its timeline, store it, write its visits and note on the case."""
+    from dci import assembler
+    from dci.dataverse.client import client_from
 
     storage.run(lambda settings, stores: assembler.handle(
-        msg.get_body(), stores, settings, _now_ms(), dataverse.client_from(settings)), CASES_QUEUE)
+        msg.get_body(), stores, settings, _now_ms(), client_from(settings)), CASES_QUEUE)
 
 
 @app.route(route="cases/{case_id}/timeline", methods=["GET"], auth_level=READ_AUTH)

@@ -25,7 +25,7 @@ from results import Counter, azurite_tables, save  # noqa: E402  (bench/ is the 
 
 from dci.assembler import contact_events, journey  # noqa: E402
 from dci.cases import poll  # noqa: E402
-from dci.dataverse import Dataverse, TokenSource, session  # noqa: E402
+from dci.dataverse.client import Dataverse, TokenSource, session  # noqa: E402
 from dci.linker import link  # noqa: E402
 from dci.runner.dataverse import LocalDataverse  # noqa: E402
 from dci.settings import Settings  # noqa: E402

@@ -3,8 +3,8 @@ demo's month of made-up history (dci/runner/demo_history.py) assembled by the re
 
 Run: `make bench` (or `.venv/bin/python bench/visits_bench.py`). Starts its own Azurite, seeds the
 demo's 30 days (`python -m dci demo seed`: every batch linked, every case assembled), then, for each
-assembled case, takes its visits as the assembler writes them (dci/visits.py, with a report URL) and
-measures the body of each create request (`dci.dataverse.visit_body`: the columns, the regarding
+assembled case, takes its visits as the assembler writes them (dci/dataverse/visits.py, with a report URL) and
+measures the body of each create request (`dci.dataverse.client.visit_body`: the columns, the regarding
 case, the contact as its party) as UTF-8 JSON. Reports visits per case (median, p90, max, and how
 many cases reach the cap of ten), bytes per visit (median, p90, max) and what the payload of
 10,000 cases comes to. Dataverse stores more than the payload (an activity is an activitypointer
@@ -36,7 +36,8 @@ def percentile(values: list[int], share: float) -> int:
 
 
 def main() -> None:
-    from dci.dataverse import visit_body
+    from dci.dataverse.client import visit_body
+    from dci.dataverse.visits import MAX_VISITS, visits
     from dci.runner import demo
     from dci.settings import Settings
     from dci.storage import Stores
@@ -44,7 +45,6 @@ def main() -> None:
     from dci.storage.erasures import Tombstones
     from dci.storage.insights import InsightStore
     from dci.storage.interactions import InteractionStore
-    from dci.visits import MAX_VISITS, visits
 
     with azurite_tables() as (connection, _, service):
         settings = Settings(AzureWebJobsStorage=connection,

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     setup = dataverse.add_subparsers(dest="action", required=True).add_parser(
         "setup", help="the application user, its least-privilege role and the webhook, created once; "
                       "a second run changes nothing")
-    from dci.tenant import command as tenant
+    from dci.dataverse.setup import command as tenant
 
     tenant.add_arguments(setup)
     args = parser.parse_args(argv)
@@ -277,7 +277,7 @@ def _set_up(dataverse: LocalDataverse) -> None:
     demo's cases)."""
     import io
 
-    from dci.tenant import command
+    from dci.dataverse.setup import command
 
     args = argparse.Namespace(dataverse_url=dataverse.url, client_id=DEMO_APP, report_base_url=None, webhook_key=None,
                               no_webhook=True, role=None, check=False, dry_run=False, azd_env=None)

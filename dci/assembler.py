@@ -1,8 +1,8 @@
 """The `cases` queue consumer: once a case has settled, assemble its timeline, store it, note it,
-and put each of its visits on the case's Dynamics timeline (dci/wall.py).
+and put each of its visits on the case's Dynamics timeline (dci/dataverse/wall.py).
 
 Idempotent: the timeline row is replaced, the note is an upsert on an id derived from the case,
-the visits' ids derive from the case and each visit's first event, and a re-assembly that finds
+the visits' ids derive from the case, the browser and each visit's first event, and a re-assembly that finds
 nothing new changes nothing (same digest, same version, no call to Dataverse).
 """
 
@@ -14,19 +14,20 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dci import telemetry, wall
+from dci import telemetry
 from dci.activity import owned
 from dci.cases import case_message
 from dci.clock import iso_of
+from dci.dataverse import wall
+from dci.dataverse.visits import visits
 from dci.insights import RollupTooLarge, case_fact
 from dci.storage.clients import CASES_QUEUE
 from dci.timeline import assemble, note_text
-from dci.visits import visits
 from dci.window import among, journeys, neighbours
 
 if TYPE_CHECKING:
     from dci.cases import Case
-    from dci.dataverse import Dataverse
+    from dci.dataverse.client import Dataverse
     from dci.settings import Settings
     from dci.storage import Stores
     from dci.storage.interactions import InteractionStore
@@ -151,14 +152,17 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
     version = (stored["version"] + 1) if stored else 1
     document["version"] = version
     note, written = None, (stored or {}).get("visits") or {}
-    on_wall = None
+    wall_counts = None
     if dataverse is not None and case.get("source") != "portal":
         if settings.visits_enabled:
-            written, on_wall = _write_visits(dataverse, stores, case, document, written, report_url(settings, case))
+            written, wall_counts = _write_visits(dataverse, stores, case, document, written, settings)
+        else:  # (TIMELINE_ACTIVITIES=off: a warning about them is moot)
+            wall.setup_works(stores.warnings)
         if settings.notes_enabled:
             earlier = document.get("previous_case")
             note = dataverse.write_note(case["case_id"], NOTE_SUBJECT, note_text(
-                document, report_url(settings, case), report_url(settings, earlier) if earlier else None, on_wall))
+                document, report_url(settings, case), report_url(settings, earlier) if earlier else None,
+                wall_counts))
     cases.save_timeline(case["case_id"], document, version, fingerprint, note, written)
     cases.mark(case["case_id"], "assembled", version=version, visits_unsure="")  # (`written` holds them now)
     if stores.outbox is not None:
@@ -171,7 +175,7 @@ def _handle(case: Case, body: bytes, stores: Stores, settings: Settings, now_ms:
                          {"dci.case.source": case.get("source", ""), "dci.note.written": note is not None})
     logger.info("case %s: timeline v%d with %d events in %d visits%s%s", case.get("ticket") or case["case_id"],
                 version, len(document["items"]), len(document["sessions"]), ", note written" if note else "",
-                f", {on_wall[0]} on the Dynamics timeline" if on_wall else "",
+                f", {wall_counts[0]} on the Dynamics timeline" if wall_counts else "",
                 extra={"case_id": case["case_id"], "version": version, "events": len(document["items"])})
     return "assembled"
 
@@ -194,11 +198,12 @@ def _follow_on(stores: Stores, case: Case, others: Sequence[Mapping[str, Any]]) 
 
 
 def _write_visits(dataverse: Dataverse, stores: Stores, case: Case, document: dict[str, Any],
-                  written: dict[str, str], url: str | None) -> tuple[dict[str, str], tuple[int, int] | None]:
-    """Each visit of the journey as a Portal visit on the case's Dynamics timeline (dci/wall.py):
-    what is on the wall now, and (visits written, earlier ones left out) for the note — None when
-    the environment is not set up for them (said once in the log and on health; the note still goes)."""
-    activities, earlier = visits(document, url)
+                  written: dict[str, str], settings: Settings) -> tuple[dict[str, str], tuple[int, int] | None]:
+    """Each visit of the journey as a Portal visit on the case's Dynamics timeline
+    (dci/dataverse/wall.py): what is on the wall now, and (visits on it, earlier ones left out) for
+    the note — None when the environment is not set up for them (said once in the log and on
+    health; the note still goes)."""
+    activities, earlier = visits(document, report_url(settings, case), settings.session_gap_ms)
     # Visits an attempt wrote before it failed are in no record: known as unsure, each is written
     # again if still wanted, else deleted. New ones are noted unsure before they are written.
     written = {**{visit: "" for visit in stores.cases.visits_unsure(case["case_id"])}, **written}
@@ -206,17 +211,18 @@ def _write_visits(dataverse: Dataverse, stores: Stores, case: Case, document: di
     if new:
         stores.cases.note_visits_unsure(case["case_id"], sorted(written.keys() | new))
     try:
-        written = wall.sync(dataverse, case["case_id"], str(case["contact"]), activities, written)
+        synced = wall.sync(dataverse, case["case_id"], str(case["contact"]), activities, written)
     except wall.SetupMissing as problem:  # (what it may have written before it stopped stays unsure)
-        wall.failed(stores.cases, problem)
+        wall.warn_setup_missing(stores.warnings, problem)
         return {**{visit: "" for visit in new}, **written}, None
-    wall.succeeded(stores.cases)
-    telemetry.annotate({"dci.visits.written": len(written)})
-    return written, (len(written), earlier)
+    if synced.changed:  # (Dataverse took writes: a missing set-up, if said, is fixed)
+        wall.setup_works(stores.warnings)
+    telemetry.annotate({"dci.visits.on_case": len(synced.record), "dci.visits.changed": synced.changed})
+    return synced.record, (len(synced.record), earlier)
 
 
 def _name_of(dataverse: Dataverse, contact: str) -> str | None:
-    from dci.dataverse import DataverseError
+    from dci.dataverse.client import DataverseError
 
     try:
         return dataverse.contact_name(contact)

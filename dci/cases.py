@@ -23,7 +23,7 @@ from dci.replies import Reply, json_reply, problem_reply
 from dci.storage.cases import CaseStore
 
 if TYPE_CHECKING:  # (not at run time: requests stays off the linker's imports)
-    from dci.dataverse import Dataverse, Incident
+    from dci.dataverse.client import Dataverse, Incident
     from dci.settings import Settings
     from dci.storage import Stores
     from dci.storage.erasures import Tombstones
@@ -91,7 +91,7 @@ def take(cases: CaseStore, case: Case, enqueue: Callable[[str], None], skipped: 
 
 def poll_configured(settings: Settings, stores: Stores, now_ms: int) -> PollResult | None:
     """The timer's poll, when Dataverse is configured (None when cases come from portal events)."""
-    from dci.dataverse import client_from
+    from dci.dataverse.client import client_from
 
     client = client_from(settings)
     if client is None:

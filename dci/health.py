@@ -24,6 +24,7 @@ from dci.replies import Reply, json_reply, problem_reply
 from dci.settings import SettingsError, get_settings, reports_auth
 from dci.storage import clients
 from dci.storage.clients import StorageTarget
+from dci.storage.warnings import TIMELINE_ACTIVITIES
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +76,13 @@ def check(connection: StorageTarget | str | None = None, *, beacons: bool = True
     routes closed by their settings (dci/access.py) make the status `degraded`, with the reason.
     `beacons=False` leaves out the portals' last beacons and the lake outbox's counts (reads fewer).
     """
-    closed, portals, lake = None, (), False
+    closed, portals, lake, moot = None, (), False, set()
     if connection is None:
         try:
             settings = get_settings()
             connection, closed, portals = settings.storage, closed_reason(settings), settings.portal_issuers
             lake = settings.lake_url is not None
+            moot = set() if settings.visits_enabled else {TIMELINE_ACTIVITIES}  # (a warning from before `off`)
         except SettingsError as error:
             checks = {"settings": "invalid: " + ", ".join(error.names)}
             problem = Problem(503, "App settings are missing or invalid: " + ", ".join(error.names) + ".",
@@ -94,7 +96,7 @@ def check(connection: StorageTarget | str | None = None, *, beacons: bool = True
     if closed:
         checks["reports"] = "closed: " + closed
     if not failed:
-        warnings = standing_warnings(connection)
+        warnings = {name: text for name, text in standing_warnings(connection).items() if name not in moot}
         document = {"status": "degraded" if closed or warnings else "ok", "checks": checks,
                     "telemetry": telemetry.mode(), **({"warnings": warnings} if warnings else {})}
         if portals and beacons:
@@ -135,10 +137,10 @@ def beacon_report(connection: StorageTarget | str, portals: tuple[str, ...], now
 def standing_warnings(connection: StorageTarget | str) -> dict[str, str]:
     """What the functions found wrong and only an operator can fix (e.g. `timeline_activities`: the
     portal visits' table not set up in Dataverse), by name; they make the status `degraded`."""
-    from dci.storage.cases import CaseStore
+    from dci.storage.warnings import Warnings
 
     try:
-        return CaseStore(clients.table_service(connection, **_FAST)).warnings()
+        return Warnings(clients.table_service(connection, **_FAST)).all()
     except Exception as error:  # noqa: BLE001 - advice, as the install check; it never fails health
         return {"warnings": f"could not be read: {_reason(error)}"}
 

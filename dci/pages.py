@@ -210,7 +210,7 @@ def case_page(document: dict[str, Any], gap_ms: int, keep: Mapping[str, str] | N
               on_wall: Sequence[dict[str, Any]] = ()) -> bytes:
     """The report an agent opens from the case: the key steps, linked to their rows, then one row per
     thing the customer did (`id="step-n"`); the contact's previous case, when the document names one;
-    the visits written to the case's Dynamics timeline (`on_wall`, dci/visits.py), when there are."""
+    the visits written to the case's Dynamics timeline (`on_wall`, dci/dataverse/visits.py), when there are."""
     case = document["case"]
     created_ms = epoch_ms(case["created"])
     rows = steps(document["items"], gap_ms)
@@ -231,7 +231,7 @@ def case_page(document: dict[str, Any], gap_ms: int, keep: Mapping[str, str] | N
                   articles=len(summary["articles"]), keep=keep or {}, contact_link=contact_link,
                   case_link=case_link, key_steps=key[-KEY_STEPS:], earlier_key_steps=max(0, len(key) - KEY_STEPS),
                   previous=document.get("previous_case"), created_ms=created_ms, relative=relative,
-                  on_wall=on_wall, earlier_visits=max(0, len(document.get("sessions") or ()) - len(on_wall)))
+                  on_wall=on_wall, report_only=max(0, len(document.get("sessions") or ()) - len(on_wall)))
 
 
 def contact_page(report: dict[str, Any], gap_ms: int, keep: Mapping[str, str] | None = None) -> bytes:

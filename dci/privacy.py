@@ -27,7 +27,7 @@ from dci.storage.interactions import InteractionStore
 from dci.storage.keys import fact_ref
 
 if TYPE_CHECKING:
-    from dci.dataverse import Dataverse
+    from dci.dataverse.client import Dataverse
     from dci.storage import Stores
     from dci.storage.erasures import Tombstones
     from dci.storage.outbox import LakeOutbox
@@ -130,23 +130,25 @@ def _maybe_in_dataverse(cases: CaseStore, case_id: str) -> bool:
 
 
 def delete_pending_notes(erasures: Tombstones, dataverse: Dataverse) -> dict[str, int]:
-    """Delete what erased contacts' cases still carry on Dataverse — the note, and every Portal visit
-    on the case (dci/wall.py) —; a case Dataverse cannot clear now stays pending for the next try
-    (the case poller's). Returns deleted (notes and visits) and pending (cases)."""
-    from dci.dataverse import DataverseError
-    from dci.wall import delete_all
+    """Delete what the app wrote about erased contacts in Dataverse: every Portal visit with the contact
+    as its party (dci/dataverse/wall.py), and each of their cases' note and visits. A case Dataverse
+    cannot clear now stays pending for the next try (the case poller's). Returns deleted (notes and
+    visits) and pending (cases)."""
+    from dci.dataverse.client import DataverseError
+    from dci.dataverse.wall import delete_of_contact, delete_on_case
 
     counts = {"deleted": 0, "pending": 0}
     for stone in erasures.all().values():
         done = []
-        for case_id in stone.notes_pending:
-            try:
-                counts["deleted"] += dataverse.delete_note(case_id) + delete_all(dataverse, case_id)
-            except DataverseError as error:
-                logger.warning("an erased contact's note or portal visits could not be deleted now (%s); "
-                               "retried later", error.status, extra={"status": error.status})
-                break
-            done.append(case_id)
+        try:
+            if stone.notes_pending:  # every Portal visit with the contact as its party, then each case's
+                counts["deleted"] += delete_of_contact(dataverse, stone.contact)
+            for case_id in stone.notes_pending:
+                counts["deleted"] += dataverse.delete_note(case_id) + delete_on_case(dataverse, case_id)
+                done.append(case_id)
+        except DataverseError as error:
+            logger.warning("an erased contact's note or portal visits could not be deleted now (%s); "
+                           "retried later", error.status, extra={"status": error.status})
         counts["pending"] += len(stone.notes_pending) - len(done)
         if done:
             erasures.notes_done(stone.contact, done)
@@ -174,7 +176,7 @@ def erase_reply(raw_contact: str, settings: Settings, stores: Stores) -> Reply:
             stores.interactions, contact, settings.stitch_window_ms, stores.cases, stores.insights, stores.outbox,
             stores.erasures)}
         if settings.dataverse_configured and stores.erasures is not None:
-            from dci.dataverse import client_from
+            from dci.dataverse.client import client_from
 
             client = client_from(settings)
             assert client is not None

@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     @field_validator("timeline_activities", mode="before")
     @classmethod
     def _parse_activities(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
+        return timeline_activities(value) if isinstance(value, str) else value
 
     @field_validator("lake_url")
     @classmethod
@@ -202,7 +202,7 @@ class Settings(BaseSettings):
 
     @property
     def visits_enabled(self) -> bool:
-        """Write each visit of a case's journey to its Dynamics timeline (dci/wall.py): on by default
+        """Write each visit of a case's journey to its Dynamics timeline (dci/dataverse/wall.py): on by default
         whenever Dataverse is configured (TIMELINE_ACTIVITIES=journeys), off with `off`."""
         return self.dataverse_configured and self.timeline_activities == "journeys"
 
@@ -212,6 +212,15 @@ def _storage_target(values: Mapping[str, Any]) -> StorageTarget | None:
     fields = Settings.model_fields
     aliased = {fields[name].alias: value for name, value in values.items() if name.startswith("storage_") and value}
     return StorageTarget.from_setting("AzureWebJobsStorage", aliased)  # type: ignore[arg-type]
+
+
+def timeline_activities(value: str) -> str:
+    """TIMELINE_ACTIVITIES as the app reads it ("" is the default, `journeys`); ValueError when it is
+    neither `journeys` nor `off` (the set-up command reads it too, and must agree)."""
+    choice = value.strip().lower() or "journeys"
+    if choice not in ("journeys", "off"):
+        raise ValueError(f"TIMELINE_ACTIVITIES is {value!r}: use journeys or off")
+    return choice
 
 
 def load_settings() -> Settings:

@@ -53,7 +53,7 @@ def unknown_ticket(ticket: str, settings: Settings, now_ms: int) -> NoReturn:
     while Dataverse's case is on its way here (the module's rules; no look-up without Dataverse)."""
     if settings.dataverse_url is None:
         raise Problem(404, f"No case with ticket number {ticket} is known here (yet).", "unknown-case")
-    from dci.dataverse import DataverseError, client_from  # (only the Dataverse paths load requests)
+    from dci.dataverse.client import DataverseError, client_from  # (only the Dataverse paths load requests)
 
     client = client_from(settings)
     assert client is not None  # (DATAVERSE_URL is set)

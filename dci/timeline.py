@@ -185,10 +185,10 @@ NOTE_SEARCHES, NOTE_ARTICLES = 4, 3  # lines of each in the note; the report has
 NOTE_LINES = 15  # at most, however long the journey
 
 
-def _visits_said(visits: int, on_wall: tuple[int, int] | None) -> str:
-    if not on_wall or not on_wall[0]:
+def _visits_said(visits: int, wall_counts: tuple[int, int] | None) -> str:
+    if not wall_counts or not wall_counts[0]:
         return f" ({visits} visits)" if visits > 1 else ""
-    shown, earlier = on_wall
+    shown, earlier = wall_counts
     if not earlier:
         return f" ({visits} visits, each on this timeline as a Portal visit)" if visits > 1 else \
             " (on this timeline as a Portal visit)"
@@ -197,12 +197,12 @@ def _visits_said(visits: int, on_wall: tuple[int, int] | None) -> str:
 
 
 def note_text(document: dict[str, Any], report_url: str | None = None, previous_url: str | None = None,
-              on_wall: tuple[int, int] | None = None) -> str:
+              wall_counts: tuple[int, int] | None = None) -> str:
     """The note written on the case, short enough to read on the case's timeline wall (≤ NOTE_LINES
     however long the journey): the sentence, the searches (those that found nothing marked), the
     articles read, first visit to case, and the report's address; the report has the rest. Each
     visitor text is made one line (`one_line`), so none can pass for a line of the note.
-    `on_wall`: the visits written as activities on the case's timeline, and the earlier ones left out."""
+    `wall_counts`: the visits on the case's timeline as activities, and the earlier ones left out."""
     summary = document["summary"]
     lines = [one_line(summary["sentence"]), ""]
     searches = summary["searches"]
@@ -224,7 +224,7 @@ def note_text(document: dict[str, Any], report_url: str | None = None, previous_
     if summary["first_touch_before_case_ms"] is not None:
         visits = summary["sessions"]
         lines += [f"First visit to case: {'more than ' if summary.get('earlier_steps') else ''}"
-                  f"{duration(summary['first_touch_before_case_ms'])}" + _visits_said(visits, on_wall)]
+                  f"{duration(summary['first_touch_before_case_ms'])}" + _visits_said(visits, wall_counts)]
     earlier = document.get("previous_case")
     if earlier:
         name = one_line(earlier.get("ticket") or earlier["case_id"])

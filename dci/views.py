@@ -17,6 +17,7 @@ from dci import spreadsheet
 from dci.access import check_report_access
 from dci.activity import attributed
 from dci.clock import duration, iso_ms, iso_of, ms_of
+from dci.dataverse.visits import on_wall
 from dci.ids import contact_id, is_guid
 from dci.ingest.events import EVENT_TYPES
 from dci.insights import ARTICLE_LISTS, term, with_titles
@@ -29,7 +30,6 @@ from dci.settings import Settings
 from dci.storage.cases import PENDING, ticket_key
 from dci.tickets import TicketPending, unknown_ticket
 from dci.titles import stripped_items
-from dci.visits import on_wall
 
 if TYPE_CHECKING:
     from dci.storage import Stores
@@ -155,7 +155,7 @@ def case_timeline(cases: CaseStore, key: str, html: bool, settings: Settings, no
         return json_reply(202, {"case_id": case_id, "status": "pending", "ready_in_seconds": wait}, headers)
     if html:
         wall = on_wall(timeline["document"], timeline.get("visits") or {},
-                       str(settings.dataverse_url) if settings.dataverse_url else None)
+                       str(settings.dataverse_url) if settings.dataverse_url else None, settings.session_gap_ms)
         return _html(200, case_page(timeline["document"], settings.session_gap_ms, keep, wall))
     return json_reply(200, {"status": "assembled", **timeline["document"]}, NO_STORE)
 
@@ -361,7 +361,7 @@ def article_titles(report: dict[str, Any], settings: Settings) -> dict[str, Any]
     report = {**report, **{name: stripped_items(report[name]) for name in ARTICLE_LISTS if name in report}}
     if settings.dataverse_url is None or not any(report.get(name) for name in ARTICLE_LISTS):
         return report
-    from dci.dataverse import DataverseError, client_from  # (only the Dataverse paths load requests)
+    from dci.dataverse.client import DataverseError, client_from  # (only the Dataverse paths load requests)
 
     client = client_from(settings)
     try:

@@ -173,9 +173,11 @@ def stores_of(store: Store, follow_days: int = 7, queue: object | None = None) -
     from dci.storage.erasures import Tombstones
     from dci.storage.insights import InsightStore
     from dci.storage.interactions import InteractionStore
+    from dci.storage.warnings import Warnings
 
     return Stores(InteractionStore(store.tables), CaseStore(store.tables), InsightStore(store.tables, follow_days),
-                  queue or RecordingQueue(), erasures=Tombstones(store.tables))  # type: ignore[arg-type]
+                  queue or RecordingQueue(), erasures=Tombstones(store.tables),  # type: ignore[arg-type]
+                  warnings=Warnings(store.tables))
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 import function_app
 from dci import assembler
 from dci.cases import CaseFollowUp, case_message, incident_case, take
-from dci.dataverse import Dataverse, Incident, TokenSource, session
+from dci.dataverse.client import Dataverse, Incident, TokenSource, session
 from dci.linker import link
 from dci.runner.dataverse import LocalDataverse
 from dci.settings import Settings

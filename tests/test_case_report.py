@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from dci.clock import ms_of
-from dci.dataverse import Dataverse, TicketedCase, TokenSource, session
+from dci.dataverse.client import Dataverse, TicketedCase, TokenSource, session
 from dci.pages import LANE_NAMES, case_link, case_page, contact_page, layout
 from dci.problems import Problem
 from dci.runner.dataverse import LocalDataverse

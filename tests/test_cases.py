@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dci.cases import OVERLAP_MS, parse_webhook, poll
-from dci.dataverse import Dataverse, DataverseError, TokenSource, session
+from dci.dataverse.client import Dataverse, DataverseError, TokenSource, session
 from dci.problems import Problem
 from dci.runner.dataverse import LocalDataverse
 from dci.storage.cases import PIECE_UNITS, TRANSACTION_BYTES, CaseStore, pieces, transactions

@@ -10,7 +10,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from dci.dataverse import Dataverse, DataverseError, TokenSource, note_id, session
+from dci.dataverse.client import Dataverse, DataverseError, TokenSource, note_id, session
 from dci.runner.dataverse import LocalDataverse
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)

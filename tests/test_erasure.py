@@ -11,7 +11,7 @@ import pytest
 
 from dci import privacy
 from dci.cases import CaseFollowUp, poll
-from dci.dataverse import Dataverse, TokenSource, session
+from dci.dataverse.client import Dataverse, TokenSource, session
 from dci.linker import link
 from dci.runner.dataverse import LocalDataverse
 from dci.settings import Settings
@@ -61,7 +61,7 @@ def test_erasure_a_re_read_case_is_not_stored_assembled_or_noted_again(world: Wo
 def test_erasure_a_webhook_retry_and_a_message_that_waited_bring_nothing_back(world: World,
                                                                               fake: LocalDataverse) -> None:
     from dci.cases import case_message, incident_case, take
-    from dci.dataverse import Incident
+    from dci.dataverse.client import Incident
 
     world.browse(str(uuid.uuid4()), [10], contact=A)
     incident = Incident(str(uuid.uuid4()), CREATED_MS, "CAS-0001", "", A)

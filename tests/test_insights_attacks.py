@@ -18,7 +18,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from dci.dataverse import Dataverse, TokenSource, session
+from dci.dataverse.client import Dataverse, TokenSource, session
 from dci.insights import (
     COLUMN_LIMIT,
     MAX_KEYS_PER_DAY,

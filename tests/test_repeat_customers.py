@@ -13,7 +13,7 @@ import pytest
 
 from dci import assembler
 from dci.cases import CaseFollowUp, incident_case, poll, take
-from dci.dataverse import Dataverse, Incident, TokenSource, session
+from dci.dataverse.client import Dataverse, Incident, TokenSource, session
 from dci.insights import report
 from dci.linker import link
 from dci.runner.dataverse import LocalDataverse

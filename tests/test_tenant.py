@@ -18,11 +18,9 @@ import pytest
 
 from dci.__main__ import main
 from dci.cases import parse_webhook
-from dci.dataverse import TokenSource
-from dci.runner.dataverse import LocalDataverse
-from dci.runner.dataverse_admin import ROOT_UNIT
-from dci.tenant import command
-from dci.tenant.plan import (
+from dci.dataverse.client import TokenSource
+from dci.dataverse.setup import command
+from dci.dataverse.setup.plan import (
     ENDPOINT_NAME,
     PRIVILEGES,
     ROLE_NAME,
@@ -35,6 +33,8 @@ from dci.tenant.plan import (
     endpoint_description,
     fingerprint,
 )
+from dci.runner.dataverse import LocalDataverse
+from dci.runner.dataverse_admin import ROOT_UNIT
 
 CLIENT = "5f0c2a9e-1111-4222-8333-944455556666"
 APP_API = "https://func-abc.azurewebsites.net/api"
@@ -208,7 +208,10 @@ def test_tenant_setup_a_table_it_may_not_create_stops_it_in_one_line_and_a_secon
 @pytest.mark.usefixtures("admin_env")
 def test_tenant_setup_without_timeline_activities_makes_no_table(fake: LocalDataverse, monkeypatch: pytest.MonkeyPatch,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("TIMELINE_ACTIVITIES", "off")
+    monkeypatch.setenv("TIMELINE_ACTIVITIES", "of")  # a typo the app would refuse: the command refuses it too
+    code, _, err = _run(fake, capsys)
+    assert code == 2 and "TIMELINE_ACTIVITIES is 'of': use journeys or off" in err and fake.admin.tables == {}
+    monkeypatch.setenv("TIMELINE_ACTIVITIES", " Off ")
     code, out, _ = _run(fake, capsys)
     assert code == 0 and "dci_portalvisit" not in out and fake.admin.tables == {}
 

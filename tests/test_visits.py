@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dci.attribution import STITCHED, VERIFIED
 from dci.clock import iso_of
+from dci.dataverse.visits import DESCRIPTION_LENGTH, MAX_VISITS, SUBJECT_LENGTH, SUBJECT_PREFIX, activity_id, visits
 from dci.steps import steps
 from dci.timeline import assemble
-from dci.visits import DESCRIPTION_LENGTH, MAX_VISITS, SUBJECT_LENGTH, SUBJECT_PREFIX, activity_id, visits
 
 M = 60_000
 CREATED = 1_796_137_200_000

@@ -12,7 +12,9 @@ completed or canceled activity is read-only: only its state may change (reopen i
 complete it again) — the stricter reading of the platform's rule, so the app works under either. A
 text longer than its column (counted in UTF-16 code units, as Dataverse does) is refused with 400.
 The privileges the administrator's session lacks (`AdminTables.deny`) answer 403 as Dataverse does.
-`$filter=_regardingobjectid_value eq <id>` lists a case's visits, paged by `odata.maxpagesize`.
+`$filter=_regardingobjectid_value eq <id>` lists a case's visits, and
+`dci_portalvisit_activity_parties/any(p:p/_partyid_value eq <id>)` a contact's, paged by
+`odata.maxpagesize`.
 """
 
 from __future__ import annotations
@@ -141,7 +143,13 @@ class PortalVisits:
             condition, offset = params.get("$filter", [""])[0], 0
             found = re.search(r"odata\.maxpagesize=(\d+)", prefer)
             size = int(found.group(1)) if found else 5000
-        rows = sorted((row for row in self.rows.values() if matches(row, condition)), key=lambda r: r["activityid"])
+        party = re.fullmatch(rf"{PARTIES}/any\((\w+):\1/_partyid_value eq ({GUID})\)", condition.strip())
+        if party:  # a lambda over the activity parties, as Dataverse takes it
+            rows = [row for row in self.rows.values()
+                    if any(p["_partyid_value"] == party.group(2).lower() for p in row["parties"])]
+        else:
+            rows = [row for row in self.rows.values() if matches(row, condition)]
+        rows.sort(key=lambda r: r["activityid"])
         select = [c for c in params.get("$select", [""])[0].split(",") if c]
         value = [{"@odata.etag": 'W/"1"', **{k: v for k, v in row.items() if not select or k in select}}
                  for row in rows[offset:offset + size]]

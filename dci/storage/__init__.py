@@ -2,7 +2,8 @@
 
 `clients` makes SDK clients from the Functions connection setting; `tables` is one table as every
 store uses it; `keys` names tables, partitions and rows; `interactions`, `cases`, `insights`,
-`outbox` (the lake export's) and `erasures` (tombstones) are the stores. `Stores` is the one
+`outbox` (the lake export's), `erasures` (tombstones) and `warnings` (what health shows an
+operator) are the stores. `Stores` is the one
 value the rest of the app is handed: built once per process from the settings (one connection
 pool per account), passed to every trigger by `run`/`web`.
 """
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from dci.storage.insights import InsightStore
     from dci.storage.interactions import InteractionStore
     from dci.storage.outbox import LakeOutbox
+    from dci.storage.warnings import Warnings
 
 __all__ = ["CASES_QUEUE", "CONNECTION_SETTING", "PORTAL_EVENTS_QUEUE", "Queue", "StorageTarget", "Stores", "run",
            "stores"]
@@ -46,6 +48,7 @@ class Stores:
     cases_queue: Queue
     outbox: LakeOutbox | None = None  # what the lake export still has to do; None while LAKE_URL is unset
     erasures: Tombstones | None = None  # what erasures forbid to come back (always set by `stores`)
+    warnings: Warnings | None = None  # what only an operator can fix, for health (always set by `stores`)
 
     def erased_times(self) -> dict[str, int] | None:
         """When each erased contact was erased (attribution rule 4), None without tombstones."""
@@ -65,11 +68,13 @@ def _stores(target: StorageTarget, follow_days: int, lake: bool) -> Stores:
     from dci.storage.insights import InsightStore
     from dci.storage.interactions import InteractionStore
     from dci.storage.outbox import LakeOutbox
+    from dci.storage.warnings import Warnings
 
     tables = table_service(target)
     telemetry.observe("dci.queue.poison.depth", PoisonDepths(target))
     return Stores(InteractionStore(tables), CaseStore(tables), InsightStore(tables, follow_days),
-                  QueueWriter(target, CASES_QUEUE), LakeOutbox(tables) if lake else None, Tombstones(tables))
+                  QueueWriter(target, CASES_QUEUE), LakeOutbox(tables) if lake else None, Tombstones(tables),
+                  Warnings(tables))
 
 
 def run(job: Callable[[Settings, Stores], T], consuming: str | None = None) -> T:

@@ -15,8 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -38,7 +37,6 @@ CASE_FIELDS = ("created_ms", "ticket", "title", "contact", "source")
 
 # A timeline's JSON is cut into pieces: a string property holds 32,768 UTF-16 code units, an
 # entity 1 MiB, an entity-group transaction 100 entities and a 4 MiB request.
-WARNING_RECHECK_SECONDS = 60.0  # how stale a warning another instance wrote may stay after things work again
 TIMELINE_ROW = "timeline"  # the head; the other pieces follow in `timeline-{version:06}-{n:04}`
 PIECE_UNITS = 32_000  # UTF-16 code units of one piece
 TRANSACTION_BYTES = 3_500_000  # what one transaction's entities may take in its request (JSON, \u-escaped)
@@ -95,12 +93,10 @@ PENDING = ("new", "queued")
 
 
 class CaseStore:
-    """Case rows, timelines, ticket links, the poller's watermark and the functions' warnings."""
+    """Case rows, timelines, ticket links and the poller's watermark."""
 
-    def __init__(self, service: TableServiceClient, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, service: TableServiceClient) -> None:
         self._tables = {name: AutoTable(service, name) for name in (TIMELINES, CASES, STATE)}
-        self._clock = clock
-        self._warned: dict[str, tuple[str | None, float]] = {}  # what this process last wrote (None: cleared), when
 
     # --- cases ------------------------------------------------------------------------------------
 
@@ -145,7 +141,7 @@ class CaseStore:
         return self._tables[TIMELINES].get(case_id, "case")
 
     def visits_unsure(self, case_id: str) -> list[str]:
-        """The Portal visits an assembly set out to write and did not see through (dci/wall.py)."""
+        """The Portal visits an assembly set out to write and did not see through (dci/dataverse/wall.py)."""
         return json.loads((self.case(case_id) or {}).get("visits_unsure") or "[]")
 
     def note_visits_unsure(self, case_id: str, visits: list[str]) -> None:
@@ -195,7 +191,7 @@ class CaseStore:
 
     def timeline(self, case_id: str) -> dict[str, Any] | None:
         """The stored timeline (`document` parsed, `version`, `digest`, `note_id`, `visits`: the
-        portal visits on the Dynamics timeline, id -> fingerprint, dci/wall.py), or None: one range
+        portal visits on the Dynamics timeline, id -> fingerprint, dci/dataverse/wall.py), or None: one range
         read of its rows. A row written before pieces existed (no `chunks`) reads the same."""
         for _ in range(2):  # (a save between a read's pages may remove the pieces it was reading)
             rows = {row["RowKey"]: row for row in self._timeline_rows(case_id)}
@@ -252,26 +248,3 @@ class CaseStore:
         """Move the watermark (only ever called after the cases up to `ms` are stored)."""
         self._upsert(STATE, {"PartitionKey": "poller", "RowKey": name,
                              "watermark_ms": EntityProperty(ms, EdmType.INT64)})
-
-    # --- warnings an operator should see on /api/health/details ----------------------------------
-
-    def set_warning(self, name: str, text: str) -> bool:
-        """Say what is wrong with `name` (e.g. the portal visits' table missing) until it is cleared;
-        True when this store had not said so yet (a lasting problem is written once per process)."""
-        if self._warned.get(name, (None, 0.0))[0] == text:
-            return False
-        self._upsert(STATE, {"PartitionKey": "warnings", "RowKey": name, "text": text}, UpdateMode.REPLACE)
-        self._warned[name] = (text, self._clock())
-        return True
-
-    def clear_warning(self, name: str) -> None:
-        """`name` is fine again: deleted after this process's own warning at once, and otherwise at
-        most once every WARNING_RECHECK_SECONDS (another instance may have written it meanwhile)."""
-        said, when = self._warned.get(name, ("", 0.0))
-        if said is not None or self._clock() - when > WARNING_RECHECK_SECONDS:
-            self._tables[STATE].delete("warnings", name)
-            self._warned[name] = (None, self._clock())
-
-    def warnings(self) -> dict[str, str]:
-        """Every standing warning by name."""
-        return {row["RowKey"]: row["text"] for row in self._tables[STATE].partition("warnings")}

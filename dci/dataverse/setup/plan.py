@@ -7,7 +7,7 @@ an environment from what it has to that (pure: no I/O here).
    unit — or, with `--role NAME`, a role the administrator made, used as it is.
 3. That role assigned to the application user.
 4. The activity table `dci_portalvisit` ("Portal visit", a custom activity: each visit of a case's
-   journey on the Dynamics timeline, dci/visits.py) and its columns, created through the metadata
+   journey on the Dynamics timeline, dci/dataverse/visits.py) and its columns, created through the metadata
    Web API (`EntityDefinitions`), and the role's create, read, write, delete and append on it.
 5. The webhook: a service endpoint (contract Webhook, auth Webhook Key: Dataverse sends the key as
    `?code=`, which the Functions host checks) at `<REPORT_BASE_URL>/dataverse/incidents`, and a
@@ -23,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+
+from dci.dataverse.visits import SUBJECT_LENGTH, TABLE
 
 ROLE_NAME = "Portal Insights for Dataverse"
 ENDPOINT_NAME = "Portal Insights for Dataverse: new cases"
@@ -46,9 +48,9 @@ PRIVILEGES: tuple[tuple[str, str], ...] = (
     ("prvDeleteNote", "Basic"),
 )
 
-# The activity table of the portal visits (dci/visits.py), and the role's privileges on it: Basic,
+# The activity table of the portal visits (dci/dataverse/visits.py), and the role's privileges on it: Basic,
 # the visits the app itself writes (it owns them).
-VISIT_TABLE = "dci_portalvisit"
+VISIT_TABLE = TABLE
 VISIT_COLUMNS = {"dci_searches": "Integer", "dci_articles": "Integer", "dci_zeroresults": "Integer",
                  "dci_reporturl": "Url", "dci_signedin": "Boolean"}
 TABLE_PRIVILEGES: tuple[tuple[str, str], ...] = tuple(  # (these come with the table)
@@ -86,7 +88,7 @@ def visit_table() -> dict[str, object]:
                                "ManagedPropertyLogicalName": "ismailmergeenabled"},
         "Attributes": [{"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "SchemaName": "Subject",
                         "AttributeType": "String", "AttributeTypeName": {"Value": "StringType"}, "IsPrimaryName": True,
-                        "MaxLength": 200, "FormatName": {"Value": "Text"}, "RequiredLevel": _REQUIRED_NONE,
+                        "MaxLength": SUBJECT_LENGTH, "FormatName": {"Value": "Text"}, "RequiredLevel": _REQUIRED_NONE,
                         "DisplayName": _label("Subject")}],
     }
 
@@ -159,7 +161,7 @@ class Wanted:
 
 @dataclass
 class Found:
-    """What the environment has now, as `dci.tenant.admin.Admin.discover` read it."""
+    """What the environment has now, as `dci.dataverse.setup.admin.Admin.discover` read it."""
 
     business_unit: str
     user: str | None = None  # systemuserid of the application user

@@ -7,7 +7,7 @@ description — in the report's words, one per line, no visitor id —, its firs
 times, its counts, and whether it was signed in (any event verified by a portal token) or stitched
 from before the sign-in; texts fit their columns as Dataverse counts them (UTF-16 code units). Its
 id is derived from the case, the browser and the visit's first event, so a re-assembly after late
-events finds the same activity (dci/wall.py).
+events finds the same activity (dci/dataverse/wall.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from dci.attribution import VERIFIED
 from dci.steps import FOLD_GAP_MS, steps
 from dci.text import fitted, one_line, units
 
-TABLE = "dci_portalvisit"  # the custom activity's logical name (ENTITY_SET for the Web API)
-ENTITY_SET = "dci_portalvisits"
+TABLE = "dci_portalvisit"  # the custom activity's logical name, as setup makes it (dci/dataverse/setup/plan.py)
+ENTITY_SET = "dci_portalvisits"  # its entity set in the Web API
 MAX_VISITS = 10  # per case, the latest: the note says how many earlier ones are left out
 SUBJECT_LENGTH = 200  # the Subject column's length as `python -m dci dataverse setup` creates it (UTF-16 units)
 DESCRIPTION_LENGTH = 2_000  # the smallest Description Dataverse gives an activity: whole lines, then "… and N more"
@@ -69,7 +69,8 @@ def _activity(case_id: str, visit: Sequence[dict[str, Any]], report_url: str | N
     return activity
 
 
-def on_wall(timeline: dict[str, Any], written: Mapping[str, str], organisation: str | None) -> list[dict[str, Any]]:
+def on_wall(timeline: dict[str, Any], written: Mapping[str, str], organisation: str | None,
+            gap_ms: int = FOLD_GAP_MS) -> list[dict[str, Any]]:
     """The visits the case's timeline row records as written to Dynamics (`written`: id ->
     fingerprint), as the report lists them: subject, first and last event, and a link that opens
     the activity in Dynamics 365 (`organisation`: DATAVERSE_URL)."""
@@ -79,7 +80,7 @@ def on_wall(timeline: dict[str, Any], written: Mapping[str, str], organisation: 
     link = f"{base}/main.aspx?pagetype=entityrecord&etn={TABLE}&id=" if base else None
     return [{"subject": activity["subject"], "start": activity["actualstart"], "end": activity["actualend"],
              "link": link + activity["activityid"] if link else None}
-            for activity in visits(timeline)[0] if written.get(activity["activityid"])]  # ("": unsure)
+            for activity in visits(timeline, None, gap_ms)[0] if written.get(activity["activityid"])]  # ("": unsure)
 
 
 def described(lines: Sequence[str], limit: int = DESCRIPTION_LENGTH) -> str:

@@ -1,5 +1,5 @@
 """The Web API calls of `python -m dci dataverse setup`: read what the environment has
-(`Admin.discover`), make one planned change (`Admin.apply`). Calls go through `dci.dataverse.Dataverse`
+(`Admin.discover`), make one planned change (`Admin.apply`). Calls go through `dci.dataverse.client.Dataverse`
 (its token, retries on 429/503/504 honouring Retry-After, and errors)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from dci.dataverse import API, DataverseError, odata_filter, odata_text
-from dci.tenant.plan import (
+from dci.dataverse.client import API, DataverseError, odata_filter, odata_text
+from dci.dataverse.setup.plan import (
     AUTH_WEBHOOK_KEY,
     CLAIM_NONE,
     CONNECTION_NORMAL,
@@ -33,7 +33,7 @@ from dci.tenant.plan import (
 )
 
 if TYPE_CHECKING:
-    from dci.dataverse import Dataverse
+    from dci.dataverse.client import Dataverse
 
 
 class SetupError(RuntimeError):

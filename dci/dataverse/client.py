@@ -1,5 +1,5 @@
 """The Dataverse Web API (v9.2): new incidents, a case by its ticket number, the timeline note on a
-case, the portal visits on its timeline wall (dci/wall.py), knowledge article titles.
+case, the portal visits on its timeline wall (dci/dataverse/wall.py), knowledge article titles.
 
 `requests.Session` with urllib3 `Retry` (429/503/504 and connection errors, honouring
 `Retry-After`), a timeout on every call, bearer tokens from azure-identity (managed identity in
@@ -25,6 +25,7 @@ from urllib3.util.retry import Retry
 
 from dci import telemetry
 from dci.clock import epoch_ms
+from dci.dataverse.visits import ENTITY_SET
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,6 @@ MAX_TITLES_CACHED = 10_000
 SAFE_IN_QUERY = "'(),"  # left as they are in an OData $filter; everything else percent-encoded
 LOOKUP_TYPE = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 NOTE_NAMESPACE = uuid.UUID("6b1f4a1e-8f65-4a4b-9d1e-5b8e0e7f2c10")  # note ids derive from case ids
-VISITS = "dci_portalvisits"  # the portal visits' entity set (table dci_portalvisit, dci/visits.py)
 CUSTOMER = 11  # ActivityParty.ParticipationTypeMask: the customer
 COMPLETED = {"statecode": 1, "statuscode": 2}  # an activity's Completed state and status
 OPEN = {"statecode": 0, "statuscode": 1}
@@ -274,35 +274,34 @@ class Dataverse:
         return note
 
     def put_visit(self, activity: dict[str, Any], case_id: str, contact: str, *, new: bool) -> None:
-        """Write a portal visit (dci/visits.py), completed, regarding the case: `new` creates it with
+        """Write a portal visit (dci/dataverse/visits.py), completed, regarding the case: `new` creates it with
         the contact as its Customer party (412 when it exists: `If-None-Match: *`), else it updates
         the open activity (404 when it does not exist: `If-Match: *`; reopen it first)."""
-        self._call("PATCH", f"{self._base}/{VISITS}({activity['activityid']})",
+        self._call("PATCH", f"{self._base}/{ENTITY_SET}({activity['activityid']})",
                    f"{'write' if new else 'update'} a portal visit", json=visit_body(activity, case_id, contact, new),
                    headers={"If-None-Match" if new else "If-Match": "*"})
 
     def reopen_visit(self, visit: str) -> None:
         """Set a portal visit open again, so its columns can change (404 when it does not exist)."""
-        self._call("PATCH", f"{self._base}/{VISITS}({visit})", "reopen a portal visit", json=OPEN,
+        self._call("PATCH", f"{self._base}/{ENTITY_SET}({visit})", "reopen a portal visit", json=OPEN,
                    headers={"If-Match": "*"})
 
     def delete_visit(self, visit: str) -> bool:
         """Delete a portal visit; False when there was none."""
         try:
-            self._call("DELETE", f"{self._base}/{VISITS}({visit})", "delete a portal visit")
+            self._call("DELETE", f"{self._base}/{ENTITY_SET}({visit})", "delete a portal visit")
         except DataverseError as error:
             if error.status != 404 or error.code == SEGMENT_NOT_FOUND:
                 raise
             return False
         return True
 
-    def visits_regarding(self, case_id: str) -> list[str]:
-        """The ids of the portal visits on a case, every page of them."""
-        url: str | None = (f"{self._base}/{VISITS}?$select=activityid"
-                           f"&$filter={odata_filter(f'_regardingobjectid_value eq {case_id}')}")
+    def visit_ids(self, condition: str) -> list[str]:
+        """The ids of the portal visits that meet an OData `$filter` condition, every page of them."""
+        url: str | None = f"{self._base}/{ENTITY_SET}?$select=activityid&$filter={odata_filter(condition)}"
         found = []
         while url:
-            document = self._call("GET", url, "list a case's portal visits",
+            document = self._call("GET", url, "list portal visits",
                                   headers={"Prefer": f"odata.maxpagesize={self._page_size}"}).json()
             found += [str(row["activityid"]).lower() for row in document.get("value", [])]
             url = document.get("@odata.nextLink")

@@ -21,9 +21,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
-from dci.dataverse import Dataverse, DataverseError, TokenSource, session
-from dci.tenant.admin import Admin, SetupError
-from dci.tenant.plan import ROLE_NAME, TABLE_PRIVILEGES, WEBHOOK_ROUTE, Wanted, changes
+from dci.dataverse.client import Dataverse, DataverseError, TokenSource, session
+from dci.dataverse.setup.admin import Admin, SetupError
+from dci.dataverse.setup.plan import ROLE_NAME, TABLE_PRIVILEGES, WEBHOOK_ROUTE, Wanted, changes
+from dci.settings import timeline_activities
 
 WEBHOOK_FUNCTION = "dataverse_incident"  # function_app.py's name for the webhook's function
 ARM_URL = "https://management.azure.com"
@@ -122,7 +123,10 @@ def wanted_from(args: argparse.Namespace, env: Mapping[str, str], azd: Mapping[s
         where = [azd.get(name) for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME")]
         if key is None and all(where):  # reading a key changes nothing: --dry-run and --check read it too
             key = keys().default_key(*where, WEBHOOK_FUNCTION)  # type: ignore[arg-type]
-    activities = (env.get("TIMELINE_ACTIVITIES") or azd.get("TIMELINE_ACTIVITIES") or "journeys").strip().lower()
+    try:
+        activities = timeline_activities(env.get("TIMELINE_ACTIVITIES") or azd.get("TIMELINE_ACTIVITIES") or "")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     return url, Wanted(client_id=client, webhook_url=webhook_url, webhook_key=key, role=args.role or ROLE_NAME,
                        own_role=args.role is None, visits=activities != "off")
 

@@ -1,5 +1,5 @@
 """A case's portal visits on the Dynamics 365 timeline wall (issue 28): the `dci_portalvisit`
-activities of dci/visits.py written to Dataverse, and kept in step with the journey.
+activities of dci/dataverse/visits.py written to Dataverse, and kept in step with the journey.
 
 The case's timeline row records what is on the wall: each activity id with a fingerprint of what
 was written. A re-assembly writes only what changed: a new visit is created (completed, regarding
@@ -25,19 +25,21 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from dci.dataverse import SEGMENT_NOT_FOUND, DataverseError
-from dci.tenant.plan import VISIT_TABLE, missing_privilege
+from dci.dataverse.client import SEGMENT_NOT_FOUND, DataverseError
+from dci.dataverse.setup.plan import missing_privilege
+from dci.dataverse.visits import TABLE
+from dci.storage.warnings import TIMELINE_ACTIVITIES
 
 if TYPE_CHECKING:
-    from dci.dataverse import Dataverse
-    from dci.storage.cases import CaseStore
+    from dci.dataverse.client import Dataverse
+    from dci.storage.warnings import Warnings
 
 logger = logging.getLogger(__name__)
 
 SETUP = "run `python -m dci dataverse setup` (docs/DATAVERSE.md)"
-WARNING = "timeline_activities"  # the health warning's name
+WARNING = TIMELINE_ACTIVITIES  # the health warning's name
 
 
 class SetupMissing(RuntimeError):
@@ -49,32 +51,49 @@ def fingerprint(activity: Mapping[str, Any], contact: str) -> str:
     return hashlib.sha256(json.dumps([activity, contact], sort_keys=True).encode()).hexdigest()[:16]
 
 
+class Synced(NamedTuple):
+    """What is on the wall now (id -> fingerprint), and how many visits were written or deleted."""
+
+    record: dict[str, str]
+    changed: int
+
+
 def sync(dataverse: Dataverse, case_id: str, contact: str, activities: Sequence[dict[str, Any]],
-         written: Mapping[str, str]) -> dict[str, str]:
+         written: Mapping[str, str]) -> Synced:
     """Bring the case's visits on the wall from `written` (id -> fingerprint, as recorded; "" for one
-    that may or may not exist) to `activities`; returns the new record. Raises SetupMissing, or
-    DataverseError for the rest."""
+    that may or may not exist) to `activities`. Raises SetupMissing, or DataverseError for the rest."""
     try:
         now: dict[str, str] = {}
+        changed = 0
         for activity in activities:
             visit, mark = activity["activityid"], fingerprint(activity, contact)
             if written.get(visit) != mark:
                 _put(dataverse, activity, case_id, contact, new=not written.get(visit))
+                changed += 1
             now[visit] = mark
         for visit in written.keys() - now.keys():
             dataverse.delete_visit(visit)
-        return now
+            changed += 1
+        return Synced(now, changed)
     except DataverseError as error:
         raise setup_missing(error) or error from None
 
 
-def delete_all(dataverse: Dataverse, case_id: str) -> int:
-    """Delete every portal visit on the case (an erasure), recorded or not; returns how many. A
-    table never made has none."""
+def delete_on_case(dataverse: Dataverse, case_id: str) -> int:
+    """Delete every Portal visit on the case (an erasure), recorded or not; returns how many."""
+    return _delete_where(dataverse, f"_regardingobjectid_value eq {case_id}")
+
+
+def delete_of_contact(dataverse: Dataverse, contact: str) -> int:
+    """Delete every Portal visit whose party is the contact (an erasure), on whatever case."""
+    return _delete_where(dataverse, f"{TABLE}_activity_parties/any(p:p/_partyid_value eq {contact})")
+
+
+def _delete_where(dataverse: Dataverse, condition: str) -> int:
     try:
-        visits = dataverse.visits_regarding(case_id)
+        visits = dataverse.visit_ids(condition)
     except DataverseError as error:
-        if error.status == 404 and error.code == SEGMENT_NOT_FOUND:
+        if error.status == 404 and error.code == SEGMENT_NOT_FOUND:  # a table never made has none
             return 0
         raise
     return sum(dataverse.delete_visit(visit) for visit in visits)
@@ -83,11 +102,11 @@ def delete_all(dataverse: Dataverse, case_id: str) -> int:
 def setup_missing(error: DataverseError) -> SetupMissing | None:
     """The SetupMissing a Dataverse error means, or None when it means something else."""
     if error.status == 404 and error.code == SEGMENT_NOT_FOUND:
-        return SetupMissing(f"the table {VISIT_TABLE} does not exist: {SETUP}")
+        return SetupMissing(f"the table {TABLE} does not exist: {SETUP}")
     if error.status == 400 and error.code == SEGMENT_NOT_FOUND:  # ("Invalid property 'dci_searches' …")
-        return SetupMissing(f"the table {VISIT_TABLE} lacks a column the app writes ({error}): {SETUP}")
+        return SetupMissing(f"the table {TABLE} lacks a column the app writes ({error}): {SETUP}")
     if error.status == 403:
-        privilege = missing_privilege(str(error)) or f"a privilege on {VISIT_TABLE}"
+        privilege = missing_privilege(str(error)) or f"a privilege on {TABLE}"
         return SetupMissing(f"the app's security role lacks {privilege}: {SETUP}")
     return None
 
@@ -108,13 +127,14 @@ def _put(dataverse: Dataverse, activity: dict[str, Any], case_id: str, contact: 
     dataverse.put_visit(activity, case_id, contact, new=False)
 
 
-def failed(cases: CaseStore, problem: SetupMissing) -> None:
+def warn_setup_missing(warnings: Warnings | None, problem: SetupMissing) -> None:
     """Say the visits cannot be written: once in the log and on /api/health/details while it lasts."""
-    if cases.set_warning(WARNING, f"Portal visits are not written to the case timeline: {problem}."):
+    if warnings is None or warnings.say(WARNING, f"Portal visits are not written to the case timeline: {problem}."):
         logger.warning("Portal visits are not written to the Dynamics 365 timeline: %s. The note is still written.",
                        problem)
 
 
-def succeeded(cases: CaseStore) -> None:
-    """The visits were written: any warning about them is over."""
-    cases.clear_warning(WARNING)
+def setup_works(warnings: Warnings | None) -> None:
+    """Dataverse took the visits' writes (or they are off): any warning about them is over."""
+    if warnings is not None:
+        warnings.clear(WARNING)
