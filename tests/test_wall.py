@@ -435,3 +435,14 @@ def test_wall_erasure_deletes_a_visit_of_the_contact_on_any_case(world: World, f
                   world.stores.erasures, now_ms=CREATED_MS + 60 * M)
     assert privacy.delete_pending_notes(world.stores.erasures, world.dataverse)["deleted"] == 4  # 3 visits, a note
     assert fake.visits.rows == {} and fake.visits.of_case(case) == []
+
+
+def test_wall_the_local_dataverse_refuses_a_text_longer_than_its_column(world: World, fake: LocalDataverse) -> None:
+    # (what makes the emoji test above mean something: the lengths are the ones setup made, in UTF-16 units)
+    set_up(fake)
+    case = fake.add_incident(CREATED, contact=A)
+    visit = {"activityid": str(uuid.uuid4()), "actualstart": iso_of(CREATED_MS), "actualend": iso_of(CREATED_MS)}
+    with pytest.raises(DataverseError) as refused:
+        world.dataverse.put_visit({**visit, "subject": "\U0001F600" * 101}, case, A, new=True)  # 202 units
+    assert (refused.value.status, refused.value.code) == (400, "0x80044331")
+    world.dataverse.put_visit({**visit, "subject": "\U0001F600" * 100}, case, A, new=True)  # 200: fits

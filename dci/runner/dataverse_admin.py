@@ -293,7 +293,10 @@ class AdminTables:
         metadata_id = str(uuid.uuid4())
         self.tables[name.lower()] = {**body, "MetadataId": metadata_id, "columns": {"subject", "activityid",
                                                                                      "regardingobjectid", "description",
-                                                                                     "actualstart", "actualend"}}
+                                                                                     "actualstart", "actualend"},
+                                     # (what a text column holds; an activity's own Description: 2,000 here)
+                                     "lengths": {"subject": int(primary[0].get("MaxLength") or 100),
+                                                 "description": 2000}}
         for verb in ("Create", "Read", "Write", "Delete", "Append", "AppendTo", "Assign", "Share"):
             self._add("privileges", {"privilegeid": str(uuid.uuid4()), "name": f"prv{verb}{name}"})
         return 204, None, {"OData-EntityId": f"{self.base}/EntityDefinitions({metadata_id})"}
@@ -315,6 +318,8 @@ class AdminTables:
         if name in table["columns"]:
             return refusal(400, "0x80044363", f"An attribute with the specified name {name} already exists.")
         table["columns"].add(name)
+        if body.get("MaxLength"):
+            table.setdefault("lengths", {})[name] = int(body["MaxLength"])
         metadata_id = str(uuid.uuid4())
         entity_id = f"{self.base}/EntityDefinitions({table['MetadataId']})/Attributes({metadata_id})"
         return 204, None, {"OData-EntityId": entity_id}

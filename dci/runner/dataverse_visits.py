@@ -34,7 +34,6 @@ REGARDING = "regardingobjectid_incident_dci_portalvisit@odata.bind"
 PARTIES = "dci_portalvisit_activity_parties"
 STATES = {(0, 1), (1, 2), (2, 3)}  # (statecode, statuscode): open, completed, canceled
 STATE_COLUMNS = {"statecode", "statuscode"}
-LENGTHS = {"subject": 200, "description": 2000, "dci_reporturl": 2000}  # (setup makes the first and last)
 
 
 class PortalVisits:
@@ -71,13 +70,13 @@ class PortalVisits:
                 return self.admin.forbidden(f"prvDelete{TABLE}")
             return (204, None, {}) if self.rows.pop(visit, None) else self._absent(visit)
         if method == "PATCH":
-            return self._upsert(visit, body, table["columns"], headers)
+            return self._upsert(visit, body, table, headers)
         return None
 
     def _absent(self, visit: str) -> Answer:
         return refusal(404, "0x80040217", f"{TABLE} With Id = {visit} Does Not Exist")
 
-    def _upsert(self, visit: str, body: dict[str, Any], columns: set[str], headers: Any) -> Answer:
+    def _upsert(self, visit: str, body: dict[str, Any], table: dict[str, Any], headers: Any) -> Answer:
         existing = self.rows.get(visit)
         if headers.get("If-None-Match") == "*" and existing is not None:
             return refusal(412, "0x80040237", "A record with matching key values already exists.")
@@ -86,11 +85,11 @@ class PortalVisits:
         privilege = f"prv{'Write' if existing else 'Create'}{TABLE}"
         if privilege in self.admin.denied:
             return self.admin.forbidden(privilege)
-        unknown = sorted(key for key in body if key not in columns | STATE_COLUMNS | {REGARDING, PARTIES})
+        unknown = sorted(key for key in body if key not in table["columns"] | STATE_COLUMNS | {REGARDING, PARTIES})
         if unknown:
             return refusal(400, "0x80060888", f"Invalid property '{unknown[0]}' was found in entity "
                                              f"'Microsoft.Dynamics.CRM.{TABLE}'.")
-        for column, most in LENGTHS.items():  # as Dataverse counts: UTF-16 code units
+        for column, most in table.get("lengths", {}).items():  # the MaxLength it was made with, in UTF-16 units
             if isinstance(body.get(column), str) and units(body[column]) > most:
                 return refusal(400, "0x80044331", f"A validation error occurred. The length of the '{column}' "
                                                   f"attribute of the '{TABLE}' entity exceeded the maximum allowed "
