@@ -1,0 +1,80 @@
+"""Close the loop (issue 29), the pure part, on a set computed by hand: which articles answered a
+term's cases, which (term, article) pairs make a suggestion, and before / after the article changed."""
+
+from __future__ import annotations
+
+import pytest
+
+from dci.insights.answers import (
+    TermFigures,
+    answered_by,
+    compare,
+    difference,
+    suggestion_id,
+    suggestions,
+)
+
+VPN = "vpn error 809"
+KA_VPN, KA_OTHER = "KA-51002", "KA-00001"
+TITLES = {KA_VPN: "Allow IKEv2 through your home router", KA_OTHER: "VPN setup"}
+# Seven cases after "vpn error 809": agents attached KA-51002 to six (one of them also KA-00001), nothing to one.
+ATTACHED = {"c1": [KA_VPN], "c2": [KA_VPN], "c3": [KA_VPN, KA_OTHER.lower()], "c4": [KA_VPN], "c5": [KA_VPN],
+            "c6": [KA_VPN, KA_VPN], "other-term-case": [KA_OTHER]}
+VPN_CASES = ["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c1"]  # (a case listed twice counts once)
+
+
+def test_answered_by_counts_distinct_cases_and_shares_of_the_answered_ones() -> None:
+    rows = answered_by(VPN_CASES, ATTACHED, TITLES)
+    # 6 of the 7 cases have an article; KA-51002 is on all 6 (c6 twice: once), KA-00001 on c3 alone.
+    assert rows == [{"article": KA_VPN, "title": TITLES[KA_VPN], "cases": 6, "share": 1.0},
+                    {"article": KA_OTHER, "title": TITLES[KA_OTHER], "cases": 1, "share": 0.1667}]
+    assert answered_by(["c7"], ATTACHED) == [] and answered_by([], ATTACHED) == []
+
+
+def test_a_term_that_finds_nothing_gets_the_sentence_of_the_issue() -> None:
+    rows = answered_by(VPN_CASES, ATTACHED, TITLES)
+    (found,) = suggestions(VPN, 7, rows, TermFigures(searches=40, with_result_count=40, zero=30,
+                                                     clicks_to_article=0, cases=7), {})
+    assert found["sentence"] == ('Customers who searched "vpn error 809" found nothing and opened 7 cases; agents '
+                                 'answered 6 of them with KA-51002 "Allow IKEv2 through your home router". '
+                                 'Add "vpn error 809" to that article\'s keywords.')
+    assert (found["cases"], found["answered"], found["share"], found["zero_result_rate"]) == (7, 6, 1.0, 0.75)
+    assert found["id"] == suggestion_id(VPN, "ka-51002") and found["because"] == "zero results"
+
+
+@pytest.mark.parametrize(("answered", "share", "zero", "clicks", "expected"), [
+    (3, 0.5, 20, 0, "zero results"),   # at both limits: 3 cases, half of them, half the searches found nothing
+    (2, 1.0, 40, 0, None),             # too few cases
+    (4, 0.4999, 40, 0, None),          # too small a share
+    (4, 0.8, 2, 4, "not opened"),      # results found, but 4 of 40 searches led to the article (0.1 < 0.2)
+    (4, 0.8, 2, 8, None),              # 8 of 40 = 0.2: not below
+    (4, 0.8, 19, 8, None),             # 19 of 40 found nothing: under half
+])
+def test_the_rule_of_a_suggestion_at_its_limits(answered: int, share: float, zero: int, clicks: int,
+                                                 expected: str | None) -> None:
+    row = {"article": KA_VPN, "title": None, "cases": answered, "share": share}
+    found = suggestions("t", 9, [row], TermFigures(40, 40, zero, clicks, 9), {KA_VPN: clicks})
+    assert [s["because"] for s in found] == ([expected] if expected else [])
+
+
+def test_difference_matches_newcombes_published_example() -> None:
+    # Newcombe (1998), Statistics in Medicine 17:873, example (a): 56/70 against 48/80, method 10:
+    # difference 0.2, 95 % interval 0.0524 to 0.3339.
+    low, high = difference(48, 80, 56, 70)
+    assert low == pytest.approx(0.0524, abs=5e-4) and high == pytest.approx(0.3339, abs=5e-4)
+    assert difference(0, 0, 1, 2) is None
+
+
+def test_before_and_after_the_article_changed() -> None:
+    before = TermFigures(searches=40, with_result_count=40, zero=30, clicks_to_article=0, cases=8)
+    worked = compare(before, TermFigures(40, 40, 5, 12, 2), "zero results", after_days=14)
+    assert worked["status"] == "worked" and worked["judged_by"] == "zero_result_rate"
+    assert (worked["before"]["zero_result_rate"], worked["after"]["zero_result_rate"]) == (0.75, 0.125)
+    assert worked["difference"]["zero_result_rate"]["value"] == -0.625
+    assert worked["difference"]["zero_result_rate"]["interval"][1] < 0
+    assert (worked["before"]["cases_per_100_searches"], worked["after"]["cases_per_100_searches"]) == (20.0, 5.0)
+    assert compare(before, TermFigures(40, 40, 28, 0, 8), "zero results", 14)["status"] == "no change"
+    assert compare(before, TermFigures(10, 10, 0, 5, 0), "zero results", 14)["status"] == "too few"
+    assert compare(before, TermFigures(40, 40, 5, 12, 2), "zero results", 6)["status"] == "changed"
+    opened = compare(TermFigures(40, 40, 2, 4, 5), TermFigures(40, 40, 2, 20, 1), "not opened", 14)
+    assert opened["judged_by"] == "click_through_to_article" and opened["status"] == "worked"
