@@ -151,3 +151,26 @@ def test_dataverse_slow_answers_are_waited_for_within_the_timeout(fake: LocalDat
     fake.add_incident(T0, contact=str(uuid.uuid4()))
     with fake.slow(0.5):
         assert len(all_incidents(client(fake))) == 1
+
+
+def test_dataverse_attachments_since_page_in_order_and_articles_read_by_version(fake: LocalDataverse) -> None:
+    # Issue 29: the articles agents attached to cases, newer than a watermark, and those versions' columns.
+    case_a, case_b = str(uuid.uuid4()), str(uuid.uuid4())
+    old = fake.add_article("KA-51002", "Allow IKEv2", modified=T0 - timedelta(days=9), keywords="vpn")
+    new = fake.add_article("KA-51002", "Allow IKEv2 through your home router", modified=T0, keywords="vpn; ikev2")
+    other = fake.add_article("KA-00001", "Draft", published=False, modified=T0)
+    fake.knowledge.attach(case_a, old, T0 - timedelta(days=1))  # before the watermark: not read
+    made = [fake.knowledge.attach(case, article, T0 + timedelta(minutes=n))
+            for n, (case, article) in enumerate([(case_a, new), (case_b, new), (case_b, other)])]
+    dv = client(fake, page_size=2)
+    pages = list(dv.attachments_since(T0_MS))
+    assert [len(page) for page in pages] == [2, 1]
+    got = [a for page in pages for a in page]
+    assert [a.attachment_id for a in got] == made and [a.case_id for a in got] == [case_a, case_b, case_b]
+    assert got[0].attached_ms == T0_MS and got[2].article_id == other
+    versions = dv.articles([new, old, other, str(uuid.uuid4())])
+    assert {a.number for a in versions.values()} == {"KA-51002", "KA-00001"} and len(versions) == 3
+    assert (versions[new].title, versions[new].keywords, versions[new].modified_ms) == (
+        "Allow IKEv2 through your home router", "vpn; ikev2", T0_MS)
+    assert versions[new].published and not versions[other].published
+    assert all("knowledgearticleid eq" in unquote(path) for method, path in fake.requests[-1:])

@@ -87,6 +87,28 @@ class TicketedCase:
     created_ms: int
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """A knowledge article an agent attached to a case (`knowledgearticleincident`)."""
+
+    attachment_id: str
+    case_id: str
+    article_id: str  # the article version's knowledgearticleid
+    attached_ms: int
+
+
+@dataclass(frozen=True)
+class Article:
+    """A knowledge article version as the suggestions read it."""
+
+    article_id: str
+    number: str  # articlepublicnumber, upper case: one number for every version
+    title: str
+    keywords: str
+    modified_ms: int
+    published: bool
+
+
 def incident_from_row(row: dict[str, Any]) -> Incident:
     """An Incident from a Web API row; the contact is the customer, or the account's primary contact."""
     customer, kind = row.get("_customerid_value"), row.get(f"_customerid_value{LOOKUP_TYPE}")
@@ -250,6 +272,42 @@ class Dataverse:
             for number in chunk:
                 self._titles[number] = (found.get(number), now + TITLE_TTL_SECONDS)
         return {n.upper(): title for n in numbers if (title := self._titles.get(n.upper(), (None, 0))[0])}
+
+    def attachments_since(self, since_ms: int) -> Iterator[list[Attachment]]:
+        """Pages of the knowledge articles attached to cases at or after `since_ms`, oldest first
+        (`knowledgearticleincidents`, following @odata.nextLink)."""
+        since = datetime.fromtimestamp(since_ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        url = (f"{self._base}/knowledgearticleincidents?$select=knowledgearticleincidentid,_knowledgearticleid_value,"
+               f"_incidentid_value,createdon&$filter=createdon ge {since}"
+               "&$orderby=createdon asc,knowledgearticleincidentid asc")
+        while url:
+            document = self._call("GET", url, "list knowledge articles attached to cases",
+                                  headers={"Prefer": f"odata.maxpagesize={self._page_size}"}).json()
+            yield [Attachment(str(row["knowledgearticleincidentid"]).lower(), str(row["_incidentid_value"]).lower(),
+                              str(row["_knowledgearticleid_value"]).lower(),
+                              epoch_ms(row["createdon"], naive_is_utc=True))
+                   for row in document.get("value", []) if row.get("_incidentid_value")
+                   and row.get("_knowledgearticleid_value")]
+            url = document.get("@odata.nextLink")
+
+    def articles(self, article_ids: list[str]) -> dict[str, Article]:
+        """Knowledge article versions by id (number, title, keywords, last change, published or not);
+        ids Dataverse does not know are left out."""
+        wanted = sorted({a.lower() for a in article_ids})
+        found: dict[str, Article] = {}
+        for start in range(0, len(wanted), TITLES_PER_CALL):
+            ids = " or ".join(f"knowledgearticleid eq {a}" for a in wanted[start:start + TITLES_PER_CALL])
+            url: str | None = (f"{self._base}/knowledgearticles?$select=knowledgearticleid,articlepublicnumber,"
+                               f"title,keywords,modifiedon,statecode&$filter={odata_filter(ids)}")
+            while url:
+                document = self._call("GET", url, "read knowledge articles").json()
+                for row in document.get("value", []):
+                    article = str(row["knowledgearticleid"]).lower()
+                    found[article] = Article(article, str(row.get("articlepublicnumber") or "").upper(),
+                                             str(row.get("title") or ""), str(row.get("keywords") or ""),
+                                             epoch_ms(row["modifiedon"], naive_is_utc=True), row.get("statecode") == 3)
+                url = document.get("@odata.nextLink")
+        return found
 
     def forget_name(self, contact: str) -> None:
         """Drop a contact's remembered name (an erasure)."""

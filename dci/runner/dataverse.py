@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from dci.runner.dataverse_admin import AdminTables, remote_execution_context
+from dci.runner.dataverse_knowledge import Knowledge
 from dci.runner.dataverse_visits import PortalVisits
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,6 @@ class LocalDataverse:
         self.incidents: list[dict[str, Any]] = []
         self.annotations: dict[str, dict[str, Any]] = {}
         self.contacts: dict[str, str] = {}  # contact id -> full name
-        self.articles: list[dict[str, Any]] = []  # knowledgearticles rows
         self.requests: list[tuple[str, str]] = []
         self.failures: list[dict[str, Any]] = []
         self.delay = 0.0
@@ -52,6 +52,7 @@ class LocalDataverse:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.admin = AdminTables(self.url + API)  # users, roles, webhooks: for `python -m dci dataverse setup`
         self.visits = PortalVisits(self.url + API, self.admin, self.incidents)  # once setup has made the table
+        self.knowledge = Knowledge(self.url + API)  # knowledge articles, and those agents attached to cases
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
@@ -66,25 +67,11 @@ class LocalDataverse:
             self.contacts[contact.lower()] = fullname
         return contact
 
-    def add_article(self, number: str, title: str, published: bool = True) -> None:
-        """Add a knowledge article version (read by GET knowledgearticles?$filter=articlepublicnumber eq …)."""
+    def add_article(self, number: str, title: str, published: bool = True, keywords: str = "",
+                    modified: datetime | None = None) -> str:
+        """Add a knowledge article version (dci.runner.dataverse_knowledge); returns its id."""
         with self.lock:
-            self.articles.append({"knowledgearticleid": str(uuid.uuid4()), "articlepublicnumber": number,
-                                  "title": title, "statecode": 3 if published else 0})
-
-    def list_articles(self, query: str) -> dict[str, Any]:
-        """knowledgearticles, filtered as the client asks: `articlepublicnumber eq '…'` terms joined
-        by `or`, optionally `and statecode eq N`; `$select`ed."""
-        params = parse_qs(query)
-        text = params.get("$filter", [""])[0]
-        numbers = {m.replace("''", "'") for m in re.findall(r"articlepublicnumber eq '((?:[^']|'')*)'", text)}
-        state = re.search(r"statecode eq (\d+)", text)
-        select = [c for c in params.get("$select", [""])[0].split(",") if c]
-        with self.lock:
-            rows = [r for r in self.articles if r["articlepublicnumber"] in numbers
-                    and (state is None or r["statecode"] == int(state.group(1)))]
-        value = [{"@odata.etag": 'W/"1"', **{k: v for k, v in r.items() if not select or k in select}} for r in rows]
-        return {"@odata.context": f"{self.url}{API}/$metadata#knowledgearticles({','.join(select)})", "value": value}
+            return self.knowledge.add_article(number, title, published, keywords, modified)
 
     def add_incident(self, created: datetime, *, contact: str | None = None, account: str | None = None,
                      primary_contact: str | None = None, ticket: str | None = None, title: str = "Cannot sign in",
@@ -274,8 +261,12 @@ def _handler(dataverse: LocalDataverse) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             if self.command == "GET" and parts.path == f"{API}/incidents":
                 return self._send(200, dataverse.list_incidents(parts.query, self.headers.get("Prefer", "")))
-            if self.command == "GET" and parts.path == f"{API}/knowledgearticles":
-                return self._send(200, dataverse.list_articles(parts.query))
+            if self.command == "GET":
+                with dataverse.lock:
+                    known = dataverse.knowledge.handle(parts.path.removeprefix(f"{API}/"), parts.query,
+                                                       self.headers.get("Prefer", ""))
+                if known is not None:
+                    return self._send(*known)
             person = re.fullmatch(rf"{API}/contacts\(([0-9a-f-]{{36}})\)", parts.path)
             if self.command == "GET" and person:
                 if person.group(1) not in dataverse.contacts:

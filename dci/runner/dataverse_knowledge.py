@@ -1,0 +1,93 @@
+"""The local Dataverse's knowledge articles and the articles agents attached to cases
+(`knowledgearticles`, `knowledgearticleincidents`), in the documented Web API shapes.
+
+`knowledgearticles`: filtered by `articlepublicnumber eq '…'` or `knowledgearticleid eq <id>` terms
+joined by `or`, optionally `and statecode eq N`; `$select`ed; each version its own row (one public
+number, several ids), with `keywords` and `modifiedon`. `knowledgearticleincidents`: `createdon ge
+<time>`, ordered by `createdon` then id, paged by `odata.maxpagesize` with `@odata.nextLink`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qs
+
+GUID = r"[0-9a-fA-F-]{36}"
+
+
+def _at(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Knowledge:
+    """The rows of both tables; `handle` answers a GET on either, or None."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url
+        self.articles: list[dict[str, Any]] = []  # knowledgearticles rows
+        self.attachments: list[dict[str, Any]] = []  # knowledgearticleincidents rows
+
+    def add_article(self, number: str, title: str, published: bool = True, keywords: str = "",
+                    modified: datetime | None = None) -> str:
+        """Add a knowledge article version; returns its id."""
+        article = str(uuid.uuid4())
+        self.articles.append({"knowledgearticleid": article, "articlepublicnumber": number, "title": title,
+                              "statecode": 3 if published else 0, "keywords": keywords,
+                              "modifiedon": _at(modified or datetime.now(timezone.utc))})
+        return article
+
+    def change_article(self, article: str, modified: datetime, **columns: Any) -> None:
+        """What an author's edit does: columns changed, `modifiedon` moved."""
+        row = next(r for r in self.articles if r["knowledgearticleid"] == article)
+        row.update(columns, modifiedon=_at(modified))
+
+    def attach(self, case_id: str, article: str, when: datetime) -> str:
+        """An agent attaches an article version to a case."""
+        attachment = str(uuid.uuid4())
+        self.attachments.append({"knowledgearticleincidentid": attachment, "_knowledgearticleid_value": article,
+                                 "_incidentid_value": case_id, "createdon": _at(when)})
+        return attachment
+
+    def handle(self, path: str, query: str, prefer: str) -> tuple[int, dict[str, Any]] | None:
+        if path == "knowledgearticles":
+            return 200, self._articles(query)
+        if path == "knowledgearticleincidents":
+            return 200, self._attachments(query, prefer)
+        return None
+
+    def _articles(self, query: str) -> dict[str, Any]:
+        params = parse_qs(query)
+        text = params.get("$filter", [""])[0]
+        numbers = {m.replace("''", "'") for m in re.findall(r"articlepublicnumber eq '((?:[^']|'')*)'", text)}
+        ids = {m.lower() for m in re.findall(rf"knowledgearticleid eq ({GUID})", text)}
+        state = re.search(r"statecode eq (\d+)", text)
+        select = [c for c in params.get("$select", [""])[0].split(",") if c]
+        rows = [r for r in self.articles if (r["articlepublicnumber"] in numbers or r["knowledgearticleid"] in ids)
+                and (state is None or r["statecode"] == int(state.group(1)))]
+        value = [{"@odata.etag": 'W/"1"', **{k: v for k, v in r.items() if not select or k in select}} for r in rows]
+        return {"@odata.context": f"{self.base}/$metadata#knowledgearticles({','.join(select)})", "value": value}
+
+    def _attachments(self, query: str, prefer: str) -> dict[str, Any]:
+        params = parse_qs(query)
+        if "$skiptoken" in params:
+            state = json.loads(base64.urlsafe_b64decode(params["$skiptoken"][0]))
+            since, offset, size = state["since"], state["offset"], state["size"]
+        else:
+            found = re.search(r"createdon ge (\S+)", params.get("$filter", [""])[0])
+            since, offset = found.group(1) if found else "0000", 0
+            wanted = re.search(r"odata\.maxpagesize=(\d+)", prefer)
+            size = int(wanted.group(1)) if wanted else 5000
+        rows = sorted((r for r in self.attachments if r["createdon"] >= since),
+                      key=lambda r: (r["createdon"], r["knowledgearticleincidentid"]))
+        document: dict[str, Any] = {"@odata.context": f"{self.base}/$metadata#knowledgearticleincidents",
+                                    "value": [{"@odata.etag": 'W/"1"', **r} for r in rows[offset:offset + size]]}
+        if offset + size < len(rows):
+            token = base64.urlsafe_b64encode(json.dumps(
+                {"since": since, "offset": offset + size, "size": size}).encode()).decode()
+            document["@odata.nextLink"] = f"{self.base}/knowledgearticleincidents?$skiptoken={token}"
+        return document
