@@ -78,3 +78,37 @@ def test_before_and_after_the_article_changed() -> None:
     assert compare(before, TermFigures(40, 40, 5, 12, 2), "zero results", 6)["status"] == "changed"
     opened = compare(TermFigures(40, 40, 2, 4, 5), TermFigures(40, 40, 2, 20, 1), "not opened", 14)
     assert opened["judged_by"] == "click_through_to_article" and opened["status"] == "worked"
+
+
+# --- read from Dataverse and kept (Azurite and the local Dataverse) ------------------------------
+
+def test_attachments_are_read_once_kept_by_the_cases_day_and_their_versions_read(store, fake) -> None:
+    import uuid
+    from datetime import datetime, timedelta, timezone
+
+    from dci.cases import incident_case, take
+    from dci.dataverse.client import Dataverse, Incident, TokenSource, session
+    from dci.dataverse.knowledge import read_attachments
+    from dci.storage.answers import AnswerStore
+    from dci.storage.cases import CaseStore
+
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
+    now_ms = int(now.timestamp() * 1000)
+    cases, answers = CaseStore(store.tables), AnswerStore(store.tables)
+    contact = str(uuid.uuid4())
+    ours = fake.add_incident(now - timedelta(days=3), contact=contact)
+    take(cases, incident_case(Incident(ours, now_ms - 3 * 86_400_000, "CAS-1", "VPN", contact), "poll"),
+         lambda _: None)
+    unknown = str(uuid.uuid4())  # a case the app never took up: nothing learnt from it
+    article = fake.add_article("KA-51002", "Allow IKEv2", keywords="vpn", modified=now - timedelta(days=10))
+    fake.knowledge.attach(ours, article, now - timedelta(days=1))
+    fake.knowledge.attach(unknown, article, now - timedelta(days=1))
+    dv = Dataverse(fake.url, TokenSource(fake.url, fixed="test-token"), session(backoff=0.05), page_size=1)
+    first = read_attachments(dv, cases, answers, now_ms)
+    assert (first.seen, first.kept, first.versions) == (2, 1, 1)
+    day = (now - timedelta(days=3)).date().isoformat()
+    assert answers.attached(day, day) == {ours: {article}}
+    assert answers.versions()[article]["number"] == "KA-51002"
+    again = read_attachments(dv, cases, answers, now_ms + 60_000)  # the overlap re-reads; nothing doubles
+    assert again.versions == 0 and answers.attached(day, day) == {ours: {article}}
+    assert cases.watermark("attachments") == first.watermark_ms

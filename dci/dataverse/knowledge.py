@@ -1,0 +1,71 @@
+"""What answered the cases (issue 29), read from Dataverse: the knowledge articles agents attached to
+the app's cases since the last read (`knowledgearticleincidents`, by `createdon`, a watermark like
+the case poller's) and those article versions' columns (`knowledgearticles`), kept in the answers
+store (dci/storage/answers.py). Run by the case poller's timer, after its poll.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dci.clock import DAY_MS, day_of, iso_of
+
+if TYPE_CHECKING:
+    from dci.dataverse.client import Dataverse
+    from dci.storage.answers import AnswerStore
+    from dci.storage.cases import CaseStore
+
+logger = logging.getLogger(__name__)
+
+WATERMARK = "attachments"  # the state row of the last attachment read (dci/storage/cases.py watermark)
+FIRST_READ_DAYS = 30  # the first read goes this far back
+OVERLAP_MS = 5 * 60_000  # each read starts this much before the watermark: a late commit is not skipped
+
+
+@dataclass
+class Read:
+    """What one read found: attachments seen, kept (of a case the app has), article versions read."""
+
+    seen: int = 0
+    kept: int = 0
+    versions: int = 0
+    watermark_ms: int | None = None
+
+
+def read_attachments(dataverse: Dataverse, cases: CaseStore, answers: AnswerStore, now_ms: int) -> Read:
+    """Keep the articles attached since the watermark to cases the app has (a case it never saw has
+    no journey to learn from), and the columns of article versions not kept yet."""
+    result = Read()
+    watermark = cases.watermark(WATERMARK)
+    since = (watermark if watermark is not None else now_ms - FIRST_READ_DAYS * DAY_MS) - OVERLAP_MS
+    days: dict[str, str | None] = {}
+    versions: set[str] = set()
+    for page in dataverse.attachments_since(since):
+        for attachment in page:
+            result.seen += 1
+            if attachment.case_id not in days:
+                case = cases.case(attachment.case_id)
+                days[attachment.case_id] = day_of(case["created_ms"]) if case and case.get("created_ms") else None
+            day = days[attachment.case_id]
+            if day is None:
+                continue
+            answers.attach(day, attachment)
+            versions.add(attachment.article_id)
+            result.kept += 1
+        if page:
+            newest = max(attachment.attached_ms for attachment in page)
+            if watermark is None or newest > watermark:
+                watermark = newest
+                cases.set_watermark(newest, WATERMARK)  # this page is kept: never re-read past it
+    missing = sorted(versions - answers.versions().keys())
+    if missing:
+        found = dataverse.articles(missing)
+        answers.put_versions(found.values())
+        result.versions = len(found)
+    result.watermark_ms = watermark
+    logger.info("knowledge articles attached to cases: %d seen, %d kept, %d article versions read; watermark %s",
+                result.seen, result.kept, result.versions, iso_of(watermark) if watermark is not None else "none",
+                extra={"seen": result.seen, "kept": result.kept})
+    return result

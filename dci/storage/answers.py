@@ -1,0 +1,94 @@
+"""What answered the cases (issue 29): the knowledge articles agents attached to them, the article
+versions' columns, and the suggestions' state (table `answers`).
+
+| PartitionKey | RowKey | holds |
+|---|---|---|
+| `k_{day of the case}` | `{case id}_{attachment id}` | an article version attached to the case: its id, when |
+| `v` | `{article id}` | an article version: public number, title, keywords, `modified_ms`, published |
+| `s` | `{suggestion id}` | a suggestion: term, article, when first made, the article's change then, done |
+
+Attachments are read from Dataverse incrementally (dci/dataverse/knowledge.py) and written by an
+idempotent upsert each; a range reads the `k_` partitions of its days. No contact, visitor or
+search of a visitor is stored here; the suggestion's term is an aggregate's (the insights').
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import EdmType, EntityProperty, UpdateMode
+
+from dci.insights.report import days
+from dci.storage.tables import AutoTable
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableServiceClient
+
+    from dci.dataverse.client import Article, Attachment
+
+ANSWERS = "answers"
+VERSIONS, SUGGESTIONS = "v", "s"
+
+
+def _ms(value: int) -> EntityProperty:
+    return EntityProperty(value, EdmType.INT64)
+
+
+class AnswerStore:
+    """The `answers` table."""
+
+    def __init__(self, service: TableServiceClient) -> None:
+        self._table = AutoTable(service, ANSWERS)
+
+    def attach(self, day: str, attachment: Attachment) -> None:
+        """Keep one attachment of an article to a case created on `day` (again: the same row)."""
+        row = {"PartitionKey": f"k_{day}", "RowKey": f"{attachment.case_id}_{attachment.attachment_id}",
+               "case_id": attachment.case_id, "article_id": attachment.article_id,
+               "attached_ms": _ms(attachment.attached_ms)}
+        self._table.write(lambda client: client.upsert_entity(row, mode=UpdateMode.REPLACE))
+
+    def attached(self, first: str, last: str) -> dict[str, set[str]]:
+        """Of the cases created in `first`..`last`: case id -> the article versions attached to it."""
+        out: dict[str, set[str]] = {}
+        for day in days(first, last):
+            for row in self._table.partition(f"k_{day}"):
+                out.setdefault(row["case_id"], set()).add(row["article_id"])
+        return out
+
+    def put_versions(self, versions: Iterable[Article]) -> None:
+        """Keep article versions' columns (replacing what was kept of each)."""
+        for version in versions:
+            row = {"PartitionKey": VERSIONS, "RowKey": version.article_id, "number": version.number,
+                   "title": version.title, "keywords": version.keywords, "modified_ms": _ms(version.modified_ms),
+                   "published": version.published}
+            self._table.write(lambda client, row=row: client.upsert_entity(row, mode=UpdateMode.REPLACE))
+
+    def versions(self) -> dict[str, dict[str, Any]]:
+        """Every kept article version by id."""
+        return {row["RowKey"]: row for row in self._table.partition(VERSIONS)}
+
+    def suggestion_states(self) -> dict[str, dict[str, Any]]:
+        """Every suggestion's state by id."""
+        return {row["RowKey"]: row for row in self._table.partition(SUGGESTIONS)}
+
+    def note_suggestion(self, suggestion: Mapping[str, Any], modified_ms: int | None, now_ms: int) -> None:
+        """A suggestion made for the first time: when, and the article's last change then."""
+        row = {"PartitionKey": SUGGESTIONS, "RowKey": suggestion["id"], "term": suggestion["term"],
+               "article": suggestion["article"], "first_ms": _ms(now_ms),
+               **({"modified_then_ms": _ms(modified_ms)} if modified_ms is not None else {})}
+        with contextlib.suppress(ResourceExistsError):  # (made before: its first moment stays)
+            self._table.write(lambda client: client.create_entity(row))
+
+    def mark_done(self, suggestion_id: str, now_ms: int) -> bool:
+        """`python -m dci suggestions done ID`: the article was changed for it now. False when unknown."""
+        if not self._exists(suggestion_id):
+            return False
+        row = {"PartitionKey": SUGGESTIONS, "RowKey": suggestion_id, "done_ms": _ms(now_ms)}
+        self._table.write(lambda client: client.upsert_entity(row, mode=UpdateMode.MERGE))
+        return True
+
+    def _exists(self, suggestion_id: str) -> bool:
+        return self._table.get(SUGGESTIONS, suggestion_id) is not None
