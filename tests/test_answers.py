@@ -112,3 +112,37 @@ def test_attachments_are_read_once_kept_by_the_cases_day_and_their_versions_read
     again = read_attachments(dv, cases, answers, now_ms + 60_000)  # the overlap re-reads; nothing doubles
     assert again.versions == 0 and answers.attached(day, day) == {ours: {article}}
     assert cases.watermark("attachments") == first.watermark_ms
+
+
+def test_a_ranges_suggestions_from_case_facts_attachments_and_versions(store) -> None:
+    from dci.dataverse.client import Article, Attachment
+    from dci.insights.facts import case_fact
+    from dci.reports.suggestions import range_suggestions
+    from dci.storage.answers import AnswerStore
+    from dci.storage.insights import InsightStore
+
+    insights, answers = InsightStore(store.tables, 7), AnswerStore(store.tables)
+    day, created = "2026-12-01", 1_796_137_200_000  # 2026-12-01T...
+    for n in range(7):  # seven cases after "vpn error 809"; agents attached KA-51002 (one version or the other) to six
+        case = {"case_id": f"case-{n}", "created_ms": created + n, "contact": "c"}
+        search = {"type": "search", "query": "VPN error 809", "results": 0, "ts": created - 60_000,
+                  "visitor": f"v{n}", "session": f"s{n}"}
+        insights.put_case(case["case_id"], case_fact(case, [search], 7))
+        if n < 6:
+            answers.attach(day, Attachment(f"a{n}", f"case-{n}", "ver-1" if n < 3 else "ver-2", created + 86_400_000))
+    answers.put_versions([Article("ver-1", "KA-51002", "Allow IKEv2", "vpn", 1_000, True),
+                          Article("ver-2", "KA-51002", "Allow IKEv2 through your home router", "vpn", 2_000, True)])
+    terms = {"vpn error 809": [40, 30, 40, 30, 0, 0, 0, 0, 0]}  # TERM_FIELDS: 30 of 40 found nothing
+    first = range_suggestions(insights, answers, "2026-11-25", day, terms, now_ms=5_000)
+    assert first["answered_by"]["vpn error 809"][0] == {"article": "KA-51002", "cases": 6, "share": 1.0,
+                                                         "title": "Allow IKEv2 through your home router"}
+    (made,) = first["suggestions"]
+    assert (made["term"], made["cases"], made["answered"], made["status"]) == ("vpn error 809", 7, 6, "open")
+    # The author edits the article: its latest version's modifiedon moves past what it was then.
+    answers.put_versions([Article("ver-2", "KA-51002", "Allow IKEv2 through your home router", "vpn; 809", 9_000,
+                                  True)])
+    (later,) = range_suggestions(insights, answers, "2026-11-25", day, terms, now_ms=10_000)["suggestions"]
+    assert (later["id"], later["status"], later["changed_ms"]) == (made["id"], "changed", 9_000)
+    assert answers.mark_done(made["id"], 8_000) and not answers.mark_done("unknown", 8_000)
+    (done,) = range_suggestions(insights, answers, "2026-11-25", day, terms, now_ms=11_000)["suggestions"]
+    assert (done["status"], done["changed_ms"]) == ("changed", 8_000)  # (marked done before the edit)

@@ -151,16 +151,7 @@ class InsightStore:
         (id, day of the case) whose journeys searched or read it in the range (`cases_behind`); the
         sessions that searched or read it; and how many of those a case followed (within the follow
         window). Two range queries, one when a term's `term_rows` (`term_events`) were read already."""
-        def rows(prefix: str, until: str, also: str = "", **values: str) -> list[dict[str, Any]]:
-            try:
-                return [plain(row) for row in self._table.client.query_entities(
-                    "PartitionKey ge @lo and PartitionKey le @hi" + also,
-                    parameters={"lo": f"{prefix}{first}", "hi": f"{prefix}{until}", **values})]
-            except ResourceNotFoundError:
-                return []
-
-        after = self._followed_until(last)
-        facts = [(row["RowKey"], json.loads(row["fact"])) for row in rows("c_", after)]
+        facts = self.case_facts(first, last)
         if search is not None:
             matching = [row for row in term_rows if row["kind"] == "search"] if term_rows is not None else \
                 self._facts_of(first, last, ("search",), "term", search)
@@ -170,6 +161,16 @@ class InsightStore:
         followed = {session for _, fact in facts for session in fact["sessions"]}
         sessions = {row["session"] for row in matching}
         return cases, len(sessions), len(sessions & followed)
+
+    def case_facts(self, first: str, last: str) -> list[tuple[str, dict[str, Any]]]:
+        """(case id, case fact) of every case whose fact can count in `first`..`last`: created in it or
+        within the follow window after it (one range query)."""
+        try:
+            rows = self._table.client.query_entities("PartitionKey ge @lo and PartitionKey le @hi", parameters={
+                "lo": f"c_{first}", "hi": f"c_{self._followed_until(last)}"}, select=["RowKey", "fact"])
+            return [(row["RowKey"], json.loads(row["fact"])) for row in rows]
+        except ResourceNotFoundError:
+            return []
 
     def term_events(self, first: str, last: str, term: str) -> list[dict[str, Any]]:
         """The searches and result clicks of one term over the days `first`..`last` (one range query)."""
