@@ -169,6 +169,7 @@ class RecordingQueue:
 def stores_of(store: Store, follow_days: int = 7, queue: object | None = None) -> Stores:
     """The app's stores on this test's Azurite account; `cases` messages go to `queue`."""
     from dci.storage import Stores
+    from dci.storage.answers import AnswerStore
     from dci.storage.cases import CaseStore
     from dci.storage.erasures import Tombstones
     from dci.storage.insights import InsightStore
@@ -177,7 +178,7 @@ def stores_of(store: Store, follow_days: int = 7, queue: object | None = None) -
 
     return Stores(InteractionStore(store.tables), CaseStore(store.tables), InsightStore(store.tables, follow_days),
                   queue or RecordingQueue(), erasures=Tombstones(store.tables),  # type: ignore[arg-type]
-                  warnings=Warnings(store.tables))
+                  warnings=Warnings(store.tables), answers=AnswerStore(store.tables))
 
 
 @pytest.fixture

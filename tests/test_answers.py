@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from dci.clock import iso_of
 from dci.insights.answers import (
     TermFigures,
     answered_by,
@@ -133,7 +134,7 @@ def test_a_ranges_suggestions_from_case_facts_attachments_and_versions(store) ->
     answers.put_versions([Article("ver-1", "KA-51002", "Allow IKEv2", "vpn", 1_000, True),
                           Article("ver-2", "KA-51002", "Allow IKEv2 through your home router", "vpn", 2_000, True)])
     terms = {"vpn error 809": [40, 30, 40, 30, 0, 0, 0, 0, 0]}  # TERM_FIELDS: 30 of 40 found nothing
-    first = range_suggestions(insights, answers, "2026-11-25", day, terms, now_ms=5_000)
+    first = range_suggestions(insights, answers, "2026-11-25", day, 5_000, terms)
     assert first["answered_by"]["vpn error 809"][0] == {"article": "KA-51002", "cases": 6, "share": 1.0,
                                                          "title": "Allow IKEv2 through your home router"}
     (made,) = first["suggestions"]
@@ -141,8 +142,56 @@ def test_a_ranges_suggestions_from_case_facts_attachments_and_versions(store) ->
     # The author edits the article: its latest version's modifiedon moves past what it was then.
     answers.put_versions([Article("ver-2", "KA-51002", "Allow IKEv2 through your home router", "vpn; 809", 9_000,
                                   True)])
-    (later,) = range_suggestions(insights, answers, "2026-11-25", day, terms, now_ms=10_000)["suggestions"]
-    assert (later["id"], later["status"], later["changed_ms"]) == (made["id"], "changed", 9_000)
+    (later,) = range_suggestions(insights, answers, "2026-11-25", day, 10_000, terms)["suggestions"]
+    assert (later["id"], later["status"], later["changed_on"]) == (made["id"], "changed", iso_of(9_000))
     assert answers.mark_done(made["id"], 8_000) and not answers.mark_done("unknown", 8_000)
-    (done,) = range_suggestions(insights, answers, "2026-11-25", day, terms, now_ms=11_000)["suggestions"]
-    assert (done["status"], done["changed_ms"]) == ("changed", 8_000)  # (marked done before the edit)
+    (done,) = range_suggestions(insights, answers, "2026-11-25", day, 11_000, terms)["suggestions"]
+    assert (done["status"], done["changed_on"]) == ("changed", iso_of(8_000))  # (marked done before the edit)
+
+
+def test_before_and_after_an_article_changed_from_the_stored_facts(store) -> None:
+    # Hand-computed: the week before the change "vpn error 809" found nothing 30 times in 40 and
+    # opened no KA-51002, with 6 cases after it; the week after, 5 in 40, 12 clicks to KA-51002, 1 case.
+    from datetime import datetime, timedelta, timezone
+
+    from dci.dataverse.client import Article, Attachment
+    from dci.insights.facts import case_fact
+    from dci.reports.suggestions import range_suggestions
+    from dci.storage.answers import AnswerStore
+    from dci.storage.insights import InsightStore
+
+    insights, answers = InsightStore(store.tables, 7), AnswerStore(store.tables)
+    change = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+    ms = lambda moment: int(moment.timestamp() * 1000)  # noqa: E731
+    facts, case = [], 0
+    for offset, zero, clicks, cases in ((-4, 30, 0, 6), (4, 5, 12, 1)):
+        day = change + timedelta(days=offset)
+        for n in range(40):
+            session = f"{offset}-{n}"
+            facts.append((day.date().isoformat(), f"s{session}", {"kind": "search", "term": VPN, "session": session,
+                          "visitor": session, "ts": ms(day) + n, "results": 0 if n < zero else 3}))
+            if n < clicks:
+                facts.append((day.date().isoformat(), f"c{session}", {"kind": "click", "term": VPN, "session": session,
+                              "visitor": session, "ts": ms(day) + n + 1, "article": KA_VPN, "position": 1}))
+        for _ in range(cases):
+            search = {"type": "search", "query": VPN, "results": 0, "ts": ms(day), "visitor": f"v{case}",
+                      "session": f"{offset}-0"}
+            insights.put_case(f"case-{case}", case_fact({"case_id": f"case-{case}", "created_ms": ms(day) + 60_000},
+                                                        [search], 7))
+            answers.attach(day.date().isoformat(), Attachment(f"a{case}", f"case-{case}", "ver", ms(day)))
+            case += 1
+    insights.add_events(facts)
+    answers.put_versions([Article("ver", KA_VPN, TITLES[KA_VPN], "vpn", ms(change) - 86_400_000, True)])
+    before = range_suggestions(insights, answers, "2026-11-10", "2026-11-19", ms(change) - 3_600_000)
+    (open_one,) = before["suggestions"]  # made before the change: 6 cases, all answered with KA-51002
+    assert (open_one["status"], open_one["cases"], open_one["answered"]) == ("open", 6, 6)
+    answers.put_versions([Article("ver", KA_VPN, TITLES[KA_VPN], "vpn; vpn error 809", ms(change), True)])
+    now = ms(change + timedelta(days=10))
+    (judged,) = range_suggestions(insights, answers, "2026-11-10", "2026-11-19", now)["suggestions"]
+    assert judged["changed_on"] == iso_of(ms(change))
+    assert (judged["before"]["from"], judged["before"]["to"]) == ("2026-11-10", "2026-11-19")
+    assert (judged["after"]["from"], judged["after"]["to"]) == ("2026-11-21", "2026-11-30")
+    assert (judged["before"]["zero_result_rate"], judged["after"]["zero_result_rate"]) == (0.75, 0.125)
+    assert (judged["before"]["click_through_to_article"], judged["after"]["click_through_to_article"]) == (0.0, 0.3)
+    assert (judged["before"]["cases_per_100_searches"], judged["after"]["cases_per_100_searches"]) == (15.0, 2.5)
+    assert judged["status"] == "worked" and judged["judged_by"] == "zero_result_rate"

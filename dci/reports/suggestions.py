@@ -10,11 +10,15 @@ article: `open` until the article changes or the suggestion is marked done, `cha
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from dci.insights.answers import MIN_ANSWERED, TermFigures, answered_by, suggestions
+from dci.clock import day_of, iso_of
+from dci.insights.answers import MIN_ANSWERED, TermFigures, answered_by, compare, suggestions
 from dci.insights.facts import dated
-from dci.insights.search import TERM_FIELDS
+from dci.insights.search import TERM_FIELDS, add_search
+
+COMPARE_DAYS = 28  # the periods before and after a change: the days since it, at most this many
 
 if TYPE_CHECKING:
     from dci.storage.answers import AnswerStore
@@ -42,10 +46,31 @@ def term_cases(facts: Sequence[tuple[str, Mapping[str, Any]]], first: str, last:
     return out
 
 
-def range_suggestions(insights: InsightStore, answers: AnswerStore, first: str, last: str,
-                      terms: Mapping[str, Sequence[int]], now_ms: int) -> dict[str, Any]:
-    """`answered_by` per term and the suggestions of the range. `terms`: the range's per-term figures
-    (TERM_FIELDS rows, the insights' `total(...)["search"]["terms"]`)."""
+def term_totals(insights: InsightStore, first: str, last: str) -> dict[str, list[int]]:
+    """The per-term figures (TERM_FIELDS rows) of `first`..`last`, from its days' rollups."""
+    total: dict[str, Any] = {}
+    for day in insights.read(first, last, figures=["day", "terms"])[0]:
+        add_search(total, day)
+    return total.get("terms") or {}
+
+
+def period(insights: InsightStore, term: str, article: str, first: str, last: str) -> TermFigures:
+    """One term over `first`..`last`: its searches (those with a result count, those that found
+    nothing), its result clicks to `article`, the cases after it."""
+    figures = dict(zip(TERM_FIELDS, term_totals(insights, first, last).get(term) or [0] * len(TERM_FIELDS),
+                       strict=True))
+    clicks = sum(1 for event in insights.term_events(first, last, term)
+                 if event.get("kind") == "click" and event.get("article") == article)
+    cases = term_cases(insights.case_facts(first, last), first, last).get(term, set())
+    return TermFigures(figures["searches"], figures["with_result_count"], figures["zero"], clicks, len(cases))
+
+
+def range_suggestions(insights: InsightStore, answers: AnswerStore, first: str, last: str, now_ms: int,
+                      terms: Mapping[str, Sequence[int]] | None = None) -> dict[str, Any]:
+    """`answered_by` per term and the suggestions of the range, each with its status and, once the
+    article changed, the term before and after (`compare`). `terms`: the range's per-term figures,
+    when read already (`term_totals`)."""
+    terms = term_totals(insights, first, last) if terms is None else terms
     facts = insights.case_facts(first, last)
     cases_of = term_cases(facts, first, last)
     days = sorted(fact["day"] for _, fact in facts)
@@ -75,15 +100,32 @@ def range_suggestions(insights: InsightStore, answers: AnswerStore, first: str, 
             if state is None:
                 answers.note_suggestion(suggestion, modified, now_ms)
                 state = {"first_ms": now_ms, "modified_then_ms": modified}
-            found.append({**suggestion, **_status(state, modified)})
+            found.append({**suggestion, **_status(insights, suggestion, state, modified, now_ms)})
     found.sort(key=lambda s: (-s["answered"], -s["cases"], s["term"], s["article"]))
     return {"answered_by": answered, "suggestions": found}
 
 
-def _status(state: Mapping[str, Any], modified_ms: int | None) -> dict[str, Any]:
-    """`open`, or `changed` since the article's `modifiedon` moved past its value when the suggestion
-    was first made (or it was marked done): the moment, as `changed_ms`."""
+def _status(insights: InsightStore, suggestion: Mapping[str, Any], state: Mapping[str, Any],
+            modified_ms: int | None, now_ms: int) -> dict[str, Any]:
+    """`open` until the article's `modifiedon` moves past its value when the suggestion was first
+    made (or it is marked done); from that moment (`changed_on`), the term over the days after it
+    (up to COMPARE_DAYS) against as many days before it, and the status `compare` gives."""
     then = state.get("modified_then_ms")
     moved = modified_ms if modified_ms is not None and then is not None and modified_ms > then else None
     moment = min((m for m in (moved, state.get("done_ms")) if m is not None), default=None)
-    return {"status": "open" if moment is None else "changed", "changed_ms": moment}
+    if moment is None:
+        return {"status": "open", "changed_on": None, "before": None, "after": None}
+    changed = day_of(moment)
+    length = min(COMPARE_DAYS, (date.fromisoformat(day_of(now_ms)) - date.fromisoformat(changed)).days)
+    if length < 1:
+        return {"status": "changed", "changed_on": iso_of(moment), "before": None, "after": None}
+    start = date.fromisoformat(changed)
+    after = (start + timedelta(days=1), start + timedelta(days=length))
+    before = (start - timedelta(days=length), start - timedelta(days=1))
+    term, article = suggestion["term"], suggestion["article"]
+    judged = compare(period(insights, term, article, *(d.isoformat() for d in before)),
+                     period(insights, term, article, *(d.isoformat() for d in after)), suggestion["because"], length)
+    return {"status": judged["status"], "changed_on": iso_of(moment),
+            "before": {"from": before[0].isoformat(), "to": before[1].isoformat(), **judged["before"]},
+            "after": {"from": after[0].isoformat(), "to": after[1].isoformat(), **judged["after"]},
+            "difference": judged["difference"], "judged_by": judged["judged_by"]}

@@ -2,8 +2,8 @@
 
 `clients` makes SDK clients from the Functions connection setting; `tables` is one table as every
 store uses it; `keys` names tables, partitions and rows; `interactions`, `cases`, `insights`,
-`outbox` (the lake export's), `erasures` (tombstones) and `warnings` (what health shows an
-operator) are the stores. `Stores` is the one
+`outbox` (the lake export's), `erasures` (tombstones), `warnings` (what health shows an
+operator) and `answers` (the articles agents attached to cases, and the suggestions) are the stores. `Stores` is the one
 value the rest of the app is handed: built once per process from the settings (one connection
 pool per account), passed to every trigger by `run`/`web`.
 """
@@ -20,6 +20,7 @@ from dci.storage.clients import CASES_QUEUE, CONNECTION_SETTING, PORTAL_EVENTS_Q
 
 if TYPE_CHECKING:
     from dci.settings import Settings
+    from dci.storage.answers import AnswerStore
     from dci.storage.cases import CaseStore
     from dci.storage.erasures import Tombstones
     from dci.storage.insights import InsightStore
@@ -49,6 +50,7 @@ class Stores:
     outbox: LakeOutbox | None = None  # what the lake export still has to do; None while LAKE_URL is unset
     erasures: Tombstones | None = None  # what erasures forbid to come back (always set by `stores`)
     warnings: Warnings | None = None  # what only an operator can fix, for health (always set by `stores`)
+    answers: AnswerStore | None = None  # what agents attached to cases, suggestions (always set by `stores`)
 
     def erased_times(self) -> dict[str, int] | None:
         """When each erased contact was erased (attribution rule 4), None without tombstones."""
@@ -62,6 +64,7 @@ def stores(settings: Settings) -> Stores:
 
 @functools.cache
 def _stores(target: StorageTarget, follow_days: int, lake: bool) -> Stores:
+    from dci.storage.answers import AnswerStore
     from dci.storage.cases import CaseStore
     from dci.storage.clients import PoisonDepths, QueueWriter, table_service
     from dci.storage.erasures import Tombstones
@@ -74,7 +77,7 @@ def _stores(target: StorageTarget, follow_days: int, lake: bool) -> Stores:
     telemetry.observe("dci.queue.poison.depth", PoisonDepths(target))
     return Stores(InteractionStore(tables), CaseStore(tables), InsightStore(tables, follow_days),
                   QueueWriter(target, CASES_QUEUE), LakeOutbox(tables) if lake else None, Tombstones(tables),
-                  Warnings(tables))
+                  Warnings(tables), AnswerStore(tables))
 
 
 def run(job: Callable[[Settings, Stores], T], consuming: str | None = None) -> T:
