@@ -102,6 +102,10 @@ def poll_configured(settings: Settings, stores: Stores, now_ms: int) -> PollResu
             from dci.privacy import delete_pending_notes
 
             delete_pending_notes(stores.erasures, client)
+        if stores.answers is not None:
+            from dci.dataverse.knowledge import read_attachments_now
+
+            read_attachments_now(client, stores, now_ms)
         span.set({"dci.pages": result.pages, "dci.cases.seen": result.seen, "dci.cases.queued": result.queued,
                   "dci.cases.skipped": result.skipped})
     return result

@@ -26,6 +26,7 @@ from dci.problems import FieldError, Problem
 from dci.replies import Reply, json_reply, problem_reply
 from dci.reports.dashboard import behind_page, insights_page, sort_of
 from dci.reports.insights import filtered_report, filters_of, term_details
+from dci.reports.suggestions import answered_for, with_suggestions
 from dci.settings import Settings
 from dci.storage.cases import PENDING, ticket_key
 from dci.tickets import TicketPending, unknown_ticket
@@ -316,6 +317,8 @@ CSV_TABLES: dict[str, CsvTable] = {
                                 "failed_to_deflect_rate_too_few"),
     "refinements": json_fields("refinements", "from", "to", "count"),
     "content-gaps": json_fields("content_gaps", "term", "forms", "searches", "sessions", "cases_after"),
+    "suggestions": json_fields("suggestions", "id", "term", "article", "title", "cases", "answered", "share",
+                               "searches", "zero_result_rate", "status", "changed_on", "sentence"),
 }
 
 
@@ -345,6 +348,8 @@ def insights_csv(asked: Asked, stores: Stores, settings: Settings) -> Reply:
         return problem_reply(problem)
     key, header, row = CSV_TABLES[name]
     report = article_titles(filtered_report(stores.insights, first, last, None, filters, top=MAX_CSV_ROWS), settings)
+    if key == "suggestions":
+        report = with_suggestions(report, stores, settings.dataverse_configured, ms_of(asked.now))
     body = spreadsheet.table(header, (row(item) for item in report[key]))
     return Reply(200, body, spreadsheet.MEDIA_TYPE, {
         **NO_STORE, "X-Content-Type-Options": "nosniff",
@@ -397,7 +402,8 @@ def insights_behind(asked: Asked, stores: Stores, html: bool) -> Reply:
     document = {"from": first, "to": last, **key, "cases": listed, "case_count": len(cases),
                 "sessions": sessions, "sessions_followed_by_case": followed,
                 "sessions_without_case": sessions - followed, "filters": filters.as_json(), "filtered": False,
-                **(term_details(stores.insights, first, last, key["search"], term_rows) if "search" in key else {})}
+                **(term_details(stores.insights, first, last, key["search"], term_rows) if "search" in key else {}),
+                **({"answered_by": answered_for(stores, cases)} if "search" in key else {})}
     if html:
         return _html(200, behind_page(document, kept(asked.params), stores.insights.follow_days))
     return json_reply(200, document, NO_STORE)
@@ -420,8 +426,9 @@ def insights_reply(asked: Asked, settings: Settings, stores: Stores) -> Reply:
                 raise
             # The dashboard's form again, with what was asked and what is wrong with it.
             return _html(problem.status, insights_page(None, asked.params, problem))
-        report = article_titles(filtered_report(stores.insights, first, last, previous_period(first, last), filters),
-                                settings)
+        report = with_suggestions(article_titles(filtered_report(
+            stores.insights, first, last, previous_period(first, last), filters), settings), stores,
+            settings.dataverse_configured, ms_of(asked.now))
         if html:
             return _html(200, insights_page(report, asked.params, follow_days=stores.insights.follow_days))
         return json_reply(200, report, NO_STORE)

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dci.clock import DAY_MS, day_of, iso_of
+from dci.storage.warnings import SUGGESTIONS
 
 if TYPE_CHECKING:
     from dci.dataverse.client import Dataverse
+    from dci.storage import Stores
     from dci.storage.answers import AnswerStore
     from dci.storage.cases import CaseStore
 
@@ -32,6 +34,26 @@ class Read:
     kept: int = 0
     versions: int = 0
     watermark_ms: int | None = None
+
+
+def read_attachments_now(dataverse: Dataverse, stores: Stores, now_ms: int) -> Read | None:
+    """`read_attachments` for the poller: a failure is said (once on health, when only an
+    administrator can fix it) and the next poll reads from the same watermark."""
+    from dci.dataverse.client import DataverseError
+
+    assert stores.answers is not None
+    try:
+        read = read_attachments(dataverse, stores.cases, stores.answers, now_ms)
+    except DataverseError as error:
+        logger.warning("knowledge articles attached to cases could not be read now (%s); the next poll tries again",
+                       error.status, extra={"status": error.status})
+        if error.status == 403 and stores.warnings is not None:
+            stores.warnings.say(SUGGESTIONS, "Suggestions cannot read the knowledge articles attached to cases: "
+                                             "the app's role lacks a privilege; run `python -m dci dataverse setup`.")
+        return None
+    if stores.warnings is not None:
+        stores.warnings.clear(SUGGESTIONS)
+    return read
 
 
 def read_attachments(dataverse: Dataverse, cases: CaseStore, answers: AnswerStore, now_ms: int) -> Read:

@@ -38,7 +38,7 @@ def suggestion_id(term: str, article: str) -> str:
 
 
 def answered_by(cases: Iterable[str], attached: Mapping[str, Iterable[str]],
-                titles: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+                titles: Mapping[str, str | None] | None = None) -> list[dict[str, Any]]:
     """The articles attached to a term's `cases` (case id -> article numbers, `attached`): each with
     the distinct cases it answered and its share of the term's cases that have any article
     attached; the MAX_ANSWERED_BY most attached, most first."""

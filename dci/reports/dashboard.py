@@ -51,7 +51,25 @@ def insights_page(report: dict[str, Any] | None, params: Mapping[str, str], prob
                   count=count_text, min_sample=MIN_SAMPLE, max_keys=MAX_KEYS_PER_DAY, within=within, scope=shown,
                   filters=filters, portals=portals,
                   tables=search_tables(report, sort_of(params), ask) if report else [],
+                  csv_suggestions=ask({"format": "csv", "table": "suggestions"}, html=False) if report else "",
+                  since_change=since_change,
                   rates=TABLE_RATES, web_link=web_link)
+
+
+def since_change(suggestion: Mapping[str, Any]) -> str:
+    """What changed for a suggestion's term since its article changed, in one line."""
+    day = str(suggestion.get("changed_on") or "")[:10]
+    before, after, judged = suggestion.get("before"), suggestion.get("after"), suggestion.get("judged_by")
+    if not (before and after and judged):
+        return f"The article changed on {day}: too early to tell."
+    words = {"zero_result_rate": "searches that found nothing", "click_through_to_article": "searches that opened it"}
+
+    def percent(value: float | None) -> str:
+        return "–" if value is None else f"{round(value * 100)} %"
+
+    return (f"Since the article changed on {day}: {words[judged]} {percent(before[judged])} in the "
+            f"{before['searches']} searches before, {percent(after[judged])} in the {after['searches']} after "
+            f"({suggestion['status']}).")
 
 
 # --- the search analytics on the insights page: four tables, sorted by links, and the filters -------

@@ -36,10 +36,22 @@ SEARCH_PROPERTIES: dict[str, object] = {
     "filters": {"type": "object", "required": ["signed_in", "portal"], "properties": {
         "signed_in": {"type": ["boolean", "null"]}, "portal": {"type": ["string", "null"]}}},
     "portals": {"type": "array", "items": {"type": "string"}},
+    "suggestions": _rows(["id", "term", "article", "title", "cases", "answered", "share", "searches",
+                          "zero_result_rate", "status", "changed_on", "before", "after", "sentence"], {
+        "id": {"type": "string"}, "term": {"type": "string"}, "article": {"type": "string"},
+        "title": {"type": ["string", "null"]}, "cases": _COUNT, "answered": _COUNT, "share": RATE,
+        "searches": _COUNT, "zero_result_rate": RATE, "click_through_to_article": RATE,
+        "status": {"enum": ["open", "changed", "worked", "no change", "too few"]},
+        "changed_on": {"type": ["string", "null"]}, "sentence": {"type": "string"},
+        "before": {"type": ["object", "null"]}, "after": {"type": ["object", "null"]}}),
+    "suggestions_note": {"type": "string", "description": "why there are none: Dataverse is not configured"},
 }
 SEARCH_REQUIRED = ["search_terms", "top_articles", "refinements", "content_gaps"]  # (the route adds filters, portals)
 
+ANSWERED_BY = _rows(["article", "title", "cases", "share"], {
+    "article": {"type": "string"}, "title": {"type": ["string", "null"]}, "cases": _COUNT, "share": RATE})
 TERM_PROPERTIES: dict[str, object] = {  # the drill-down of one search term
+    "answered_by": ANSWERED_BY,
     "trend": _rows(["day", "searches"], {"day": {"type": "string", "format": "date"}, "searches": _COUNT}),
     "refined_to": _rows(["to", "count"], {"to": {"type": "string"}, "count": _COUNT}),
     "clicked": _rows(["count", "mean_position"], {
@@ -55,7 +67,7 @@ FILTER_PARAMETERS: list[dict[str, object]] = [
 ]
 
 CSV_TABLE_NAMES = ("searches", "zero-results", "articles", "search-terms", "top-articles", "refinements",
-                   "content-gaps")  # ?format=csv&table= (views.CSV_TABLES; a test holds them equal)
+                   "content-gaps", "suggestions")  # ?format=csv&table= (views.CSV_TABLES; a test holds them equal)
 SORT_PARAMETERS: list[dict[str, object]] = [
     {"name": f"sort_{table}", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 64},
      "description": f"with format=html: order the {table} table by this field (one of its JSON field names)"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dci.clock import day_of, iso_of
 from dci.insights.answers import MIN_ANSWERED, TermFigures, answered_by, compare, suggestions
@@ -21,8 +21,47 @@ from dci.insights.search import TERM_FIELDS, add_search
 COMPARE_DAYS = 28  # the periods before and after a change: the days since it, at most this many
 
 if TYPE_CHECKING:
+    from dci.storage import Stores
     from dci.storage.answers import AnswerStore
     from dci.storage.insights import InsightStore
+
+
+NO_DATAVERSE = ("Suggestions need Dynamics 365 Customer Service: they come from the knowledge articles agents attach "
+                "to the cases they resolve, read from Dataverse (DATAVERSE_URL). Without it cases come from the "
+                "portal alone, and there is nothing to learn from.")
+
+
+def with_suggestions(report: Mapping[str, Any], stores: Stores, dataverse: bool, now_ms: int) -> dict[str, Any]:
+    """The range's report with its `suggestions` (or, without Dataverse, none and why). They count
+    whole days, whatever slice (signed in, portal) the report shows."""
+    if not dataverse or stores.answers is None:
+        return {**report, "suggestions": [], "suggestions_note": NO_DATAVERSE}
+    found = range_suggestions(stores.insights, stores.answers, report["from"], report["to"], now_ms)
+    return {**report, "suggestions": found["suggestions"]}
+
+
+def answered_for(stores: Stores, cases: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The articles agents attached to these (case id, day) cases: the drill-down of one term."""
+    if stores.answers is None or not cases:
+        return []
+    attached, titles, _ = _answers(stores.answers, [day for _, day in cases])
+    return answered_by((case for case, _ in cases), attached, titles)
+
+
+class _Answers(NamedTuple):
+    attached: dict[str, set[str]]  # case id -> article numbers attached to it
+    titles: dict[str, str | None]  # article number -> its latest version's title
+    latest: dict[str, Mapping[str, Any]]  # article number -> its latest version's columns
+
+
+def _answers(answers: AnswerStore, case_days: Sequence[str]) -> _Answers:
+    """What agents attached to the cases of these days, by article number, and the articles' titles."""
+    if not case_days:
+        return _Answers({}, {}, {})
+    numbers, latest = latest_versions(answers.versions())
+    by_version = answers.attached(min(case_days), max(case_days))
+    return _Answers({case: {numbers[v] for v in versions if v in numbers} for case, versions in by_version.items()},
+                    {number: str(row.get("title") or "") or None for number, row in latest.items()}, latest)
 
 
 def latest_versions(versions: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, str], dict[str, Mapping[str, Any]]]:
@@ -73,16 +112,12 @@ def range_suggestions(insights: InsightStore, answers: AnswerStore, first: str, 
     terms = term_totals(insights, first, last) if terms is None else terms
     facts = insights.case_facts(first, last)
     cases_of = term_cases(facts, first, last)
-    days = sorted(fact["day"] for _, fact in facts)
-    by_version = answers.attached(days[0], days[-1]) if days else {}
-    numbers, latest = latest_versions(answers.versions())
-    attached = {case: {numbers[v] for v in versions if v in numbers} for case, versions in by_version.items()}
-    titles = {number: str(row.get("title") or "") or None for number, row in latest.items()}
+    attached, titles, latest = _answers(answers, [fact["day"] for _, fact in facts])
     states = answers.suggestion_states()
     answered: dict[str, list[dict[str, Any]]] = {}
     found: list[dict[str, Any]] = []
     for term, cases in sorted(cases_of.items()):
-        rows = answered_by(cases, attached, titles)  # type: ignore[arg-type]
+        rows = answered_by(cases, attached, titles)
         if not rows:
             continue
         answered[term] = rows

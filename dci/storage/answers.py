@@ -18,10 +18,9 @@ import contextlib
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import EdmType, EntityProperty, UpdateMode
 
-from dci.insights.report import days
 from dci.storage.tables import AutoTable
 
 if TYPE_CHECKING:
@@ -51,11 +50,16 @@ class AnswerStore:
         self._table.write(lambda client: client.upsert_entity(row, mode=UpdateMode.REPLACE))
 
     def attached(self, first: str, last: str) -> dict[str, set[str]]:
-        """Of the cases created in `first`..`last`: case id -> the article versions attached to it."""
+        """Of the cases created in `first`..`last`: case id -> the article versions attached to it
+        (one range query)."""
         out: dict[str, set[str]] = {}
-        for day in days(first, last):
-            for row in self._table.partition(f"k_{day}"):
+        try:
+            rows = self._table.client.query_entities("PartitionKey ge @lo and PartitionKey le @hi", parameters={
+                "lo": f"k_{first}", "hi": f"k_{last}"}, select=["case_id", "article_id"])
+            for row in rows:
                 out.setdefault(row["case_id"], set()).add(row["article_id"])
+        except ResourceNotFoundError:
+            pass
         return out
 
     def put_versions(self, versions: Iterable[Article]) -> None:

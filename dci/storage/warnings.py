@@ -4,6 +4,7 @@
 | PartitionKey | RowKey | holds |
 |---|---|---|
 | `warnings` | `timeline_activities` | why the Portal visits cannot be written to Dataverse (dci/dataverse/wall.py) |
+| `warnings` | `suggestions` | why the articles attached to cases cannot be read (dci/dataverse/knowledge.py) |
 
 Written when it changes: a lasting problem once per process, not once per case. Cleared by the
 first success after this process's own warning at once, and otherwise at most once every
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 PARTITION = "warnings"
 TIMELINE_ACTIVITIES = "timeline_activities"  # the Portal visits cannot be written to Dataverse
+SUGGESTIONS = "suggestions"  # the articles attached to cases cannot be read from Dataverse
 RECHECK_SECONDS = 60.0  # how stale a warning another instance wrote may stay after things work again
 
 
