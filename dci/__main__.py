@@ -91,8 +91,34 @@ def main(argv: list[str] | None = None) -> int:
     from dci.dataverse.setup import command as tenant
 
     tenant.add_arguments(setup)
+    suggestions = commands.add_parser("suggestions", help="the insights' suggestions: list them, mark one done, "
+                                                          "or add its term to the article's keywords")
+    suggestions.add_argument("--settings", type=Path, default=Path("local.settings.json"))
+    from dci.reports import suggestions_command
+
+    suggestions_command.add_arguments(suggestions)
     args = parser.parse_args(argv)
-    return {"lake": _lake, "demo": _demo, "dataverse": tenant.main}.get(args.command, _serve)(args)
+    return {"lake": _lake, "demo": _demo, "dataverse": tenant.main, "suggestions": _suggestions}.get(
+        args.command, _serve)(args)
+
+
+def _suggestions(args: argparse.Namespace) -> int:
+    """`suggestions list | done ID | apply ID`: the settings of local.settings.json (the environment wins)."""
+    from dci.runner.config import ConfigError, load_local_settings
+    from dci.settings import SettingsError, load_settings
+
+    try:
+        if args.settings.exists():
+            load_local_settings(args.settings)
+        settings = load_settings()
+    except (ConfigError, SettingsError) as error:
+        print(f"cannot start: {error}", file=sys.stderr)
+        return 2
+    from dci import storage
+    from dci.dataverse.client import client_from
+    from dci.reports import suggestions_command
+
+    return suggestions_command.run(args, storage.stores(settings), client_from(settings), sys.stdout)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -280,7 +306,8 @@ def _set_up(dataverse: LocalDataverse) -> None:
     from dci.dataverse.setup import command
 
     args = argparse.Namespace(dataverse_url=dataverse.url, client_id=DEMO_APP, report_base_url=None, webhook_key=None,
-                              no_webhook=True, role=None, check=False, dry_run=False, azd_env=None)
+                              no_webhook=True, role=None, check=False, dry_run=False, azd_env=None,
+                              allow_keyword_edits=True)
     said = io.StringIO()
     env = {"DATAVERSE_TOKEN": "demo-token", "TIMELINE_ACTIVITIES": os.environ.get("TIMELINE_ACTIVITIES", "")}
     if command.run(args, env, said) != 0:

@@ -195,3 +195,73 @@ def test_before_and_after_an_article_changed_from_the_stored_facts(store) -> Non
     assert (judged["before"]["click_through_to_article"], judged["after"]["click_through_to_article"]) == (0.0, 0.3)
     assert (judged["before"]["cases_per_100_searches"], judged["after"]["cases_per_100_searches"]) == (15.0, 2.5)
     assert judged["status"] == "worked" and judged["judged_by"] == "zero_result_rate"
+
+
+def _seed_vpn_cases(store, fake, now):
+    """Seven Dataverse cases after "vpn error 809" two days before `now` (30 of its 40 searches found
+    nothing); agents attached KA-51002 to six. Returns (stores, client, article version id)."""
+    import uuid
+    from datetime import timedelta
+
+    from dci.cases import incident_case, take
+    from dci.dataverse.client import Dataverse, Incident, TokenSource, session
+    from dci.insights.facts import case_fact
+    from tests.conftest import stores_of
+
+    stores = stores_of(store)
+    day = now - timedelta(days=2)
+    ms = int(day.timestamp() * 1000)
+    version = fake.add_article("KA-51002", TITLES[KA_VPN], keywords="vpn", modified=now - timedelta(days=30))
+    facts = [(day.date().isoformat(), f"s{n}", {"kind": "search", "term": VPN, "session": f"x{n}", "visitor": f"x{n}",
+                                               "ts": ms + n, "results": 0 if n < 30 else 3}) for n in range(40)]
+    stores.insights.add_events(facts)
+    for n in range(7):
+        contact, created = str(uuid.uuid4()), ms + 3_600_000 + n
+        case_id = fake.add_incident(day + timedelta(hours=1), contact=contact, ticket=f"CAS-{n}")
+        take(stores.cases, incident_case(Incident(case_id, created, f"CAS-{n}", "VPN", contact), "poll"),
+             lambda _: None)
+        search = {"type": "search", "query": VPN, "results": 0, "ts": ms, "visitor": f"v{n}", "session": f"x{n}"}
+        stores.insights.put_case(case_id, case_fact({"case_id": case_id, "created_ms": created}, [search], 7))
+        if n < 6:
+            fake.knowledge.attach(case_id, version, day + timedelta(days=1))
+    dv = Dataverse(fake.url, TokenSource(fake.url, fixed="test-token"), session(backoff=0.05))
+    return stores, dv, version
+
+
+def test_suggestions_command_lists_applies_the_keyword_and_marks_it_done(store, fake) -> None:
+    import argparse
+    import io
+    from datetime import datetime, timezone
+
+    from dci.clock import ms_of
+    from dci.dataverse.knowledge import read_attachments
+    from dci.reports import suggestions_command
+
+    now = datetime(2026, 12, 6, 12, tzinfo=timezone.utc)
+    stores, dv, version = _seed_vpn_cases(store, fake, now)
+    assert read_attachments(dv, stores.cases, stores.answers, ms_of(now)).kept == 6
+
+    def run(action: str, *rest: str, yes: bool = False) -> tuple[int, str]:
+        out = io.StringIO()
+        args = argparse.Namespace(action=action, id=rest[0] if rest else None, first=None, last=None, yes=yes)
+        return suggestions_command.run(args, stores, dv, out, now), out.getvalue()
+
+    code, listed = run("list")
+    assert code == 0 and listed.startswith("1 suggestion from 2026-11-07 to 2026-12-06")
+    suggestion_id = listed.splitlines()[1].split()[0]
+    assert 'searched "vpn error 809" found nothing and opened 7 cases; agents answered 6' in listed
+    code, said = run("apply", suggestion_id)  # without --yes: says what it would do, does nothing
+    assert code == 0 and "would set the keywords of KA-51002 to: vpn, vpn error 809" in said
+    assert fake.knowledge.articles[0]["keywords"] == "vpn"
+    fake.admin.deny("prvWriteKnowledgeArticle")
+    code, said = run("apply", suggestion_id, yes=True)
+    assert code == 1 and "--allow-keyword-edits" in said and fake.knowledge.articles[0]["keywords"] == "vpn"
+    fake.admin.denied.clear()
+    code, said = run("apply", suggestion_id, yes=True)
+    assert code == 0 and fake.knowledge.articles[0]["keywords"] == "vpn, vpn error 809"
+    assert stores.answers.suggestion_states()[suggestion_id]["done_ms"] == ms_of(now)
+    code, listed = run("list")
+    assert f"{suggestion_id}  changed" in listed
+    code, said = run("apply", suggestion_id, yes=True)  # again: the keyword is there now
+    assert code == 0 and "already has the keyword" in said and fake.knowledge.articles[0]["keywords"].count("809") == 1
+    assert run("done", "000000000000")[0] == 2

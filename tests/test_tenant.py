@@ -72,6 +72,7 @@ WANTED = Wanted(client_id=CLIENT, webhook_url=WEBHOOK, webhook_key="key")
     ({"visit_columns": None, "held": dict(PRIVILEGES)}, Wanted(CLIENT, WEBHOOK, "key", visits=False), []),
     ({"held": {}}, Wanted(CLIENT, WEBHOOK, "key", role="Support app", own_role=False), []),  # --role: used as it is
     ({}, Wanted(CLIENT, WEBHOOK, "another key"), ["endpoint-update"]),
+    ({}, Wanted(CLIENT, WEBHOOK, "key", keyword_edits=True), ["privileges"]),  # --allow-keyword-edits
     ({}, Wanted(CLIENT, APP_API.replace("abc", "xyz") + "/dataverse/incidents", "key"), ["endpoint-update"]),
     ({}, Wanted(CLIENT, WEBHOOK, None), []),  # no key given: the key cannot be checked, the rest can
     ({"endpoint": None, "step": None}, Wanted(CLIENT, WEBHOOK, None), ["manual"]),

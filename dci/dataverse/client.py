@@ -293,12 +293,18 @@ class Dataverse:
     def articles(self, article_ids: list[str]) -> dict[str, Article]:
         """Knowledge article versions by id (number, title, keywords, last change, published or not);
         ids Dataverse does not know are left out."""
-        wanted = sorted({a.lower() for a in article_ids})
+        return self._article_versions([f"knowledgearticleid eq {a}" for a in sorted({a.lower() for a in article_ids})])
+
+    def articles_numbered(self, numbers: list[str]) -> dict[str, Article]:
+        """Every version of the knowledge articles with these public numbers, by id."""
+        return self._article_versions([f"articlepublicnumber eq {odata_text(n)}" for n in sorted(set(numbers))])
+
+    def _article_versions(self, conditions: list[str]) -> dict[str, Article]:
         found: dict[str, Article] = {}
-        for start in range(0, len(wanted), TITLES_PER_CALL):
-            ids = " or ".join(f"knowledgearticleid eq {a}" for a in wanted[start:start + TITLES_PER_CALL])
+        for start in range(0, len(conditions), TITLES_PER_CALL):
+            either = " or ".join(conditions[start:start + TITLES_PER_CALL])
             url: str | None = (f"{self._base}/knowledgearticles?$select=knowledgearticleid,articlepublicnumber,"
-                               f"title,keywords,modifiedon,statecode&$filter={odata_filter(ids)}")
+                               f"title,keywords,modifiedon,statecode&$filter={odata_filter(either)}")
             while url:
                 document = self._call("GET", url, "read knowledge articles").json()
                 for row in document.get("value", []):
@@ -308,6 +314,11 @@ class Dataverse:
                                              epoch_ms(row["modifiedon"], naive_is_utc=True), row.get("statecode") == 3)
                 url = document.get("@odata.nextLink")
         return found
+
+    def set_keywords(self, article_id: str, keywords: str) -> None:
+        """Replace an article version's keywords (`python -m dci suggestions apply`)."""
+        self._call("PATCH", f"{self._base}/knowledgearticles({article_id})", "change an article's keywords",
+                   json={"keywords": keywords}, headers={"If-Match": "*"})
 
     def forget_name(self, contact: str) -> None:
         """Drop a contact's remembered name (an erasure)."""

@@ -58,7 +58,8 @@ def read_attachments_now(dataverse: Dataverse, stores: Stores, now_ms: int) -> R
 
 def read_attachments(dataverse: Dataverse, cases: CaseStore, answers: AnswerStore, now_ms: int) -> Read:
     """Keep the articles attached since the watermark to cases the app has (a case it never saw has
-    no journey to learn from), and the columns of article versions not kept yet."""
+    no journey to learn from), the columns of article versions not kept yet, and again those of
+    every version of an article a suggestion names."""
     result = Read()
     watermark = cases.watermark(WATERMARK)
     since = (watermark if watermark is not None else now_ms - FIRST_READ_DAYS * DAY_MS) - OVERLAP_MS
@@ -86,6 +87,11 @@ def read_attachments(dataverse: Dataverse, cases: CaseStore, answers: AnswerStor
         found = dataverse.articles(missing)
         answers.put_versions(found.values())
         result.versions = len(found)
+    suggested = sorted({str(state["article"]) for state in answers.suggestion_states().values()})
+    if suggested:  # their articles' versions read again: an edit (or a new version) moves a suggestion on
+        again = dataverse.articles_numbered(suggested)
+        answers.put_versions(again.values())
+        result.versions += len(again)
     result.watermark_ms = watermark
     logger.info("knowledge articles attached to cases: %d seen, %d kept, %d article versions read; watermark %s",
                 result.seen, result.kept, result.versions, iso_of(watermark) if watermark is not None else "none",

@@ -261,12 +261,12 @@ def _handler(dataverse: LocalDataverse) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             if self.command == "GET" and parts.path == f"{API}/incidents":
                 return self._send(200, dataverse.list_incidents(parts.query, self.headers.get("Prefer", "")))
-            if self.command == "GET":
-                with dataverse.lock:
-                    known = dataverse.knowledge.handle(parts.path.removeprefix(f"{API}/"), parts.query,
-                                                       self.headers.get("Prefer", ""))
-                if known is not None:
-                    return self._send(*known)
+            with dataverse.lock:
+                known = dataverse.knowledge.handle(self.command, parts.path.removeprefix(f"{API}/"), parts.query,
+                                                   self.headers.get("Prefer", ""), json.loads(raw or b"{}"),
+                                                   dataverse.admin.denied)
+            if known is not None:
+                return self._send(*known)
             person = re.fullmatch(rf"{API}/contacts\(([0-9a-f-]{{36}})\)", parts.path)
             if self.command == "GET" and person:
                 if person.group(1) not in dataverse.contacts:

@@ -30,7 +30,8 @@ Answer = tuple[int, dict[str, Any] | None, dict[str, str]]
 ROOT_UNIT = "0a5f2c1e-4b7d-4e21-9a51-6c3d8e9f0b11"
 BASELINE = "prvReadSharePointDocument"  # Dataverse adds privileges like this to every new role
 PRIVILEGE_NAMES = ("prvReadIncident", "prvAppendToIncident", "prvWriteIncident", "prvReadContact", "prvAppendToContact",
-                   "prvReadAccount", "prvReadKnowledgeArticle", "prvCreateNote", "prvReadNote", "prvWriteNote",
+                   "prvReadAccount", "prvReadKnowledgeArticle", "prvReadKnowledgeArticleIncident",
+                   "prvWriteKnowledgeArticle", "prvCreateNote", "prvReadNote", "prvWriteNote",
                    "prvAppendNote", "prvDeleteNote", "prvAppendToNote", BASELINE)
 DEPTHS = ("Basic", "Local", "Deep", "Global")
 # What may be written to each table (anything else is refused as Dataverse refuses it).

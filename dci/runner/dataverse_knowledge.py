@@ -53,12 +53,29 @@ class Knowledge:
                                  "_incidentid_value": case_id, "createdon": _at(when)})
         return attachment
 
-    def handle(self, path: str, query: str, prefer: str) -> tuple[int, dict[str, Any]] | None:
-        if path == "knowledgearticles":
+    def handle(self, method: str, path: str, query: str, prefer: str, body: dict[str, Any],
+               denied: set[str]) -> tuple[int, dict[str, Any] | None] | None:
+        if method == "GET" and path == "knowledgearticles":
             return 200, self._articles(query)
-        if path == "knowledgearticleincidents":
+        if method == "GET" and path == "knowledgearticleincidents":
             return 200, self._attachments(query, prefer)
+        one = re.fullmatch(rf"knowledgearticles\(({GUID})\)", path)
+        if method == "PATCH" and one:
+            return self._change(one.group(1).lower(), body, denied)
         return None
+
+    def _change(self, article: str, body: dict[str, Any], denied: set[str]) -> tuple[int, dict[str, Any] | None]:
+        if "prvWriteKnowledgeArticle" in denied:
+            return 403, {"error": {"code": "0x80040220", "message": "Principal user is missing "
+                                                                    "prvWriteKnowledgeArticle privilege."}}
+        row = next((r for r in self.articles if r["knowledgearticleid"] == article), None)
+        if row is None:
+            return 404, {"error": {"code": "0x80040217", "message": f"knowledgearticle With Id = {article} "
+                                                                    "Does Not Exist"}}
+        if set(body) - {"keywords", "title"}:
+            return 400, {"error": {"code": "0x80060888", "message": "Only keywords and title change here."}}
+        self.change_article(article, datetime.now(timezone.utc), **body)
+        return 204, None
 
     def _articles(self, query: str) -> dict[str, Any]:
         params = parse_qs(query)

@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the app with your Azure sign-in)")
     parser.add_argument("--no-webhook", action="store_true", help="no webhook: the poller alone finds new cases")
     parser.add_argument("--role", help="use this existing security role instead of creating the app's own")
+    parser.add_argument("--allow-keyword-edits", action="store_true",
+                        help="also let the role change knowledge articles (python -m dci suggestions apply)")
     parser.add_argument("--azd-env", help="the azd environment to read (default: azd's default environment)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="print what would change; change nothing")
@@ -128,7 +130,8 @@ def wanted_from(args: argparse.Namespace, env: Mapping[str, str], azd: Mapping[s
     except ValueError as error:
         raise UsageError(str(error)) from None
     return url, Wanted(client_id=client, webhook_url=webhook_url, webhook_key=key, role=args.role or ROLE_NAME,
-                       own_role=args.role is None, visits=activities != "off")
+                       own_role=args.role is None, visits=activities != "off",
+                       keyword_edits=getattr(args, "allow_keyword_edits", False))
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO | None = None,

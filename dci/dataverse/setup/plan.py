@@ -40,7 +40,8 @@ PRIVILEGES: tuple[tuple[str, str], ...] = (
     ("prvReadIncident", "Global"),          # poll new cases, find one by its ticket number
     ("prvAppendToIncident", "Global"),      # attach the timeline note to the case
     ("prvReadContact", "Global"),           # the customer's full name on the agent's report
-    ("prvReadKnowledgeArticle", "Global"),  # article titles on the reports
+    ("prvReadKnowledgeArticle", "Global"),  # article titles on the reports; their keywords and changes
+    ("prvReadKnowledgeArticleIncident", "Global"),  # which articles agents attached to cases (suggestions)
     ("prvCreateNote", "Basic"),             # the timeline note: written, updated, deleted on erasure
     ("prvReadNote", "Basic"),               # and retention. Basic: only the notes the app owns
     ("prvWriteNote", "Basic"),
@@ -58,6 +59,9 @@ TABLE_PRIVILEGES: tuple[tuple[str, str], ...] = tuple(  # (these come with the t
 VISIT_PRIVILEGES = TABLE_PRIVILEGES + (
     ("prvAppendToContact", "Global"),  # the contact as each visit's Customer party (its own timeline)
 )
+
+# `--allow-keyword-edits`: a suggestion applied with the app's identity adds its term to an article's keywords.
+KEYWORD_EDITS: tuple[tuple[str, str], ...] = (("prvWriteKnowledgeArticle", "Global"),)
 
 # Service endpoint and step option values (Web API reference: serviceendpoint, sdkmessageprocessingstep).
 CONTRACT_WEBHOOK, AUTH_WEBHOOK_KEY, CONNECTION_NORMAL, FORMAT_JSON, CLAIM_NONE = 8, 4, 1, 2, 1
@@ -153,10 +157,11 @@ class Wanted:
     role: str = ROLE_NAME
     own_role: bool = True  # False: --role names an existing role, used as it is
     visits: bool = True  # the portal visits' activity table (False: TIMELINE_ACTIVITIES=off)
+    keyword_edits: bool = False  # --allow-keyword-edits: the role may change articles (suggestions apply)
 
     def privileges(self) -> tuple[tuple[str, str], ...]:
         """Every privilege the role is to hold."""
-        return PRIVILEGES + (VISIT_PRIVILEGES if self.visits else ())
+        return PRIVILEGES + (VISIT_PRIVILEGES if self.visits else ()) + (KEYWORD_EDITS if self.keyword_edits else ())
 
 
 @dataclass
