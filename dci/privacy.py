@@ -29,6 +29,7 @@ from dci.storage.keys import fact_ref
 if TYPE_CHECKING:
     from dci.dataverse.client import Dataverse
     from dci.storage import Stores
+    from dci.storage.answers import AnswerStore
     from dci.storage.erasures import Tombstones
     from dci.storage.outbox import LakeOutbox
 
@@ -59,7 +60,7 @@ def export(store: InteractionStore, contact: str, stitch_window_ms: int, session
 def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
           cases: CaseStore | None = None, insights: InsightStore | None = None,
           outbox: LakeOutbox | None = None, erasures: Tombstones | None = None,
-          now_ms: int | None = None) -> dict[str, int]:
+          now_ms: int | None = None, answers: AnswerStore | None = None) -> dict[str, int]:
     """Erase the contact's activity; idempotent. Returns how much was removed.
 
     A visitor no one else signed in on is the contact's own browser: all its rows go, anonymous
@@ -94,7 +95,7 @@ def erase(store: InteractionStore, contact: str, stitch_window_ms: int,
         store.unlink(contact, visitor)
         removed["visitors"] += 1
     if cases is not None:
-        removed["cases"] = forget_cases(cases, insights, contact)
+        removed["cases"] = forget_cases(cases, insights, contact, answers)
     store.drop_table(LEGACY_TICKETS)  # earlier builds' browser-per-ticket rows: nothing reads them now
     logger.info("erased a contact: %d interactions on %d visitors, %d case timelines",
                 removed["interactions"], removed["visitors"], removed["cases"], extra=removed)
@@ -111,11 +112,15 @@ def delete_rows(store: InteractionStore, insights: InsightStore | None, visitor:
     return store.delete_rows(rows)
 
 
-def forget_cases(cases: CaseStore, insights: InsightStore | None, contact: str) -> int:
-    """Forget the contact's cases and timelines, their case facts first. Returns the cases forgotten."""
-    if insights is not None:
-        for row in cases.cases_of(contact):
+def forget_cases(cases: CaseStore, insights: InsightStore | None, contact: str,
+                 answers: AnswerStore | None = None) -> int:
+    """Forget the contact's cases and timelines, their case facts and what was kept of the articles
+    attached to them first. Returns the cases forgotten."""
+    for row in cases.cases_of(contact):
+        if insights is not None:
             insights.remove_case(row["case_id"], day_of(row["created_ms"]))
+        if answers is not None:
+            answers.forget_case(row["case_id"], day_of(row["created_ms"]))
     return cases.forget_contact(contact)
 
 
@@ -174,7 +179,7 @@ def erase_reply(raw_contact: str, settings: Settings, stores: Stores) -> Reply:
     def action(contact: str) -> Reply:
         document: dict[str, Any] = {"contact": contact, "removed": erase(
             stores.interactions, contact, settings.stitch_window_ms, stores.cases, stores.insights, stores.outbox,
-            stores.erasures)}
+            stores.erasures, answers=stores.answers)}
         if settings.dataverse_configured and stores.erasures is not None:
             from dci.dataverse.client import client_from
 

@@ -44,9 +44,9 @@ def apply(stores: Stores, now: datetime, retention_days: int) -> list[str]:
         logger.info("retention dropped table %s (older than %d days)", name, retention_days,
                     extra={"table": name, "retention_days": retention_days})
     cutoff = (now - timedelta(days=retention_days)).date().isoformat()
-    removed = insights.forget_before(cutoff)
+    removed = insights.forget_before(cutoff) + (stores.answers.forget_before(cutoff) if stores.answers else 0)
     if removed:
-        logger.info("retention removed %d insight facts from before %s", removed, cutoff,
+        logger.info("retention removed %d insight facts and attachments from before %s", removed, cutoff,
                     extra={"facts": removed, "before": cutoff})
     if stores.erasures is not None:  # tombstones outlive every re-read, then go
         from dci.clock import ms_of

@@ -265,3 +265,84 @@ def test_suggestions_command_lists_applies_the_keyword_and_marks_it_done(store, 
     code, said = run("apply", suggestion_id, yes=True)  # again: the keyword is there now
     assert code == 0 and "already has the keyword" in said and fake.knowledge.articles[0]["keywords"].count("809") == 1
     assert run("done", "000000000000")[0] == 2
+
+
+def test_the_insights_route_gives_suggestions_json_page_csv_and_drill_down(store, fake, monkeypatch) -> None:
+    import json
+    from datetime import datetime, timezone
+    from urllib.parse import urlencode
+
+    import azure.functions as func
+    import jsonschema
+
+    import function_app
+    from dci.clock import ms_of
+    from dci.dataverse.knowledge import read_attachments
+    from dci.openapi import document
+    from dci.settings import get_settings
+
+    now = datetime.now(timezone.utc)
+    stores, dv, _ = _seed_vpn_cases(store, fake, now)
+    read_attachments(dv, stores.cases, stores.answers, ms_of(now))
+
+    def get(**params: str) -> func.HttpResponse:
+        return function_app.insights(func.HttpRequest("GET", f"http://localhost/api/insights?{urlencode(params)}",
+                                                      body=b"", params=params))
+
+    monkeypatch.setenv("DATAVERSE_URL", fake.url)
+    get_settings.cache_clear()
+    try:
+        body = json.loads(get().get_body())
+        jsonschema.validate(body, document()["components"]["schemas"]["Insights"])
+        (made,) = body["suggestions"]
+        assert (made["term"], made["article"], made["answered"], made["status"]) == (VPN, KA_VPN, 6, "open")
+        page = get(format="html").get_body().decode()
+        assert page.index('id="suggestions"') < page.index("Day by day")  # first on the page
+        assert "agents answered 6 of them with KA-51002 &#34;Allow IKEv2 through your home router&#34;" in page
+        csv = get(format="csv", table="suggestions").get_body().decode("utf-8-sig")
+        assert csv.splitlines()[0].startswith("id,term,article,title,cases,answered,share")
+        assert made["id"] in csv
+        behind = json.loads(get(search=VPN).get_body())
+        assert behind["answered_by"][0] == {"article": KA_VPN, "title": TITLES[KA_VPN], "cases": 6, "share": 1.0}
+        monkeypatch.delenv("DATAVERSE_URL")
+        get_settings.cache_clear()
+        without = json.loads(get().get_body())
+        assert without["suggestions"] == [] and "Dynamics 365 Customer Service" in without["suggestions_note"]
+        assert "Dynamics 365 Customer Service" in get(format="html").get_body().decode()
+    finally:
+        get_settings.cache_clear()
+
+
+def test_erasure_and_retention_take_the_attachments_of_cases_out(store, fake) -> None:
+    from datetime import datetime, timezone
+
+    from dci import privacy, retention
+    from dci.clock import ms_of
+    from dci.dataverse.knowledge import read_attachments
+
+    now = datetime(2026, 12, 6, 12, tzinfo=timezone.utc)
+    stores, dv, _ = _seed_vpn_cases(store, fake, now)
+    read_attachments(dv, stores.cases, stores.answers, ms_of(now))
+    day = "2026-12-04"
+    cases = stores.answers.attached(day, day)
+    assert len(cases) == 6
+    victim = sorted(cases)[0]
+    contact = stores.cases.case(victim)["contact"]
+    privacy.erase(stores.interactions, contact, 0, stores.cases, stores.insights, None, stores.erasures,
+                  answers=stores.answers)
+    assert victim not in stores.answers.attached(day, day) and len(stores.answers.attached(day, day)) == 5
+    retention.apply(stores, datetime(2027, 6, 1, tzinfo=timezone.utc), 90)
+    assert stores.answers.attached(day, day) == {}
+
+
+def test_a_suggestion_whose_article_changed_is_followed_whatever_the_rule_says_now() -> None:
+    # After the change the term finds its article: the rule no longer holds, but the manager wants the
+    # before and after, so the suggestion stays listed, its sentence without a claim the range denies.
+    row = {"article": KA_VPN, "title": None, "cases": 2, "share": 0.4}
+    figures = TermFigures(40, 40, 4, 0, 5)
+    assert suggestions(VPN, 5, [row], figures, {KA_VPN: 20}) == []
+    (kept,) = suggestions(VPN, 5, [row], figures, {KA_VPN: 20}, kept={KA_VPN: "zero results"})
+    assert kept["because"] == "zero results" and "found nothing" not in kept["sentence"]
+    assert kept["sentence"].startswith('Customers who searched "vpn error 809" opened 5 cases; agents answered 2')
+    (missed,) = suggestions(VPN, 9, [{**row, "cases": 4, "share": 0.8}], figures, {KA_VPN: 2})
+    assert "rarely opened KA-51002 and opened 9 cases" in missed["sentence"]

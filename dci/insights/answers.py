@@ -66,34 +66,38 @@ class TermFigures(NamedTuple):
 
 
 def suggestions(term: str, cases: int, answered: Iterable[Mapping[str, Any]], figures: TermFigures,
-                clicks_to: Mapping[str, int]) -> list[dict[str, Any]]:
+                clicks_to: Mapping[str, int], kept: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """The suggestions for one term: each article of `answered` (`answered_by`'s) that answered at
     least SHARE of the term's answered cases over at least MIN_ANSWERED of them, when the term found
     nothing at least ZERO_RATE of the time or led to that article (`clicks_to`: result clicks from
-    the term to each article) less than CLICK_RATE of its searches."""
+    the term to each article) less than CLICK_RATE of its searches. `kept`: articles whose
+    suggestion is followed whatever the rule says now (its article changed: it may have worked),
+    with the reason it was made for."""
     zero_rate = rate(figures.zero, figures.with_result_count)
     found = []
     for row in answered:
-        if row["cases"] < MIN_ANSWERED or (row["share"] or 0) < SHARE:
-            continue
         click_rate = rate(clicks_to.get(row["article"], 0), figures.searches)
         nothing = zero_rate is not None and zero_rate >= ZERO_RATE
         missed = click_rate is not None and click_rate < CLICK_RATE
-        if not (nothing or missed):
-            continue
+        because = (kept or {}).get(row["article"])
+        if because is None:
+            if row["cases"] < MIN_ANSWERED or (row["share"] or 0) < SHARE or not (nothing or missed):
+                continue
+            because = "zero results" if nothing else "not opened"
         found.append({"id": suggestion_id(term, row["article"]), "term": term, "article": row["article"],
                       "title": row.get("title"), "cases": cases, "answered": row["cases"], "share": row["share"],
                       "searches": figures.searches, "zero_result_rate": zero_rate,
-                      "click_through_to_article": click_rate, "because": "zero results" if nothing else "not opened",
-                      "sentence": sentence(term, row, cases, zero_rate if nothing else None)})
+                      "click_through_to_article": click_rate, "because": because,
+                      "sentence": sentence(term, row, cases, "found nothing" if nothing else
+                                           f"rarely opened {row['article']}" if missed else None)})
     return found
 
 
-def sentence(term: str, row: Mapping[str, Any], cases: int, zero_rate: float | None) -> str:
-    """The one sentence a knowledge manager reads."""
+def sentence(term: str, row: Mapping[str, Any], cases: int, what: str | None) -> str:
+    """The one sentence a knowledge manager reads (`what` the searches did: "found nothing", …)."""
     title = f' "{row["title"]}"' if row.get("title") else ""
-    what = "found nothing" if zero_rate is not None else f"rarely opened {row['article']}"
-    return (f'Customers who searched "{term}" {what} and opened {cases} case{"s" if cases != 1 else ""}; '
+    did = f"{what} and " if what else ""
+    return (f'Customers who searched "{term}" {did}opened {cases} case{"s" if cases != 1 else ""}; '
             f'agents answered {row["cases"]} of them with {row["article"]}{title}. '
             f'Add "{term}" to that article\'s keywords.')
 

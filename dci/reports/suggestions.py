@@ -121,7 +121,9 @@ def range_suggestions(insights: InsightStore, answers: AnswerStore, first: str, 
         if not rows:
             continue
         answered[term] = rows
-        if rows[0]["cases"] < MIN_ANSWERED:
+        kept = {state["article"]: state.get("because") or "zero results" for state in states.values()
+                if state.get("term") == term and moment(state, latest.get(state["article"], {}).get("modified_ms"))}
+        if rows[0]["cases"] < MIN_ANSWERED and not kept:
             continue
         figures = dict(zip(TERM_FIELDS, terms.get(term) or [0] * len(TERM_FIELDS), strict=True))
         clicks = {}
@@ -129,7 +131,7 @@ def range_suggestions(insights: InsightStore, answers: AnswerStore, first: str, 
             if event.get("kind") == "click" and event.get("article"):
                 clicks[event["article"]] = clicks.get(event["article"], 0) + 1
         for suggestion in suggestions(term, len(cases), rows, TermFigures(
-                figures["searches"], figures["with_result_count"], figures["zero"], 0, len(cases)), clicks):
+                figures["searches"], figures["with_result_count"], figures["zero"], 0, len(cases)), clicks, kept):
             modified = latest.get(suggestion["article"], {}).get("modified_ms")
             state = states.get(suggestion["id"])
             if state is None:
@@ -140,27 +142,33 @@ def range_suggestions(insights: InsightStore, answers: AnswerStore, first: str, 
     return {"answered_by": answered, "suggestions": found}
 
 
+def moment(state: Mapping[str, Any], modified_ms: int | None) -> int | None:
+    """When a suggestion's article changed for it: its `modifiedon` moved past the value it had when
+    the suggestion was first made, or it was marked done (the earlier of the two); None: not yet."""
+    then = state.get("modified_then_ms")
+    moved = modified_ms if modified_ms is not None and then is not None and modified_ms > then else None
+    return min((m for m in (moved, state.get("done_ms")) if m is not None), default=None)
+
+
 def _status(insights: InsightStore, suggestion: Mapping[str, Any], state: Mapping[str, Any],
             modified_ms: int | None, now_ms: int) -> dict[str, Any]:
     """`open` until the article's `modifiedon` moves past its value when the suggestion was first
     made (or it is marked done); from that moment (`changed_on`), the term over the days after it
     (up to COMPARE_DAYS) against as many days before it, and the status `compare` gives."""
-    then = state.get("modified_then_ms")
-    moved = modified_ms if modified_ms is not None and then is not None and modified_ms > then else None
-    moment = min((m for m in (moved, state.get("done_ms")) if m is not None), default=None)
-    if moment is None:
+    changed_ms = moment(state, modified_ms)
+    if changed_ms is None:
         return {"status": "open", "changed_on": None, "before": None, "after": None}
-    changed = day_of(moment)
+    changed = day_of(changed_ms)
     length = min(COMPARE_DAYS, (date.fromisoformat(day_of(now_ms)) - date.fromisoformat(changed)).days)
     if length < 1:
-        return {"status": "changed", "changed_on": iso_of(moment), "before": None, "after": None}
+        return {"status": "changed", "changed_on": iso_of(changed_ms), "before": None, "after": None}
     start = date.fromisoformat(changed)
     after = (start + timedelta(days=1), start + timedelta(days=length))
     before = (start - timedelta(days=length), start - timedelta(days=1))
     term, article = suggestion["term"], suggestion["article"]
     judged = compare(period(insights, term, article, *(d.isoformat() for d in before)),
                      period(insights, term, article, *(d.isoformat() for d in after)), suggestion["because"], length)
-    return {"status": judged["status"], "changed_on": iso_of(moment),
+    return {"status": judged["status"], "changed_on": iso_of(changed_ms),
             "before": {"from": before[0].isoformat(), "to": before[1].isoformat(), **judged["before"]},
             "after": {"from": after[0].isoformat(), "to": after[1].isoformat(), **judged["after"]},
             "difference": judged["difference"], "judged_by": judged["judged_by"]}

@@ -29,7 +29,8 @@ from dci.cases import case_message, claimed_case
 from dci.clock import ms_of
 from dci.insights import days as days_between
 from dci.privacy import delete_rows, forget_cases
-from dci.runner.demo_history import DEMO_CONTACTS, VISITOR_PREFIX, WEEKDAY_SESSIONS, messages, plan
+from dci.runner import demo_answers
+from dci.runner.demo_history import DEMO_CONTACTS, VISITOR_PREFIX, WEEKDAY_SESSIONS, edited_at, messages, plan
 from dci.storage.keys import interactions_table
 
 if TYPE_CHECKING:
@@ -92,6 +93,12 @@ def seed(settings: Settings, stores: Stores, days: int = 30, weekday_sessions: i
                     done["events"] += seeding.link(bodies)
                     done["sessions"], done["batches"] = done["sessions"] + len(unit), done["batches"] + len(bodies)
         seeding.assemble()
+    if stores.answers is not None:  # what agents attached to the demo's cases, and the article changed halfway
+        facts = dict(stores.insights.case_facts(first.isoformat(), last.isoformat()))
+        created = {case_id: (stores.cases.case(case_id) or {}).get("created_ms") for case_id in seeding.cases}
+        done["attachments"] = demo_answers.seed(stores.answers, [
+            (case_id, facts[case_id], ms) for case_id, ms in created.items() if ms and case_id in facts],
+            first, edited_at(first, last))
     recomputed = stores.insights.refresh(days_between(first.isoformat(), last.isoformat()))
     return {"from": first.isoformat(), "to": last.isoformat(), "portals": list(hosts), **done,
             "cases": seeding.outcomes, "days_recomputed": len(recomputed),
@@ -180,7 +187,7 @@ def remove(settings: Settings, stores: Stores, workers: int = 8) -> dict[str, An
     def forget(contact: str) -> int:
         for link in interactions.visitors_of(contact):
             interactions.unlink(contact, link["visitor"])
-        return forget_cases(stores.cases, insights, contact)
+        return forget_cases(stores.cases, insights, contact, stores.answers)
 
     def drop(visitor: str, rows: list[dict[str, Any]]) -> int:
         return delete_rows(interactions, insights, visitor, rows)
@@ -194,6 +201,8 @@ def remove(settings: Settings, stores: Stores, workers: int = 8) -> dict[str, An
         events = sum(pool.map(drop, visitors, rows))
     finally:
         pool.shutdown(cancel_futures=True)
+    if stores.answers is not None:  # (the demo cases' attachments went with them; its articles and suggestions)
+        demo_answers.remove(stores.answers, ())
     recomputed = insights.refresh()  # the days marked dirty above (and any other dirty day)
     insights.drop_empty(recomputed)  # a day left with nothing: no rollup, as before the seed
     return {"visitors": len(visitors), "events": events, "cases": cases, "days_recomputed": len(recomputed),

@@ -99,6 +99,14 @@ TERMS: tuple[tuple[str, int, tuple[int, ...], str | None], ...] = (
 TERM = {query: (results, found, refine) for query, results, found, refine in TERMS}
 TERM_WEIGHTS = [1 / (rank + 1) ** 1.07 for rank in range(len(TERMS))]
 OUTAGE_TERMS = {"vpn", "vpn error 809", "vpn 809 error", "vpn not connecting"}  # searched twice as often in an outage
+# What agents answer the cases after a search that found nothing with (the suggestions, issue 29): the
+# article each term wanted. Halfway through the seeded days CHANGED_TERM is added to its answer's keywords,
+# and from then on it finds it.
+ANSWERS = {"vpn error 809": 26, "vpn 809 error": 26, "mfa new phone": 3, "authenticator new phone": 3, "2fa": 3,
+           "pasword reset": 23, "invoice vat number": 8, "change vat number": 8, "sso login loop": 1,
+           "printer offline mac": 17, "outlok calendar": 20, "teams recording download": 29,
+           "expense report export": 25, "desktop app crash": 12, "error 0x80070005": 13}
+CHANGED_TERM = "vpn error 809"
 NAVIGATION = (("/products/", "Products and services"), ("/downloads/", "Downloads"), ("/contact-us/", "Contact us"),
               ("/forums/", "Community forums"), ("/support/", "Support"), ("/knowledgebase/", "Knowledge base"))
 SIGNED_IN_PAGES = (("/support/cases/", "My cases"), ("/profile/", "Your profile"))
@@ -151,6 +159,7 @@ class Session:
     skew_ms: int = 0
     pages: list[Page] = dataclasses.field(default_factory=list)
     ticket: str | None = None
+    edited_ms: int | None = None  # when CHANGED_TERM's answer got it as a keyword (the demo's closed loop)
 
     def view(self, rng: random.Random, path: str, title: str, dwell_ms: int, referrer: str | None = None,
              events: Iterable[tuple[int, dict[str, Any]]] = ()) -> None:
@@ -179,8 +188,10 @@ def _dwell(rng: random.Random, median_s: float, low_s: float, high_s: float) -> 
 
 
 def _search(rng: random.Random, s: Session, query: str) -> tuple[str, int | None]:
-    """A search results page; returns ("zero" | "results" | "read", the article a click opened)."""
-    results, found, _ = TERM[query]
+    """A search results page; returns ("zero" | "results" | "read", the article a click opened).
+    CHANGED_TERM finds its answer once that article has it as a keyword (`edited_ms`)."""
+    edited = s.edited_ms is not None and s.start_ms >= s.edited_ms and query == CHANGED_TERM
+    results, found, _ = (2, (ANSWERS[CHANGED_TERM], 24), None) if edited else TERM[query]
     path = f"/search/?q={quote_plus(query)}"
     clicked = None
     events: list[tuple[int, dict[str, Any]]] = [(rng.randint(700, 2500), {"type": "search", "query": query,
@@ -314,7 +325,8 @@ def _browser(visitor: str) -> tuple[str, int]:
     return agent, (rng.choice((-1, 1)) * rng.randint(5_000, 600_000) if rng.random() < 0.08 else 0)
 
 
-def day_sessions(day: date, hosts: tuple[str, ...], weekday_sessions: int = WEEKDAY_SESSIONS) -> Iterator[Session]:
+def day_sessions(day: date, hosts: tuple[str, ...], weekday_sessions: int = WEEKDAY_SESSIONS,
+                 edited_ms: int | None = None) -> Iterator[Session]:
     """A day's sessions, each from its own seeded generator (the same day always gives the same ones),
     and the customers' follow-up visits days later that they bring (a second case, sometimes)."""
     rng = random.Random(f"dci-demo/{day}")
@@ -328,14 +340,21 @@ def day_sessions(day: date, hosts: tuple[str, ...], weekday_sessions: int = WEEK
         hour = srng.choices(range(24), HOURS)[0]
         agent, skew = _browser(visitor)
         s = Session(key, visitor, host, agent, contact, contact is not None,
-                    midnight + hour * HOUR_MS + srng.randrange(HOUR_MS), skew)
+                    midnight + hour * HOUR_MS + srng.randrange(HOUR_MS), skew, edited_ms=edited_ms)
         _walk(srng, s, signs_in_as, outage, eager)
         yield s
         if s.ticket and srng.random() < 0.22:  # back some days later, signed in, with another problem
             later = Session(f"{key}/later", visitor, host, agent, s.contact, True,
-                            s.start_ms + srng.randint(1, 6) * DAY_MS + srng.randint(-3 * HOUR_MS, 3 * HOUR_MS), skew)
+                            s.start_ms + srng.randint(1, 6) * DAY_MS + srng.randint(-3 * HOUR_MS, 3 * HOUR_MS), skew,
+                            edited_ms=edited_ms)
             _walk(srng, later, s.contact or signs_in_as, outage, 3.0)
             yield later
+
+
+def edited_at(first: date, last: date) -> int:
+    """When CHANGED_TERM's answer gets it as a keyword: noon of the middle day of `first`..`last`."""
+    middle = first + timedelta(days=(last - first).days // 2)
+    return ms_of(datetime(middle.year, middle.month, middle.day, 12, tzinfo=timezone.utc))
 
 
 def plan(hosts: tuple[str, ...], first: date, last: date, now_ms: int,
@@ -346,8 +365,10 @@ def plan(hosts: tuple[str, ...], first: date, last: date, now_ms: int,
         return s.end_ms + 1000 <= now_ms - MINUTE_MS and day_of(s.start_ms) <= last.isoformat()
 
     days = []
+    edited = edited_at(first, last)
     for offset in range((last - first).days + 1):
-        sessions = [s for s in day_sessions(first + timedelta(days=offset), hosts, weekday_sessions) if ended(s)]
+        sessions = [s for s in day_sessions(first + timedelta(days=offset), hosts, weekday_sessions, edited)
+                    if ended(s)]
         days.append(([s for s in sessions if not s.key.endswith("/later")],
                      [s for s in sessions if s.key.endswith("/later")]))
     return days

@@ -62,6 +62,38 @@ class AnswerStore:
             pass
         return out
 
+    def forget_case(self, case_id: str, day: str) -> int:
+        """Delete what was kept of the articles attached to a case (an erasure); returns how many."""
+        try:
+            rows = [row["RowKey"] for row in self._table.client.query_entities(
+                "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi", select=["RowKey"],
+                parameters={"pk": f"k_{day}", "lo": f"{case_id}_", "hi": f"{case_id}`"})]  # ("`" follows "_")
+        except ResourceNotFoundError:
+            return 0
+        for key in rows:
+            self._table.delete(f"k_{day}", key)
+        return len(rows)
+
+    def forget_before(self, day: str) -> int:
+        """Delete the attachments kept of cases created before `day` (retention, with the case facts
+        they answer); returns how many."""
+        try:
+            rows = list(self._table.client.query_entities(
+                "PartitionKey ge @lo and PartitionKey lt @hi", parameters={"lo": "k_", "hi": f"k_{day}"},
+                select=["PartitionKey", "RowKey"]))
+        except ResourceNotFoundError:
+            return 0
+        self._table.submit(("delete", {"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]}) for r in rows)
+        return len(rows)
+
+    def forget_versions(self, version_ids: Iterable[str]) -> None:
+        for version in version_ids:
+            self._table.delete(VERSIONS, version)
+
+    def forget_suggestions(self, suggestion_ids: Iterable[str]) -> None:
+        for suggestion in suggestion_ids:
+            self._table.delete(SUGGESTIONS, suggestion)
+
     def put_versions(self, versions: Iterable[Article]) -> None:
         """Keep article versions' columns (replacing what was kept of each)."""
         for version in versions:
@@ -81,7 +113,8 @@ class AnswerStore:
     def note_suggestion(self, suggestion: Mapping[str, Any], modified_ms: int | None, now_ms: int) -> None:
         """A suggestion made for the first time: when, and the article's last change then."""
         row = {"PartitionKey": SUGGESTIONS, "RowKey": suggestion["id"], "term": suggestion["term"],
-               "article": suggestion["article"], "first_ms": _ms(now_ms),
+               "article": suggestion["article"], "because": suggestion.get("because") or "zero results",
+               "first_ms": _ms(now_ms),
                **({"modified_then_ms": _ms(modified_ms)} if modified_ms is not None else {})}
         with contextlib.suppress(ResourceExistsError):  # (made before: its first moment stays)
             self._table.write(lambda client: client.create_entity(row))
