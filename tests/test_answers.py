@@ -116,7 +116,7 @@ def test_attachments_are_read_once_kept_by_the_cases_day_and_their_versions_read
 
 
 def test_a_ranges_suggestions_from_case_facts_attachments_and_versions(store) -> None:
-    from dci.dataverse.client import Article, Attachment
+    from dci.dataverse.articles import Article, Attachment
     from dci.insights.facts import case_fact
     from dci.reports.suggestions import range_suggestions
     from dci.storage.answers import AnswerStore
@@ -154,7 +154,7 @@ def test_before_and_after_an_article_changed_from_the_stored_facts(store) -> Non
     # opened no KA-51002, with 6 cases after it; the week after, 5 in 40, 12 clicks to KA-51002, 1 case.
     from datetime import datetime, timedelta, timezone
 
-    from dci.dataverse.client import Article, Attachment
+    from dci.dataverse.articles import Article, Attachment
     from dci.insights.facts import case_fact
     from dci.reports.suggestions import range_suggestions
     from dci.storage.answers import AnswerStore

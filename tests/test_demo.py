@@ -121,6 +121,12 @@ def test_demo_seed_fills_the_insights_once_and_remove_takes_out_only_it(store: S
     assert relinked["events"] == first["events"]  # every batch through the linker again: nothing doubles
     assert counts(store) == seeded_counts and insights_of(store) == seeded
 
+    # What agents attached to the demo's cases (issue 29), its articles, and the one changed halfway.
+    assert first["attachments"] > 0 and stores.answers.attached(FIRST, LAST)
+    assert len(stores.answers.versions()) == len(demo_history.ARTICLES)
+    (changed,) = stores.answers.suggestion_states().values()
+    assert (changed["term"], changed["article"]) == (demo_history.CHANGED_TERM, "KA-01026")
+
     removed = demo.remove(settings(), stores)
     assert removed["events"] == first["events"] and removed["cases"] == demo_cases
     assert rows(store) == before and insights_of(store) == report_before

@@ -43,6 +43,7 @@ SEARCH_PROPERTIES: dict[str, object] = {
         "searches": _COUNT, "zero_result_rate": RATE, "click_through_to_article": RATE,
         "status": {"enum": ["open", "changed", "worked", "no change", "too few"]},
         "changed_on": {"type": ["string", "null"]}, "sentence": {"type": "string"},
+        "article_url": {"type": ["string", "null"]},
         "before": {"type": ["object", "null"]}, "after": {"type": ["object", "null"]}}),
     "suggestions_note": {"type": "string", "description": "why there are none: Dataverse is not configured"},
 }

@@ -37,7 +37,9 @@ def with_suggestions(report: Mapping[str, Any], stores: Stores, dataverse: bool,
     if not dataverse or stores.answers is None:
         return {**report, "suggestions": [], "suggestions_note": NO_DATAVERSE}
     found = range_suggestions(stores.insights, stores.answers, report["from"], report["to"], now_ms)
-    return {**report, "suggestions": found["suggestions"]}
+    links = {row["article"]: row["url"] for name in ("articles", "top_articles") for row in report.get(name) or ()
+             if row.get("url")}  # (the article's own page on the portal, where the range saw it)
+    return {**report, "suggestions": [{**s, "article_url": links.get(s["article"])} for s in found["suggestions"]]}
 
 
 def answered_for(stores: Stores, cases: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:

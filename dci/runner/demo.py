@@ -98,7 +98,7 @@ def seed(settings: Settings, stores: Stores, days: int = 30, weekday_sessions: i
         created = {case_id: (stores.cases.case(case_id) or {}).get("created_ms") for case_id in seeding.cases}
         done["attachments"] = demo_answers.seed(stores.answers, [
             (case_id, facts[case_id], ms) for case_id, ms in created.items() if ms and case_id in facts],
-            first, edited_at(first, last))
+            first, edited_at(ms_of(now)))
     recomputed = stores.insights.refresh(days_between(first.isoformat(), last.isoformat()))
     return {"from": first.isoformat(), "to": last.isoformat(), "portals": list(hosts), **done,
             "cases": seeding.outcomes, "days_recomputed": len(recomputed),

@@ -3,7 +3,7 @@ and the one article changed halfway (`python -m dci demo seed`, after the cases 
 
 For each seeded case whose journey searched a term that found nothing, the agent mostly attaches the
 article that term wanted (demo_history.ANSWERS); after other searches, sometimes the first article
-that search lists. Halfway through the days (demo_history.edited_at), CHANGED_TERM was added to its
+that search lists. Fifteen days before now (demo_history.edited_at), CHANGED_TERM was added to its
 answer's keywords: that article version's `modifiedon` is then, and the suggestion is on record from
 the first day, so the dashboard shows it with a before and after beside the open ones. Deterministic
 (uuid5 ids under DEMO_NAMESPACE, a generator seeded with the case), so seeding twice writes the same
@@ -19,7 +19,7 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
 
 from dci.clock import DAY_MS, ms_of
-from dci.dataverse.client import Article, Attachment
+from dci.dataverse.articles import Article, Attachment
 from dci.insights.answers import suggestion_id
 from dci.insights.facts import placed
 from dci.runner.demo_history import ANSWERS, ARTICLES, CHANGED_TERM, DEMO_NAMESPACE, TERM, number

@@ -351,10 +351,14 @@ def day_sessions(day: date, hosts: tuple[str, ...], weekday_sessions: int = WEEK
             yield later
 
 
-def edited_at(first: date, last: date) -> int:
-    """When CHANGED_TERM's answer gets it as a keyword: noon of the middle day of `first`..`last`."""
-    middle = first + timedelta(days=(last - first).days // 2)
-    return ms_of(datetime(middle.year, middle.month, middle.day, 12, tzinfo=timezone.utc))
+EDITED_DAYS_AGO = 15  # halfway through the 30 days `make demo` seeds
+
+
+def edited_at(now_ms: int) -> int:
+    """When CHANGED_TERM's answer gets it as a keyword: noon, EDITED_DAYS_AGO days before `now_ms`'s
+    day (tied to now, not to the range asked for: a day's sessions are the same whatever the range)."""
+    day = moment(now_ms).date() - timedelta(days=EDITED_DAYS_AGO)
+    return ms_of(datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc))
 
 
 def plan(hosts: tuple[str, ...], first: date, last: date, now_ms: int,
@@ -365,7 +369,7 @@ def plan(hosts: tuple[str, ...], first: date, last: date, now_ms: int,
         return s.end_ms + 1000 <= now_ms - MINUTE_MS and day_of(s.start_ms) <= last.isoformat()
 
     days = []
-    edited = edited_at(first, last)
+    edited = edited_at(now_ms)
     for offset in range((last - first).days + 1):
         sessions = [s for s in day_sessions(first + timedelta(days=offset), hosts, weekday_sessions, edited)
                     if ended(s)]

@@ -26,7 +26,7 @@ from dci.storage.tables import AutoTable
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
 
-    from dci.dataverse.client import Article, Attachment
+    from dci.dataverse.articles import Article, Attachment
 
 ANSWERS = "answers"
 VERSIONS, SUGGESTIONS = "v", "s"

@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from dci.dataverse.client import API, DataverseError, odata_filter, odata_text
+from dci.dataverse.client import API, DataverseError
+from dci.dataverse.odata import odata_filter, odata_text
 from dci.dataverse.setup.plan import (
     AUTH_WEBHOOK_KEY,
     CLAIM_NONE,
