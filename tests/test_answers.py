@@ -304,6 +304,8 @@ def test_the_insights_route_gives_suggestions_json_page_csv_and_drill_down(store
         assert made["id"] in csv
         behind = json.loads(get(search=VPN).get_body())
         assert behind["answered_by"][0] == {"article": KA_VPN, "title": TITLES[KA_VPN], "cases": 6, "share": 1.0}
+        drill = get(search=VPN, format="html").get_body().decode()
+        assert '<li>KA-51002 "Allow IKEv2 through your home router" · 6 cases (100 %)</li>' in drill
         monkeypatch.delenv("DATAVERSE_URL")
         get_settings.cache_clear()
         without = json.loads(get().get_body())
