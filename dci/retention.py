@@ -7,6 +7,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+from dci.clock import ms_of
 from dci.storage.cases import LEGACY_TICKETS
 from dci.storage.keys import month_of_table
 
@@ -44,12 +45,12 @@ def apply(stores: Stores, now: datetime, retention_days: int) -> list[str]:
         logger.info("retention dropped table %s (older than %d days)", name, retention_days,
                     extra={"table": name, "retention_days": retention_days})
     cutoff = (now - timedelta(days=retention_days)).date().isoformat()
-    removed = insights.forget_before(cutoff) + (stores.answers.forget_before(cutoff) if stores.answers else 0)
+    removed = insights.forget_before(cutoff) + (stores.answers.forget_before(
+        cutoff, ms_of(now - timedelta(days=retention_days))) if stores.answers else 0)
     if removed:
         logger.info("retention removed %d insight facts and attachments from before %s", removed, cutoff,
                     extra={"facts": removed, "before": cutoff})
     if stores.erasures is not None:  # tombstones outlive every re-read, then go
-        from dci.clock import ms_of
         from dci.storage.erasures import KEPT_DAYS
 
         stones = stores.erasures.forget_before(ms_of(now - timedelta(days=KEPT_DAYS)))

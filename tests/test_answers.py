@@ -135,9 +135,8 @@ def test_a_ranges_suggestions_from_case_facts_attachments_and_versions(store) ->
                           Article("ver-2", "KA-51002", "Allow IKEv2 through your home router", "vpn", 2_000, True)])
     terms = {"vpn error 809": [40, 30, 40, 30, 0, 0, 0, 0, 0]}  # TERM_FIELDS: 30 of 40 found nothing
     first = range_suggestions(insights, answers, "2026-11-25", day, 5_000, terms)
-    assert first["answered_by"]["vpn error 809"][0] == {"article": "KA-51002", "cases": 6, "share": 1.0,
-                                                         "title": "Allow IKEv2 through your home router"}
     (made,) = first["suggestions"]
+    assert (made["article"], made["title"], made["share"]) == ("KA-51002", "Allow IKEv2 through your home router", 1.0)
     assert (made["term"], made["cases"], made["answered"], made["status"]) == ("vpn error 809", 7, 6, "open")
     # The author edits the article: its latest version's modifiedon moves past what it was then.
     answers.put_versions([Article("ver-2", "KA-51002", "Allow IKEv2 through your home router", "vpn; 809", 9_000,
@@ -146,42 +145,56 @@ def test_a_ranges_suggestions_from_case_facts_attachments_and_versions(store) ->
     assert (later["id"], later["status"], later["changed_on"]) == (made["id"], "changed", iso_of(9_000))
     assert answers.mark_done(made["id"], 8_000) and not answers.mark_done("unknown", 8_000)
     (done,) = range_suggestions(insights, answers, "2026-11-25", day, 11_000, terms)["suggestions"]
-    assert (done["status"], done["changed_on"]) == ("changed", iso_of(8_000))  # (marked done before the edit)
+    assert (done["status"], done["changed_on"]) == ("changed", iso_of(9_000))  # (the moment, once seen, stays)
 
 
-def test_before_and_after_an_article_changed_from_the_stored_facts(store) -> None:
-    # Hand-computed: the week before the change "vpn error 809" found nothing 30 times in 40 and
-    # opened no KA-51002, with 6 cases after it; the week after, 5 in 40, 12 clicks to KA-51002, 1 case.
+def before_and_after(store, after_clicks: int = 12, clicks_per_search: int = 1, after_cases: int = 1):
+    """The week before a change on 2026-11-20: "vpn error 809" found nothing 30 times in 40, no click to
+    KA-51002, 6 cases after it (all answered with it); the week after: 5 in 40, `after_clicks`
+    searches clicked through to it (`clicks_per_search` times each), `after_cases` cases. Returns the
+    insight store, the answers store and the moment of the change."""
     from datetime import datetime, timedelta, timezone
 
+    from dci.clock import ms_of
     from dci.dataverse.articles import Article, Attachment
     from dci.insights.facts import case_fact
-    from dci.reports.suggestions import range_suggestions
     from dci.storage.answers import AnswerStore
     from dci.storage.insights import InsightStore
 
     insights, answers = InsightStore(store.tables, 7), AnswerStore(store.tables)
     change = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
-    ms = lambda moment: int(moment.timestamp() * 1000)  # noqa: E731
     facts, case = [], 0
-    for offset, zero, clicks, cases in ((-4, 30, 0, 6), (4, 5, 12, 1)):
+    for offset, zero, clicks, cases in ((-4, 30, 0, 6), (4, 5, after_clicks, after_cases)):
         day = change + timedelta(days=offset)
         for n in range(40):
             session = f"{offset}-{n}"
             facts.append((day.date().isoformat(), f"s{session}", {"kind": "search", "term": VPN, "session": session,
-                          "visitor": session, "ts": ms(day) + n, "results": 0 if n < zero else 3}))
-            if n < clicks:
-                facts.append((day.date().isoformat(), f"c{session}", {"kind": "click", "term": VPN, "session": session,
-                              "visitor": session, "ts": ms(day) + n + 1, "article": KA_VPN, "position": 1}))
+                          "visitor": session, "ts": ms_of(day) + n, "results": 0 if n < zero else 3}))
+            facts += [(day.date().isoformat(), f"c{session}-{k}", {
+                "kind": "click", "term": VPN, "session": session, "visitor": session, "ts": ms_of(day) + n + 1 + k,
+                "article": KA_VPN, "position": 1}) for k in range(clicks_per_search if n < clicks else 0)]
         for _ in range(cases):
-            search = {"type": "search", "query": VPN, "results": 0, "ts": ms(day), "visitor": f"v{case}",
+            search = {"type": "search", "query": VPN, "results": 0, "ts": ms_of(day), "visitor": f"v{case}",
                       "session": f"{offset}-0"}
-            insights.put_case(f"case-{case}", case_fact({"case_id": f"case-{case}", "created_ms": ms(day) + 60_000},
+            insights.put_case(f"case-{case}", case_fact({"case_id": f"case-{case}", "created_ms": ms_of(day) + 60_000},
                                                         [search], 7))
-            answers.attach(day.date().isoformat(), Attachment(f"a{case}", f"case-{case}", "ver", ms(day)))
+            answers.attach(day.date().isoformat(), Attachment(f"a{case}", f"case-{case}", "ver", ms_of(day)))
             case += 1
     insights.add_events(facts)
-    answers.put_versions([Article("ver", KA_VPN, TITLES[KA_VPN], "vpn", ms(change) - 86_400_000, True)])
+    answers.put_versions([Article("ver", KA_VPN, TITLES[KA_VPN], "vpn", ms_of(change) - 86_400_000, True)])
+    return insights, answers, change
+
+
+def test_before_and_after_an_article_changed_from_the_stored_facts(store) -> None:
+    # Hand-computed (`before_and_after`): the zero-result rate 30/40 -> 5/40, click-through to the
+    # article 0/40 -> 12/40, cases 6 -> 1 for 40 searches each.
+    from datetime import timedelta
+
+    from dci.clock import ms_of as ms
+    from dci.dataverse.articles import Article
+    from dci.reports.suggestions import range_suggestions
+
+    insights, answers, change = before_and_after(store)
     before = range_suggestions(insights, answers, "2026-11-10", "2026-11-19", ms(change) - 3_600_000)
     (open_one,) = before["suggestions"]  # made before the change: 6 cases, all answered with KA-51002
     assert (open_one["status"], open_one["cases"], open_one["answered"]) == ("open", 6, 6)
@@ -189,8 +202,9 @@ def test_before_and_after_an_article_changed_from_the_stored_facts(store) -> Non
     now = ms(change + timedelta(days=10))
     (judged,) = range_suggestions(insights, answers, "2026-11-10", "2026-11-19", now)["suggestions"]
     assert judged["changed_on"] == iso_of(ms(change))
-    assert (judged["before"]["from"], judged["before"]["to"]) == ("2026-11-10", "2026-11-19")
-    assert (judged["after"]["from"], judged["after"]["to"]) == ("2026-11-21", "2026-11-30")
+    # Whole days after the change up to yesterday (9), as many before; the day of the change in neither.
+    assert (judged["before"]["from"], judged["before"]["to"]) == ("2026-11-11", "2026-11-19")
+    assert (judged["after"]["from"], judged["after"]["to"]) == ("2026-11-21", "2026-11-29")
     assert (judged["before"]["zero_result_rate"], judged["after"]["zero_result_rate"]) == (0.75, 0.125)
     assert (judged["before"]["click_through_to_article"], judged["after"]["click_through_to_article"]) == (0.0, 0.3)
     assert (judged["before"]["cases_per_100_searches"], judged["after"]["cases_per_100_searches"]) == (15.0, 2.5)
@@ -248,7 +262,10 @@ def test_suggestions_command_lists_applies_the_keyword_and_marks_it_done(store, 
 
     code, listed = run("list")
     assert code == 0 and listed.startswith("1 suggestion from 2026-11-07 to 2026-12-06")
-    suggestion_id = listed.splitlines()[1].split()[0]
+    header, row = listed.splitlines()[1:3]
+    assert header.split()[:6] == ["id", "status", "cases", "answered", "share", "searches"]
+    suggestion_id = row.split()[0]
+    assert row.split()[1:5] == ["open", "7", "6", "100"] and row.endswith("KA-51002 / vpn error 809")
     assert 'searched "vpn error 809" found nothing and opened 7 cases; agents answered 6' in listed
     code, said = run("apply", suggestion_id)  # without --yes: says what it would do, does nothing
     assert code == 0 and "would set the keywords of KA-51002 to: vpn, vpn error 809" in said

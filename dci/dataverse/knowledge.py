@@ -58,14 +58,16 @@ def read_attachments_now(dataverse: Dataverse, stores: Stores, now_ms: int) -> R
 
 def read_attachments(dataverse: Dataverse, cases: CaseStore, answers: AnswerStore, now_ms: int) -> Read:
     """Keep the articles attached since the watermark to cases the app has (a case it never saw has
-    no journey to learn from), the columns of article versions not kept yet, and again those of
-    every version of an article a suggestion names."""
+    no journey to learn from) and the columns of their article versions not kept yet, a page at a
+    time (the watermark moves past a page once both are kept); then read again every version of
+    an article an open suggestion names."""
     result = Read()
     watermark = cases.watermark(WATERMARK)
     since = (watermark if watermark is not None else now_ms - FIRST_READ_DAYS * DAY_MS) - OVERLAP_MS
     days: dict[str, str | None] = {}
-    versions: set[str] = set()
+    known = set(answers.versions())
     for page in dataverse.attachments_since(since):
+        versions: set[str] = set()
         for attachment in page:
             result.seen += 1
             if attachment.case_id not in days:
@@ -77,17 +79,18 @@ def read_attachments(dataverse: Dataverse, cases: CaseStore, answers: AnswerStor
             answers.attach(day, attachment)
             versions.add(attachment.article_id)
             result.kept += 1
+        if versions - known:  # the page's article versions before the watermark moves past it
+            found = dataverse.articles(sorted(versions - known))
+            answers.put_versions(found.values())
+            known |= versions
+            result.versions += len(found)
         if page:
             newest = max(attachment.attached_ms for attachment in page)
             if watermark is None or newest > watermark:
                 watermark = newest
                 cases.set_watermark(newest, WATERMARK)  # this page is kept: never re-read past it
-    missing = sorted(versions - answers.versions().keys())
-    if missing:
-        found = dataverse.articles(missing)
-        answers.put_versions(found.values())
-        result.versions = len(found)
-    suggested = sorted({str(state["article"]) for state in answers.suggestion_states().values()})
+    suggested = sorted({str(state["article"]) for state in answers.suggestion_states().values()
+                        if state.get("changed_ms") is None})  # (once changed, a later edit changes nothing)
     if suggested:  # their articles' versions read again: an edit (or a new version) moves a suggestion on
         again = dataverse.articles_numbered(suggested)
         answers.put_versions(again.values())

@@ -10,8 +10,8 @@ articles agents attached to them (`knowledgearticleincident`) —, the suggestio
 * `compare`: the term over two equal periods around the moment the article changed (or the
   suggestion was marked done): zero-result rate, click-through to the article, cases per 100
   searches, each with the 95 % interval of the difference (Newcombe's hybrid score interval, from
-  the Wilson intervals the other figures use); the status `worked`, `no change` or `too few` (the
-  small-sample rule of every rate).
+  the Wilson intervals the other figures use); the status `changed` (fewer than MIN_AFTER_DAYS days
+  after), `worked`, `no change` or `too few` (the small-sample rule of every rate).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ MIN_ANSWERED = 3  # over at least this many cases
 ZERO_RATE = 0.5  # a term that found nothing at least half the time
 CLICK_RATE = 0.2  # or from which customers opened the article less than this often
 MAX_ANSWERED_BY = 5  # articles listed per term
-STATUSES = ("open", "changed", "worked", "no change", "too few")
 MIN_AFTER_DAYS = 7  # an after-period shorter than this is still `changed`, not judged
 
 
@@ -76,7 +75,8 @@ def suggestions(term: str, cases: int, answered: Iterable[Mapping[str, Any]], fi
     zero_rate = rate(figures.zero, figures.with_result_count)
     found = []
     for row in answered:
-        click_rate = rate(clicks_to.get(row["article"], 0), figures.searches)
+        # (searches come from the bounded day rollups, clicks from the facts: never a rate above 1)
+        click_rate = rate(min(clicks_to.get(row["article"], 0), figures.searches), figures.searches)
         nothing = zero_rate is not None and zero_rate >= ZERO_RATE
         missed = click_rate is not None and click_rate < CLICK_RATE
         because = (kept or {}).get(row["article"])
@@ -121,9 +121,9 @@ def compare(before: TermFigures, after: TermFigures, because: str, after_days: i
         out["before"][name] = None if b_rate is None else round(b_rate * scale, 4)
         out["after"][name] = None if a_rate is None else round(a_rate * scale, 4)
         low_high = difference(b_part, b_whole, a_part, a_whole)
-        out["difference"][name] = None if low_high is None else {
+        out["difference"][name] = None if a_rate is None or b_rate is None else {
             "value": round((a_part / a_whole - b_part / b_whole) * scale, 4),
-            "interval": [round(low_high[0] * scale, 4), round(low_high[1] * scale, 4)]}
+            "interval": None if low_high is None else [round(low_high[0] * scale, 4), round(low_high[1] * scale, 4)]}
     judged, better = ("zero_result_rate", -1) if because == "zero results" else ("click_through_to_article", 1)
     whole = (before.with_result_count, after.with_result_count) if judged == "zero_result_rate" else (
         before.searches, after.searches)
@@ -132,14 +132,17 @@ def compare(before: TermFigures, after: TermFigures, because: str, after_days: i
     elif too_few(whole[0]) or too_few(whole[1]):
         status = "too few"
     else:
-        low, high = out["difference"][judged]["interval"]
+        low, high = (out["difference"][judged] or {}).get("interval") or (-1.0, 1.0)
         status = "worked" if (high < 0 if better < 0 else low > 0) else "no change"
     return {**out, "judged_by": judged, "status": status}
 
 
 def difference(b_part: int, b_whole: int, a_part: int, a_whole: int) -> tuple[float, float] | None:
     """The 95 % interval of `a_part/a_whole − b_part/b_whole` by Newcombe's method 10 (hybrid score,
-    from each rate's Wilson interval); None without both samples."""
+    from each rate's Wilson interval); None without both samples, or when a part exceeds its whole
+    (cases per 100 searches can: not a proportion then)."""
+    if b_part > b_whole or a_part > a_whole:
+        return None
     before, after = wilson(b_part, b_whole), wilson(a_part, a_whole)
     if before is None or after is None:
         return None

@@ -9,6 +9,7 @@ article: `open` until the article changes or the suggestion is marked done, `cha
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -58,21 +59,20 @@ class _Answers(NamedTuple):
 
 def _answers(answers: AnswerStore, case_days: Sequence[str]) -> _Answers:
     """What agents attached to the cases of these days, by article number, and the articles' titles."""
-    if not case_days:
-        return _Answers({}, {}, {})
     numbers, latest = latest_versions(answers.versions())
-    by_version = answers.attached(min(case_days), max(case_days))
+    by_version = answers.attached(min(case_days), max(case_days)) if case_days else {}
     return _Answers({case: {numbers[v] for v in versions if v in numbers} for case, versions in by_version.items()},
                     {number: str(row.get("title") or "") or None for number, row in latest.items()}, latest)
 
 
 def latest_versions(versions: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, str], dict[str, Mapping[str, Any]]]:
-    """Article version id -> public number, and public number -> its latest version's columns."""
+    """Article version id -> public number (any version: agents attach drafts too), and public
+    number -> its latest published version's columns (a draft is no change a customer sees)."""
     numbers = {version_id: str(row["number"]).upper() for version_id, row in versions.items() if row.get("number")}
     latest: dict[str, Mapping[str, Any]] = {}
     for version_id, number in numbers.items():
         row = versions[version_id]
-        if number not in latest or row["modified_ms"] > latest[number]["modified_ms"]:
+        if row.get("published") and (number not in latest or row["modified_ms"] > latest[number]["modified_ms"]):
             latest[number] = row
     return numbers, latest
 
@@ -95,13 +95,32 @@ def term_totals(insights: InsightStore, first: str, last: str) -> dict[str, list
     return total.get("terms") or {}
 
 
+def searches_to(rows: Sequence[Mapping[str, Any]]) -> Counter[str]:
+    """Of one term's searches and result clicks (`term_events`), per article: the searches followed
+    by a click to it before the session's next search of the term (a search counts once per article,
+    however often it was clicked: a rate of searches never exceeds 1)."""
+    by_session: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_session.setdefault(str(row.get("session")), []).append(row)
+    counts: Counter[str] = Counter()
+    for events in by_session.values():
+        opened: set[str] | None = None
+        for event in sorted(events, key=lambda e: (e.get("ts") or 0, e.get("kind") != "search")):
+            if event.get("kind") == "search":
+                counts.update(opened or ())
+                opened = set()
+            elif event.get("kind") == "click" and event.get("article") and opened is not None:
+                opened.add(event["article"])
+        counts.update(opened or ())
+    return counts
+
+
 def period(insights: InsightStore, term: str, article: str, first: str, last: str) -> TermFigures:
     """One term over `first`..`last`: its searches (those with a result count, those that found
     nothing), its result clicks to `article`, the cases after it."""
     figures = dict(zip(TERM_FIELDS, term_totals(insights, first, last).get(term) or [0] * len(TERM_FIELDS),
                        strict=True))
-    clicks = sum(1 for event in insights.term_events(first, last, term)
-                 if event.get("kind") == "click" and event.get("article") == article)
+    clicks = min(searches_to(insights.term_events(first, last, term))[article], figures["searches"])
     cases = term_cases(insights.case_facts(first, last), first, last).get(term, set())
     return TermFigures(figures["searches"], figures["with_result_count"], figures["zero"], clicks, len(cases))
 
@@ -116,52 +135,62 @@ def range_suggestions(insights: InsightStore, answers: AnswerStore, first: str, 
     cases_of = term_cases(facts, first, last)
     attached, titles, latest = _answers(answers, [fact["day"] for _, fact in facts])
     states = answers.suggestion_states()
-    answered: dict[str, list[dict[str, Any]]] = {}
+    changed: dict[str, dict[str, str]] = {}  # term -> article -> why its suggestion was made: followed, whatever now
+    for state in states.values():
+        if _changed_ms(answers, state, latest) is not None:
+            changed.setdefault(state["term"], {})[state["article"]] = state.get("because") or "zero results"
     found: list[dict[str, Any]] = []
-    for term, cases in sorted(cases_of.items()):
+    for term in sorted(cases_of.keys() | changed.keys()):
+        cases = cases_of.get(term, set())
         rows = answered_by(cases, attached, titles)
-        if not rows:
-            continue
-        answered[term] = rows
-        kept = {state["article"]: state.get("because") or "zero results" for state in states.values()
-                if state.get("term") == term and moment(state, latest.get(state["article"], {}).get("modified_ms"))}
-        if rows[0]["cases"] < MIN_ANSWERED and not kept:
+        kept = changed.get(term, {})
+        rows += [{"article": a, "title": titles.get(a), "cases": 0, "share": None}  # (nothing answered in the range)
+                 for a in kept if a not in {row["article"] for row in rows}]
+        if not kept and (not rows or rows[0]["cases"] < MIN_ANSWERED):
             continue
         figures = dict(zip(TERM_FIELDS, terms.get(term) or [0] * len(TERM_FIELDS), strict=True))
-        clicks = {}
-        for event in insights.term_events(first, last, term):
-            if event.get("kind") == "click" and event.get("article"):
-                clicks[event["article"]] = clicks.get(event["article"], 0) + 1
+        clicks = searches_to(insights.term_events(first, last, term))
+        # (the clicks to each article travel in `clicks`; TermFigures' own is for `compare`)
         for suggestion in suggestions(term, len(cases), rows, TermFigures(
                 figures["searches"], figures["with_result_count"], figures["zero"], 0, len(cases)), clicks, kept):
-            modified = latest.get(suggestion["article"], {}).get("modified_ms")
             state = states.get(suggestion["id"])
             if state is None:
-                answers.note_suggestion(suggestion, modified, now_ms)
-                state = {"first_ms": now_ms, "modified_then_ms": modified}
-            found.append({**suggestion, **_status(insights, suggestion, state, modified, now_ms)})
+                state = answers.note_suggestion(suggestion, latest.get(suggestion["article"], {}).get("modified_ms"),
+                                                now_ms)
+            found.append({**suggestion, **_status(insights, suggestion, _changed_ms(answers, state, latest), now_ms)})
     found.sort(key=lambda s: (-s["answered"], -s["cases"], s["term"], s["article"]))
-    return {"answered_by": answered, "suggestions": found}
+    return {"suggestions": found}
 
 
 def moment(state: Mapping[str, Any], modified_ms: int | None) -> int | None:
-    """When a suggestion's article changed for it: its `modifiedon` moved past the value it had when
-    the suggestion was first made, or it was marked done (the earlier of the two); None: not yet."""
+    """When a suggestion's article changed for it: its published `modifiedon` moved past the value it
+    had when the suggestion was first made, or it was marked done (the earlier of the two); None: not
+    yet."""
     then = state.get("modified_then_ms")
     moved = modified_ms if modified_ms is not None and then is not None and modified_ms > then else None
     return min((m for m in (moved, state.get("done_ms")) if m is not None), default=None)
 
 
-def _status(insights: InsightStore, suggestion: Mapping[str, Any], state: Mapping[str, Any],
-            modified_ms: int | None, now_ms: int) -> dict[str, Any]:
-    """`open` until the article's `modifiedon` moves past its value when the suggestion was first
-    made (or it is marked done); from that moment (`changed_on`), the term over the days after it
-    (up to COMPARE_DAYS) against as many days before it, and the status `compare` gives."""
-    changed_ms = moment(state, modified_ms)
+def _changed_ms(answers: AnswerStore, state: Mapping[str, Any], latest: Mapping[str, Mapping[str, Any]]) -> int | None:
+    """The moment a suggestion's article changed for it, fixed the first time it is seen: a later edit
+    (a typo fixed a week after) does not restart its before and after."""
+    if state.get("changed_ms") is not None:
+        return int(state["changed_ms"])
+    found = moment(state, latest.get(state["article"], {}).get("modified_ms"))
+    if found is not None:
+        answers.note_change(state["RowKey"], found)
+    return found
+
+
+def _status(insights: InsightStore, suggestion: Mapping[str, Any], changed_ms: int | None,
+            now_ms: int) -> dict[str, Any]:
+    """`open` until the article changes for it (`_changed_ms`); from that moment (`changed_on`), the
+    term over the whole days after it up to yesterday (at most COMPARE_DAYS) against as many days
+    before it — the day of the change in neither —, and the status `compare` gives."""
     if changed_ms is None:
         return {"status": "open", "changed_on": None, "before": None, "after": None}
     changed = day_of(changed_ms)
-    length = min(COMPARE_DAYS, (date.fromisoformat(day_of(now_ms)) - date.fromisoformat(changed)).days)
+    length = min(COMPARE_DAYS, (date.fromisoformat(day_of(now_ms)) - date.fromisoformat(changed)).days - 1)
     if length < 1:
         return {"status": "changed", "changed_on": iso_of(changed_ms), "before": None, "after": None}
     start = date.fromisoformat(changed)

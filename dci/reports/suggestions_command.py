@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from dci.storage import Stores
 
 DEFAULT_DAYS = 30
+MAX_KEYWORDS = 4000  # knowledgearticle.keywords' MaxLength
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,17 +43,25 @@ def run(args: argparse.Namespace, stores: Stores, dataverse: Dataverse | None, o
     now = now or datetime.now(timezone.utc)
     assert stores.answers is not None
     if args.action == "list":
-        last = args.last or now.date().isoformat()
         try:
-            first = args.first or (date.fromisoformat(last) - timedelta(days=DEFAULT_DAYS - 1)).isoformat()
-            date.fromisoformat(first)
+            last = date.fromisoformat(args.last) if args.last else now.date()
+            first = date.fromisoformat(args.first) if args.first else last - timedelta(days=DEFAULT_DAYS - 1)
         except ValueError as error:
-            print(f"error: {error}", file=out)
+            print(f"error: --from and --to are days like 2026-11-30 ({error})", file=out)
             return 2
-        found = range_suggestions(stores.insights, stores.answers, first, last, ms_of(now))["suggestions"]
+        if first > last:
+            print("error: --from is after --to", file=out)
+            return 2
+        found = range_suggestions(stores.insights, stores.answers, first.isoformat(), last.isoformat(),
+                                  ms_of(now))["suggestions"]
         print(f"{len(found)} suggestion{'s' if len(found) != 1 else ''} from {first} to {last}", file=out)
+        if found:
+            print(f"{'id':<12}  {'status':<9}  {'cases':>5}  {'answered':>8}  {'share':>5}  {'searches':>8}  "
+                  f"{'zero':>5}  article / term", file=out)
         for s in found:
-            print(f"{s['id']}  {s['status']:<9}  {s['sentence']}", file=out)
+            print(f"{s['id']:<12}  {s['status']:<9}  {s['cases']:>5}  {s['answered']:>8}  {_percent(s['share']):>5}  "
+                  f"{s['searches']:>8}  {_percent(s['zero_result_rate']):>5}  {s['article']} / {s['term']}", file=out)
+            print(f"{'':<12}  {s['sentence']}", file=out)
         return 0
     state = stores.answers.suggestion_states().get(args.id)
     if state is None:
@@ -65,23 +74,42 @@ def run(args: argparse.Namespace, stores: Stores, dataverse: Dataverse | None, o
     return _apply(args, stores, dataverse, state, now, out)
 
 
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{round(value * 100)} %"
+
+
+def has_keyword(keywords: str, term: str) -> bool:
+    """Whether an article's keywords (separated by commas or semicolons) hold `term` already."""
+    listed = {k.strip().casefold() for k in keywords.replace(";", ",").split(",")}
+    return term.strip().casefold() in listed or ("," in term or ";" in term) and term.casefold() in keywords.casefold()
+
+
 def _apply(args: argparse.Namespace, stores: Stores, dataverse: Dataverse | None, state: dict, now: datetime,
            out: TextIO) -> int:
-    from dci.dataverse.client import DataverseError
+    from dci.dataverse.client import DataverseError  # (only this path loads requests)
 
     assert stores.answers is not None
-    versions = stores.answers.versions()
-    _, latest = latest_versions(versions)
+    _, latest = latest_versions(stores.answers.versions())
     article = latest.get(str(state["article"]).upper())
     if dataverse is None or article is None:
-        print("error: no Dataverse (DATAVERSE_URL), or the article is not known here yet", file=out)
+        print("error: no Dataverse (DATAVERSE_URL), or no published version of the article is known here yet",
+              file=out)
         return 1
-    keywords = [k.strip() for k in str(article.get("keywords") or "").replace(";", ",").split(",") if k.strip()]
+    try:  # (as Dataverse has them now: an author may have changed them since the last poll)
+        current = dataverse.articles([article["RowKey"]]).get(article["RowKey"])
+    except DataverseError as error:
+        print(f"error: {error}", file=out)
+        return 1
+    keywords = current.keywords if current is not None else str(article.get("keywords") or "")
     term = str(state["term"])
-    if term.casefold() in (k.casefold() for k in keywords):
+    if has_keyword(keywords, term):
         print(f"{state['article']} already has the keyword {term!r}", file=out)
         return 0
-    new = ", ".join([*keywords, term])
+    new = f"{keywords.rstrip().rstrip(',;').rstrip()}, {term}" if keywords.strip() else term
+    if len(new) > MAX_KEYWORDS:
+        print(f"error: {state['article']}'s keywords would be {len(new)} characters, more than the "
+              f"{MAX_KEYWORDS} Dataverse holds; shorten them in Dynamics first", file=out)
+        return 1
     if not args.yes:
         print(f"would set the keywords of {state['article']} to: {new}  (again with --yes to do it)", file=out)
         return 0

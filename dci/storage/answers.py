@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from dci.dataverse.articles import Article, Attachment
 
 ANSWERS = "answers"
-VERSIONS, SUGGESTIONS = "v", "s"
+VERSIONS, STATES = "v", "s"
 
 
 def _ms(value: int) -> EntityProperty:
@@ -74,25 +74,30 @@ class AnswerStore:
             self._table.delete(f"k_{day}", key)
         return len(rows)
 
-    def forget_before(self, day: str) -> int:
-        """Delete the attachments kept of cases created before `day` (retention, with the case facts
-        they answer); returns how many."""
+    def forget_before(self, day: str, before_ms: int) -> int:
+        """Retention: delete the attachments kept of cases created before `day` (with the case facts
+        they answer), and the suggestions on record first made before `before_ms` whose article did
+        not change since then (one still found is put on record again). Returns how many rows."""
         try:
             rows = list(self._table.client.query_entities(
                 "PartitionKey ge @lo and PartitionKey lt @hi", parameters={"lo": "k_", "hi": f"k_{day}"},
                 select=["PartitionKey", "RowKey"]))
         except ResourceNotFoundError:
             return 0
+        rows += [state for state in self.suggestion_states().values() if state["first_ms"] < before_ms
+                 and (state.get("changed_ms") is None or state["changed_ms"] < before_ms)]
         self._table.submit(("delete", {"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]}) for r in rows)
         return len(rows)
 
     def forget_versions(self, version_ids: Iterable[str]) -> None:
+        """Delete what was kept of these article versions (the demo's, when it is removed)."""
         for version in version_ids:
             self._table.delete(VERSIONS, version)
 
     def forget_suggestions(self, suggestion_ids: Iterable[str]) -> None:
+        """Take these suggestions off the record."""
         for suggestion in suggestion_ids:
-            self._table.delete(SUGGESTIONS, suggestion)
+            self._table.delete(STATES, suggestion)
 
     def put_versions(self, versions: Iterable[Article]) -> None:
         """Keep article versions' columns (replacing what was kept of each)."""
@@ -108,24 +113,32 @@ class AnswerStore:
 
     def suggestion_states(self) -> dict[str, dict[str, Any]]:
         """Every suggestion's state by id."""
-        return {row["RowKey"]: row for row in self._table.partition(SUGGESTIONS)}
+        return {row["RowKey"]: row for row in self._table.partition(STATES)}
 
-    def note_suggestion(self, suggestion: Mapping[str, Any], modified_ms: int | None, now_ms: int) -> None:
-        """A suggestion made for the first time: when, and the article's last change then."""
-        row = {"PartitionKey": SUGGESTIONS, "RowKey": suggestion["id"], "term": suggestion["term"],
+    def note_suggestion(self, suggestion: Mapping[str, Any], modified_ms: int | None,
+                        now_ms: int) -> dict[str, Any]:
+        """A suggestion made for the first time: when, and the article's last change then (kept as
+        first written should another writer have been first). Returns its state."""
+        row = {"PartitionKey": STATES, "RowKey": suggestion["id"], "term": suggestion["term"],
                "article": suggestion["article"], "because": suggestion.get("because") or "zero results",
                "first_ms": _ms(now_ms),
                **({"modified_then_ms": _ms(modified_ms)} if modified_ms is not None else {})}
         with contextlib.suppress(ResourceExistsError):  # (made before: its first moment stays)
             self._table.write(lambda client: client.create_entity(row))
+        return self._table.get(STATES, suggestion["id"]) or {**row}
+
+    def note_change(self, suggestion_id: str, changed_ms: int) -> None:
+        """The moment the suggestion's article changed for it, fixed once seen."""
+        row = {"PartitionKey": STATES, "RowKey": suggestion_id, "changed_ms": _ms(changed_ms)}
+        self._table.write(lambda client: client.upsert_entity(row, mode=UpdateMode.MERGE))
 
     def mark_done(self, suggestion_id: str, now_ms: int) -> bool:
         """`python -m dci suggestions done ID`: the article was changed for it now. False when unknown."""
         if not self._exists(suggestion_id):
             return False
-        row = {"PartitionKey": SUGGESTIONS, "RowKey": suggestion_id, "done_ms": _ms(now_ms)}
+        row = {"PartitionKey": STATES, "RowKey": suggestion_id, "done_ms": _ms(now_ms)}
         self._table.write(lambda client: client.upsert_entity(row, mode=UpdateMode.MERGE))
         return True
 
     def _exists(self, suggestion_id: str) -> bool:
-        return self._table.get(SUGGESTIONS, suggestion_id) is not None
+        return self._table.get(STATES, suggestion_id) is not None
