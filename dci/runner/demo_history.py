@@ -104,7 +104,7 @@ OUTAGE_TERMS = {"vpn", "vpn error 809", "vpn 809 error", "vpn not connecting"}  
 # and from then on it finds it.
 ANSWERS = {"vpn error 809": 26, "vpn 809 error": 26, "mfa new phone": 3, "authenticator new phone": 3, "2fa": 3,
            "pasword reset": 23, "invoice vat number": 8, "change vat number": 8, "sso login loop": 1,
-           "printer offline mac": 17, "outlok calendar": 20, "teams recording download": 29,
+           "printer offline mac": 17, "outlok calendar": 20,
            "expense report export": 25, "desktop app crash": 12, "error 0x80070005": 13}
 CHANGED_TERM = "vpn error 809"
 NAVIGATION = (("/products/", "Products and services"), ("/downloads/", "Downloads"), ("/contact-us/", "Contact us"),
