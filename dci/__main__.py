@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from dci.runner.dataverse import LocalDataverse
     from dci.runner.portal import DemoPortal
+    from dci.settings import Settings
 
 
 DEFAULT_PORT = 7071  # func start's, and the one local.settings.sample.json names
@@ -102,17 +103,26 @@ def main(argv: list[str] | None = None) -> int:
         args.command, _serve)(args)
 
 
-def _suggestions(args: argparse.Namespace) -> int:
-    """`suggestions list | done ID | apply ID`: the settings of local.settings.json (the environment wins)."""
+def _settings(path: Path) -> Settings | None:
+    """A command's settings: local.settings.json's when there is one (the environment wins); None,
+    said on stderr, when they are bad. Logging as DCI_LOG_LEVEL asks (warnings by default)."""
     from dci.runner.config import ConfigError, load_local_settings
     from dci.settings import SettingsError, load_settings
 
+    logging.basicConfig(level=os.environ.get("DCI_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     try:
-        if args.settings.exists():
-            load_local_settings(args.settings)
-        settings = load_settings()
+        if path.exists():
+            load_local_settings(path)
+        return load_settings()
     except (ConfigError, SettingsError) as error:
         print(f"cannot start: {error}", file=sys.stderr)
+        return None
+
+
+def _suggestions(args: argparse.Namespace) -> int:
+    """`suggestions list | done ID | apply ID`: the settings of local.settings.json (the environment wins)."""
+    settings = _settings(args.settings)
+    if settings is None:
         return 2
     from dci import storage
     from dci.dataverse.client import client_from
@@ -143,16 +153,8 @@ def _lake(args: argparse.Namespace) -> int:
     """`lake export` / `lake query`: the settings of local.settings.json (the environment wins)."""
     import json
 
-    from dci.runner.config import ConfigError, load_local_settings
-    from dci.settings import SettingsError, load_settings
-
-    logging.basicConfig(level=os.environ.get("DCI_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
-    try:
-        if args.settings.exists():
-            load_local_settings(args.settings)
-        settings = load_settings()
-    except (ConfigError, SettingsError) as error:
-        print(f"cannot start: {error}", file=sys.stderr)
+    settings = _settings(args.settings)
+    if settings is None:
         return 2
     if settings.lake is None:
         print("LAKE_URL is not set: there is no lake (e.g. LAKE_URL=az://lake/portal)", file=sys.stderr)

@@ -212,9 +212,9 @@ def _write_visits(dataverse: Dataverse, stores: Stores, case: Case, document: di
         stores.cases.note_visits_unsure(case["case_id"], sorted(written.keys() | new))
     try:
         synced = wall.sync(dataverse, case["case_id"], str(case["contact"]), activities, written)
-    except wall.SetupMissing as problem:  # (what it may have written before it stopped stays unsure)
+    except wall.SetupMissing as problem:  # (what it wrote before it stopped, if anything, stays unsure)
         wall.warn_setup_missing(stores.warnings, problem)
-        return {**{visit: "" for visit in new}, **written}, None
+        return ({**{visit: "" for visit in new}, **written} if problem.changed else written), None
     if synced.changed:  # (Dataverse took writes: a missing set-up, if said, is fixed)
         wall.setup_works(stores.warnings)
     telemetry.annotate({"dci.visits.on_case": len(synced.record), "dci.visits.changed": synced.changed})

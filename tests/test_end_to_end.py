@@ -18,7 +18,7 @@ from dci.runner.config import load_host_config
 from dci.runner.dataverse import LocalDataverse
 from dci.settings import get_settings
 from dci.storage.interactions import InteractionStore
-from tests.conftest import ROOT, TEST_PORTAL, Store, free_ports
+from tests.conftest import ROOT, TEST_PORTAL, Store, eventually, free_ports
 from tests.factories import batch, body, event, iso
 from tests.http import call
 
@@ -60,10 +60,9 @@ def test_end_to_end_portal_activity_becomes_the_case_timeline_and_one_note(syste
         assert call("POST", f"{api}/collect", body(document))[0] == 202
     # The customer browsed minutes before the case: the batches are linked before it exists (with
     # CASE_SETTLE_SECONDS=0 and a busy machine, a case polled first would be assembled before them).
-    tables, deadline = InteractionStore(store.tables), time.monotonic() + 30
-    while len(tables.visitor_events(browser)) < 3 or not tables.visitors_of(CONTACT):
-        assert time.monotonic() < deadline, "the linker did not store the batches"
-        time.sleep(0.1)
+    tables = InteractionStore(store.tables)
+    assert eventually(lambda: len(tables.visitor_events(browser)) >= 3 and tables.visitors_of(CONTACT)), \
+        "the linker did not store the batches"
     case = fake.add_incident(now - timedelta(minutes=1), contact=CONTACT)
 
     deadline = time.monotonic() + 30

@@ -43,7 +43,10 @@ WARNING = TIMELINE_ACTIVITIES  # the health warning's name
 
 
 class SetupMissing(RuntimeError):
-    """The environment lacks what the visits need (the table, a column, a privilege); says what."""
+    """The environment lacks what the visits need (the table, a column, a privilege); says what.
+    `changed`: the writes that went through before it (0: nothing of this sync is on the wall)."""
+
+    changed = 0
 
 
 def fingerprint(activity: Mapping[str, Any], contact: str) -> str:
@@ -76,7 +79,11 @@ def sync(dataverse: Dataverse, case_id: str, contact: str, activities: Sequence[
             changed += 1
         return Synced(now, changed)
     except DataverseError as error:
-        raise setup_missing(error) or error from None
+        problem = setup_missing(error)
+        if problem is None:
+            raise
+        problem.changed = changed
+        raise problem from None
 
 
 def delete_on_case(dataverse: Dataverse, case_id: str) -> int:

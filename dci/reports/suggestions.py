@@ -2,9 +2,11 @@
 store's attachments and article versions, through the pure rules of dci/insights/answers.py.
 
 For every term with cases after it in the range: the articles agents attached to those cases
-(`answered_by`); for each (term, article) pair the rules keep, a suggestion, whose state (when it was
-first made, the article's last change then, marked done) is kept so that its status can follow the
-article: `open` until the article changes or the suggestion is marked done, `changed` after.
+(`answered_by`); for each (term, article) pair the rules keep, a suggestion, put on record the first
+time it is found (when, why, the article's last change then) so that its status can follow the
+article: `open` until the article changes or the suggestion is marked done, then the term before and
+after that moment (`changed`, `worked`, `no change`, `too few`). A changed suggestion is followed
+whatever the rule says in the range.
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ def period(insights: InsightStore, term: str, article: str, first: str, last: st
 
 def range_suggestions(insights: InsightStore, answers: AnswerStore, first: str, last: str, now_ms: int,
                       terms: Mapping[str, Sequence[int]] | None = None) -> dict[str, Any]:
-    """`answered_by` per term and the suggestions of the range, each with its status and, once the
+    """The suggestions of the range (`{"suggestions": [...]}`), each with its status and, once the
     article changed, the term before and after (`compare`). `terms`: the range's per-term figures,
     when read already (`term_totals`)."""
     terms = term_totals(insights, first, last) if terms is None else terms
@@ -135,9 +137,10 @@ def range_suggestions(insights: InsightStore, answers: AnswerStore, first: str, 
     cases_of = term_cases(facts, first, last)
     attached, titles, latest = _answers(answers, [fact["day"] for _, fact in facts])
     states = answers.suggestion_states()
+    changed_at = {sid: _changed_ms(answers, state, latest) for sid, state in states.items()}
     changed: dict[str, dict[str, str]] = {}  # term -> article -> why its suggestion was made: followed, whatever now
-    for state in states.values():
-        if _changed_ms(answers, state, latest) is not None:
+    for sid, state in states.items():
+        if changed_at[sid] is not None:
             changed.setdefault(state["term"], {})[state["article"]] = state.get("because") or "zero results"
     found: list[dict[str, Any]] = []
     for term in sorted(cases_of.keys() | changed.keys()):
@@ -153,11 +156,11 @@ def range_suggestions(insights: InsightStore, answers: AnswerStore, first: str, 
         # (the clicks to each article travel in `clicks`; TermFigures' own is for `compare`)
         for suggestion in suggestions(term, len(cases), rows, TermFigures(
                 figures["searches"], figures["with_result_count"], figures["zero"], 0, len(cases)), clicks, kept):
-            state = states.get(suggestion["id"])
-            if state is None:
+            if suggestion["id"] not in states:
                 state = answers.note_suggestion(suggestion, latest.get(suggestion["article"], {}).get("modified_ms"),
                                                 now_ms)
-            found.append({**suggestion, **_status(insights, suggestion, _changed_ms(answers, state, latest), now_ms)})
+                changed_at[suggestion["id"]] = _changed_ms(answers, state, latest)
+            found.append({**suggestion, **_status(insights, suggestion, changed_at[suggestion["id"]], now_ms)})
     found.sort(key=lambda s: (-s["answered"], -s["cases"], s["term"], s["article"]))
     return {"suggestions": found}
 

@@ -12,7 +12,6 @@ tables the set-up command writes are in `dci.runner.dataverse_admin`.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import re
@@ -24,11 +23,12 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from dci.runner.dataverse_admin import AdminTables, remote_execution_context
 from dci.runner.dataverse_knowledge import Knowledge
 from dci.runner.dataverse_visits import PortalVisits
+from dci.runner.odata_pages import asked, page
 
 logger = logging.getLogger(__name__)
 
@@ -131,27 +131,20 @@ class LocalDataverse:
         return None
 
     def list_incidents(self, query: str, prefer: str) -> dict[str, Any]:
-        params = parse_qs(query)
-        if "$skiptoken" in params:
-            state = json.loads(base64.urlsafe_b64decode(params["$skiptoken"][0]))
-            since, offset, size = state["since"], state["offset"], state["size"]
-        else:
-            match = re.search(r"createdon ge (\S+)", params.get("$filter", [""])[0])
-            since = match.group(1) if match else "0000"
-            offset = 0
-            size_match = re.search(r"odata\.maxpagesize=(\d+)", prefer)
-            size = int(size_match.group(1)) if size_match else 5000
+        request = asked(query, prefer)
+        match = re.search(r"createdon ge (\S+)", request.filter)
+        since = match.group(1) if match else "0000"
         # `ticketnumber eq '…'` ('' for a quote), compared without regard to case as Dataverse does.
-        ticket = re.search(r"ticketnumber eq '((?:[^']|'')*)'", params.get("$filter", [""])[0])
+        ticket = re.search(r"ticketnumber eq '((?:[^']|'')*)'", request.filter)
         wanted = ticket.group(1).replace("''", "'").lower() if ticket else None
         with self.lock:
             rows = sorted((r for r in self.incidents if r["createdon"] >= since
                            and (wanted is None or (r["ticketnumber"] or "").lower() == wanted)),
                           key=lambda r: (r["createdon"], r["incidentid"]))
-        page = rows[offset:offset + size]
+        shown, more = page(rows, request, f"{self.url}{API}/incidents")
         annotate = "include-annotations" in prefer
         value = []
-        for row in page:
+        for row in shown:
             item = {k: v for k, v in row.items() if k != "customer_type"}
             item["@odata.etag"] = 'W/"1"'
             if annotate and row["_customerid_value"]:
@@ -159,11 +152,7 @@ class LocalDataverse:
             value.append(item)
         document: dict[str, Any] = {"@odata.context": f"{self.url}{API}/$metadata#incidents(incidentid,ticketnumber,"
                                                       "title,createdon,_customerid_value,_primarycontactid_value)",
-                                    "value": value}
-        if offset + size < len(rows):
-            token = base64.urlsafe_b64encode(json.dumps(
-                {"since": since, "offset": offset + size, "size": size}).encode()).decode()
-            document["@odata.nextLink"] = f"{self.url}{API}/incidents?$skiptoken={token}"
+                                    "value": value, **more}
         return document
 
     def upsert_annotation(self, note_id: str, body: dict[str, Any]) -> int:

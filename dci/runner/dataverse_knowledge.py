@@ -9,13 +9,13 @@ number, several ids), with `keywords` and `modifiedon`. `knowledgearticleinciden
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import uuid
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs
+
+from dci.runner.odata_pages import asked, page
 
 GUID = r"[0-9a-fA-F-]{36}"
 
@@ -90,21 +90,11 @@ class Knowledge:
         return {"@odata.context": f"{self.base}/$metadata#knowledgearticles({','.join(select)})", "value": value}
 
     def _attachments(self, query: str, prefer: str) -> dict[str, Any]:
-        params = parse_qs(query)
-        if "$skiptoken" in params:
-            state = json.loads(base64.urlsafe_b64decode(params["$skiptoken"][0]))
-            since, offset, size = state["since"], state["offset"], state["size"]
-        else:
-            found = re.search(r"createdon ge (\S+)", params.get("$filter", [""])[0])
-            since, offset = found.group(1) if found else "0000", 0
-            wanted = re.search(r"odata\.maxpagesize=(\d+)", prefer)
-            size = int(wanted.group(1)) if wanted else 5000
+        request = asked(query, prefer)
+        found = re.search(r"createdon ge (\S+)", request.filter)
+        since = found.group(1) if found else "0000"
         rows = sorted((r for r in self.attachments if r["createdon"] >= since),
                       key=lambda r: (r["createdon"], r["knowledgearticleincidentid"]))
-        document: dict[str, Any] = {"@odata.context": f"{self.base}/$metadata#knowledgearticleincidents",
-                                    "value": [{"@odata.etag": 'W/"1"', **r} for r in rows[offset:offset + size]]}
-        if offset + size < len(rows):
-            token = base64.urlsafe_b64encode(json.dumps(
-                {"since": since, "offset": offset + size, "size": size}).encode()).decode()
-            document["@odata.nextLink"] = f"{self.base}/knowledgearticleincidents?$skiptoken={token}"
-        return document
+        shown, more = page(rows, request, f"{self.base}/knowledgearticleincidents")
+        return {"@odata.context": f"{self.base}/$metadata#knowledgearticleincidents",
+                "value": [{"@odata.etag": 'W/"1"', **r} for r in shown], **more}

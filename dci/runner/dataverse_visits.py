@@ -19,14 +19,13 @@ The privileges the administrator's session lacks (`AdminTables.deny`) answer 403
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import time
 from typing import Any
 from urllib.parse import parse_qs
 
 from dci.runner.dataverse_admin import GUID, AdminTables, Answer, matches, refusal
+from dci.runner.odata_pages import asked, page
 from dci.text import units
 
 TABLE, ENTITY_SET = "dci_portalvisit", "dci_portalvisits"
@@ -135,13 +134,8 @@ class PortalVisits:
 
     def _list(self, query: str, prefer: str) -> Answer:
         params = parse_qs(query)
-        if "$skiptoken" in params:
-            state = json.loads(base64.urlsafe_b64decode(params["$skiptoken"][0]))
-            condition, offset, size = state["filter"], state["offset"], state["size"]
-        else:
-            condition, offset = params.get("$filter", [""])[0], 0
-            found = re.search(r"odata\.maxpagesize=(\d+)", prefer)
-            size = int(found.group(1)) if found else 5000
+        request = asked(query, prefer)
+        condition = request.filter
         party = re.fullmatch(rf"{PARTIES}/any\((\w+):\1/_partyid_value eq ({GUID})\)", condition.strip())
         if party:  # a lambda over the activity parties, as Dataverse takes it
             rows = [row for row in self.rows.values()
@@ -150,14 +144,10 @@ class PortalVisits:
             rows = [row for row in self.rows.values() if matches(row, condition)]
         rows.sort(key=lambda r: r["activityid"])
         select = [c for c in params.get("$select", [""])[0].split(",") if c]
+        shown, more = page(rows, request, f"{self.base}/{ENTITY_SET}")
         value = [{"@odata.etag": 'W/"1"', **{k: v for k, v in row.items() if not select or k in select}}
-                 for row in rows[offset:offset + size]]
-        document: dict[str, Any] = {"@odata.context": f"{self.base}/$metadata#{ENTITY_SET}", "value": value}
-        if offset + size < len(rows):
-            token = base64.urlsafe_b64encode(json.dumps(
-                {"filter": condition, "offset": offset + size, "size": size}).encode()).decode()
-            document["@odata.nextLink"] = f"{self.base}/{ENTITY_SET}?$skiptoken={token}"
-        return 200, document, {}
+                 for row in shown]
+        return 200, {"@odata.context": f"{self.base}/$metadata#{ENTITY_SET}", "value": value, **more}, {}
 
 
 def _now() -> str:
